@@ -1,0 +1,71 @@
+# Points: `make run` starts the suite, `make test` tests it. Both set themselves up first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+GEN := gen
+PROTOS := $(shell find protos -name '*.proto' | sort)
+PYTEST_ARGS ?=
+
+.PHONY: setup protos run test lint bench clean clean-data
+
+## setup: virtualenv in .venv with pinned dependencies, generated protobuf code in gen/
+setup: $(VENV)/.installed $(GEN)/.stamp
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]' --config-settings editable_mode=compat
+	# Generated code is importable as `loyalty.*` (protoc -I protos) from anywhere in the venv.
+	echo "$(CURDIR)/$(GEN)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/points-gen.pth"
+	touch $@
+
+$(GEN)/.stamp: $(VENV)/.installed $(PROTOS)
+	rm -rf $(GEN) && mkdir -p $(GEN)
+	$(PY) -m grpc_tools.protoc -I protos \
+		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc \
+		--python_out=$(GEN) --grpc_python_out=$(GEN) --mypy_out=$(GEN) --mypy_grpc_out=$(GEN) \
+		$(PROTOS)
+	find $(GEN)/loyalty -type d -exec touch {}/__init__.py \;
+	touch $(GEN)/py.typed $@
+
+## protos: regenerate gen/ from protos/ unconditionally
+protos:
+	rm -f $(GEN)/.stamp
+	$(MAKE) $(GEN)/.stamp
+
+## run: start the database (embedded when DATABASE_URL is unset) and every service; Ctrl-C stops all
+run: setup
+	$(PY) scripts/run_suite.py
+
+## test: the whole test suite against a real PostgreSQL (TEST_DATABASE_URL, else embedded)
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## lint: ruff, mypy (strict) and buf lint of the protos
+lint: setup node_modules/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	./node_modules/.bin/buf lint
+
+## bench: benchmarks printing figures against a baseline measured in the same run
+bench: setup
+	@for script in bench/*.py; do \
+		[ "$$(basename $$script)" = "__init__.py" ] && continue; \
+		echo "== $$script"; $(PY) $$script || exit 1; \
+	done
+
+## clean: remove everything generated or installed (keeps the database in .data/)
+clean:
+	-[ -x $(PY) ] && $(PY) scripts/devdb.py stop
+	rm -rf $(VENV) $(GEN) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+## clean-data: stop the embedded database and delete its data
+clean-data:
+	-$(PYTHON) scripts/devdb.py stop
+	rm -rf .data

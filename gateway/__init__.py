@@ -1,0 +1,1 @@
+"""The HTTP/JSON gateway for web and app clients."""

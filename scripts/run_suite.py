@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""`make run`: start the database (if needed) and every service that exists, until Ctrl-C.
+
+Each service runs as its own process on its fixed default port. Ctrl-C (or SIGTERM) stops
+them all gracefully, then the embedded database if this script started it, within 5 s.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from scripts import devdb
+from services.common.settings import DEFAULT_PORTS
+
+ROOT = Path(__file__).resolve().parent.parent
+GRPC_SERVICES = ("ledger", "rules", "mall")
+STOP_DEADLINE_SECONDS = 4.0
+
+
+def existing_services() -> list[tuple[str, list[str]]]:
+    found = [
+        (name, [sys.executable, "-m", f"services.{name}.server"])
+        for name in GRPC_SERVICES
+        if (ROOT / "services" / name / "server.py").exists()
+    ]
+    if (ROOT / "gateway" / "main.py").exists():
+        found.append(("gateway", [sys.executable, "-m", "gateway.main"]))
+    return found
+
+
+def healthy(name: str) -> bool:
+    port = DEFAULT_PORTS[name]
+    if name == "gateway":
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_DEADLINE_SECONDS
+    for child in children.values():
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the suite the same way Ctrl-C does
+
+
+def main() -> int:
+    env = dict(os.environ)
+    started_db = False
+    if not env.get("DATABASE_URL"):
+        env["DATABASE_URL"] = devdb.start()
+        started_db = True
+        print(f"database   {env['DATABASE_URL']} (embedded, data in {devdb.DATA})", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, command in existing_services():
+            children[name] = subprocess.Popen(command, cwd=ROOT, env=env)
+        pending = set(children)
+        deadline = time.monotonic() + 30
+        while pending and time.monotonic() < deadline:
+            for name in sorted(pending):
+                if children[name].poll() is not None:
+                    print(f"{name} exited with code {children[name].returncode}", flush=True)
+                    return 1
+                if healthy(name):
+                    pending.discard(name)
+                    kind = "http" if name == "gateway" else "grpc"
+                    print(f"{name:<10} {kind}://127.0.0.1:{DEFAULT_PORTS[name]}", flush=True)
+            time.sleep(0.2)
+        if pending:
+            print(f"not healthy after 30 s: {', '.join(sorted(pending))}", flush=True)
+            return 1
+        print("all services up; Ctrl-C stops them", flush=True)
+        while all(child.poll() is None for child in children.values()):
+            time.sleep(0.5)
+        print("a service exited; stopping the rest", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop_all(children)
+        if started_db:
+            devdb.stop()
+        print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

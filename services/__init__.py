@@ -1,0 +1,1 @@
+"""Points services: ledger, rules, mall, and the chassis they share (``services.common``)."""

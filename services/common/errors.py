@@ -1,0 +1,207 @@
+"""Domain errors and their mapping to gRPC statuses with rich `google.rpc` details.
+
+Handlers raise these; `ErrorInterceptor` turns them into a status carrying `ErrorInfo`
+(stable UPPER_SNAKE_CASE reason, domain = service name, string metadata) and, for invalid
+input, `BadRequest` field violations. Anything else becomes INTERNAL without leaking details.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+log = logging.getLogger(__name__)
+
+DETAILS_KEY = "grpc-status-details-bin"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+@dataclass
+class DomainError(Exception):
+    """A request that cannot be served as asked; never retried by the caller unchanged."""
+
+    reason: str
+    message: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+@dataclass
+class InvalidArgument(DomainError):
+    violations: Sequence[FieldViolation] = ()
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INVALID_ARGUMENT
+
+    @classmethod
+    def fields(cls, violations: Sequence[FieldViolation]) -> InvalidArgument:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        return cls("INVALID_ARGUMENT", summary, violations=violations)
+
+
+class FailedPrecondition(DomainError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NotFound(DomainError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DomainError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class ResourceExhausted(DomainError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(DomainError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class Internal(DomainError):
+    """Only raised by the chassis for unexpected failures; the message stays generic."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_grpc_status(error: DomainError, domain: str) -> grpc.Status:
+    details = [_pack(error_details_pb2.ErrorInfo(
+        reason=error.reason, domain=domain, metadata=dict(error.metadata)
+    ))]
+    if isinstance(error, InvalidArgument) and error.violations:
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations
+        ])))
+    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+    return rpc_status.to_status(status)
+
+
+@dataclass(frozen=True)
+class RichError:
+    """What a client can read back from a failed call (see `parse_rpc_error`)."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str = ""
+    domain: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    violations: Sequence[FieldViolation] = ()
+
+
+def parse_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> RichError:
+    """Decode `google.rpc.Status` details from a failed call's trailing metadata."""
+    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+    message: str = error.details() or ""  # type: ignore[attr-defined]
+    trailers = error.trailing_metadata() or ()  # type: ignore[attr-defined]
+    raw = next((value for key, value in trailers if key == DETAILS_KEY), None)
+    if raw is None:
+        return RichError(code, message)
+    status = status_pb2.Status.FromString(raw)
+    result = RichError(code, status.message)
+    reason, domain, metadata, violations = "", "", {}, []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, domain, metadata = info.reason, info.domain, dict(info.metadata)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [FieldViolation(v.field, v.description) for v in bad.field_violations]
+    return RichError(result.code, result.message, reason, domain, metadata, violations)
+
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps exceptions raised by handlers to statuses; refuses calls until the service is ready."""
+
+    def __init__(self, domain: str, is_ready: Callable[[], bool]) -> None:
+        self._domain = domain
+        self._is_ready = is_ready
+
+    async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+        if isinstance(exc, DomainError):
+            await context.abort_with_status(to_grpc_status(exc, self._domain))
+        log.exception("unhandled error in handler")
+        await context.abort_with_status(
+            to_grpc_status(Internal("INTERNAL", "internal error"), self._domain)
+        )
+
+    async def _refuse_if_not_ready(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if not self._is_ready():
+            await context.abort_with_status(to_grpc_status(
+                Unavailable("NOT_READY", "service is starting or draining"), self._domain
+            ))
+
+    def _wrap_unary(self, behavior: Behavior) -> Behavior:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await self._refuse_if_not_ready(context)
+            try:
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await self._fail(context, exc)
+
+        return wrapped
+
+    def _wrap_stream(self, behavior: Behavior) -> Behavior:
+        async def wrapped(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            await self._refuse_if_not_ready(context)
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await self._fail(context, exc)
+
+        return wrapped
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method  # type: ignore[attr-defined]
+        if handler is None or method.startswith(("/grpc.health.", "/grpc.reflection.")):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler

@@ -1,0 +1,92 @@
+"""Ordered SQL migrations per service schema, applied once and recorded.
+
+Files are named `NNNN_description.sql` and applied in order, each in its own transaction,
+inside the service's schema. A session-level advisory lock per schema serialises concurrent
+runners (two replicas starting together): the second waits, then finds nothing left to do.
+An applied file whose content later changes is an error, never silently re-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(directory: Path) -> list[Migration]:
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE.match(path.name)
+        if match is None:
+            raise MigrationError(f"{path}: migration files are named NNNN_description.sql")
+        migrations.append(Migration(int(match[1]), match[2], path.read_text()))
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"{directory}: two migrations share a version number")
+    return migrations
+
+
+async def migrate(conn: asyncpg.Connection, schema: str, migrations: list[Migration]) -> list[int]:
+    """Apply what is missing; return the versions applied by this call."""
+    if not _SCHEMA.match(schema):
+        raise MigrationError(f"invalid schema name {schema!r}")
+    lock_key = f"points.migrations.{schema}"
+    await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", lock_key)
+    try:
+        await conn.execute(
+            f"""
+            CREATE SCHEMA IF NOT EXISTS {schema};
+            CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            );
+            """
+        )
+        rows = await conn.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
+        applied = {row["version"]: row["checksum"] for row in rows}
+        done: list[int] = []
+        for migration in migrations:
+            if migration.version in applied:
+                if applied[migration.version] != migration.checksum:
+                    raise MigrationError(
+                        f"{schema} migration {migration.version:04d}_{migration.name} was "
+                        "changed after it was applied; add a new migration instead"
+                    )
+                continue
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL search_path TO {schema}")
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    f"INSERT INTO {schema}.schema_migrations (version, name, checksum) "
+                    "VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+            done.append(migration.version)
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lock_key)

@@ -1,0 +1,176 @@
+"""The grpc.aio server bootstrap every service shares.
+
+Start: telemetry → pool → listen (health NOT_SERVING) → migrations → start hooks → SERVING.
+Stop (SIGTERM/SIGINT): health NOT_SERVING → optional drain delay so load balancers notice →
+stop accepting and let in-flight calls finish within the grace period → stop hooks → pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common.db import create_pool
+from services.common.errors import ErrorInterceptor
+from services.common.logs import configure_logging
+from services.common.migrations import load_migrations, migrate
+from services.common.settings import ServiceSettings, SettingsError
+from services.common.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a service's wiring receives: its settings, its pool, and lifecycle hooks."""
+
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    _on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def on_start(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run after migrations, before the service reports SERVING."""
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run after the server stopped, before the pool closes (reverse order)."""
+        self._on_stop.append(hook)
+
+    def spawn(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run a background loop (sweepers, listeners) once serving; cancelled on stop."""
+
+        async def start() -> None:
+            self._tasks.append(asyncio.create_task(factory(), name=name))
+
+        self.on_start(start)
+
+
+Register = Callable[[grpc.aio.Server, Runtime], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service as the chassis sees it; `server.py` of each service builds one of these."""
+
+    name: str  # also its schema, env prefix and ErrorInfo domain
+    service_names: tuple[str, ...]  # fully-qualified gRPC services, for health and reflection
+    register: Register
+    migrations_dir: Path | None = None
+
+
+class ServiceHost:
+    """One running service. Used by `run()` in production and directly by tests."""
+
+    def __init__(self, spec: ServiceSpec, settings: ServiceSettings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+        self._ready = False
+        self._server: grpc.aio.Server | None = None
+        self._runtime: Runtime | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> int:
+        settings = self.settings
+        pool = await create_pool(
+            settings.database_url,
+            schema=self.spec.name,
+            application_name=f"points-{self.spec.name}",
+            min_size=settings.pool_min,
+            max_size=settings.pool_max,
+        )
+        runtime = self._runtime = Runtime(settings, pool)
+        server = self._server = grpc.aio.server(
+            interceptors=[ErrorInterceptor(self.spec.name, lambda: self._ready)],
+            options=[("grpc.so_reuseport", 0)],
+        )
+        await self.spec.register(server, runtime)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = (*self.spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+        for name in ("", *self.spec.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+        await server.start()
+
+        if self.spec.migrations_dir is not None:
+            async with pool.acquire() as conn:
+                applied = await migrate(
+                    conn, self.spec.name, load_migrations(self.spec.migrations_dir)
+                )
+            log.info("migrations checked", extra={"applied": applied})
+        for hook in runtime._on_start:
+            await hook()
+        self._ready = True
+        for name in ("", *self.spec.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "serving", extra={"service": self.spec.name, "address": f"{settings.host}:{self.port}"}
+        )
+        return self.port
+
+    async def stop(self) -> None:
+        """Drain and stop; safe to call once the host started (or failed half-way)."""
+        await self.health.enter_graceful_shutdown()
+        if self._ready and self.settings.drain_seconds > 0:
+            await asyncio.sleep(self.settings.drain_seconds)
+        if self._server is not None:
+            await self._server.stop(self.settings.grace_seconds)
+        self._ready = False
+        runtime = self._runtime
+        if runtime is not None:
+            for task in runtime._tasks:
+                task.cancel()
+            for task in runtime._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for hook in reversed(runtime._on_stop):
+                await hook()
+            await runtime.pool.close()
+        log.info("stopped", extra={"service": self.spec.name})
+
+
+async def _serve_until_signal(host: ServiceHost) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await host.start()
+        await stop.wait()
+        log.info("shutting down", extra={"grace_seconds": host.settings.grace_seconds})
+    finally:
+        await host.stop()
+
+
+def run(spec: ServiceSpec) -> None:
+    """Entry point of a service process: exit 2 on bad configuration, 0 after a clean stop."""
+    try:
+        settings = ServiceSettings.from_env(spec.name)
+    except SettingsError as exc:
+        print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(spec.name, settings.telemetry.log_level)
+    provider = setup_telemetry(settings.telemetry)
+    try:
+        asyncio.run(_serve_until_signal(ServiceHost(spec, settings)))
+    finally:
+        provider.shutdown()

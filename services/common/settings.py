@@ -1,0 +1,136 @@
+"""Settings read from environment variables, validated at start with errors naming the variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_PORTS: dict[str, int] = {"ledger": 50051, "rules": 50052, "mall": 50053, "gateway": 8080}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Env:
+    """Typed access to an environment mapping; every parse error names the variable."""
+
+    def __init__(self, source: Mapping[str, str] | None = None) -> None:
+        self._source = os.environ if source is None else source
+
+    def str(self, name: str, default: str | None = None) -> str:
+        value = self._source.get(name, "").strip()
+        if value:
+            return value
+        if default is None:
+            raise SettingsError(f"{name} is required but not set")
+        return default
+
+    def optional(self, name: str) -> str | None:
+        value = self._source.get(name, "").strip()
+        return value or None
+
+    def int(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
+        raw = self._source.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self._source.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        if value < minimum or value != value:  # value != value rejects NaN
+            raise SettingsError(f"{name} must be a number >= {minimum}, got {raw!r}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default).upper()
+        if value not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def database_url(self, name: str, fallback: str = "DATABASE_URL") -> str:
+        """The service's own URL (e.g. LEDGER_DATABASE_URL), else the shared DATABASE_URL."""
+        used = name if self.optional(name) else fallback
+        value = self.optional(used)
+        if value is None:
+            raise SettingsError(
+                f"{name} (or {fallback}) is required: a postgresql:// URL "
+                "(`make run` starts a local PostgreSQL and sets it for you)"
+            )
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(f"{used} must be a postgresql:// URL, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """What every process (service or gateway) needs for logs and traces."""
+
+    service: str
+    version: str
+    environment: str
+    log_level: str
+    otlp_endpoint: str | None
+
+    @classmethod
+    def from_env(cls, service: str, env: Env) -> TelemetrySettings:
+        return cls(
+            service=service,
+            version=env.str("POINTS_VERSION", "0.1.0"),
+            environment=env.str("POINTS_ENV", "development"),
+            log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+            otlp_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        )
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Settings of one gRPC service. Variables are prefixed by the service name (LEDGER_PORT)."""
+
+    telemetry: TelemetrySettings
+    host: str
+    port: int
+    database_url: str
+    pool_min: int
+    pool_max: int
+    grace_seconds: float
+    drain_seconds: float
+
+    @property
+    def service(self) -> str:
+        return self.telemetry.service
+
+    @classmethod
+    def from_env(cls, service: str, source: Mapping[str, str] | None = None) -> ServiceSettings:
+        env = Env(source)
+        prefix = service.upper()
+        pool_min = env.int("DB_POOL_MIN", 2, minimum=1, maximum=1000)
+        return cls(
+            telemetry=TelemetrySettings.from_env(service, env),
+            host=env.str("BIND_HOST", "127.0.0.1"),
+            port=env.int(f"{prefix}_PORT", DEFAULT_PORTS.get(service, 0), maximum=65535),
+            database_url=env.database_url(f"{prefix}_DATABASE_URL"),
+            pool_min=pool_min,
+            pool_max=env.int("DB_POOL_MAX", 20, minimum=pool_min, maximum=1000),
+            grace_seconds=env.float("GRACE_PERIOD_SECONDS", 3.0),
+            drain_seconds=env.float("DRAIN_SECONDS", 0.0),
+        )
+
+
+def peer_address(service: str, source: Mapping[str, str] | None = None) -> str:
+    """Where to reach another service: LEDGER_ADDR etc., defaulting to its local port."""
+    return Env(source).str(f"{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")

@@ -1,0 +1,1 @@
+"""The mall service (see services/mall/server.py)."""

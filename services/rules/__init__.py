@@ -1,0 +1,1 @@
+"""The rules service (see services/rules/server.py)."""

@@ -1,0 +1,70 @@
+"""Session-wide test setup: one tracer provider with an in-memory exporter, and a fresh
+PostgreSQL database per test session (TEST_DATABASE_URL's server, else the embedded one)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from scripts import devdb
+from services.common.settings import TelemetrySettings
+from services.common.telemetry import build_provider, instrument_libraries
+
+# Installed before any server, channel or pool exists: instrumentation patches at creation.
+SPANS = InMemorySpanExporter()
+trace.set_tracer_provider(
+    build_provider(
+        TelemetrySettings("tests", "0.0.0", "test", "WARNING", None),
+        (SimpleSpanProcessor(SPANS),),
+    )
+)
+instrument_libraries()
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A PostgreSQL server: TEST_DATABASE_URL, else the embedded cluster (stopped if we started it)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    was_running = devdb.is_running()
+    yield devdb.start()
+    if not was_running:
+        devdb.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A database created for this test session and dropped after it."""
+    name = f"points_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield with_database(server_url, name)
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    SPANS.clear()
+    return SPANS

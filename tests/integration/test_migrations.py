@@ -1,0 +1,84 @@
+import asyncio
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.common.migrations import Migration, MigrationError, load_migrations, migrate
+
+MIGRATIONS = [
+    Migration(1, "accounts", "CREATE TABLE accounts (id bigint PRIMARY KEY);"),
+    Migration(2, "balance", "ALTER TABLE accounts ADD COLUMN balance bigint NOT NULL DEFAULT 0;"),
+    Migration(3, "slow", "SELECT pg_sleep(0.2);"),
+]
+
+
+def _schema() -> str:
+    return f"m_{uuid.uuid4().hex[:10]}"
+
+
+async def test_applies_once_and_records(database_url: str) -> None:
+    schema = _schema()
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await migrate(conn, schema, MIGRATIONS) == [1, 2, 3]
+        assert await migrate(conn, schema, MIGRATIONS) == []
+        rows = await conn.fetch(f"SELECT version, name FROM {schema}.schema_migrations ORDER BY 1")
+        assert [(r["version"], r["name"]) for r in rows] == [
+            (1, "accounts"), (2, "balance"), (3, "slow")
+        ]
+        await conn.execute(f"INSERT INTO {schema}.accounts (id) VALUES (1)")
+        assert await conn.fetchval(f"SELECT balance FROM {schema}.accounts") == 0
+    finally:
+        await conn.close()
+
+
+async def test_two_concurrent_runners_do_not_collide(database_url: str) -> None:
+    schema = _schema()
+    first, second = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        applied = await asyncio.gather(
+            migrate(first, schema, MIGRATIONS), migrate(second, schema, MIGRATIONS)
+        )
+        assert sorted(applied[0] + applied[1]) == [1, 2, 3]
+        assert [] in applied  # one runner did everything, the other found nothing to do
+        count = await first.fetchval(f"SELECT count(*) FROM {schema}.schema_migrations")
+        assert count == 3
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_edited_migration_is_refused(database_url: str) -> None:
+    schema = _schema()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await migrate(conn, schema, MIGRATIONS[:1])
+        edited = [Migration(1, "accounts", "CREATE TABLE accounts (id text PRIMARY KEY);")]
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            await migrate(conn, schema, edited)
+    finally:
+        await conn.close()
+
+
+async def test_failed_migration_is_not_recorded(database_url: str) -> None:
+    schema = _schema()
+    conn = await asyncpg.connect(database_url)
+    try:
+        broken = [*MIGRATIONS[:1], Migration(2, "broken", "ALTER TABLE nope ADD COLUMN x int;")]
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await migrate(conn, schema, broken)
+        assert await conn.fetchval(f"SELECT count(*) FROM {schema}.schema_migrations") == 1
+        assert await migrate(conn, schema, MIGRATIONS) == [2, 3]
+    finally:
+        await conn.close()
+
+
+def test_loader_orders_files_and_rejects_bad_names(tmp_path: Path) -> None:
+    (tmp_path / "0002_second.sql").write_text("SELECT 2;")
+    (tmp_path / "0001_first.sql").write_text("SELECT 1;")
+    assert [m.version for m in load_migrations(tmp_path)] == [1, 2]
+    (tmp_path / "third.sql").write_text("SELECT 3;")
+    with pytest.raises(MigrationError, match="NNNN_description"):
+        load_migrations(tmp_path)

@@ -1,0 +1,83 @@
+"""Helpers to run services for tests: in-process hosts and separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.server import ServiceHost, ServiceSpec
+from services.common.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def running(
+    spec: ServiceSpec, database_url: str, env: Mapping[str, str] | None = None
+) -> AsyncIterator[ServiceHost]:
+    """Start `spec` in this process on a free loopback port; stop it afterwards."""
+    settings = ServiceSettings.from_env(
+        spec.name,
+        {
+            "DATABASE_URL": database_url,
+            f"{spec.name.upper()}_PORT": "0",
+            "GRACE_PERIOD_SECONDS": "1",
+            "DB_POOL_MIN": "1",
+            **(env or {}),
+        },
+    )
+    host = ServiceHost(spec, settings)
+    try:
+        await host.start()
+        yield host
+    finally:
+        await host.stop()
+
+
+async def health_status(address: str, service: str = "") -> int | None:
+    """The health status of `service` at `address`, or None when the call fails."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=1
+            )
+        except grpc.aio.AioRpcError:
+            return None
+        return int(reply.status)
+
+
+async def wait_serving(address: str, timeout: float = 10.0) -> float:
+    """Seconds until `address` reports SERVING; fails after `timeout`."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if await health_status(address) == health_pb2.HealthCheckResponse.SERVING:
+            return time.monotonic() - start
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{address} not SERVING after {timeout} s")
+
+
+def spawn(module: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Run `python -m module` from the repository root with `env` added to ours."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )

@@ -1,0 +1,53 @@
+import pytest
+
+from gateway.settings import GatewaySettings
+from services.common.settings import ServiceSettings, SettingsError
+
+URL = "postgresql://postgres@127.0.0.1:5432/points"
+
+
+def test_defaults_and_per_service_database_url() -> None:
+    settings = ServiceSettings.from_env(
+        "ledger", {"DATABASE_URL": URL, "LEDGER_DATABASE_URL": URL + "_ledger"}
+    )
+    assert settings.port == 50051
+    assert settings.database_url.endswith("points_ledger")
+    assert settings.telemetry.service == "ledger"
+    assert settings.telemetry.otlp_endpoint is None
+    assert ServiceSettings.from_env("mall", {"DATABASE_URL": URL}).database_url == URL
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"LEDGER_PORT": "abc"}, "LEDGER_PORT"),
+        ({"LEDGER_PORT": "70000"}, "LEDGER_PORT"),
+        ({"DB_POOL_MAX": "-1"}, "DB_POOL_MAX"),
+        ({"DB_POOL_MIN": "5", "DB_POOL_MAX": "2"}, "DB_POOL_MAX"),
+        ({"GRACE_PERIOD_SECONDS": "soon"}, "GRACE_PERIOD_SECONDS"),
+        ({"GRACE_PERIOD_SECONDS": "nan"}, "GRACE_PERIOD_SECONDS"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"LEDGER_DATABASE_URL": "sqlite://x"}, "LEDGER_DATABASE_URL"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        ServiceSettings.from_env("ledger", {"DATABASE_URL": URL, **env})
+
+
+def test_missing_database_url_names_both_variables() -> None:
+    with pytest.raises(SettingsError, match="LEDGER_DATABASE_URL.*DATABASE_URL"):
+        ServiceSettings.from_env("ledger", {})
+
+
+def test_gateway_backends_from_env() -> None:
+    settings = GatewaySettings.from_env({"LEDGER_ADDR": "ledger:50051", "GATEWAY_PORT": "9000"})
+    assert settings.port == 9000
+    assert settings.backends == {
+        "ledger": "ledger:50051",
+        "rules": "127.0.0.1:50052",
+        "mall": "127.0.0.1:50053",
+    }
+    with pytest.raises(SettingsError, match="BACKEND_TIMEOUT_SECONDS"):
+        GatewaySettings.from_env({"BACKEND_TIMEOUT_SECONDS": "0"})
