@@ -12,13 +12,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from scripts import devdb
+from services.common.healthcheck import is_healthy
 from services.common.settings import DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,20 +36,8 @@ def existing_services() -> list[tuple[str, list[str]]]:
 
 def healthy(name: str) -> bool:
     port = DEFAULT_PORTS[name]
-    if name == "gateway":
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1
-            )
-        except grpc.RpcError:
-            return False
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    target = f"http://127.0.0.1:{port}/healthz" if name == "gateway" else f"127.0.0.1:{port}"
+    return is_healthy(target, timeout=1.0)
 
 
 def stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:

@@ -172,5 +172,8 @@ def run(spec: ServiceSpec) -> None:
     provider = setup_telemetry(settings.telemetry)
     try:
         asyncio.run(_serve_until_signal(ServiceHost(spec, settings)))
+    except SettingsError as exc:  # service-specific settings, read while wiring
+        print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
         provider.shutdown()

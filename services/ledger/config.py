@@ -1,0 +1,61 @@
+"""Ledger policy settings (expiry policy, refund grace, time zone) read from the environment."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.common.settings import Env, SettingsError
+
+_DAYS = re.compile(r"^days:(\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class ExpiryPolicy:
+    """Default lot expiry: a fixed number of days, or the end of the following calendar year."""
+
+    days: int | None  # None means "end of the following calendar year"
+    zone: ZoneInfo
+
+    @classmethod
+    def parse(cls, text: str, zone: ZoneInfo) -> ExpiryPolicy:
+        if text == "end_of_next_year":
+            return cls(None, zone)
+        match = _DAYS.match(text)
+        if match is None or int(match[1]) == 0:
+            raise SettingsError(
+                f"LEDGER_EXPIRY_POLICY must be 'days:N' (N >= 1) or 'end_of_next_year', got {text!r}"
+            )
+        return cls(int(match[1]), zone)
+
+    def expires_at(self, credited_at: datetime) -> datetime:
+        if self.days is not None:
+            return credited_at + timedelta(days=self.days)
+        local = credited_at.astimezone(self.zone)
+        return datetime(local.year + 2, 1, 1, tzinfo=self.zone)  # first instant after next year
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    expiry: ExpiryPolicy
+    refund_grace: timedelta  # expiry given to refunded points whose original lot already expired
+    zone: ZoneInfo  # for grouping "expiring soon" by date
+    hold_sweep_seconds: float
+
+    @classmethod
+    def from_env(cls, source: Mapping[str, str] | None = None) -> LedgerConfig:
+        env = Env(source)
+        zone_name = env.str("LEDGER_TIMEZONE", "Asia/Shanghai")
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"LEDGER_TIMEZONE is not a known time zone: {zone_name!r}") from None
+        return cls(
+            expiry=ExpiryPolicy.parse(env.str("LEDGER_EXPIRY_POLICY", "days:365"), zone),
+            refund_grace=timedelta(days=env.int("LEDGER_REFUND_GRACE_DAYS", 30, minimum=1)),
+            zone=zone,
+            hold_sweep_seconds=env.float("LEDGER_HOLD_SWEEP_SECONDS", 5.0, minimum=0.1),
+        )

@@ -1,0 +1,198 @@
+"""Read-side queries: history, segmentation, statistics and the invariant audit."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from services.common.errors import FieldViolation, InvalidArgument
+
+MAX_VIOLATIONS = 1000
+
+
+def encode_token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode()
+
+
+def decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument.fields(
+            [FieldViolation("page_token", "is not a token returned by this RPC")]
+        ) from None
+
+
+async def list_transfers(
+    conn: asyncpg.Connection,
+    user_id: str,
+    limit: int,
+    before_id: int | None,
+    kinds: Sequence[str],
+    start: datetime | None,
+    end: datetime | None,
+) -> list[asyncpg.Record]:
+    """A page of transfers, newest first (one row more than `limit` means there is more)."""
+    return list(await conn.fetch(
+        """
+        SELECT * FROM transfers
+        WHERE user_id = $1
+          AND ($2::bigint IS NULL OR transfer_id < $2)
+          AND (cardinality($3::text[]) = 0 OR kind = ANY($3::text[]))
+          AND ($4::timestamptz IS NULL OR created_at >= $4)
+          AND ($5::timestamptz IS NULL OR created_at < $5)
+        ORDER BY transfer_id DESC
+        LIMIT $6
+        """,
+        user_id,
+        before_id,
+        list(kinds),
+        start,
+        end,
+        limit + 1,
+    ))
+
+
+async def members_at_least(
+    conn: asyncpg.Connection, min_available: int, after: str, limit: int
+) -> tuple[list[str], str | None]:
+    """Members with available >= min_available, by user id, and where the next page starts.
+
+    The stored balance bounds available from above (it also counts pending and unswept
+    expired points), so it narrows the scan through an index; the exact check follows.
+    """
+    rows = await conn.fetch(
+        """
+        WITH candidates AS (
+            SELECT user_id FROM members
+            WHERE balance >= $1 AND balance > 0 AND user_id > $2
+            ORDER BY user_id LIMIT $3
+        )
+        SELECT c.user_id,
+               coalesce((SELECT sum(remaining) FROM lots l
+                         WHERE l.user_id = c.user_id AND l.remaining > 0
+                           AND l.expires_at > now()
+                           AND (l.matures_at IS NULL OR l.matures_at <= now())), 0)
+               + coalesce((SELECT sum(amount) FROM holds h
+                           WHERE h.user_id = c.user_id AND h.status = 'ACTIVE'
+                             AND h.deadline_at <= now()), 0) AS available
+        FROM candidates c ORDER BY c.user_id
+        """,
+        max(min_available, 0),
+        after,
+        limit,
+    )
+    matching = [r["user_id"] for r in rows if r["available"] >= min_available]
+    next_after = rows[-1]["user_id"] if len(rows) == limit else None
+    return matching, next_after
+
+
+async def stats(
+    conn: asyncpg.Connection, start: datetime | None, end: datetime | None
+) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
+    totals = await conn.fetchrow(
+        """
+        SELECT
+          (SELECT coalesce(sum(balance + held), 0) FROM members)::bigint AS liability,
+          coalesce(sum(amount) FILTER (WHERE credit_account = 'member'
+                                       AND kind IN ('EARN', 'ADJUSTMENT')), 0)::bigint AS issued,
+          (coalesce(sum(amount) FILTER (WHERE kind IN ('SPEND', 'CAPTURE')
+                                        OR (kind = 'ADJUSTMENT' AND debit_account = 'member')), 0)
+           - coalesce(sum(amount) FILTER (WHERE kind = 'REVERSAL' AND credit_account = 'member'),
+                      0))::bigint AS spent,
+          coalesce(sum(amount) FILTER (WHERE kind = 'EXPIRY'), 0)::bigint AS expired,
+          coalesce(sum(amount) FILTER (WHERE kind = 'REVERSAL' AND debit_account = 'member'),
+                   0)::bigint AS reversed
+        FROM transfers
+        WHERE ($1::timestamptz IS NULL OR created_at >= $1)
+          AND ($2::timestamptz IS NULL OR created_at < $2)
+        """,
+        start,
+        end,
+    )
+    assert totals is not None
+    by_source = await conn.fetch(
+        """
+        SELECT substr(acct, 10) AS source,
+               coalesce(sum(amount) FILTER (WHERE kind = 'EARN'), 0)::bigint AS issued,
+               coalesce(sum(amount) FILTER (WHERE kind = 'REVERSAL'), 0)::bigint AS reversed
+        FROM (
+            SELECT CASE WHEN kind = 'EARN' THEN debit_account ELSE credit_account END AS acct,
+                   kind, amount, created_at
+            FROM transfers
+            WHERE kind = 'EARN' OR (kind = 'REVERSAL' AND credit_account LIKE 'issuance:%')
+        ) t
+        WHERE ($1::timestamptz IS NULL OR created_at >= $1)
+          AND ($2::timestamptz IS NULL OR created_at < $2)
+        GROUP BY 1 ORDER BY 1
+        """,
+        start,
+        end,
+    )
+    return totals, list(by_source)
+
+
+_AUDIT = """
+WITH postings AS (
+    SELECT user_id,
+           sum(CASE WHEN credit_account = 'member' THEN amount
+                    WHEN debit_account = 'member' THEN -amount ELSE 0 END) AS member_sum,
+           sum(CASE WHEN credit_account = 'holds' THEN amount
+                    WHEN debit_account = 'holds' THEN -amount ELSE 0 END) AS holds_sum
+    FROM transfers GROUP BY user_id
+), lot_sums AS (
+    SELECT user_id, sum(remaining) AS remaining FROM lots GROUP BY user_id
+), hold_sums AS (
+    SELECT user_id, sum(amount) AS active FROM holds WHERE status = 'ACTIVE' GROUP BY user_id
+)
+SELECT 'NEGATIVE_BALANCE' AS invariant, m.user_id,
+       format('balance %s, held %s', m.balance, m.held) AS detail
+FROM members m WHERE m.balance < 0 OR m.held < 0
+UNION ALL
+SELECT 'BALANCE_MISMATCH', m.user_id,
+       format('balance %s but postings sum to %s', m.balance, coalesce(p.member_sum, 0))
+FROM members m LEFT JOIN postings p USING (user_id)
+WHERE m.balance <> coalesce(p.member_sum, 0)
+UNION ALL
+SELECT 'HELD_MISMATCH', m.user_id,
+       format('held %s, hold postings %s, active holds %s', m.held, coalesce(p.holds_sum, 0),
+              coalesce(h.active, 0))
+FROM members m LEFT JOIN postings p USING (user_id) LEFT JOIN hold_sums h USING (user_id)
+WHERE m.held <> coalesce(p.holds_sum, 0) OR m.held <> coalesce(h.active, 0)
+UNION ALL
+SELECT 'LOTS_MISMATCH', m.user_id,
+       format('balance %s but lots hold %s', m.balance, coalesce(s.remaining, 0))
+FROM members m LEFT JOIN lot_sums s USING (user_id)
+WHERE m.balance <> coalesce(s.remaining, 0)
+UNION ALL
+SELECT 'LOT_ARITHMETIC', l.user_id,
+       format('lot %s: granted %s <> allocated %s + expired %s + remaining %s',
+              l.lot_id, l.granted, l.allocated, l.expired, l.remaining)
+FROM lots l WHERE l.granted <> l.allocated + l.expired + l.remaining OR l.remaining < 0
+UNION ALL
+SELECT 'ALLOCATIONS_MISMATCH', l.user_id,
+       format('lot %s: allocated %s but allocations sum to %s', l.lot_id, l.allocated,
+              coalesce(a.total, 0))
+FROM lots l LEFT JOIN (
+    SELECT user_id, lot_id, sum(amount) AS total FROM allocations GROUP BY user_id, lot_id
+) a USING (user_id, lot_id)
+WHERE l.allocated <> coalesce(a.total, 0)
+LIMIT $1
+"""
+
+
+async def audit(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], int, int]:
+    """Every invariant violation (up to MAX_VIOLATIONS), members and lots checked.
+
+    Each transfer is one debit and one credit of the same positive amount (the schema
+    enforces amount > 0), so postings sum to zero by construction; the checks above tie
+    every stored total back to the postings and lots.
+    """
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        violations = list(await conn.fetch(_AUDIT, MAX_VIOLATIONS))
+        members = await conn.fetchval("SELECT count(*) FROM members")
+        lots = await conn.fetchval("SELECT count(*) FROM lots")
+    return violations, members, lots

@@ -1,0 +1,448 @@
+"""SQL of the ledger. Every function runs on a connection inside the caller's transaction.
+
+Locking order is always member row first, then that member's lots and holds, which keeps
+concurrent writers (RPCs, the hold sweeper, expiry runs) free of deadlocks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+Record = asyncpg.Record
+
+
+@dataclass(frozen=True)
+class Taken:
+    lot_id: int
+    amount: int
+    expires_at: datetime
+
+
+async def lock_members(conn: asyncpg.Connection, user_ids: Sequence[str]) -> datetime:
+    """Create missing members and lock them in user-id order; return database time."""
+    now: datetime = await conn.fetchval(
+        """
+        WITH locked AS (
+            INSERT INTO members AS m (user_id)
+            SELECT DISTINCT unnest($1::text[]) ORDER BY 1
+            ON CONFLICT (user_id) DO UPDATE SET updated_at = m.updated_at
+            RETURNING 1
+        )
+        SELECT now() FROM (SELECT count(*) FROM locked) AS done
+        """,
+        list(user_ids),
+    )
+    return now
+
+
+async def find_request(conn: asyncpg.Connection, user_id: str, request_id: str) -> Record | None:
+    return await conn.fetchrow(
+        "SELECT method, payload_sha256, response, error FROM requests "
+        "WHERE user_id = $1 AND request_id = $2",
+        user_id,
+        request_id,
+    )
+
+
+async def save_request(
+    conn: asyncpg.Connection,
+    user_id: str,
+    request_id: str,
+    method: str,
+    payload_sha256: bytes,
+    response: bytes | None,
+    error: Mapping[str, Any] | None,
+    notify: bool,
+) -> None:
+    """Record the outcome; a successful change also notifies balance watchers on commit."""
+    await conn.execute(
+        """
+        WITH saved AS (
+            INSERT INTO requests (user_id, request_id, method, payload_sha256, response, error)
+            VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+            RETURNING user_id
+        )
+        SELECT pg_notify('ledger_balance', user_id) FROM saved WHERE $7
+        """,
+        user_id,
+        request_id,
+        method,
+        payload_sha256,
+        response,
+        json.dumps(error) if error is not None else None,
+        notify,
+    )
+
+
+async def insert_transfer(
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    kind: str,
+    debit: str,
+    credit: str,
+    amount: int,
+    request_id: str,
+    reason_code: str = "",
+    metadata: Mapping[str, str] | None = None,
+    related_transfer_id: int | None = None,
+    hold_id: int | None = None,
+) -> Record:
+    row = await conn.fetchrow(
+        """
+        INSERT INTO transfers (user_id, kind, debit_account, credit_account, amount, request_id,
+                               reason_code, metadata, related_transfer_id, hold_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)
+        RETURNING *
+        """,
+        user_id,
+        kind,
+        debit,
+        credit,
+        amount,
+        request_id,
+        reason_code,
+        json.dumps(dict(metadata or {})),
+        related_transfer_id,
+        hold_id,
+    )
+    assert row is not None
+    return row
+
+
+async def insert_lot(
+    conn: asyncpg.Connection,
+    user_id: str,
+    transfer_id: int,
+    source: str,
+    amount: int,
+    expires_at: datetime,
+    matures_at: datetime | None,
+) -> int:
+    lot_id: int = await conn.fetchval(
+        """
+        INSERT INTO lots (user_id, transfer_id, source, granted, remaining, expires_at, matures_at)
+        VALUES ($1, $2, $3, $4, $4, $5, $6) RETURNING lot_id
+        """,
+        user_id,
+        transfer_id,
+        source,
+        amount,
+        expires_at,
+        matures_at,
+    )
+    return lot_id
+
+
+async def adjust_member(conn: asyncpg.Connection, user_id: str, **deltas: int) -> None:
+    """Add deltas to the member's totals (balance, held, earned, spent, expired, reversed)."""
+    columns = sorted(deltas)
+    assignments = ", ".join(f"{c} = {c} + ${i + 2}" for i, c in enumerate(columns))
+    await conn.execute(
+        f"UPDATE members SET {assignments}, updated_at = now() WHERE user_id = $1",
+        user_id,
+        *(deltas[c] for c in columns),
+    )
+
+
+async def spendable(conn: asyncpg.Connection, user_id: str) -> int:
+    """Points in matured, unexpired lots (what may be spent or held now)."""
+    total: int = await conn.fetchval(
+        """
+        SELECT coalesce(sum(remaining), 0)::bigint FROM lots
+        WHERE user_id = $1 AND remaining > 0 AND expires_at > now()
+          AND (matures_at IS NULL OR matures_at <= now())
+        """,
+        user_id,
+    )
+    return total
+
+
+async def take_from_lots(
+    conn: asyncpg.Connection, user_id: str, amount: int, origin: int, transfer_id: int
+) -> list[Taken]:
+    """Take `amount` from spendable lots, soonest expiry first, recording each allocation.
+
+    The caller holds the member lock and checked `spendable` >= amount.
+    """
+    rows = await conn.fetch(
+        """
+        WITH open AS (
+            SELECT lot_id, remaining, expires_at,
+                   (sum(remaining) OVER (ORDER BY expires_at, lot_id))::bigint - remaining
+                       AS before
+            FROM lots
+            WHERE user_id = $1 AND remaining > 0 AND expires_at > now()
+              AND (matures_at IS NULL OR matures_at <= now())
+        ), chosen AS (
+            SELECT lot_id, expires_at, least(remaining, $2 - before) AS take
+            FROM open WHERE before < $2
+        ), updated AS (
+            UPDATE lots l SET remaining = l.remaining - c.take, allocated = l.allocated + c.take
+            FROM chosen c WHERE l.user_id = $1 AND l.lot_id = c.lot_id
+            RETURNING l.lot_id
+        ), recorded AS (
+            INSERT INTO allocations (user_id, origin_transfer_id, transfer_id, lot_id, amount)
+            SELECT $1, $3, $4, lot_id, take FROM chosen
+        )
+        SELECT c.lot_id, c.take, c.expires_at FROM chosen c JOIN updated USING (lot_id)
+        ORDER BY c.expires_at, c.lot_id
+        """,
+        user_id,
+        amount,
+        origin,
+        transfer_id,
+    )
+    taken = [Taken(r["lot_id"], r["take"], r["expires_at"]) for r in rows]
+    if sum(t.amount for t in taken) != amount:
+        raise RuntimeError(f"lot allocation for {user_id} does not add up to {amount}")
+    return taken
+
+
+async def give_back(
+    conn: asyncpg.Connection,
+    user_id: str,
+    amount: int,
+    origin: int,
+    transfer_id: int,
+    grace_until: datetime,
+) -> list[Taken]:
+    """Return `amount` of what `origin` took, to the lots it came from (latest expiry first).
+
+    Points whose lot has already expired are re-issued into a new lot expiring at
+    `grace_until` (the old lot gets them back and passes them on, so every lot still adds up).
+    """
+    rows = await conn.fetch(
+        """
+        SELECT a.lot_id, sum(a.amount)::bigint AS net, l.expires_at, l.source
+        FROM allocations a JOIN lots l ON l.user_id = a.user_id AND l.lot_id = a.lot_id
+        WHERE a.user_id = $1 AND a.origin_transfer_id = $2
+        GROUP BY a.lot_id, l.expires_at, l.source
+        HAVING sum(a.amount) > 0
+        ORDER BY l.expires_at DESC, a.lot_id DESC
+        """,
+        user_id,
+        origin,
+    )
+    now: datetime = await conn.fetchval("SELECT now()")
+    left = amount
+    returned: list[Taken] = []
+    for row in rows:
+        if left == 0:
+            break
+        part = min(left, row["net"])
+        left -= part
+        await conn.execute(
+            """
+            WITH back AS (
+                UPDATE lots SET remaining = remaining + $3, allocated = allocated - $3
+                WHERE user_id = $1 AND lot_id = $2
+            )
+            INSERT INTO allocations (user_id, origin_transfer_id, transfer_id, lot_id, amount)
+            VALUES ($1, $4, $5, $2, -$3::bigint)
+            """,
+            user_id,
+            row["lot_id"],
+            part,
+            origin,
+            transfer_id,
+        )
+        if row["expires_at"] > now:
+            returned.append(Taken(row["lot_id"], part, row["expires_at"]))
+            continue
+        # Already expired: move the points on into a fresh lot with a grace expiry.
+        new_lot = await insert_lot(
+            conn, user_id, transfer_id, row["source"], part, grace_until, None
+        )
+        await conn.execute(
+            """
+            WITH moved AS (
+                UPDATE lots SET remaining = remaining - $3, allocated = allocated + $3
+                WHERE user_id = $1 AND lot_id = $2
+            )
+            INSERT INTO allocations (user_id, origin_transfer_id, transfer_id, lot_id, amount)
+            VALUES ($1, $4, $4, $2, $3::bigint)
+            """,
+            user_id,
+            row["lot_id"],
+            part,
+            transfer_id,
+        )
+        returned.append(Taken(new_lot, part, grace_until))
+    if left != 0:
+        raise RuntimeError(f"cannot give back {amount} of transfer {origin}: only {amount - left}")
+    return returned
+
+
+async def net_taken(conn: asyncpg.Connection, user_id: str, origin: int) -> int:
+    """Points `origin` (a spend or hold) still has out of lots, net of returns."""
+    total: int = await conn.fetchval(
+        "SELECT coalesce(sum(amount), 0)::bigint FROM allocations "
+        "WHERE user_id = $1 AND origin_transfer_id = $2",
+        user_id,
+        origin,
+    )
+    return total
+
+
+async def take_from_lot(
+    conn: asyncpg.Connection, user_id: str, lot_id: int, amount: int, transfer_id: int
+) -> None:
+    """Take points back out of one lot (an earn reversal), recording the allocation."""
+    await conn.execute(
+        """
+        WITH taken AS (
+            UPDATE lots SET remaining = remaining - $3, allocated = allocated + $3
+            WHERE user_id = $1 AND lot_id = $2
+        )
+        INSERT INTO allocations (user_id, origin_transfer_id, transfer_id, lot_id, amount)
+        VALUES ($1, $4, $4, $2, $3::bigint)
+        """,
+        user_id,
+        lot_id,
+        amount,
+        transfer_id,
+    )
+
+
+async def get_transfer(conn: asyncpg.Connection, user_id: str, transfer_id: int) -> Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM transfers WHERE user_id = $1 AND transfer_id = $2", user_id, transfer_id
+    )
+
+
+async def lot_of(conn: asyncpg.Connection, user_id: str, transfer_id: int) -> Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM lots WHERE user_id = $1 AND transfer_id = $2 ORDER BY lot_id LIMIT 1",
+        user_id,
+        transfer_id,
+    )
+
+
+async def reversed_so_far(conn: asyncpg.Connection, user_id: str, transfer_id: int) -> int:
+    total: int = await conn.fetchval(
+        "SELECT coalesce(sum(amount), 0)::bigint FROM transfers "
+        "WHERE user_id = $1 AND related_transfer_id = $2 AND kind = 'REVERSAL'",
+        user_id,
+        transfer_id,
+    )
+    return total
+
+
+async def get_hold(conn: asyncpg.Connection, user_id: str, hold_id: int) -> Record | None:
+    return await conn.fetchrow(
+        "SELECT *, deadline_at <= now() AS overdue FROM holds WHERE user_id = $1 AND hold_id = $2",
+        user_id,
+        hold_id,
+    )
+
+
+async def next_hold_id(conn: asyncpg.Connection) -> int:
+    """Reserve a hold id first, so the HOLD transfer can name its hold when inserted."""
+    hold_id: int = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('holds', 'hold_id'))")
+    return hold_id
+
+
+async def insert_hold(
+    conn: asyncpg.Connection,
+    user_id: str,
+    hold_id: int,
+    transfer_id: int,
+    amount: int,
+    deadline: datetime,
+) -> Record:
+    row = await conn.fetchrow(
+        """
+        INSERT INTO holds (user_id, hold_id, hold_transfer_id, amount, deadline_at)
+        VALUES ($1, $2, $3, $4, $5) RETURNING *, false AS overdue
+        """,
+        user_id,
+        hold_id,
+        transfer_id,
+        amount,
+        deadline,
+    )
+    assert row is not None
+    return row
+
+
+async def resolve_hold(
+    conn: asyncpg.Connection, user_id: str, hold_id: int, status: str, captured: int, released: int
+) -> Record:
+    row = await conn.fetchrow(
+        """
+        UPDATE holds SET status = $3, captured = $4, released = $5, resolved_at = now()
+        WHERE user_id = $1 AND hold_id = $2 AND status = 'ACTIVE'
+        RETURNING *, false AS overdue
+        """,
+        user_id,
+        hold_id,
+        status,
+        captured,
+        released,
+    )
+    assert row is not None, "hold must be active and locked through its member"
+    return row
+
+
+async def overdue_holds(conn: asyncpg.Connection, user_id: str) -> list[Record]:
+    return list(await conn.fetch(
+        "SELECT * FROM holds WHERE user_id = $1 AND status = 'ACTIVE' AND deadline_at <= now()",
+        user_id,
+    ))
+
+
+async def balances(
+    conn: asyncpg.Connection, user_ids: Sequence[str], expiring_days: int, zone: str
+) -> tuple[dict[str, Record], dict[str, list[tuple[str, int]]]]:
+    """Balances as of database time, plus points expiring within `expiring_days` by date.
+
+    Read-time rules: pending lots count once matured, expired-but-unswept lots count as gone,
+    and active holds past their deadline count as released.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT u.user_id, now() AS as_of,
+               coalesce(m.earned, 0) AS earned, coalesce(m.spent, 0) AS spent,
+               coalesce(m.expired, 0) AS expired, coalesce(m.reversed, 0) AS reversed,
+               coalesce(l.available, 0) AS lots_available, coalesce(l.pending, 0) AS pending,
+               coalesce(h.active, 0) AS held, coalesce(h.overdue, 0) AS overdue
+        FROM unnest($1::text[]) AS u(user_id)
+        LEFT JOIN members m ON m.user_id = u.user_id
+        LEFT JOIN LATERAL (
+            SELECT (sum(remaining) FILTER (WHERE matures_at IS NULL OR matures_at <= now()))
+                       ::bigint AS available,
+                   (sum(remaining) FILTER (WHERE matures_at > now()))::bigint AS pending
+            FROM lots WHERE user_id = u.user_id AND remaining > 0 AND expires_at > now()
+        ) l ON true
+        LEFT JOIN LATERAL (
+            SELECT (sum(amount) FILTER (WHERE deadline_at > now()))::bigint AS active,
+                   (sum(amount) FILTER (WHERE deadline_at <= now()))::bigint AS overdue
+            FROM holds WHERE user_id = u.user_id AND status = 'ACTIVE'
+        ) h ON true
+        """,
+        list(user_ids),
+    )
+    expiring: dict[str, list[tuple[str, int]]] = {u: [] for u in user_ids}
+    if expiring_days > 0:
+        for row in await conn.fetch(
+            """
+            SELECT user_id, to_char(expires_at AT TIME ZONE $3, 'YYYY-MM-DD') AS day,
+                   sum(remaining)::bigint AS amount
+            FROM lots
+            WHERE user_id = ANY($1::text[]) AND remaining > 0
+              AND expires_at > now() AND expires_at <= now() + make_interval(days => $2)
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """,
+            list(user_ids),
+            expiring_days,
+            zone,
+        ):
+            expiring[row["user_id"]].append((row["day"], row["amount"]))
+    return {r["user_id"]: r for r in rows}, expiring

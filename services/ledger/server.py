@@ -1,0 +1,37 @@
+"""Ledger service wiring: `python -m services.ledger.server`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
+from services.common.server import Runtime, ServiceSpec, run
+from services.ledger.config import LedgerConfig
+from services.ledger.servicer import LedgerServicer
+from services.ledger.sweeper import sweep_forever
+from services.ledger.watch import BalanceWatchers
+
+
+async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    config = LedgerConfig.from_env()
+    watchers = BalanceWatchers(runtime.settings.database_url, "ledger")
+    servicer = LedgerServicer(runtime.pool, config, watchers)
+    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(servicer, server)
+    runtime.on_start(watchers.start)
+    runtime.on_stop(watchers.stop)
+    runtime.spawn(
+        "hold-sweeper", lambda: sweep_forever(runtime.pool, servicer.ops, config.hold_sweep_seconds)
+    )
+
+
+SPEC = ServiceSpec(
+    name="ledger",
+    service_names=(ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name,),
+    register=register,
+    migrations_dir=Path(__file__).parent / "migrations",
+)
+
+if __name__ == "__main__":
+    run(SPEC)

@@ -1,0 +1,102 @@
+"""docker-compose.yml cannot be started here (no Docker engine), so check it statically:
+valid against the Compose Specification schema, and consistent with what the code reads."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from gateway.settings import GatewaySettings
+from services.common.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "compose_spec.json").read_text())
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+GRPC_SERVICES = ("ledger", "rules", "mall")
+
+
+class RecordingEnv(dict[str, str]):
+    """An environment that remembers which variables the code asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+
+def test_compose_file_is_valid_against_the_specification() -> None:
+    jsonschema.validators.validator_for(SCHEMA)(SCHEMA).validate(COMPOSE)
+
+
+def test_schema_rejects_a_broken_file() -> None:
+    broken = {"services": {"ledger": {"image": "x", "ports": [{"bogus": 1}], "restart": 3}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validators.validator_for(SCHEMA)(SCHEMA).validate(broken)
+
+
+def _port_and_env(name: str) -> tuple[int, RecordingEnv, str]:
+    service = COMPOSE["services"][name]
+    env = RecordingEnv({k: str(v) for k, v in service["environment"].items()})
+    if name == "gateway":
+        gateway = GatewaySettings.from_env(env)
+        return gateway.port, env, gateway.host
+    settings = ServiceSettings.from_env(name, env)
+    return settings.port, env, settings.host
+
+
+@pytest.mark.parametrize("name", [*GRPC_SERVICES, "gateway"])
+def test_service_command_port_and_environment_match_the_code(name: str) -> None:
+    service = COMPOSE["services"][name]
+    command = service["command"]
+    assert command[:2] == ["python", "-m"]
+    module = importlib.import_module(command[2])
+    if name in GRPC_SERVICES:
+        assert module.SPEC.name == name
+    port, env, host = _port_and_env(name)
+    assert host == "0.0.0.0"  # reachable from other containers
+    assert f"{port}:{port}" in service["ports"]
+    assert any(f"127.0.0.1:{port}" in part for part in service["healthcheck"]["test"])
+    assert service["healthcheck"]["test"][1:4] == ["python", "-m", "services.common.healthcheck"]
+    # Every variable set in compose is one the code reads (the OTel SDK reads OTEL_* itself).
+    unused = {key for key in env if key not in env.read and not key.startswith("OTEL_")}
+    assert not unused, f"{name} sets variables the code never reads: {unused}"
+    assert env.get("OTEL_EXPORTER_OTLP_ENDPOINT") == "http://otel-collector:4317"
+
+
+def test_gateway_backends_point_at_the_services_ports() -> None:
+    backends = GatewaySettings.from_env(
+        {k: str(v) for k, v in COMPOSE["services"]["gateway"]["environment"].items()}
+    ).backends
+    for name, address in backends.items():
+        host, port = address.split(":")
+        assert host == name
+        assert int(port) == _port_and_env(name)[0]
+
+
+def test_dependencies_wait_for_healthy_services() -> None:
+    services = COMPOSE["services"]
+    for name, service in services.items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], dependency
+    for name in GRPC_SERVICES:
+        assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+def test_collector_config_exists_and_exports_to_jaeger() -> None:
+    mount = COMPOSE["services"]["otel-collector"]["volumes"][0].split(":")[0]
+    config = yaml.safe_load((ROOT / mount).read_text())
+    assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
+    assert config["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
+    assert "otlp/jaeger" in config["service"]["pipelines"]["traces"]["exporters"]
+    assert (ROOT / COMPOSE["x-points-service"]["build"]["dockerfile"]).exists()
