@@ -23,8 +23,8 @@ class GatewaySettings:
         env = Env(source)
         return cls(
             telemetry=TelemetrySettings.from_env("gateway", env),
-            host=env.str("BIND_HOST", "127.0.0.1"),
-            port=env.int("GATEWAY_PORT", DEFAULT_PORTS["gateway"], maximum=65535),
+            host=env.text("BIND_HOST", "127.0.0.1"),
+            port=env.integer("GATEWAY_PORT", DEFAULT_PORTS["gateway"], maximum=65535),
             backends={name: peer_address(name, source) for name in BACKENDS},
-            backend_timeout_seconds=env.float("BACKEND_TIMEOUT_SECONDS", 1.0, minimum=0.01),
+            backend_timeout_seconds=env.number("BACKEND_TIMEOUT_SECONDS", 1.0, minimum=0.01),
         )

@@ -103,10 +103,18 @@ def init() -> None:
         shutil.chown(DATA, owner, owner)
     DATA.chmod(0o700)
     _require(
-        _run([
-            str(bindir() / "initdb"), "-D", str(DATA), "-U", "postgres", "--auth=trust",
-            "--encoding=UTF8", "--no-locale",
-        ]),
+        _run(
+            [
+                str(bindir() / "initdb"),
+                "-D",
+                str(DATA),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+            ]
+        ),
         "initdb",
     )
 
@@ -119,15 +127,35 @@ def start() -> str:
             "-c max_connections=300 -c shared_buffers=256MB"
         )
         _require(
-            _run([
-                str(bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(DATA),
-                "-l", str(DATA / "server.log"), "-o", options,
-            ]),
+            _run(
+                [
+                    str(bindir() / "pg_ctl"),
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    str(DATA),
+                    "-l",
+                    str(DATA / "server.log"),
+                    "-o",
+                    options,
+                ]
+            ),
             "pg_ctl start",
         )
-    created = _run([
-        str(bindir() / "createdb"), "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres", DATABASE,
-    ])
+    created = _run(
+        [
+            str(bindir() / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(PORT),
+            "-U",
+            "postgres",
+            DATABASE,
+        ]
+    )
     if created.returncode != 0 and "already exists" not in created.stderr:
         _require(created, "createdb")
     return url()

@@ -36,7 +36,7 @@ def with_database(url: str, database: str) -> str:
 
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
-    """A PostgreSQL server: TEST_DATABASE_URL, else the embedded cluster (stopped if we started it)."""
+    """TEST_DATABASE_URL, else the embedded cluster (stopped afterwards if we started it)."""
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         yield url

@@ -85,16 +85,29 @@ def _pack(message: Any) -> any_pb2.Any:
 
 
 def to_grpc_status(error: DomainError, domain: str) -> grpc.Status:
-    details = [_pack(error_details_pb2.ErrorInfo(
-        reason=error.reason, domain=domain, metadata=dict(error.metadata)
-    ))]
+    details = [
+        _pack(
+            error_details_pb2.ErrorInfo(
+                reason=error.reason, domain=domain, metadata=dict(error.metadata)
+            )
+        )
+    ]
     if isinstance(error, InvalidArgument) and error.violations:
-        details.append(_pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in error.violations
-        ])))
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=v.field, description=v.description
+                        )
+                        for v in error.violations
+                    ]
+                )
+            )
+        )
     status = status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
-    return rpc_status.to_status(status)
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
 
 
 @dataclass(frozen=True)
@@ -109,13 +122,13 @@ class RichError:
     violations: Sequence[FieldViolation] = ()
 
 
-def parse_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> RichError:
+def parse_rpc_error(error: grpc.aio.AioRpcError) -> RichError:
     """Decode `google.rpc.Status` details from a failed call's trailing metadata."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or ""  # type: ignore[attr-defined]
-    trailers = error.trailing_metadata() or ()  # type: ignore[attr-defined]
+    code = error.code()
+    message = error.details() or ""
+    trailers: Any = error.trailing_metadata() or ()
     raw = next((value for key, value in trailers if key == DETAILS_KEY), None)
-    if raw is None:
+    if not isinstance(raw, bytes):
         return RichError(code, message)
     status = status_pb2.Status.FromString(raw)
     result = RichError(code, status.message)
@@ -132,7 +145,7 @@ def parse_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> RichError:
     return RichError(result.code, result.message, reason, domain, metadata, violations)
 
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
+Behavior = Callable[[Any, Any], Any]  # (request, servicer context) -> response(s)
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -152,9 +165,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
     async def _refuse_if_not_ready(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if not self._is_ready():
-            await context.abort_with_status(to_grpc_status(
-                Unavailable("NOT_READY", "service is starting or draining"), self._domain
-            ))
+            await context.abort_with_status(
+                to_grpc_status(
+                    Unavailable("NOT_READY", "service is starting or draining"), self._domain
+                )
+            )
 
     def _wrap_unary(self, behavior: Behavior) -> Behavior:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -185,11 +200,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        method = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         if handler is None or method.startswith(("/grpc.health.", "/grpc.reflection.")):
             return handler
         if handler.unary_unary:

@@ -1,7 +1,7 @@
 """A container healthcheck: exit 0 when a gRPC service (or an HTTP URL) reports healthy.
 
-    python -m services.common.healthcheck 127.0.0.1:50051
-    python -m services.common.healthcheck http://127.0.0.1:8080/healthz
+python -m services.common.healthcheck 127.0.0.1:50051
+python -m services.common.healthcheck http://127.0.0.1:8080/healthz
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
+from services.common.db import Conn
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -47,7 +47,7 @@ def load_migrations(directory: Path) -> list[Migration]:
     return migrations
 
 
-async def migrate(conn: asyncpg.Connection, schema: str, migrations: list[Migration]) -> list[int]:
+async def migrate(conn: Conn, schema: str, migrations: list[Migration]) -> list[int]:
     """Apply what is missing; return the versions applied by this call."""
     if not _SCHEMA.match(schema):
         raise MigrationError(f"invalid schema name {schema!r}")

@@ -20,7 +20,7 @@ class Env:
     def __init__(self, source: Mapping[str, str] | None = None) -> None:
         self._source = os.environ if source is None else source
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def text(self, name: str, default: str | None = None) -> str:
         value = self._source.get(name, "").strip()
         if value:
             return value
@@ -32,7 +32,9 @@ class Env:
         value = self._source.get(name, "").strip()
         return value or None
 
-    def int(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
+    def integer(
+        self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31 - 1
+    ) -> int:
         raw = self._source.get(name, "").strip()
         if not raw:
             return default
@@ -44,7 +46,7 @@ class Env:
             raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
         return value
 
-    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         raw = self._source.get(name, "").strip()
         if not raw:
             return default
@@ -57,7 +59,7 @@ class Env:
         return value
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default).upper()
+        value = self.text(name, default).upper()
         if value not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
@@ -90,8 +92,8 @@ class TelemetrySettings:
     def from_env(cls, service: str, env: Env) -> TelemetrySettings:
         return cls(
             service=service,
-            version=env.str("POINTS_VERSION", "0.1.0"),
-            environment=env.str("POINTS_ENV", "development"),
+            version=env.text("POINTS_VERSION", "0.1.0"),
+            environment=env.text("POINTS_ENV", "development"),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             otlp_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
         )
@@ -118,19 +120,19 @@ class ServiceSettings:
     def from_env(cls, service: str, source: Mapping[str, str] | None = None) -> ServiceSettings:
         env = Env(source)
         prefix = service.upper()
-        pool_min = env.int("DB_POOL_MIN", 2, minimum=1, maximum=1000)
+        pool_min = env.integer("DB_POOL_MIN", 2, minimum=1, maximum=1000)
         return cls(
             telemetry=TelemetrySettings.from_env(service, env),
-            host=env.str("BIND_HOST", "127.0.0.1"),
-            port=env.int(f"{prefix}_PORT", DEFAULT_PORTS.get(service, 0), maximum=65535),
+            host=env.text("BIND_HOST", "127.0.0.1"),
+            port=env.integer(f"{prefix}_PORT", DEFAULT_PORTS.get(service, 0), maximum=65535),
             database_url=env.database_url(f"{prefix}_DATABASE_URL"),
             pool_min=pool_min,
-            pool_max=env.int("DB_POOL_MAX", 20, minimum=pool_min, maximum=1000),
-            grace_seconds=env.float("GRACE_PERIOD_SECONDS", 3.0),
-            drain_seconds=env.float("DRAIN_SECONDS", 0.0),
+            pool_max=env.integer("DB_POOL_MAX", 20, minimum=pool_min, maximum=1000),
+            grace_seconds=env.number("GRACE_PERIOD_SECONDS", 3.0),
+            drain_seconds=env.number("DRAIN_SECONDS", 0.0),
         )
 
 
 def peer_address(service: str, source: Mapping[str, str] | None = None) -> str:
     """Where to reach another service: LEDGER_ADDR etc., defaulting to its local port."""
-    return Env(source).str(f"{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
+    return Env(source).text(f"{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")

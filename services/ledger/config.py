@@ -27,7 +27,8 @@ class ExpiryPolicy:
         match = _DAYS.match(text)
         if match is None or int(match[1]) == 0:
             raise SettingsError(
-                f"LEDGER_EXPIRY_POLICY must be 'days:N' (N >= 1) or 'end_of_next_year', got {text!r}"
+                "LEDGER_EXPIRY_POLICY must be 'days:N' (N >= 1) or 'end_of_next_year', "
+                f"got {text!r}"
             )
         return cls(int(match[1]), zone)
 
@@ -48,14 +49,16 @@ class LedgerConfig:
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> LedgerConfig:
         env = Env(source)
-        zone_name = env.str("LEDGER_TIMEZONE", "Asia/Shanghai")
+        zone_name = env.text("LEDGER_TIMEZONE", "Asia/Shanghai")
         try:
             zone = ZoneInfo(zone_name)
         except (ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(f"LEDGER_TIMEZONE is not a known time zone: {zone_name!r}") from None
+            raise SettingsError(
+                f"LEDGER_TIMEZONE is not a known time zone: {zone_name!r}"
+            ) from None
         return cls(
-            expiry=ExpiryPolicy.parse(env.str("LEDGER_EXPIRY_POLICY", "days:365"), zone),
-            refund_grace=timedelta(days=env.int("LEDGER_REFUND_GRACE_DAYS", 30, minimum=1)),
+            expiry=ExpiryPolicy.parse(env.text("LEDGER_EXPIRY_POLICY", "days:365"), zone),
+            refund_grace=timedelta(days=env.integer("LEDGER_REFUND_GRACE_DAYS", 30, minimum=1)),
             zone=zone,
-            hold_sweep_seconds=env.float("LEDGER_HOLD_SWEEP_SECONDS", 5.0, minimum=0.1),
+            hold_sweep_seconds=env.number("LEDGER_HOLD_SWEEP_SECONDS", 5.0, minimum=0.1),
         )

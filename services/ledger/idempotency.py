@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-import asyncpg
 from google.protobuf.message import Message
 
 from services.common import errors
+from services.common.db import Conn
 from services.ledger import repository as repo
 
 M = TypeVar("M", bound=Message)
@@ -71,7 +71,7 @@ def key_reused(request_id: str) -> errors.AlreadyExists:
 
 
 async def replay(
-    conn: asyncpg.Connection,
+    conn: Conn,
     user_id: str,
     request_id: str,
     fingerprint_: bytes,
@@ -89,14 +89,14 @@ async def replay(
 
 
 async def execute_once(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     user_id: str,
     request_id: str,
     method: str,
     request: Message,
     response_type: type[M],
-    body: Callable[[asyncpg.Connection, datetime], Awaitable[M]],
+    body: Callable[[Conn, datetime], Awaitable[M]],
 ) -> M:
     """Run `body` once per (user_id, request_id), inside one transaction (or savepoint)."""
     print_ = fingerprint(method, request)
@@ -117,7 +117,13 @@ async def execute_once(
                 )
             else:
                 await repo.save_request(
-                    conn, user_id, request_id, method, print_, outcome.SerializeToString(), None,
+                    conn,
+                    user_id,
+                    request_id,
+                    method,
+                    print_,
+                    outcome.SerializeToString(),
+                    None,
                     True,
                 )
     if isinstance(outcome, errors.DomainError):

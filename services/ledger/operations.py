@@ -11,6 +11,7 @@ from datetime import datetime
 import asyncpg
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
+from services.common.db import Conn
 from services.common.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -29,13 +30,11 @@ class Operations:
     def __init__(self, config: LedgerConfig) -> None:
         self.config = config
 
-    async def balance(self, conn: asyncpg.Connection, user_id: str) -> pb.Balance:
+    async def balance(self, conn: Conn, user_id: str) -> pb.Balance:
         rows, expiring = await repo.balances(conn, [user_id], 0, self.config.zone.key)
         return convert.balance(rows[user_id], expiring[user_id])
 
-    async def credit(
-        self, conn: asyncpg.Connection, now: datetime, req: pb.CreditRequest
-    ) -> pb.CreditResponse:
+    async def credit(self, conn: Conn, now: datetime, req: pb.CreditRequest) -> pb.CreditResponse:
         expires = (
             from_timestamp(req.expire_time)
             if req.HasField("expire_time")
@@ -73,12 +72,14 @@ class Operations:
             balance=await self.balance(conn, req.user_id),
         )
 
-    async def _require_spendable(self, conn: asyncpg.Connection, user_id: str, amount: int) -> None:
+    async def _require_spendable(self, conn: Conn, user_id: str, amount: int) -> None:
         available = await repo.spendable(conn, user_id)
         if available < amount:
             # Holds past their deadline count as released: release them now and look again.
             for hold in await repo.overdue_holds(conn, user_id):
-                await self.release_hold_row(conn, hold, "EXPIRED", f"hold-expired:{hold['hold_id']}")
+                await self.release_hold_row(
+                    conn, hold, "EXPIRED", f"hold-expired:{hold['hold_id']}"
+                )
             available = await repo.spendable(conn, user_id)
         if available < amount:
             raise FailedPrecondition(
@@ -87,9 +88,7 @@ class Operations:
                 {"available": str(available), "requested": str(amount)},
             )
 
-    async def debit(
-        self, conn: asyncpg.Connection, now: datetime, req: pb.DebitRequest
-    ) -> pb.DebitResponse:
+    async def debit(self, conn: Conn, now: datetime, req: pb.DebitRequest) -> pb.DebitResponse:
         await self._require_spendable(conn, req.user_id, req.amount)
         adjustment = req.kind == pb.TRANSFER_KIND_ADJUSTMENT
         row = await repo.insert_transfer(
@@ -112,9 +111,7 @@ class Operations:
             balance=await self.balance(conn, req.user_id),
         )
 
-    async def hold(
-        self, conn: asyncpg.Connection, now: datetime, req: pb.HoldRequest
-    ) -> pb.HoldResponse:
+    async def hold(self, conn: Conn, now: datetime, req: pb.HoldRequest) -> pb.HoldResponse:
         deadline = from_timestamp(req.deadline_time)
         if deadline <= now:
             raise InvalidArgument.fields([FieldViolation("deadline_time", "must be in the future")])
@@ -140,27 +137,31 @@ class Operations:
             hold=convert.hold(hold), balance=await self.balance(conn, req.user_id)
         )
 
-    async def _active_hold(
-        self, conn: asyncpg.Connection, user_id: str, hold_id: str
-    ) -> asyncpg.Record:
+    async def _active_hold(self, conn: Conn, user_id: str, hold_id: str) -> asyncpg.Record:
         hold = await repo.get_hold(conn, user_id, int(hold_id))
         if hold is None:
-            raise NotFound("HOLD_NOT_FOUND", f"no hold {hold_id} for this member",
-                           {"hold_id": hold_id})
+            raise NotFound(
+                "HOLD_NOT_FOUND", f"no hold {hold_id} for this member", {"hold_id": hold_id}
+            )
         status = hold["status"]
         if status == "CAPTURED":
-            raise FailedPrecondition("HOLD_ALREADY_CAPTURED", "the hold was already captured",
-                                     {"hold_id": hold_id})
+            raise FailedPrecondition(
+                "HOLD_ALREADY_CAPTURED", "the hold was already captured", {"hold_id": hold_id}
+            )
         if status == "RELEASED":
-            raise FailedPrecondition("HOLD_ALREADY_RELEASED", "the hold was already released",
-                                     {"hold_id": hold_id})
+            raise FailedPrecondition(
+                "HOLD_ALREADY_RELEASED", "the hold was already released", {"hold_id": hold_id}
+            )
         if status == "EXPIRED":
-            raise FailedPrecondition("HOLD_EXPIRED", "the hold passed its deadline and was "
-                                     "released", {"hold_id": hold_id})
+            raise FailedPrecondition(
+                "HOLD_EXPIRED",
+                "the hold passed its deadline and was released",
+                {"hold_id": hold_id},
+            )
         return hold
 
     async def release_hold_row(
-        self, conn: asyncpg.Connection, hold: asyncpg.Record, status: str, request_id: str
+        self, conn: Conn, hold: asyncpg.Record, status: str, request_id: str
     ) -> tuple[asyncpg.Record, asyncpg.Record]:
         """Give all of an active hold back to the member (by request, or at its deadline)."""
         user_id, amount = hold["user_id"], hold["amount"]
@@ -184,17 +185,18 @@ class Operations:
         await repo.adjust_member(conn, user_id, balance=amount, held=-amount)
         return resolved, row
 
-    async def _grace_until(self, conn: asyncpg.Connection) -> datetime:
+    async def _grace_until(self, conn: Conn) -> datetime:
         now: datetime = await conn.fetchval("SELECT now()")
         return now + self.config.refund_grace
 
     async def capture_hold(
-        self, conn: asyncpg.Connection, now: datetime, req: pb.CaptureHoldRequest
+        self, conn: Conn, now: datetime, req: pb.CaptureHoldRequest
     ) -> pb.CaptureHoldResponse:
         hold = await self._active_hold(conn, req.user_id, req.hold_id)
         if hold["overdue"]:
-            raise FailedPrecondition("HOLD_EXPIRED", "the hold passed its deadline",
-                                     {"hold_id": req.hold_id})
+            raise FailedPrecondition(
+                "HOLD_EXPIRED", "the hold passed its deadline", {"hold_id": req.hold_id}
+            )
         amount = hold["amount"]
         captured = req.amount or amount
         if captured > amount:
@@ -217,7 +219,11 @@ class Operations:
                 conn, kind="RELEASE", debit=HOLDS, credit=MEMBER, amount=rest, **common
             )
             await repo.give_back(
-                conn, req.user_id, rest, hold["hold_transfer_id"], release["transfer_id"],
+                conn,
+                req.user_id,
+                rest,
+                hold["hold_transfer_id"],
+                release["transfer_id"],
                 await self._grace_until(conn),
             )
             response.release.CopyFrom(convert.transfer(release))
@@ -230,7 +236,7 @@ class Operations:
         return response
 
     async def release_hold(
-        self, conn: asyncpg.Connection, now: datetime, req: pb.ReleaseHoldRequest
+        self, conn: Conn, now: datetime, req: pb.ReleaseHoldRequest
     ) -> pb.ReleaseHoldResponse:
         hold = await self._active_hold(conn, req.user_id, req.hold_id)
         resolved, release = await self.release_hold_row(conn, hold, "RELEASED", req.request_id)
@@ -241,12 +247,15 @@ class Operations:
         )
 
     async def reverse(
-        self, conn: asyncpg.Connection, now: datetime, req: pb.ReverseRequest
+        self, conn: Conn, now: datetime, req: pb.ReverseRequest
     ) -> pb.ReverseResponse:
         original = await repo.get_transfer(conn, req.user_id, int(req.transfer_id))
         if original is None:
-            raise NotFound("TRANSFER_NOT_FOUND", f"no transfer {req.transfer_id} for this member",
-                           {"transfer_id": req.transfer_id})
+            raise NotFound(
+                "TRANSFER_NOT_FOUND",
+                f"no transfer {req.transfer_id} for this member",
+                {"transfer_id": req.transfer_id},
+            )
         kind = original["kind"]
         if original["credit_account"] == MEMBER and kind in ("EARN", "ADJUSTMENT"):
             response = await self._take_back(conn, req, original)
@@ -271,7 +280,7 @@ class Operations:
         )
 
     async def _take_back(
-        self, conn: asyncpg.Connection, req: pb.ReverseRequest, original: asyncpg.Record
+        self, conn: Conn, req: pb.ReverseRequest, original: asyncpg.Record
     ) -> pb.ReverseResponse:
         """Reverse a credit: take back what is left of its lot, report what was already gone."""
         reversible = original["amount"] - await repo.reversed_so_far(
@@ -307,7 +316,7 @@ class Operations:
 
     async def _refund(
         self,
-        conn: asyncpg.Connection,
+        conn: Conn,
         req: pb.ReverseRequest,
         original: asyncpg.Record,
         origin: int,
@@ -332,7 +341,11 @@ class Operations:
                 related_transfer_id=original["transfer_id"],
             )
             returned = await repo.give_back(
-                conn, req.user_id, amount, origin, row["transfer_id"],
+                conn,
+                req.user_id,
+                amount,
+                origin,
+                row["transfer_id"],
                 await self._grace_until(conn),
             )
             await repo.adjust_member(conn, req.user_id, balance=amount, spent=-amount)

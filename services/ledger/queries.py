@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from services.common.db import Conn
 from services.common.errors import FieldViolation, InvalidArgument
 
 MAX_VIOLATIONS = 1000
@@ -27,7 +28,7 @@ def decode_token(token: str) -> str:
 
 
 async def list_transfers(
-    conn: asyncpg.Connection,
+    conn: Conn,
     user_id: str,
     limit: int,
     before_id: int | None,
@@ -36,8 +37,9 @@ async def list_transfers(
     end: datetime | None,
 ) -> list[asyncpg.Record]:
     """A page of transfers, newest first (one row more than `limit` means there is more)."""
-    return list(await conn.fetch(
-        """
+    return list(
+        await conn.fetch(
+            """
         SELECT * FROM transfers
         WHERE user_id = $1
           AND ($2::bigint IS NULL OR transfer_id < $2)
@@ -47,17 +49,18 @@ async def list_transfers(
         ORDER BY transfer_id DESC
         LIMIT $6
         """,
-        user_id,
-        before_id,
-        list(kinds),
-        start,
-        end,
-        limit + 1,
-    ))
+            user_id,
+            before_id,
+            list(kinds),
+            start,
+            end,
+            limit + 1,
+        )
+    )
 
 
 async def members_at_least(
-    conn: asyncpg.Connection, min_available: int, after: str, limit: int
+    conn: Conn, min_available: int, after: str, limit: int
 ) -> tuple[list[str], str | None]:
     """Members with available >= min_available, by user id, and where the next page starts.
 
@@ -91,7 +94,7 @@ async def members_at_least(
 
 
 async def stats(
-    conn: asyncpg.Connection, start: datetime | None, end: datetime | None
+    conn: Conn, start: datetime | None, end: datetime | None
 ) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
     totals = await conn.fetchrow(
         """
@@ -184,7 +187,7 @@ LIMIT $1
 """
 
 
-async def audit(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], int, int]:
+async def audit(conn: Conn) -> tuple[list[asyncpg.Record], int, int]:
     """Every invariant violation (up to MAX_VIOLATIONS), members and lots checked.
 
     Each transfer is one debit and one credit of the same positive amount (the schema

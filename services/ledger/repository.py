@@ -14,6 +14,8 @@ from typing import Any
 
 import asyncpg
 
+from services.common.db import Conn
+
 Record = asyncpg.Record
 
 
@@ -24,7 +26,7 @@ class Taken:
     expires_at: datetime
 
 
-async def lock_members(conn: asyncpg.Connection, user_ids: Sequence[str]) -> datetime:
+async def lock_members(conn: Conn, user_ids: Sequence[str]) -> datetime:
     """Create missing members and lock them in user-id order; return database time."""
     now: datetime = await conn.fetchval(
         """
@@ -41,7 +43,7 @@ async def lock_members(conn: asyncpg.Connection, user_ids: Sequence[str]) -> dat
     return now
 
 
-async def find_request(conn: asyncpg.Connection, user_id: str, request_id: str) -> Record | None:
+async def find_request(conn: Conn, user_id: str, request_id: str) -> Record | None:
     return await conn.fetchrow(
         "SELECT method, payload_sha256, response, error FROM requests "
         "WHERE user_id = $1 AND request_id = $2",
@@ -51,7 +53,7 @@ async def find_request(conn: asyncpg.Connection, user_id: str, request_id: str) 
 
 
 async def save_request(
-    conn: asyncpg.Connection,
+    conn: Conn,
     user_id: str,
     request_id: str,
     method: str,
@@ -81,7 +83,7 @@ async def save_request(
 
 
 async def insert_transfer(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     user_id: str,
     kind: str,
@@ -117,7 +119,7 @@ async def insert_transfer(
 
 
 async def insert_lot(
-    conn: asyncpg.Connection,
+    conn: Conn,
     user_id: str,
     transfer_id: int,
     source: str,
@@ -140,7 +142,7 @@ async def insert_lot(
     return lot_id
 
 
-async def adjust_member(conn: asyncpg.Connection, user_id: str, **deltas: int) -> None:
+async def adjust_member(conn: Conn, user_id: str, **deltas: int) -> None:
     """Add deltas to the member's totals (balance, held, earned, spent, expired, reversed)."""
     columns = sorted(deltas)
     assignments = ", ".join(f"{c} = {c} + ${i + 2}" for i, c in enumerate(columns))
@@ -151,7 +153,7 @@ async def adjust_member(conn: asyncpg.Connection, user_id: str, **deltas: int) -
     )
 
 
-async def spendable(conn: asyncpg.Connection, user_id: str) -> int:
+async def spendable(conn: Conn, user_id: str) -> int:
     """Points in matured, unexpired lots (what may be spent or held now)."""
     total: int = await conn.fetchval(
         """
@@ -165,7 +167,7 @@ async def spendable(conn: asyncpg.Connection, user_id: str) -> int:
 
 
 async def take_from_lots(
-    conn: asyncpg.Connection, user_id: str, amount: int, origin: int, transfer_id: int
+    conn: Conn, user_id: str, amount: int, origin: int, transfer_id: int
 ) -> list[Taken]:
     """Take `amount` from spendable lots, soonest expiry first, recording each allocation.
 
@@ -206,7 +208,7 @@ async def take_from_lots(
 
 
 async def give_back(
-    conn: asyncpg.Connection,
+    conn: Conn,
     user_id: str,
     amount: int,
     origin: int,
@@ -280,7 +282,7 @@ async def give_back(
     return returned
 
 
-async def net_taken(conn: asyncpg.Connection, user_id: str, origin: int) -> int:
+async def net_taken(conn: Conn, user_id: str, origin: int) -> int:
     """Points `origin` (a spend or hold) still has out of lots, net of returns."""
     total: int = await conn.fetchval(
         "SELECT coalesce(sum(amount), 0)::bigint FROM allocations "
@@ -292,7 +294,7 @@ async def net_taken(conn: asyncpg.Connection, user_id: str, origin: int) -> int:
 
 
 async def take_from_lot(
-    conn: asyncpg.Connection, user_id: str, lot_id: int, amount: int, transfer_id: int
+    conn: Conn, user_id: str, lot_id: int, amount: int, transfer_id: int
 ) -> None:
     """Take points back out of one lot (an earn reversal), recording the allocation."""
     await conn.execute(
@@ -311,13 +313,13 @@ async def take_from_lot(
     )
 
 
-async def get_transfer(conn: asyncpg.Connection, user_id: str, transfer_id: int) -> Record | None:
+async def get_transfer(conn: Conn, user_id: str, transfer_id: int) -> Record | None:
     return await conn.fetchrow(
         "SELECT * FROM transfers WHERE user_id = $1 AND transfer_id = $2", user_id, transfer_id
     )
 
 
-async def lot_of(conn: asyncpg.Connection, user_id: str, transfer_id: int) -> Record | None:
+async def lot_of(conn: Conn, user_id: str, transfer_id: int) -> Record | None:
     return await conn.fetchrow(
         "SELECT * FROM lots WHERE user_id = $1 AND transfer_id = $2 ORDER BY lot_id LIMIT 1",
         user_id,
@@ -325,7 +327,7 @@ async def lot_of(conn: asyncpg.Connection, user_id: str, transfer_id: int) -> Re
     )
 
 
-async def reversed_so_far(conn: asyncpg.Connection, user_id: str, transfer_id: int) -> int:
+async def reversed_so_far(conn: Conn, user_id: str, transfer_id: int) -> int:
     total: int = await conn.fetchval(
         "SELECT coalesce(sum(amount), 0)::bigint FROM transfers "
         "WHERE user_id = $1 AND related_transfer_id = $2 AND kind = 'REVERSAL'",
@@ -335,7 +337,7 @@ async def reversed_so_far(conn: asyncpg.Connection, user_id: str, transfer_id: i
     return total
 
 
-async def get_hold(conn: asyncpg.Connection, user_id: str, hold_id: int) -> Record | None:
+async def get_hold(conn: Conn, user_id: str, hold_id: int) -> Record | None:
     return await conn.fetchrow(
         "SELECT *, deadline_at <= now() AS overdue FROM holds WHERE user_id = $1 AND hold_id = $2",
         user_id,
@@ -343,14 +345,14 @@ async def get_hold(conn: asyncpg.Connection, user_id: str, hold_id: int) -> Reco
     )
 
 
-async def next_hold_id(conn: asyncpg.Connection) -> int:
+async def next_hold_id(conn: Conn) -> int:
     """Reserve a hold id first, so the HOLD transfer can name its hold when inserted."""
     hold_id: int = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('holds', 'hold_id'))")
     return hold_id
 
 
 async def insert_hold(
-    conn: asyncpg.Connection,
+    conn: Conn,
     user_id: str,
     hold_id: int,
     transfer_id: int,
@@ -373,7 +375,7 @@ async def insert_hold(
 
 
 async def resolve_hold(
-    conn: asyncpg.Connection, user_id: str, hold_id: int, status: str, captured: int, released: int
+    conn: Conn, user_id: str, hold_id: int, status: str, captured: int, released: int
 ) -> Record:
     row = await conn.fetchrow(
         """
@@ -391,15 +393,17 @@ async def resolve_hold(
     return row
 
 
-async def overdue_holds(conn: asyncpg.Connection, user_id: str) -> list[Record]:
-    return list(await conn.fetch(
-        "SELECT * FROM holds WHERE user_id = $1 AND status = 'ACTIVE' AND deadline_at <= now()",
-        user_id,
-    ))
+async def overdue_holds(conn: Conn, user_id: str) -> list[Record]:
+    return list(
+        await conn.fetch(
+            "SELECT * FROM holds WHERE user_id = $1 AND status = 'ACTIVE' AND deadline_at <= now()",
+            user_id,
+        )
+    )
 
 
 async def balances(
-    conn: asyncpg.Connection, user_ids: Sequence[str], expiring_days: int, zone: str
+    conn: Conn, user_ids: Sequence[str], expiring_days: int, zone: str
 ) -> tuple[dict[str, Record], dict[str, list[tuple[str, int]]]]:
     """Balances as of database time, plus points expiring within `expiring_days` by date.
 

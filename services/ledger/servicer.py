@@ -13,6 +13,7 @@ import grpc
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc as pb_grpc
+from services.common.db import Conn
 from services.common.errors import DomainError, FieldViolation, InvalidArgument
 from services.common.timestamps import from_timestamp
 from services.ledger import convert, idempotency, queries, validation
@@ -31,7 +32,7 @@ SYSTEM_SCOPE = ""  # requests not tied to one member (expiry runs) use this user
 class Mutation:
     method: str
     check: Callable[[Any], None]
-    apply: Callable[[asyncpg.Connection, datetime, Any], Awaitable[Any]]
+    apply: Callable[[Conn, datetime, Any], Awaitable[Any]]
     response_type: type[Any]
 
 
@@ -42,19 +43,29 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self.ops = Operations(config)
         self.watchers = watchers
         self.mutations = {
-            "credit": Mutation("Credit", validation.check_credit, self.ops.credit,
-                               pb.CreditResponse),
+            "credit": Mutation(
+                "Credit", validation.check_credit, self.ops.credit, pb.CreditResponse
+            ),
             "debit": Mutation("Debit", validation.check_debit, self.ops.debit, pb.DebitResponse),
             "hold": Mutation("Hold", validation.check_hold, self.ops.hold, pb.HoldResponse),
-            "capture_hold": Mutation("CaptureHold", validation.check_capture,
-                                     self.ops.capture_hold, pb.CaptureHoldResponse),
-            "release_hold": Mutation("ReleaseHold", validation.check_release,
-                                     self.ops.release_hold, pb.ReleaseHoldResponse),
-            "reverse": Mutation("Reverse", validation.check_reverse, self.ops.reverse,
-                                pb.ReverseResponse),
+            "capture_hold": Mutation(
+                "CaptureHold",
+                validation.check_capture,
+                self.ops.capture_hold,
+                pb.CaptureHoldResponse,
+            ),
+            "release_hold": Mutation(
+                "ReleaseHold",
+                validation.check_release,
+                self.ops.release_hold,
+                pb.ReleaseHoldResponse,
+            ),
+            "reverse": Mutation(
+                "Reverse", validation.check_reverse, self.ops.reverse, pb.ReverseResponse
+            ),
         }
 
-    async def _run(self, conn: asyncpg.Connection, mutation: Mutation, request: Any) -> Any:
+    async def _run(self, conn: Conn, mutation: Mutation, request: Any) -> Any:
         mutation.check(request)
         return await idempotency.execute_once(
             conn,
@@ -101,11 +112,13 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                 [FieldViolation("operations", f"must hold 1 to {MAX_BATCH} operations")]
             )
         chosen = [op.WhichOneof("operation") for op in request.operations]
-        users = sorted({
-            getattr(op, which).user_id
-            for op, which in zip(request.operations, chosen, strict=True)
-            if which is not None and getattr(op, which).user_id
-        })
+        users = sorted(
+            {
+                getattr(op, which).user_id
+                for op, which in zip(request.operations, chosen, strict=True)
+                if which is not None and getattr(op, which).user_id
+            }
+        )
         results: list[pb.BatchResult] = []
         async with self.pool.acquire() as conn, conn.transaction():
             # Lock every member up front, in one order, so concurrent batches cannot deadlock.
@@ -221,7 +234,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             now: datetime = await conn.fetchval("SELECT now()")
         as_of = from_timestamp(request.as_of_time) if request.HasField("as_of_time") else now
         if as_of > now:
-            raise InvalidArgument.fields([FieldViolation("as_of_time", "must not be in the future")])
+            raise InvalidArgument.fields(
+                [FieldViolation("as_of_time", "must not be in the future")]
+            )
         totals = await expire_due(self.pool, as_of, request.request_id)
         response = pb.ExpirePointsResponse(
             lots_expired=totals.lots, points_expired=totals.points, members_affected=totals.members
@@ -229,8 +244,14 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         async with self.pool.acquire() as conn:
             try:
                 await repo.save_request(
-                    conn, SYSTEM_SCOPE, request.request_id, "ExpirePoints", fingerprint,
-                    response.SerializeToString(), None, False,
+                    conn,
+                    SYSTEM_SCOPE,
+                    request.request_id,
+                    "ExpirePoints",
+                    fingerprint,
+                    response.SerializeToString(),
+                    None,
+                    False,
                 )
             except asyncpg.UniqueViolationError:
                 # A concurrent run with the same id finished first: answer as it did.
@@ -288,8 +309,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         return pb.AuditResponse(
             ok=not violations,
             violations=[
-                pb.Violation(invariant=v["invariant"], user_id=v["user_id"] or "",
-                             detail=v["detail"])
+                pb.Violation(
+                    invariant=v["invariant"], user_id=v["user_id"] or "", detail=v["detail"]
+                )
                 for v in violations
             ],
             members_checked=members,
@@ -299,9 +321,8 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
 
 def _batch_error(error: DomainError) -> common_pb2.Error:
     return common_pb2.Error(
-        code=error.code.value[0], reason=error.reason, message=error.message,
+        code=error.code.value[0],
+        reason=error.reason,
+        message=error.message,
         metadata=dict(error.metadata),
     )
-
-
-

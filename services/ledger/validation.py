@@ -56,7 +56,9 @@ class Checker:
         if any(len(k) > 64 or len(v) > MAX_METADATA_VALUE for k, v in value.items()):
             self.fail("metadata", f"keys at most 64, values at most {MAX_METADATA_VALUE} chars")
 
-    def kind(self, value: int, allowed: Iterable[int]) -> None:
+    def kind(
+        self, value: pb.TransferKind.ValueType, allowed: Iterable[pb.TransferKind.ValueType]
+    ) -> None:
         allowed = tuple(allowed)
         if value != pb.TRANSFER_KIND_UNSPECIFIED and value not in allowed:
             names = ", ".join(pb.TransferKind.Name(k) for k in allowed)

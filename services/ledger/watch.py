@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from services.common.db import Conn
+
 log = logging.getLogger(__name__)
 CHANNEL = "ledger_balance"
 
@@ -23,7 +25,7 @@ class BalanceWatchers:
     def __init__(self, database_url: str, schema: str) -> None:
         self._url = database_url
         self._schema = schema
-        self._conn: asyncpg.Connection | None = None
+        self._conn: Conn | None = None
         self._watchers: dict[str, set[asyncio.Queue[None]]] = defaultdict(set)
 
     async def start(self) -> None:
@@ -37,8 +39,8 @@ class BalanceWatchers:
             await self._conn.close()
             self._conn = None
 
-    def _notified(self, _conn: object, _pid: int, _channel: str, user_id: str) -> None:
-        for queue in self._watchers.get(user_id, ()):
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        for queue in self._watchers.get(str(payload), ()):
             if queue.empty():  # one pending signal is enough: the watcher re-reads everything
                 queue.put_nowait(None)
 

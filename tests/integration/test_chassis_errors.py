@@ -37,8 +37,12 @@ async def test_invalid_argument_carries_field_violations(echo: ServiceHost) -> N
     ("kind", "code", "reason", "metadata"),
     [
         ("missing", grpc.StatusCode.NOT_FOUND, "HOLD_NOT_FOUND", {"hold_id": "h-1"}),
-        ("insufficient", grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_POINTS",
-         {"available": "5"}),
+        (
+            "insufficient",
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "INSUFFICIENT_POINTS",
+            {"available": "5"},
+        ),
     ],
 )
 async def test_domain_errors_map_to_status_and_error_info(

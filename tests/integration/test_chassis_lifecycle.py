@@ -27,8 +27,12 @@ async def test_serving_reflection_and_graceful_sigterm(database_url: str) -> Non
     address = f"127.0.0.1:{port}"
     process = spawn(
         "tests.support.echo_service",
-        {"DATABASE_URL": database_url, "ECHO_PORT": str(port), "DRAIN_SECONDS": "1",
-         "GRACE_PERIOD_SECONDS": "5"},
+        {
+            "DATABASE_URL": database_url,
+            "ECHO_PORT": str(port),
+            "DRAIN_SECONDS": "1",
+            "GRACE_PERIOD_SECONDS": "5",
+        },
     )
     try:
         await wait_serving(address)

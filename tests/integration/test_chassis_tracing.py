@@ -1,9 +1,9 @@
+import grpc
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-import grpc
 from tests.support import echo_service
 from tests.support.hosts import running
 
@@ -26,12 +26,15 @@ async def test_client_server_and_sql_spans_nest_in_one_trace(
     trace_id = caller.get_span_context().trace_id
     client = _one(finished, SpanKind.CLIENT, "EchoService/Query")
     server = _one(finished, SpanKind.SERVER, "EchoService/Query")
-    sql = [s for s in finished if s.attributes and "INSERT INTO notes" in str(
-        s.attributes.get("db.statement", s.attributes.get("db.query.text", "")))]
+    sql = [
+        s
+        for s in finished
+        if s.attributes
+        and "INSERT INTO notes"
+        in str(s.attributes.get("db.statement", s.attributes.get("db.query.text", "")))
+    ]
     assert len(sql) == 1, [(s.name, dict(s.attributes or {})) for s in finished]
-    assert {client.context.trace_id, server.context.trace_id, sql[0].context.trace_id} == {
-        trace_id
-    }
+    assert {client.context.trace_id, server.context.trace_id, sql[0].context.trace_id} == {trace_id}
     assert client.parent is not None and client.parent.span_id == caller.get_span_context().span_id
     assert server.parent is not None and server.parent.span_id == client.context.span_id
     assert sql[0].parent is not None and sql[0].parent.span_id == server.context.span_id

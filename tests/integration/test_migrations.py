@@ -26,7 +26,9 @@ async def test_applies_once_and_records(database_url: str) -> None:
         assert await migrate(conn, schema, MIGRATIONS) == []
         rows = await conn.fetch(f"SELECT version, name FROM {schema}.schema_migrations ORDER BY 1")
         assert [(r["version"], r["name"]) for r in rows] == [
-            (1, "accounts"), (2, "balance"), (3, "slow")
+            (1, "accounts"),
+            (2, "balance"),
+            (3, "slow"),
         ]
         await conn.execute(f"INSERT INTO {schema}.accounts (id) VALUES (1)")
         assert await conn.fetchval(f"SELECT balance FROM {schema}.accounts") == 0

@@ -34,10 +34,12 @@ async def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
     async def fail(request: bytes, context: Any) -> bytes:
         kind = request.decode()
         if kind == "invalid":
-            raise InvalidArgument.fields([
-                FieldViolation("amount", "must be greater than 0"),
-                FieldViolation("user_id", "is required"),
-            ])
+            raise InvalidArgument.fields(
+                [
+                    FieldViolation("amount", "must be greater than 0"),
+                    FieldViolation("user_id", "is required"),
+                ]
+            )
         if kind == "missing":
             raise NotFound("HOLD_NOT_FOUND", "no such hold", {"hold_id": "h-1"})
         if kind == "insufficient":

@@ -62,14 +62,14 @@ async def health_status(address: str, service: str = "") -> int | None:
         return int(reply.status)
 
 
-async def wait_serving(address: str, timeout: float = 10.0) -> float:
-    """Seconds until `address` reports SERVING; fails after `timeout`."""
+async def wait_serving(address: str, within: float = 10.0) -> float:
+    """Seconds until `address` reports SERVING; fails after `within` seconds."""
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
+    while time.monotonic() - start < within:
         if await health_status(address) == health_pb2.HealthCheckResponse.SERVING:
             return time.monotonic() - start
         await asyncio.sleep(0.1)
-    raise TimeoutError(f"{address} not SERVING after {timeout} s")
+    raise TimeoutError(f"{address} not SERVING after {within} s")
 
 
 def spawn(module: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:

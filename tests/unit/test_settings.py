@@ -37,7 +37,7 @@ def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> Non
 
 
 def test_missing_database_url_names_both_variables() -> None:
-    with pytest.raises(SettingsError, match="LEDGER_DATABASE_URL.*DATABASE_URL"):
+    with pytest.raises(SettingsError, match=r"LEDGER_DATABASE_URL.*DATABASE_URL"):
         ServiceSettings.from_env("ledger", {})
 
 

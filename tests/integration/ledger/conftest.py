@@ -27,5 +27,3 @@ async def ledger(ledger_host: ServiceHost) -> AsyncIterator[ledger_pb2_grpc.Ledg
 @pytest.fixture
 def user() -> str:
     return f"u-{uuid.uuid4().hex[:12]}"
-
-

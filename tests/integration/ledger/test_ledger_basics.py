@@ -6,7 +6,13 @@ import grpc
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from tests.support.ledger_calls import (
-    Stub, audit_clean, balance, credit, debit, fails, rid,
+    Stub,
+    audit_clean,
+    balance,
+    credit,
+    debit,
+    fails,
+    rid,
 )
 
 
@@ -18,7 +24,10 @@ async def test_credit_then_balance(ledger: Stub, user: str) -> None:
     assert response.balance.available == 120
     current = await balance(ledger, user)
     assert (current.available, current.pending, current.held, current.lifetime_earned) == (
-        120, 0, 0, 120
+        120,
+        0,
+        0,
+        120,
     )
 
 
@@ -28,7 +37,8 @@ async def test_spending_takes_soonest_expiring_lots_first(ledger: Stub, user: st
     middle = await credit(ledger, user, 30, expires_in_days=100)
     spent = await debit(ledger, user, 70)
     assert [(a.lot_id, a.amount) for a in spent.allocations] == [
-        (soon.lot_id, 50), (middle.lot_id, 20)
+        (soon.lot_id, 50),
+        (middle.lot_id, 20),
     ]
     assert spent.balance.available == 110
     expiring = (await balance(ledger, user, days=200)).expiring
@@ -95,11 +105,13 @@ async def test_pending_points_cannot_be_spent_before_maturity(ledger: Stub, user
 
 
 async def test_unknown_transfer_and_hold_are_not_found(ledger: Stub, user: str) -> None:
-    error = await fails(ledger.Reverse(
-        pb.ReverseRequest(request_id=rid(), user_id=user, transfer_id="999999999")
-    ))
+    error = await fails(
+        ledger.Reverse(pb.ReverseRequest(request_id=rid(), user_id=user, transfer_id="999999999"))
+    )
     assert (error.code, error.reason) == (grpc.StatusCode.NOT_FOUND, "TRANSFER_NOT_FOUND")
-    error = await fails(ledger.ReleaseHold(
-        pb.ReleaseHoldRequest(request_id=rid(), user_id=user, hold_id="999999999")
-    ))
+    error = await fails(
+        ledger.ReleaseHold(
+            pb.ReleaseHoldRequest(request_id=rid(), user_id=user, hold_id="999999999")
+        )
+    )
     assert (error.code, error.reason) == (grpc.StatusCode.NOT_FOUND, "HOLD_NOT_FOUND")
