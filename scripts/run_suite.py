@@ -34,8 +34,12 @@ def existing_services() -> list[tuple[str, list[str]]]:
     return found
 
 
-def healthy(name: str) -> bool:
-    port = DEFAULT_PORTS[name]
+def port_of(name: str, env: dict[str, str]) -> int:
+    """The fixed default port, unless overridden like the service itself allows (LEDGER_PORT)."""
+    return int(env.get(f"{name.upper()}_PORT") or DEFAULT_PORTS[name])
+
+
+def healthy(name: str, port: int) -> bool:
     target = f"http://127.0.0.1:{port}/healthz" if name == "gateway" else f"127.0.0.1:{port}"
     return is_healthy(target, timeout=1.0)
 
@@ -65,6 +69,9 @@ def main() -> int:
         started_db = True
         print(f"database   {env['DATABASE_URL']} (embedded, data in {devdb.DATA})", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
+    ports = {name: port_of(name, env) for name in DEFAULT_PORTS}
+    for name in ("ledger", "rules", "mall"):
+        env.setdefault(f"{name.upper()}_ADDR", f"127.0.0.1:{ports[name]}")
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, command in existing_services():
@@ -76,10 +83,10 @@ def main() -> int:
                 if children[name].poll() is not None:
                     print(f"{name} exited with code {children[name].returncode}", flush=True)
                     return 1
-                if healthy(name):
+                if healthy(name, ports[name]):
                     pending.discard(name)
                     kind = "http" if name == "gateway" else "grpc"
-                    print(f"{name:<10} {kind}://127.0.0.1:{DEFAULT_PORTS[name]}", flush=True)
+                    print(f"{name:<10} {kind}://127.0.0.1:{ports[name]}", flush=True)
             time.sleep(0.2)
         if pending:
             print(f"not healthy after 30 s: {', '.join(sorted(pending))}", flush=True)
