@@ -77,21 +77,32 @@ def test_embedded_database_starts_keeps_data_and_stops() -> None:
     script = [sys.executable, "scripts/devdb.py"]
     try:
         url = subprocess.run(
-            [*script, "start"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+            [*script, "start"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
             check=True,
         ).stdout.strip()
         assert url.startswith("postgresql://postgres@127.0.0.1:")
         psql = [str(devdb.bindir() / "psql"), url, "-tAc"]
-        subprocess.run([*psql, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*psql, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)"],
+            check=True,
+            capture_output=True,
+        )
         subprocess.run([*script, "stop"], cwd=ROOT, env=env, check=True, timeout=60)
-        status = subprocess.run([*script, "status"], cwd=ROOT, env=env, capture_output=True,
-                                text=True, check=True)
+        status = subprocess.run(
+            [*script, "status"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
         assert status.stdout.strip() == "stopped"
-        subprocess.run([*script, "start"], cwd=ROOT, env=env, check=True, capture_output=True,
-                       timeout=120)
-        kept = subprocess.run([*psql, "SELECT v FROM kept"], capture_output=True, text=True,
-                              check=True)
+        subprocess.run(
+            [*script, "start"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120
+        )
+        kept = subprocess.run(
+            [*psql, "SELECT v FROM kept"], capture_output=True, text=True, check=True
+        )
         assert kept.stdout.strip() == "7"  # a restart loses no data
     finally:
         subprocess.run([*script, "stop"], cwd=ROOT, env=env, timeout=60)
