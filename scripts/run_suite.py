@@ -68,6 +68,8 @@ def main() -> int:
         env["DATABASE_URL"] = devdb.start()
         started_db = True
         print(f"database   {env['DATABASE_URL']} (embedded, data in {devdb.DATA})", flush=True)
+    # Installed explicitly: a shell starting us in the background may have ignored SIGINT.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     ports = {name: port_of(name, env) for name in DEFAULT_PORTS}
     for name in ("ledger", "rules", "mall"):
