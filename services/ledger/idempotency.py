@@ -1,19 +1,15 @@
-"""Exactly-once execution of mutating requests.
+"""Idempotency keys: payload fingerprints and recorded outcomes (responses or errors).
 
-The member row is locked first, so concurrent duplicates of one request_id queue up behind
-each other; the first applies, the rest find its recorded outcome. A business failure is
-recorded too (inside a savepoint that discarded the failed changes), so a replay returns the
-same error. A different payload under a used id is refused with IDEMPOTENCY_KEY_REUSED.
+How requests claim keys and record outcomes exactly once is in `engine.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
+from asyncpg import Record
 from google.protobuf.message import Message
 
 from services.common import errors
@@ -40,7 +36,7 @@ def fingerprint(method: str, request: Message) -> bytes:
     ).digest()
 
 
-def _encode_error(error: errors.DomainError) -> dict[str, Any]:
+def encode_error(error: errors.DomainError) -> str:
     encoded: dict[str, Any] = {
         "type": type(error).__name__,
         "reason": error.reason,
@@ -49,10 +45,10 @@ def _encode_error(error: errors.DomainError) -> dict[str, Any]:
     }
     if isinstance(error, errors.InvalidArgument):
         encoded["violations"] = [[v.field, v.description] for v in error.violations]
-    return encoded
+    return json.dumps(encoded)
 
 
-def _decode_error(encoded: dict[str, Any]) -> errors.DomainError:
+def decode_error(encoded: dict[str, Any]) -> errors.DomainError:
     cls = _ERROR_TYPES.get(encoded["type"], errors.FailedPrecondition)
     if cls is errors.InvalidArgument:
         violations = [errors.FieldViolation(f, d) for f, d in encoded.get("violations", [])]
@@ -70,62 +66,29 @@ def key_reused(request_id: str) -> errors.AlreadyExists:
     )
 
 
+def outcome_of(
+    prior: Record, method: str, fingerprint_: bytes, response_type: type[M]
+) -> M | errors.DomainError:
+    """What a recorded request answered, or IDEMPOTENCY_KEY_REUSED for another payload."""
+    if prior["method"] != method or bytes(prior["payload_sha256"]) != fingerprint_:
+        return key_reused(prior["request_id"])
+    if prior["response"] is not None:
+        return response_type.FromString(bytes(prior["response"]))
+    if prior["error"] is not None:
+        return decode_error(json.loads(prior["error"]))
+    raise RuntimeError("a committed request has no recorded outcome")
+
+
 async def replay(
     conn: Conn,
     user_id: str,
     request_id: str,
     fingerprint_: bytes,
+    method: str,
     response_type: type[M],
 ) -> M | errors.DomainError | None:
     """The recorded outcome of this request, or None when it is new."""
     prior = await repo.find_request(conn, user_id, request_id)
     if prior is None:
         return None
-    if bytes(prior["payload_sha256"]) != fingerprint_:
-        return key_reused(request_id)
-    if prior["response"] is not None:
-        return response_type.FromString(bytes(prior["response"]))
-    return _decode_error(json.loads(prior["error"]))
-
-
-async def execute_once(
-    conn: Conn,
-    *,
-    user_id: str,
-    request_id: str,
-    method: str,
-    request: Message,
-    response_type: type[M],
-    body: Callable[[Conn, datetime], Awaitable[M]],
-) -> M:
-    """Run `body` once per (user_id, request_id), inside one transaction (or savepoint)."""
-    print_ = fingerprint(method, request)
-    outcome: M | errors.DomainError
-    async with conn.transaction():
-        now = await repo.lock_members(conn, [user_id])
-        prior = await replay(conn, user_id, request_id, print_, response_type)
-        if prior is not None:
-            outcome = prior
-        else:
-            try:
-                async with conn.transaction():  # a savepoint: failures leave no changes behind
-                    outcome = await body(conn, now)
-            except errors.DomainError as exc:
-                outcome = exc
-                await repo.save_request(
-                    conn, user_id, request_id, method, print_, None, _encode_error(exc), False
-                )
-            else:
-                await repo.save_request(
-                    conn,
-                    user_id,
-                    request_id,
-                    method,
-                    print_,
-                    outcome.SerializeToString(),
-                    None,
-                    True,
-                )
-    if isinstance(outcome, errors.DomainError):
-        raise outcome
-    return outcome
+    return outcome_of(prior, method, fingerprint_, response_type)

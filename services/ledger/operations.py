@@ -6,13 +6,18 @@ Accounts: "member" and "holds" are the member's own; "issuance:<source>", "redem
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
+from google.protobuf.message import Message
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from services.common.db import Conn
 from services.common.errors import (
+    DomainError,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -30,11 +35,61 @@ class Operations:
     def __init__(self, config: LedgerConfig) -> None:
         self.config = config
 
-    async def balance(self, conn: Conn, user_id: str) -> pb.Balance:
-        rows, expiring = await repo.balances(conn, [user_id], 0, self.config.zone.key)
-        return convert.balance(rows[user_id], expiring[user_id])
+    async def fill_balances(self, conn: Conn, responses: Sequence[tuple[str, Message]]) -> None:
+        """Set each (user_id, response)'s `balance` to the member's balance as this transaction
+        sees it: in a batch, after all of the batch's operations."""
+        users = sorted({user_id for user_id, _ in responses})
+        if not users:
+            return
+        rows, _ = await repo.balances(conn, users, 0, self.config.zone.key)
+        for user_id, response in responses:
+            balance: pb.Balance = response.balance  # type: ignore[attr-defined]
+            balance.CopyFrom(convert.balance(rows[user_id], ()))
 
-    async def credit(self, conn: Conn, now: datetime, req: pb.CreditRequest) -> pb.CreditResponse:
+    async def credit_many(
+        self, conn: Conn, now: datetime, requests: Sequence[pb.CreditRequest]
+    ) -> list[pb.CreditResponse | DomainError]:
+        """Apply credits together: one transfer and one lot each, one update per member."""
+        outcomes: list[pb.CreditResponse | DomainError] = []
+        rows = []
+        for req in requests:
+            try:
+                expires, matures = self._credit_times(now, req)
+            except InvalidArgument as exc:
+                outcomes.append(exc)
+                continue
+            adjustment = req.kind == pb.TRANSFER_KIND_ADJUSTMENT
+            rows.append(
+                (
+                    req.user_id,
+                    "ADJUSTMENT" if adjustment else "EARN",
+                    ADJUSTMENT if adjustment else f"issuance:{req.source}",
+                    req.source,
+                    req.amount,
+                    req.request_id,
+                    req.reason_code,
+                    json.dumps(dict(req.metadata)),
+                    expires,
+                    matures,
+                )
+            )
+            outcomes.append(pb.CreditResponse())
+        if not rows:
+            return outcomes
+        made = iter(await repo.credit_many(conn, rows))
+        for response in outcomes:
+            if isinstance(response, pb.CreditResponse):
+                row = next(made)
+                response.transfer.CopyFrom(
+                    convert.transfer(row, row["expires_at"], row["matures_at"])
+                )
+                response.lot_id = str(row["lot_id"])
+        return outcomes
+
+    def _credit_times(
+        self, now: datetime, req: pb.CreditRequest
+    ) -> tuple[datetime, datetime | None]:
+        """The lot's expiry (the request's, else the policy's) and maturity (None: at once)."""
         expires = (
             from_timestamp(req.expire_time)
             if req.HasField("expire_time")
@@ -43,99 +98,78 @@ class Operations:
         matures = from_timestamp(req.mature_time) if req.HasField("mature_time") else None
         if matures is not None and matures <= now:
             matures = None  # already mature
-        violations = []
         if expires <= now:
-            violations.append(FieldViolation("expire_time", "must be in the future"))
-        elif matures is not None and matures >= expires:
-            violations.append(FieldViolation("mature_time", "must be before expire_time"))
-        if violations:
-            raise InvalidArgument.fields(violations)
-        adjustment = req.kind == pb.TRANSFER_KIND_ADJUSTMENT
-        row = await repo.insert_transfer(
+            raise InvalidArgument.fields([FieldViolation("expire_time", "must be in the future")])
+        if matures is not None and matures >= expires:
+            raise InvalidArgument.fields(
+                [FieldViolation("mature_time", "must be before expire_time")]
+            )
+        return expires, matures
+
+    async def _spend(
+        self,
+        conn: Conn,
+        req: pb.DebitRequest | pb.HoldRequest,
+        kind: str,
+        credit: str,
+        hold_id: int | None = None,
+    ) -> repo.Spent:
+        """Spend or reserve points, or fail with INSUFFICIENT_POINTS having changed nothing."""
+        spend = functools.partial(
+            repo.spend,
             conn,
             user_id=req.user_id,
-            kind="ADJUSTMENT" if adjustment else "EARN",
-            debit=ADJUSTMENT if adjustment else f"issuance:{req.source}",
-            credit=MEMBER,
             amount=req.amount,
+            kind=kind,
+            credit=credit,
             request_id=req.request_id,
             reason_code=req.reason_code,
             metadata=req.metadata,
+            hold_id=hold_id,
         )
-        lot_id = await repo.insert_lot(
-            conn, req.user_id, row["transfer_id"], req.source, req.amount, expires, matures
-        )
-        await repo.adjust_member(conn, req.user_id, balance=req.amount, earned=req.amount)
-        return pb.CreditResponse(
-            transfer=convert.transfer(row, expires, matures),
-            lot_id=str(lot_id),
-            balance=await self.balance(conn, req.user_id),
-        )
-
-    async def _require_spendable(self, conn: Conn, user_id: str, amount: int) -> None:
-        available = await repo.spendable(conn, user_id)
-        if available < amount:
-            # Holds past their deadline count as released: release them now and look again.
-            for hold in await repo.overdue_holds(conn, user_id):
+        spent = await spend()
+        if spent.transfer is None:
+            # Holds past their deadline count as released: release them now and try again.
+            overdue = await repo.overdue_holds(conn, req.user_id)
+            for hold in overdue:
                 await self.release_hold_row(
                     conn, hold, "EXPIRED", f"hold-expired:{hold['hold_id']}"
                 )
-            available = await repo.spendable(conn, user_id)
-        if available < amount:
+            if overdue:
+                spent = await spend()
+        if spent.transfer is None:
             raise FailedPrecondition(
                 "INSUFFICIENT_POINTS",
-                f"{amount} points requested, {available} available",
-                {"available": str(available), "requested": str(amount)},
+                f"{req.amount} points requested, {spent.available} available",
+                {"available": str(spent.available), "requested": str(req.amount)},
             )
+        return spent
 
     async def debit(self, conn: Conn, now: datetime, req: pb.DebitRequest) -> pb.DebitResponse:
-        await self._require_spendable(conn, req.user_id, req.amount)
         adjustment = req.kind == pb.TRANSFER_KIND_ADJUSTMENT
-        row = await repo.insert_transfer(
+        spent = await self._spend(
             conn,
-            user_id=req.user_id,
-            kind="ADJUSTMENT" if adjustment else "SPEND",
-            debit=MEMBER,
-            credit=ADJUSTMENT if adjustment else REDEMPTION,
-            amount=req.amount,
-            request_id=req.request_id,
-            reason_code=req.reason_code,
-            metadata=req.metadata,
+            req,
+            "ADJUSTMENT" if adjustment else "SPEND",
+            ADJUSTMENT if adjustment else REDEMPTION,
         )
-        tid = row["transfer_id"]
-        taken = await repo.take_from_lots(conn, req.user_id, req.amount, tid, tid)
-        await repo.adjust_member(conn, req.user_id, balance=-req.amount, spent=req.amount)
+        assert spent.transfer is not None
         return pb.DebitResponse(
-            transfer=convert.transfer(row),
-            allocations=convert.allocations(taken),
-            balance=await self.balance(conn, req.user_id),
+            transfer=convert.transfer(spent.transfer),
+            allocations=convert.allocations(spent.taken),
         )
 
     async def hold(self, conn: Conn, now: datetime, req: pb.HoldRequest) -> pb.HoldResponse:
         deadline = from_timestamp(req.deadline_time)
         if deadline <= now:
             raise InvalidArgument.fields([FieldViolation("deadline_time", "must be in the future")])
-        await self._require_spendable(conn, req.user_id, req.amount)
         hold_id = await repo.next_hold_id(conn)
-        row = await repo.insert_transfer(
-            conn,
-            user_id=req.user_id,
-            kind="HOLD",
-            debit=MEMBER,
-            credit=HOLDS,
-            amount=req.amount,
-            request_id=req.request_id,
-            reason_code=req.reason_code,
-            metadata=req.metadata,
-            hold_id=hold_id,
+        spent = await self._spend(conn, req, "HOLD", HOLDS, hold_id)
+        assert spent.transfer is not None
+        hold = await repo.insert_hold(
+            conn, req.user_id, hold_id, spent.transfer["transfer_id"], req.amount, deadline
         )
-        tid = row["transfer_id"]
-        await repo.take_from_lots(conn, req.user_id, req.amount, tid, tid)
-        hold = await repo.insert_hold(conn, req.user_id, hold_id, tid, req.amount, deadline)
-        await repo.adjust_member(conn, req.user_id, balance=-req.amount, held=req.amount)
-        return pb.HoldResponse(
-            hold=convert.hold(hold), balance=await self.balance(conn, req.user_id)
-        )
+        return pb.HoldResponse(hold=convert.hold(hold))
 
     async def _active_hold(self, conn: Conn, user_id: str, hold_id: str) -> asyncpg.Record:
         hold = await repo.get_hold(conn, user_id, int(hold_id))
@@ -232,7 +266,6 @@ class Operations:
         )
         await repo.adjust_member(conn, req.user_id, held=-amount, balance=rest, spent=captured)
         response.hold.CopyFrom(convert.hold(resolved))
-        response.balance.CopyFrom(await self.balance(conn, req.user_id))
         return response
 
     async def release_hold(
@@ -241,9 +274,7 @@ class Operations:
         hold = await self._active_hold(conn, req.user_id, req.hold_id)
         resolved, release = await self.release_hold_row(conn, hold, "RELEASED", req.request_id)
         return pb.ReleaseHoldResponse(
-            hold=convert.hold(resolved),
-            release=convert.transfer(release),
-            balance=await self.balance(conn, req.user_id),
+            hold=convert.hold(resolved), release=convert.transfer(release)
         )
 
     async def reverse(
@@ -269,7 +300,6 @@ class Operations:
                 f"a {kind} transfer cannot be reversed",
                 {"transfer_id": req.transfer_id, "kind": kind},
             )
-        response.balance.CopyFrom(await self.balance(conn, req.user_id))
         return response
 
     def _exceeds(self, req: pb.ReverseRequest, reversible: int) -> FailedPrecondition:

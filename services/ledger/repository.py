@@ -43,12 +43,127 @@ async def lock_members(conn: Conn, user_ids: Sequence[str]) -> datetime:
     return now
 
 
+RequestKey = tuple[str, str]  # (user_id, request_id)
+
+
 async def find_request(conn: Conn, user_id: str, request_id: str) -> Record | None:
     return await conn.fetchrow(
         "SELECT method, payload_sha256, response, error FROM requests "
         "WHERE user_id = $1 AND request_id = $2",
         user_id,
         request_id,
+    )
+
+
+async def claim_requests(
+    conn: Conn, claims: Sequence[tuple[str, str, str, bytes]]
+) -> set[RequestKey]:
+    """Claim (user_id, request_id, method, payload_sha256) rows; return the keys that were new.
+
+    A key claimed by a transaction still in flight makes this wait for it, so a concurrent
+    duplicate sees the committed outcome afterwards.
+    """
+    rows = await conn.fetch(
+        """
+        INSERT INTO requests (user_id, request_id, method, payload_sha256)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
+        ON CONFLICT (user_id, request_id) DO NOTHING
+        RETURNING user_id, request_id
+        """,
+        [c[0] for c in claims],
+        [c[1] for c in claims],
+        [c[2] for c in claims],
+        [c[3] for c in claims],
+    )
+    return {(r["user_id"], r["request_id"]) for r in rows}
+
+
+async def find_requests(conn: Conn, keys: Sequence[RequestKey]) -> dict[RequestKey, Record]:
+    rows = await conn.fetch(
+        """
+        SELECT r.user_id, r.request_id, r.method, r.payload_sha256, r.response, r.error
+        FROM unnest($1::text[], $2::text[]) AS k(user_id, request_id)
+        JOIN requests r USING (user_id, request_id)
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["user_id"], r["request_id"]): r for r in rows}
+
+
+async def finish_requests(
+    conn: Conn,
+    outcomes: Sequence[tuple[str, str, bytes | None, str | None]],
+    changed_users: Sequence[str],
+) -> None:
+    """Store each claimed request's outcome (response or JSON error); tell watchers on commit."""
+    await conn.execute(
+        """
+        WITH outcome AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
+                AS o(user_id, request_id, response, error)
+        ), stored AS (
+            UPDATE requests r SET response = o.response, error = o.error
+            FROM outcome o WHERE r.user_id = o.user_id AND r.request_id = o.request_id
+        )
+        SELECT count(pg_notify('ledger_balance', u)) FROM unnest($5::text[]) AS u
+        """,
+        [o[0] for o in outcomes],
+        [o[1] for o in outcomes],
+        [o[2] for o in outcomes],
+        [o[3] for o in outcomes],
+        list(changed_users),
+    )
+
+
+async def credit_many(
+    conn: Conn,
+    credits: Sequence[tuple[str, str, str, str, int, str, str, str, datetime, datetime | None]],
+) -> list[Record]:
+    """Set-based credits: (user_id, kind, debit_account, source, amount, request_id,
+    reason_code, metadata_json, expires_at, matures_at) in, one transfer + lot each, and one
+    balance update per member. Rows come back in input order."""
+    columns = list(zip(*credits, strict=True))
+    return list(
+        await conn.fetch(
+            """
+            WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                                     $5::bigint[], $6::text[], $7::text[], $8::jsonb[],
+                                     $9::timestamptz[], $10::timestamptz[])
+                    WITH ORDINALITY AS i(user_id, kind, debit_account, source, amount,
+                                         request_id, reason_code, metadata, expires_at,
+                                         matures_at, n)
+            ), made AS (
+                INSERT INTO transfers (user_id, kind, debit_account, credit_account, amount,
+                                       request_id, reason_code, metadata)
+                SELECT user_id, kind, debit_account, 'member', amount, request_id, reason_code,
+                       metadata
+                FROM input ORDER BY n
+                RETURNING *
+            ), numbered AS (
+                -- (user_id, request_id) is unique within a batch: it ties rows back to input.
+                SELECT made.*, i.n, i.source, i.expires_at, i.matures_at
+                FROM made JOIN input i USING (user_id, request_id)
+            ), lots_made AS (
+                INSERT INTO lots (user_id, transfer_id, source, granted, remaining, expires_at,
+                                  matures_at)
+                SELECT user_id, transfer_id, source, amount, amount, expires_at, matures_at
+                FROM numbered
+                RETURNING transfer_id, lot_id
+            ), per_member AS (
+                SELECT user_id, sum(amount)::bigint AS amount FROM input GROUP BY user_id
+            ), members_updated AS (
+                UPDATE members m SET balance = m.balance + p.amount,
+                                     earned = m.earned + p.amount, updated_at = now()
+                FROM per_member p WHERE m.user_id = p.user_id
+            )
+            SELECT t.*, l.lot_id
+            FROM numbered t JOIN lots_made l USING (transfer_id)
+            ORDER BY t.n
+            """,
+            *columns,
+        )
     )
 
 
@@ -153,27 +268,32 @@ async def adjust_member(conn: Conn, user_id: str, **deltas: int) -> None:
     )
 
 
-async def spendable(conn: Conn, user_id: str) -> int:
-    """Points in matured, unexpired lots (what may be spent or held now)."""
-    total: int = await conn.fetchval(
-        """
-        SELECT coalesce(sum(remaining), 0)::bigint FROM lots
-        WHERE user_id = $1 AND remaining > 0 AND expires_at > now()
-          AND (matures_at IS NULL OR matures_at <= now())
-        """,
-        user_id,
-    )
-    return total
+@dataclass(frozen=True)
+class Spent:
+    transfer: Record | None  # None: not enough spendable points, nothing changed
+    taken: list[Taken]
+    available: int  # spendable points before this spend
 
 
-async def take_from_lots(
-    conn: Conn, user_id: str, amount: int, origin: int, transfer_id: int
-) -> list[Taken]:
-    """Take `amount` from spendable lots, soonest expiry first, recording each allocation.
+async def spend(
+    conn: Conn,
+    *,
+    user_id: str,
+    amount: int,
+    kind: str,
+    credit: str,
+    request_id: str,
+    reason_code: str,
+    metadata: Mapping[str, str],
+    hold_id: int | None = None,
+) -> Spent:
+    """Move `amount` out of the member's spendable lots, soonest expiry first, in one statement:
+    the transfer, each lot's allocation, and the member's totals (spent, or held for a hold).
 
-    The caller holds the member lock and checked `spendable` >= amount.
+    Spendable means matured and unexpired, judged by database time. The caller holds the
+    member lock.
     """
-    rows = await conn.fetch(
+    row = await conn.fetchrow(
         """
         WITH open AS (
             SELECT lot_id, remaining, expires_at,
@@ -182,29 +302,56 @@ async def take_from_lots(
             FROM lots
             WHERE user_id = $1 AND remaining > 0 AND expires_at > now()
               AND (matures_at IS NULL OR matures_at <= now())
+        ), available AS (
+            SELECT coalesce(sum(remaining), 0)::bigint AS points FROM open
+        ), made AS (
+            INSERT INTO transfers (user_id, kind, debit_account, credit_account, amount,
+                                   request_id, reason_code, metadata, hold_id)
+            SELECT $1, $3, 'member', $4, $2, $5, $6, $7::jsonb, $8
+            FROM available WHERE points >= $2
+            RETURNING *
         ), chosen AS (
-            SELECT lot_id, expires_at, least(remaining, $2 - before) AS take
-            FROM open WHERE before < $2
+            SELECT o.lot_id, o.expires_at, least(o.remaining, $2 - o.before) AS take,
+                   m.transfer_id
+            FROM open o CROSS JOIN made m WHERE o.before < $2
         ), updated AS (
             UPDATE lots l SET remaining = l.remaining - c.take, allocated = l.allocated + c.take
             FROM chosen c WHERE l.user_id = $1 AND l.lot_id = c.lot_id
-            RETURNING l.lot_id
         ), recorded AS (
             INSERT INTO allocations (user_id, origin_transfer_id, transfer_id, lot_id, amount)
-            SELECT $1, $3, $4, lot_id, take FROM chosen
+            SELECT $1, transfer_id, transfer_id, lot_id, take FROM chosen
+        ), member AS (
+            UPDATE members SET balance = balance - $2,
+                               spent = spent + CASE WHEN $8::bigint IS NULL THEN $2 ELSE 0 END,
+                               held = held + CASE WHEN $8::bigint IS NULL THEN 0 ELSE $2 END,
+                               updated_at = now()
+            WHERE user_id = $1 AND EXISTS (SELECT 1 FROM made)
         )
-        SELECT c.lot_id, c.take, c.expires_at FROM chosen c JOIN updated USING (lot_id)
-        ORDER BY c.expires_at, c.lot_id
+        SELECT made.*, a.points AS available,
+               (SELECT array_agg(lot_id ORDER BY expires_at, lot_id) FROM chosen) AS lot_ids,
+               (SELECT array_agg(take ORDER BY expires_at, lot_id) FROM chosen) AS takes,
+               (SELECT array_agg(expires_at ORDER BY expires_at, lot_id) FROM chosen) AS expiries
+        FROM available a LEFT JOIN made ON true
         """,
         user_id,
         amount,
-        origin,
-        transfer_id,
+        kind,
+        credit,
+        request_id,
+        reason_code,
+        json.dumps(dict(metadata)),
+        hold_id,
     )
-    taken = [Taken(r["lot_id"], r["take"], r["expires_at"]) for r in rows]
+    assert row is not None
+    if row["transfer_id"] is None:
+        return Spent(None, [], row["available"])
+    taken = [
+        Taken(lot, take, expires)
+        for lot, take, expires in zip(row["lot_ids"], row["takes"], row["expiries"], strict=True)
+    ]
     if sum(t.amount for t in taken) != amount:
         raise RuntimeError(f"lot allocation for {user_id} does not add up to {amount}")
-    return taken
+    return Spent(row, taken, row["available"])
 
 
 async def give_back(

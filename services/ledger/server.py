@@ -20,6 +20,8 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     servicer = LedgerServicer(runtime.pool, config, watchers)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(servicer, server)
     runtime.on_start(watchers.start)
+    runtime.on_start(servicer.group_commit.start)
+    runtime.on_stop(servicer.group_commit.stop)
     runtime.on_stop(watchers.stop)
     runtime.spawn(
         "hold-sweeper", lambda: sweep_forever(runtime.pool, servicer.ops, config.hold_sweep_seconds)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -13,12 +12,12 @@ import grpc
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc as pb_grpc
-from services.common.db import Conn
 from services.common.errors import DomainError, FieldViolation, InvalidArgument
 from services.common.timestamps import from_timestamp
 from services.ledger import convert, idempotency, queries, validation
 from services.ledger import repository as repo
 from services.ledger.config import LedgerConfig
+from services.ledger.engine import BatchEngine, GroupCommit, Mutation, Op
 from services.ledger.expiry import expire_due
 from services.ledger.operations import Operations
 from services.ledger.watch import BalanceWatchers
@@ -28,58 +27,41 @@ MAX_BATCH = 5000
 SYSTEM_SCOPE = ""  # requests not tied to one member (expiry runs) use this user id
 
 
-@dataclass(frozen=True)
-class Mutation:
-    method: str
-    check: Callable[[Any], None]
-    apply: Callable[[Conn, datetime, Any], Awaitable[Any]]
-    response_type: type[Any]
-
-
 class LedgerServicer(pb_grpc.LedgerServiceServicer):
     def __init__(self, pool: asyncpg.Pool, config: LedgerConfig, watchers: BalanceWatchers):
         self.pool = pool
         self.config = config
         self.ops = Operations(config)
         self.watchers = watchers
+        self.engine = BatchEngine(self.ops)
+        self.group_commit = GroupCommit(pool, self.engine)
+        # Keyed by the BatchOperation oneof field names.
         self.mutations = {
-            "credit": Mutation(
-                "Credit", validation.check_credit, self.ops.credit, pb.CreditResponse
-            ),
-            "debit": Mutation("Debit", validation.check_debit, self.ops.debit, pb.DebitResponse),
-            "hold": Mutation("Hold", validation.check_hold, self.ops.hold, pb.HoldResponse),
+            "credit": Mutation("Credit", validation.check_credit, pb.CreditResponse),
+            "debit": Mutation("Debit", validation.check_debit, pb.DebitResponse, self.ops.debit),
+            "hold": Mutation("Hold", validation.check_hold, pb.HoldResponse, self.ops.hold),
             "capture_hold": Mutation(
                 "CaptureHold",
                 validation.check_capture,
-                self.ops.capture_hold,
                 pb.CaptureHoldResponse,
+                self.ops.capture_hold,
             ),
             "release_hold": Mutation(
                 "ReleaseHold",
                 validation.check_release,
-                self.ops.release_hold,
                 pb.ReleaseHoldResponse,
+                self.ops.release_hold,
             ),
             "reverse": Mutation(
-                "Reverse", validation.check_reverse, self.ops.reverse, pb.ReverseResponse
+                "Reverse", validation.check_reverse, pb.ReverseResponse, self.ops.reverse
             ),
         }
 
-    async def _run(self, conn: Conn, mutation: Mutation, request: Any) -> Any:
-        mutation.check(request)
-        return await idempotency.execute_once(
-            conn,
-            user_id=request.user_id,
-            request_id=request.request_id,
-            method=mutation.method,
-            request=request,
-            response_type=mutation.response_type,
-            body=lambda c, now: mutation.apply(c, now, request),
-        )
-
     async def _mutate(self, name: str, request: Any) -> Any:
-        async with self.pool.acquire() as conn:
-            return await self._run(conn, self.mutations[name], request)
+        outcome = await self.group_commit.submit(Op(self.mutations[name], request))
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
 
     async def Credit(self, request: pb.CreditRequest, context: Context) -> pb.CreditResponse:
         return await self._mutate("credit", request)  # type: ignore[no-any-return]
@@ -111,32 +93,30 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             raise InvalidArgument.fields(
                 [FieldViolation("operations", f"must hold 1 to {MAX_BATCH} operations")]
             )
-        chosen = [op.WhichOneof("operation") for op in request.operations]
-        users = sorted(
-            {
-                getattr(op, which).user_id
-                for op, which in zip(request.operations, chosen, strict=True)
-                if which is not None and getattr(op, which).user_id
-            }
-        )
-        results: list[pb.BatchResult] = []
-        async with self.pool.acquire() as conn, conn.transaction():
-            # Lock every member up front, in one order, so concurrent batches cannot deadlock.
-            await repo.lock_members(conn, [u for u in users if len(u) <= 128])
-            for index, (op, which) in enumerate(zip(request.operations, chosen, strict=True)):
-                if which is None:
-                    error = InvalidArgument.fields(
-                        [FieldViolation(f"operations[{index}]", "no operation set")]
-                    )
-                    results.append(pb.BatchResult(error=_batch_error(error)))
-                    continue
-                try:
-                    response = await self._run(conn, self.mutations[which], getattr(op, which))
-                except DomainError as exc:
-                    results.append(pb.BatchResult(error=_batch_error(exc)))
-                else:
-                    results.append(pb.BatchResult(**{which: response}))
-        return pb.PostBatchResponse(results=results)
+        results: list[pb.BatchResult | None] = [None] * count
+        batch: list[Op] = []
+        positions: list[int] = []
+        for index, operation in enumerate(request.operations):
+            which = operation.WhichOneof("operation")
+            if which is None:
+                error = InvalidArgument.fields(
+                    [FieldViolation(f"operations[{index}]", "no operation set")]
+                )
+                results[index] = pb.BatchResult(error=_batch_error(error))
+                continue
+            batch.append(Op(self.mutations[which], getattr(operation, which)))
+            positions.append(index)
+        async with self.pool.acquire() as conn:
+            outcomes = await self.engine.run(conn, batch)
+        for index, op, outcome in zip(positions, batch, outcomes, strict=True):
+            if isinstance(outcome, DomainError):
+                results[index] = pb.BatchResult(error=_batch_error(outcome))
+            else:
+                result = pb.BatchResult()
+                field = next(k for k, m in self.mutations.items() if m is op.mutation)
+                getattr(result, field).CopyFrom(outcome)
+                results[index] = result
+        return pb.PostBatchResponse(results=[r for r in results if r is not None])
 
     async def _balances(self, user_ids: list[str], days: int) -> list[pb.Balance]:
         validation.check_expiring_days(days)
@@ -225,7 +205,12 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         fingerprint = idempotency.fingerprint("ExpirePoints", request)
         async with self.pool.acquire() as conn:
             prior = await idempotency.replay(
-                conn, SYSTEM_SCOPE, request.request_id, fingerprint, pb.ExpirePointsResponse
+                conn,
+                SYSTEM_SCOPE,
+                request.request_id,
+                fingerprint,
+                "ExpirePoints",
+                pb.ExpirePointsResponse,
             )
             if isinstance(prior, DomainError):
                 raise prior
@@ -256,7 +241,12 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             except asyncpg.UniqueViolationError:
                 # A concurrent run with the same id finished first: answer as it did.
                 prior = await idempotency.replay(
-                    conn, SYSTEM_SCOPE, request.request_id, fingerprint, pb.ExpirePointsResponse
+                    conn,
+                    SYSTEM_SCOPE,
+                    request.request_id,
+                    fingerprint,
+                    "ExpirePoints",
+                    pb.ExpirePointsResponse,
                 )
                 if isinstance(prior, DomainError):
                     raise prior from None

@@ -90,7 +90,8 @@ CREATE TABLE holds (
 CREATE INDEX holds_due ON holds (deadline_at) WHERE status = 'ACTIVE';
 
 -- Idempotency: one row per (member, request_id), with a hash of the payload and the outcome
--- (the serialized response, or the business error) to replay.
+-- (the serialized response, or the business error) to replay. A request claims its row first
+-- (both outcome columns NULL) and fills in the outcome before its transaction commits.
 CREATE TABLE requests (
     user_id        text NOT NULL,
     request_id     text NOT NULL CHECK (length(request_id) BETWEEN 1 AND 256),
@@ -100,5 +101,5 @@ CREATE TABLE requests (
     error          jsonb,
     created_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, request_id),
-    CHECK ((response IS NULL) <> (error IS NULL))
+    CHECK (response IS NULL OR error IS NULL)
 );

@@ -1,0 +1,127 @@
+"""Shared benchmark plumbing: a scratch database, a ledger process, latency figures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+
+from loyalty.ledger.v1 import ledger_pb2_grpc
+from scripts import devdb
+from tests.support.hosts import free_port, wait_serving
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def server_url() -> str:
+    """BENCH_DATABASE_URL, TEST_DATABASE_URL, else the embedded server."""
+    return (
+        os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or devdb.start()
+    )
+
+
+def with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+@asynccontextmanager
+async def scratch_database(prefix: str) -> AsyncIterator[str]:
+    base = server_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(base)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield with_database(base, name)
+    finally:
+        admin = await asyncpg.connect(base)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@asynccontextmanager
+async def ledger_process(
+    database_url: str,
+) -> AsyncIterator[ledger_pb2_grpc.LedgerServiceAsyncStub]:
+    """The ledger as its own process (as in production), and a stub connected to it."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LEDGER_PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        "DB_POOL_MAX": os.environ.get("DB_POOL_MAX", "32"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.ledger.server", cwd=ROOT, env=env
+    )
+    try:
+        await wait_serving(f"127.0.0.1:{port}", within=30)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield ledger_pb2_grpc.LedgerServiceStub(channel)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)
+
+
+def pgbench_tps(database_url: str, clients: int = 8, seconds: int = 10) -> float:
+    """TPC-B-like transactions per second that pgbench gets on this server, now."""
+    pgbench = shutil.which("pgbench") or str(devdb.bindir() / "pgbench")
+    subprocess.run([pgbench, "-i", "-q", "-s", "10", database_url], check=True, capture_output=True)
+    out = subprocess.run(
+        [
+            pgbench,
+            "-b",
+            "tpcb-like",
+            "-c",
+            str(clients),
+            "-j",
+            "2",
+            "-T",
+            str(seconds),
+            database_url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    match = re.search(r"tps = ([0-9.]+)", out)
+    assert match, out
+    return float(match[1])
+
+
+async def closed_loop(
+    clients: int, seconds: float, call: Callable[[int, int], Awaitable[object]]
+) -> tuple[int, list[float]]:
+    """Run `clients` loops calling `call(client, i)` for `seconds`; count and latencies (s)."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+
+    async def loop(client: int) -> None:
+        i = 0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            await call(client, i)
+            latencies.append(time.perf_counter() - started)
+            i += 1
+
+    await asyncio.gather(*(loop(c) for c in range(clients)))
+    return len(latencies), latencies
+
+
+def p(latencies: list[float], q: float) -> float:
+    """The q-quantile in milliseconds."""
+    return statistics.quantiles(latencies, n=1000)[int(q * 1000) - 1] * 1000
