@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 
+@overload
+def to_timestamp(value: datetime) -> Timestamp: ...
+@overload
+def to_timestamp(value: None) -> None: ...
 def to_timestamp(value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    # Faster than Timestamp.FromDatetime (pure Python); `value` must be timezone-aware.
+    whole = value.replace(microsecond=0).timestamp()
+    return Timestamp(seconds=int(whole), nanos=value.microsecond * 1000)
 
 
 def from_timestamp(value: Timestamp) -> datetime:

@@ -42,9 +42,9 @@ def transfer(
         create_time=to_timestamp(row["created_at"]),
     )
     if expire_time is not None:
-        message.expire_time.FromDatetime(expire_time)
+        message.expire_time.CopyFrom(to_timestamp(expire_time))
     if mature_time is not None:
-        message.mature_time.FromDatetime(mature_time)
+        message.mature_time.CopyFrom(to_timestamp(mature_time))
     return message
 
 
