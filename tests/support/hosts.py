@@ -73,11 +73,8 @@ async def wait_serving(address: str, within: float = 10.0) -> float:
 
 
 def spawn(module: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Run `python -m module` from the repository root with `env` added to ours."""
-    return subprocess.Popen(
-        [sys.executable, "-m", module],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    """Run `python -m module` from the repository root with `env` added to ours.
+
+    Its output goes to ours, which pytest captures and shows when a test fails.
+    """
+    return subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env={**os.environ, **env})
