@@ -552,7 +552,8 @@ async def overdue_holds(conn: Conn, user_id: str) -> list[Record]:
 async def balances(
     conn: Conn, user_ids: Sequence[str], expiring_days: int, zone: str
 ) -> tuple[dict[str, Record], dict[str, list[tuple[str, int]]]]:
-    """Balances as of database time, plus points expiring within `expiring_days` by date.
+    """Balances as of database time, plus points expiring within `expiring_days` by date,
+    in one statement.
 
     Read-time rules: pending lots count once matured, expired-but-unswept lots count as gone,
     and active holds past their deadline count as released.
@@ -563,7 +564,8 @@ async def balances(
                coalesce(m.earned, 0) AS earned, coalesce(m.spent, 0) AS spent,
                coalesce(m.expired, 0) AS expired, coalesce(m.reversed, 0) AS reversed,
                coalesce(l.available, 0) AS lots_available, coalesce(l.pending, 0) AS pending,
-               coalesce(h.active, 0) AS held, coalesce(h.overdue, 0) AS overdue
+               coalesce(h.active, 0) AS held, coalesce(h.overdue, 0) AS overdue,
+               e.days, e.amounts
         FROM unnest($1::text[]) AS u(user_id)
         LEFT JOIN members m ON m.user_id = u.user_id
         LEFT JOIN LATERAL (
@@ -577,23 +579,23 @@ async def balances(
                    (sum(amount) FILTER (WHERE deadline_at <= now()))::bigint AS overdue
             FROM holds WHERE user_id = u.user_id AND status = 'ACTIVE'
         ) h ON true
+        LEFT JOIN LATERAL (
+            SELECT array_agg(day ORDER BY day) AS days, array_agg(amount ORDER BY day) AS amounts
+            FROM (
+                SELECT to_char(expires_at AT TIME ZONE $3, 'YYYY-MM-DD') AS day,
+                       sum(remaining)::bigint AS amount
+                FROM lots
+                WHERE $2 > 0 AND user_id = u.user_id AND remaining > 0
+                  AND expires_at > now() AND expires_at <= now() + make_interval(days => $2)
+                GROUP BY 1
+            ) per_day
+        ) e ON true
         """,
         list(user_ids),
+        expiring_days,
+        zone,
     )
-    expiring: dict[str, list[tuple[str, int]]] = {u: [] for u in user_ids}
-    if expiring_days > 0:
-        for row in await conn.fetch(
-            """
-            SELECT user_id, to_char(expires_at AT TIME ZONE $3, 'YYYY-MM-DD') AS day,
-                   sum(remaining)::bigint AS amount
-            FROM lots
-            WHERE user_id = ANY($1::text[]) AND remaining > 0
-              AND expires_at > now() AND expires_at <= now() + make_interval(days => $2)
-            GROUP BY 1, 2 ORDER BY 1, 2
-            """,
-            list(user_ids),
-            expiring_days,
-            zone,
-        ):
-            expiring[row["user_id"]].append((row["day"], row["amount"]))
+    expiring = {
+        r["user_id"]: list(zip(r["days"] or (), r["amounts"] or (), strict=True)) for r in rows
+    }
     return {r["user_id"]: r for r in rows}, expiring
