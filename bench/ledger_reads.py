@@ -8,35 +8,24 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
-import shutil
-import subprocess
 
-from bench.support import closed_loop, ledger_process, load_members, p, scratch_database
+from bench.support import (
+    closed_loop,
+    ledger_process,
+    load_members,
+    p,
+    pgbench_tps,
+    scratch_database,
+)
 from loyalty.ledger.v1 import ledger_pb2 as pb
-from scripts import devdb
 
 MEMBERS = 100_000
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 
 
-def pgbench_select_tps(url: str) -> float:
-    pgbench = shutil.which("pgbench") or str(devdb.bindir() / "pgbench")
-    subprocess.run([pgbench, "-i", "-q", "-s", "10", url], check=True, capture_output=True)
-    out = subprocess.run(
-        [pgbench, "-S", "-c", "8", "-j", "2", "-T", str(int(SECONDS)), url],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    match = re.search(r"tps = ([0-9.]+)", out)
-    assert match, out
-    return float(match[1])
-
-
 async def main() -> None:
     async with scratch_database("bench_pgbench") as url:
-        baseline = await asyncio.to_thread(pgbench_select_tps, url)
+        baseline = await asyncio.to_thread(pgbench_tps, url, 8, int(SECONDS), "-S")
     async with scratch_database("bench_reads") as url, ledger_process(url) as ledger:
         # 5 lots per member expiring over the next year, so "expiring soon" has work to do.
         await load_members(url, MEMBERS, 5, "now() + (g % 365 + 1) * interval '1 day'")

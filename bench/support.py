@@ -77,23 +77,15 @@ async def ledger_process(
         await asyncio.wait_for(process.wait(), 10)
 
 
-def pgbench_tps(database_url: str, clients: int = 8, seconds: int = 10) -> float:
-    """TPC-B-like transactions per second that pgbench gets on this server, now."""
+def pgbench_tps(
+    database_url: str, clients: int = 8, seconds: int = 10, mode: str = "-b tpcb-like"
+) -> float:
+    """Transactions per second pgbench gets on this server now (`mode`: "-b tpcb-like" for
+    TPC-B-like writes, "-S" for select-only)."""
     pgbench = shutil.which("pgbench") or str(devdb.bindir() / "pgbench")
     subprocess.run([pgbench, "-i", "-q", "-s", "10", database_url], check=True, capture_output=True)
     out = subprocess.run(
-        [
-            pgbench,
-            "-b",
-            "tpcb-like",
-            "-c",
-            str(clients),
-            "-j",
-            "2",
-            "-T",
-            str(seconds),
-            database_url,
-        ],
+        [pgbench, *mode.split(), "-c", str(clients), "-j", "2", "-T", str(seconds), database_url],
         check=True,
         capture_output=True,
         text=True,

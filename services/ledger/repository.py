@@ -10,9 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
+from google.protobuf.message import Message
 
 from services.common.db import Conn
 
@@ -167,33 +167,25 @@ async def credit_many(
     )
 
 
-async def save_request(
+async def record_response(
     conn: Conn,
     user_id: str,
     request_id: str,
     method: str,
     payload_sha256: bytes,
-    response: bytes | None,
-    error: Mapping[str, Any] | None,
-    notify: bool,
+    response: Message,
 ) -> None:
-    """Record the outcome; a successful change also notifies balance watchers on commit."""
+    """Record a request that ran outside a batch (an expiry run) with its response."""
     await conn.execute(
         """
-        WITH saved AS (
-            INSERT INTO requests (user_id, request_id, method, payload_sha256, response, error)
-            VALUES ($1, $2, $3, $4, $5, $6::jsonb)
-            RETURNING user_id
-        )
-        SELECT pg_notify('ledger_balance', user_id) FROM saved WHERE $7
+        INSERT INTO requests (user_id, request_id, method, payload_sha256, response)
+        VALUES ($1, $2, $3, $4, $5)
         """,
         user_id,
         request_id,
         method,
         payload_sha256,
-        response,
-        json.dumps(error) if error is not None else None,
-        notify,
+        response.SerializeToString(),
     )
 
 

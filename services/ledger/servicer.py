@@ -12,6 +12,7 @@ import grpc
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc as pb_grpc
+from services.common.db import Conn
 from services.common.errors import DomainError, FieldViolation, InvalidArgument
 from services.common.timestamps import from_timestamp
 from services.ledger import convert, idempotency, queries, validation
@@ -204,16 +205,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         checker.done()
         fingerprint = idempotency.fingerprint("ExpirePoints", request)
         async with self.pool.acquire() as conn:
-            prior = await idempotency.replay(
-                conn,
-                SYSTEM_SCOPE,
-                request.request_id,
-                fingerprint,
-                "ExpirePoints",
-                pb.ExpirePointsResponse,
-            )
-            if isinstance(prior, DomainError):
-                raise prior
+            prior = await _recorded_expiry(conn, request.request_id, fingerprint)
             if prior is not None:
                 return prior
             now: datetime = await conn.fetchval("SELECT now()")
@@ -222,34 +214,19 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             raise InvalidArgument.fields(
                 [FieldViolation("as_of_time", "must not be in the future")]
             )
+        # Runs in chunks of members, each its own transaction; re-running resumes safely.
         totals = await expire_due(self.pool, as_of, request.request_id)
         response = pb.ExpirePointsResponse(
             lots_expired=totals.lots, points_expired=totals.points, members_affected=totals.members
         )
         async with self.pool.acquire() as conn:
             try:
-                await repo.save_request(
-                    conn,
-                    SYSTEM_SCOPE,
-                    request.request_id,
-                    "ExpirePoints",
-                    fingerprint,
-                    response.SerializeToString(),
-                    None,
-                    False,
+                await repo.record_response(
+                    conn, SYSTEM_SCOPE, request.request_id, "ExpirePoints", fingerprint, response
                 )
             except asyncpg.UniqueViolationError:
                 # A concurrent run with the same id finished first: answer as it did.
-                prior = await idempotency.replay(
-                    conn,
-                    SYSTEM_SCOPE,
-                    request.request_id,
-                    fingerprint,
-                    "ExpirePoints",
-                    pb.ExpirePointsResponse,
-                )
-                if isinstance(prior, DomainError):
-                    raise prior from None
+                prior = await _recorded_expiry(conn, request.request_id, fingerprint)
                 assert prior is not None
                 return prior
         return response
@@ -307,6 +284,17 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             members_checked=members,
             lots_checked=lots,
         )
+
+
+async def _recorded_expiry(
+    conn: Conn, request_id: str, fingerprint: bytes
+) -> pb.ExpirePointsResponse | None:
+    prior = await idempotency.replay(
+        conn, SYSTEM_SCOPE, request_id, fingerprint, "ExpirePoints", pb.ExpirePointsResponse
+    )
+    if isinstance(prior, DomainError):
+        raise prior
+    return prior
 
 
 def _batch_error(error: DomainError) -> common_pb2.Error:
