@@ -111,6 +111,8 @@ class ServiceSettings:
     pool_max: int
     grace_seconds: float
     drain_seconds: float
+    # Everything the settings were read from, for service-specific settings read later.
+    source: Mapping[str, str]
 
     @property
     def service(self) -> str:
@@ -130,6 +132,7 @@ class ServiceSettings:
             pool_max=env.integer("DB_POOL_MAX", 20, minimum=pool_min, maximum=1000),
             grace_seconds=env.number("GRACE_PERIOD_SECONDS", 3.0),
             drain_seconds=env.number("DRAIN_SECONDS", 0.0),
+            source=dict(os.environ if source is None else source),
         )
 
 

@@ -1,11 +1,10 @@
-"""Idempotency keys: payload fingerprints and recorded outcomes (responses or errors).
+"""Idempotency in the ledger: recorded outcomes (responses or errors) and their replay.
 
 How requests claim keys and record outcomes exactly once is in `engine.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ from google.protobuf.message import Message
 
 from services.common import errors
 from services.common.db import Conn
+from services.common.idempotency import fingerprint, key_reused
 from services.ledger import repository as repo
 
 M = TypeVar("M", bound=Message)
@@ -28,12 +28,6 @@ _ERROR_TYPES: dict[str, type[errors.DomainError]] = {
         errors.InvalidArgument,
     )
 }
-
-
-def fingerprint(method: str, request: Message) -> bytes:
-    return hashlib.sha256(
-        method.encode() + b"\0" + request.SerializeToString(deterministic=True)
-    ).digest()
 
 
 def encode_error(error: errors.DomainError) -> str:
@@ -56,14 +50,6 @@ def decode_error(encoded: dict[str, Any]) -> errors.DomainError:
             encoded["reason"], encoded["message"], encoded["metadata"], violations
         )
     return cls(encoded["reason"], encoded["message"], encoded["metadata"])
-
-
-def key_reused(request_id: str) -> errors.AlreadyExists:
-    return errors.AlreadyExists(
-        "IDEMPOTENCY_KEY_REUSED",
-        "request_id was already used with a different request",
-        {"request_id": request_id},
-    )
 
 
 def outcome_of(
@@ -92,3 +78,6 @@ async def replay(
     if prior is None:
         return None
     return outcome_of(prior, method, fingerprint_, response_type)
+
+
+__all__ = ["decode_error", "encode_error", "fingerprint", "key_reused", "outcome_of", "replay"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 import yaml
 
 from gateway.settings import GatewaySettings
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, peer_address
+from services.ledger.config import LedgerConfig
+from services.rules.config import RulesConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "compose_spec.json").read_text())
@@ -48,6 +51,13 @@ def test_schema_rejects_a_broken_file() -> None:
         VALIDATOR.validate(broken)
 
 
+# What each service reads beyond the chassis settings (its own config, its peers).
+SERVICE_READERS: dict[str, Callable[[Mapping[str, str]], object]] = {
+    "ledger": LedgerConfig.from_env,
+    "rules": lambda env: (RulesConfig.from_env(env), peer_address("ledger", env)),
+}
+
+
 def _port_and_env(name: str) -> tuple[int, RecordingEnv, str]:
     service = COMPOSE["services"][name]
     env = RecordingEnv({k: str(v) for k, v in service["environment"].items()})
@@ -55,6 +65,8 @@ def _port_and_env(name: str) -> tuple[int, RecordingEnv, str]:
         gateway = GatewaySettings.from_env(env)
         return gateway.port, env, gateway.host
     settings = ServiceSettings.from_env(name, env)
+    if name in SERVICE_READERS:
+        SERVICE_READERS[name](env)
     return settings.port, env, settings.host
 
 
@@ -75,6 +87,12 @@ def test_service_command_port_and_environment_match_the_code(name: str) -> None:
     unused = {key for key in env if key not in env.read and not key.startswith("OTEL_")}
     assert not unused, f"{name} sets variables the code never reads: {unused}"
     assert env.get("OTEL_EXPORTER_OTLP_ENDPOINT") == "http://otel-collector:4317"
+
+
+def test_rules_reaches_the_ledger_service() -> None:
+    address = COMPOSE["services"]["rules"]["environment"]["LEDGER_ADDR"]
+    assert address == f"ledger:{_port_and_env('ledger')[0]}"
+    assert COMPOSE["services"]["rules"]["depends_on"]["ledger"]["condition"] == "service_healthy"
 
 
 def test_gateway_backends_point_at_the_services_ports() -> None:

@@ -1,0 +1,33 @@
+"""Program-wide settings of the rules service, read from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.common.settings import Env, SettingsError
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    zone: ZoneInfo  # calendar days (check-ins, daily caps) are days in this zone
+    velocity_per_minute: int  # more events than this from one user in a minute: DENY
+    max_event_age: timedelta  # older events are refused (late ingestion window)
+    settle_seconds: float  # how often unsettled awards are retried against the ledger
+
+    @classmethod
+    def from_env(cls, source: Mapping[str, str] | None = None) -> RulesConfig:
+        env = Env(source)
+        zone_name = env.text("RULES_TIMEZONE", "Asia/Shanghai")
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"RULES_TIMEZONE is not a known time zone: {zone_name!r}") from None
+        return cls(
+            zone=zone,
+            velocity_per_minute=env.integer("RULES_VELOCITY_PER_MINUTE", 30, minimum=1),
+            max_event_age=timedelta(days=env.integer("RULES_MAX_EVENT_AGE_DAYS", 7, minimum=1)),
+            settle_seconds=env.number("RULES_SETTLE_SECONDS", 5.0, minimum=0.1),
+        )

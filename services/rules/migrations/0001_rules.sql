@@ -1,0 +1,93 @@
+-- Rules & risk. Per-user tables have user_id first in their primary key.
+
+-- Rule definitions (the serialized loyalty.rules.v1.Rule), plus the columns we query by.
+CREATE TABLE rules (
+    rule_id    text PRIMARY KEY,
+    event_type text NOT NULL,
+    enabled    boolean NOT NULL,
+    definition bytea NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX rules_by_event ON rules (event_type) WHERE enabled;
+
+CREATE TABLE cap_groups (
+    name      text PRIMARY KEY,
+    daily_cap bigint NOT NULL CHECK (daily_cap > 0)
+);
+
+CREATE TABLE blacklist (
+    kind       text NOT NULL CHECK (kind IN ('USER', 'DEVICE', 'IP')),
+    value      text NOT NULL,
+    reason     text NOT NULL DEFAULT '',
+    expires_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, value)
+);
+
+-- One row per user: locked by every event of that user, so counters stay exact.
+CREATE TABLE users (
+    user_id    text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Recorded events: idempotency (payload hash + the response to replay) and velocity.
+CREATE TABLE events (
+    user_id        text NOT NULL,
+    event_id       text NOT NULL,
+    event_type     text NOT NULL,
+    payload_sha256 bytea NOT NULL,
+    response       bytea NOT NULL,
+    occurred_at    timestamptz NOT NULL,
+    device_id      text NOT NULL DEFAULT '',
+    ip             text NOT NULL DEFAULT '',
+    recorded_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, event_id)
+);
+CREATE INDEX events_recent ON events (user_id, recorded_at);
+
+-- Points and counts earned per user per scope ("rule:<id>", "group:<name>") per period
+-- ("day:YYYY-MM-DD", "life").
+CREATE TABLE counters (
+    user_id text NOT NULL,
+    scope   text NOT NULL,
+    period  text NOT NULL,
+    points  bigint NOT NULL DEFAULT 0 CHECK (points >= 0),
+    PRIMARY KEY (user_id, scope, period)
+);
+
+CREATE TABLE streaks (
+    user_id  text NOT NULL,
+    rule_id  text NOT NULL,
+    last_day date NOT NULL,
+    length   integer NOT NULL CHECK (length > 0),
+    PRIMARY KEY (user_id, rule_id)
+);
+
+-- Tasks done: once per user (item_id '') or once per item.
+CREATE TABLE completions (
+    user_id  text NOT NULL,
+    rule_id  text NOT NULL,
+    item_id  text NOT NULL,
+    event_id text NOT NULL,
+    PRIMARY KEY (user_id, rule_id, item_id)
+);
+
+-- Awards and the ledger calls that settle them (an outbox): written in the event's
+-- transaction, sent to the ledger after commit, retried until the ledger confirms.
+CREATE TABLE awards (
+    user_id      text NOT NULL,
+    event_id     text NOT NULL,
+    rule_id      text NOT NULL,
+    points       bigint NOT NULL CHECK (points > 0),
+    order_id     text NOT NULL DEFAULT '',
+    matures_at   timestamptz,
+    expires_at   timestamptz,
+    transfer_id  text,          -- the ledger's credit, once confirmed
+    reversed_by  text,          -- the refund event that took it back
+    reversed     boolean NOT NULL DEFAULT false,  -- the ledger confirmed the reversal
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, event_id, rule_id)
+);
+CREATE INDEX awards_unsettled ON awards (created_at)
+    WHERE transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed);
+CREATE INDEX awards_by_order ON awards (user_id, order_id) WHERE order_id <> '';

@@ -1,0 +1,297 @@
+"""SQL of the rules service. Functions run inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from asyncpg import Record
+
+from loyalty.rules.v1 import rules_pb2 as pb
+from services.common.db import Conn
+
+
+async def lock_user(conn: Conn, user_id: str) -> datetime:
+    """Create the user if new and lock it for this transaction; return database time."""
+    now: datetime = await conn.fetchval(
+        """
+        WITH locked AS (
+            INSERT INTO users AS u (user_id) VALUES ($1)
+            ON CONFLICT (user_id) DO UPDATE SET created_at = u.created_at
+            RETURNING 1
+        )
+        SELECT now() FROM locked
+        """,
+        user_id,
+    )
+    return now
+
+
+async def find_event(conn: Conn, user_id: str, event_id: str) -> Record | None:
+    return await conn.fetchrow(
+        "SELECT payload_sha256, response FROM events WHERE user_id = $1 AND event_id = $2",
+        user_id,
+        event_id,
+    )
+
+
+async def save_event(
+    conn: Conn, event: pb.Event, occurred_at: datetime, payload_sha256: bytes, response: bytes
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO events (user_id, event_id, event_type, payload_sha256, response, occurred_at,
+                            device_id, ip)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        """,
+        event.user_id,
+        event.event_id,
+        pb.EventType.Name(event.type),
+        payload_sha256,
+        response,
+        occurred_at,
+        event.device_id,
+        event.ip,
+    )
+
+
+async def blacklisted(conn: Conn, user_id: str, device_id: str, ip: str) -> list[str]:
+    """Kinds (USER, DEVICE, IP) with an active entry matching these values."""
+    rows = await conn.fetch(
+        """
+        SELECT kind FROM blacklist
+        WHERE (expires_at IS NULL OR expires_at > now())
+          AND ((kind = 'USER' AND value = $1) OR (kind = 'DEVICE' AND value = $2 AND $2 <> '')
+               OR (kind = 'IP' AND value = $3 AND $3 <> ''))
+        ORDER BY kind
+        """,
+        user_id,
+        device_id,
+        ip,
+    )
+    return [r["kind"] for r in rows]
+
+
+async def recent_events(conn: Conn, user_id: str) -> int:
+    """Events recorded for the user in the last minute."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM events WHERE user_id = $1 AND recorded_at > now() - interval '1 min'",
+        user_id,
+    )
+    return count
+
+
+async def rules_for(conn: Conn, event_type: int) -> list[pb.Rule]:
+    rows = await conn.fetch(
+        "SELECT definition FROM rules WHERE enabled AND event_type = $1 ORDER BY rule_id",
+        pb.EventType.Name(event_type),  # type: ignore[arg-type]
+    )
+    return [pb.Rule.FromString(r["definition"]) for r in rows]
+
+
+async def all_rules(conn: Conn) -> list[pb.Rule]:
+    rows = await conn.fetch("SELECT definition FROM rules ORDER BY rule_id")
+    return [pb.Rule.FromString(r["definition"]) for r in rows]
+
+
+async def save_rule(conn: Conn, rule: pb.Rule) -> None:
+    await conn.execute(
+        """
+        INSERT INTO rules (rule_id, event_type, enabled, definition) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (rule_id) DO UPDATE SET event_type = EXCLUDED.event_type,
+            enabled = EXCLUDED.enabled, definition = EXCLUDED.definition, updated_at = now()
+        """,
+        rule.rule_id,
+        pb.EventType.Name(rule.event_type),
+        rule.enabled,
+        rule.SerializeToString(),
+    )
+
+
+async def save_cap_group(conn: Conn, name: str, daily_cap: int) -> None:
+    await conn.execute(
+        "INSERT INTO cap_groups (name, daily_cap) VALUES ($1, $2) "
+        "ON CONFLICT (name) DO UPDATE SET daily_cap = EXCLUDED.daily_cap",
+        name,
+        daily_cap,
+    )
+
+
+async def cap_group(conn: Conn, name: str) -> int | None:
+    cap: int | None = await conn.fetchval("SELECT daily_cap FROM cap_groups WHERE name = $1", name)
+    return cap
+
+
+async def counted(conn: Conn, user_id: str, keys: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """Points counted so far for (scope, period) keys, by "scope/period"."""
+    rows = await conn.fetch(
+        """
+        SELECT c.scope, c.period, c.points
+        FROM unnest($2::text[], $3::text[]) AS k(scope, period)
+        JOIN counters c ON c.user_id = $1 AND c.scope = k.scope AND c.period = k.period
+        """,
+        user_id,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {f"{r['scope']}/{r['period']}": r["points"] for r in rows}
+
+
+async def count(conn: Conn, user_id: str, keys: Sequence[tuple[str, str]], points: int) -> None:
+    await conn.execute(
+        """
+        INSERT INTO counters AS c (user_id, scope, period, points)
+        SELECT $1, scope, period, $4 FROM unnest($2::text[], $3::text[]) AS k(scope, period)
+        ON CONFLICT (user_id, scope, period) DO UPDATE SET points = c.points + EXCLUDED.points
+        """,
+        user_id,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        points,
+    )
+
+
+async def streak(conn: Conn, user_id: str, rule_id: str) -> tuple[date | None, int]:
+    row = await conn.fetchrow(
+        "SELECT last_day, length FROM streaks WHERE user_id = $1 AND rule_id = $2",
+        user_id,
+        rule_id,
+    )
+    return (row["last_day"], row["length"]) if row else (None, 0)
+
+
+async def save_streak(conn: Conn, user_id: str, rule_id: str, day: date, length: int) -> None:
+    await conn.execute(
+        """
+        INSERT INTO streaks (user_id, rule_id, last_day, length) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (user_id, rule_id)
+        DO UPDATE SET last_day = EXCLUDED.last_day, length = EXCLUDED.length
+        """,
+        user_id,
+        rule_id,
+        day,
+        length,
+    )
+
+
+async def complete(conn: Conn, user_id: str, rule_id: str, item_id: str, event_id: str) -> bool:
+    """Record a task done; False when it was done before."""
+    done = await conn.fetchval(
+        """
+        INSERT INTO completions (user_id, rule_id, item_id, event_id) VALUES ($1, $2, $3, $4)
+        ON CONFLICT DO NOTHING RETURNING true
+        """,
+        user_id,
+        rule_id,
+        item_id,
+        event_id,
+    )
+    return bool(done)
+
+
+async def add_award(
+    conn: Conn,
+    event: pb.Event,
+    rule_id: str,
+    points: int,
+    matures_at: datetime | None,
+    expires_at: datetime | None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO awards (user_id, event_id, rule_id, points, order_id, matures_at, expires_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        """,
+        event.user_id,
+        event.event_id,
+        rule_id,
+        points,
+        event.order_id,
+        matures_at,
+        expires_at,
+    )
+
+
+async def reverse_order(conn: Conn, user_id: str, order_id: str, refund_event_id: str) -> int:
+    """Mark the order's purchase awards as taken back by this refund; return their points."""
+    total: int = await conn.fetchval(
+        """
+        WITH marked AS (
+            UPDATE awards SET reversed_by = $3
+            WHERE user_id = $1 AND order_id = $2 AND reversed_by IS NULL
+            RETURNING points
+        )
+        SELECT coalesce(sum(points), 0)::bigint FROM marked
+        """,
+        user_id,
+        order_id,
+        refund_event_id,
+    )
+    return total
+
+
+async def unsettled(conn: Conn, user_id: str) -> list[Record]:
+    return list(
+        await conn.fetch(
+            """
+        SELECT * FROM awards
+        WHERE user_id = $1 AND (transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed))
+        ORDER BY created_at, event_id, rule_id
+        """,
+            user_id,
+        )
+    )
+
+
+async def users_with_unsettled(conn: Conn, limit: int) -> list[str]:
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT user_id FROM awards
+        WHERE transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed)
+        LIMIT $1
+        """,
+        limit,
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def mark_credited(conn: Conn, award: Record, transfer_id: str) -> None:
+    await conn.execute(
+        "UPDATE awards SET transfer_id = $4 WHERE user_id = $1 AND event_id = $2 AND rule_id = $3",
+        award["user_id"],
+        award["event_id"],
+        award["rule_id"],
+        transfer_id,
+    )
+
+
+async def mark_reversed(conn: Conn, award: Record) -> None:
+    await conn.execute(
+        "UPDATE awards SET reversed = true WHERE user_id = $1 AND event_id = $2 AND rule_id = $3",
+        award["user_id"],
+        award["event_id"],
+        award["rule_id"],
+    )
+
+
+async def save_blacklist(
+    conn: Conn, kind: str, value: str, reason: str, expires_at: datetime | None
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO blacklist (kind, value, reason, expires_at) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (kind, value)
+        DO UPDATE SET reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at
+        """,
+        kind,
+        value,
+        reason,
+        expires_at,
+    )
+
+
+async def delete_blacklist(conn: Conn, kind: str, value: str) -> bool:
+    deleted = await conn.fetchval(
+        "DELETE FROM blacklist WHERE kind = $1 AND value = $2 RETURNING true", kind, value
+    )
+    return bool(deleted)

@@ -1,0 +1,219 @@
+"""The gRPC edge of rules & risk."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import grpc
+
+from loyalty.common.v1 import common_pb2
+from loyalty.rules.v1 import rules_pb2 as pb
+from loyalty.rules.v1 import rules_pb2_grpc as pb_grpc
+from services.common.errors import DomainError, FieldViolation, InvalidArgument
+from services.common.idempotency import fingerprint, key_reused
+from services.common.timestamps import from_timestamp
+from services.rules import definitions
+from services.rules import repository as repo
+from services.rules.config import RulesConfig
+from services.rules.evaluator import Evaluator, assess
+from services.rules.settlement import Settlement
+
+Context = grpc.aio.ServicerContext[Any, Any]
+MAX_EVENTS = 500
+NEEDS_ITEM = (pb.EVENT_TYPE_LESSON_COMPLETED, pb.EVENT_TYPE_TASK_COMPLETED)
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def check_event(event: pb.Event, prefix: str = "event") -> None:
+    bad: list[FieldViolation] = []
+
+    def fail(field: str, description: str) -> None:
+        bad.append(FieldViolation(f"{prefix}.{field}", description))
+
+    if not 0 < len(event.event_id) <= 256:
+        fail("event_id", "is required (at most 256 characters)")
+    if not 0 < len(event.user_id) <= 128:
+        fail("user_id", "is required (at most 128 characters)")
+    if event.type == pb.EVENT_TYPE_UNSPECIFIED or event.type not in pb.EventType.values():
+        fail("type", "must be a known event type")
+    if event.type == pb.EVENT_TYPE_PURCHASE:
+        if event.amount.amount_minor <= 0 or len(event.amount.currency) != 3:
+            fail("amount", "a purchase needs amount_minor > 0 and a currency")
+    if event.type in (pb.EVENT_TYPE_PURCHASE, pb.EVENT_TYPE_REFUND) and not event.order_id:
+        fail("order_id", "is required for purchases and refunds")
+    if event.type in NEEDS_ITEM and not event.item_id:
+        fail("item_id", "is required for lessons and tasks")
+    for name in ("order_id", "item_id", "device_id", "ip"):
+        if len(getattr(event, name)) > 128:
+            fail(name, "at most 128 characters")
+    if bad:
+        raise InvalidArgument.fields(bad)
+
+
+class RulesServicer(pb_grpc.RulesServiceServicer):
+    def __init__(self, pool: asyncpg.Pool, config: RulesConfig, settlement: Settlement) -> None:
+        self.pool = pool
+        self.config = config
+        self.evaluator = Evaluator(config)
+        self.settlement = settlement
+
+    async def _record(self, event: pb.Event, prefix: str = "event") -> pb.RecordEventResponse:
+        check_event(event, prefix)
+        print_ = fingerprint("RecordEvent", event)
+        async with self.pool.acquire() as conn, conn.transaction():
+            now = await repo.lock_user(conn, event.user_id)
+            prior = await repo.find_event(conn, event.user_id, event.event_id)
+            if prior is not None:
+                if bytes(prior["payload_sha256"]) != print_:
+                    raise key_reused(event.event_id)
+                response = pb.RecordEventResponse.FromString(prior["response"])
+            else:
+                occurred_at = self._occurred_at(event, now, prefix)
+                response = await self.evaluator.evaluate(conn, event, occurred_at)
+                await repo.save_event(
+                    conn, event, occurred_at, print_, response.SerializeToString()
+                )
+        # Credit (or reverse) right away so the user sees the points now; retried if it fails.
+        await self.settlement.try_settle_user(event.user_id)
+        return response
+
+    def _occurred_at(self, event: pb.Event, now: datetime, prefix: str) -> datetime:
+        if not event.HasField("occurred_at"):
+            return now
+        occurred_at = from_timestamp(event.occurred_at)
+        if occurred_at > now + CLOCK_SKEW:
+            raise InvalidArgument.fields(
+                [FieldViolation(f"{prefix}.occurred_at", "must not be in the future")]
+            )
+        if occurred_at < now - self.config.max_event_age:
+            raise InvalidArgument.fields(
+                [
+                    FieldViolation(
+                        f"{prefix}.occurred_at",
+                        f"must be within the last {self.config.max_event_age.days} days",
+                    )
+                ]
+            )
+        return occurred_at
+
+    async def RecordEvent(
+        self, request: pb.RecordEventRequest, context: Context
+    ) -> pb.RecordEventResponse:
+        return await self._record(request.event)
+
+    async def RecordEvents(
+        self, request: pb.RecordEventsRequest, context: Context
+    ) -> pb.RecordEventsResponse:
+        if not 0 < len(request.events) <= MAX_EVENTS:
+            raise InvalidArgument.fields(
+                [FieldViolation("events", f"must hold 1 to {MAX_EVENTS} events")]
+            )
+        results = []
+        for index, event in enumerate(request.events):
+            try:
+                response = await self._record(event, f"events[{index}]")
+            except DomainError as exc:
+                results.append(
+                    pb.RecordEventsResult(
+                        error=common_pb2.Error(
+                            code=exc.code.value[0],
+                            reason=exc.reason,
+                            message=exc.message,
+                            metadata=dict(exc.metadata),
+                        )
+                    )
+                )
+            else:
+                results.append(pb.RecordEventsResult(response=response))
+        return pb.RecordEventsResponse(results=results)
+
+    async def GetCheckInStatus(
+        self, request: pb.GetCheckInStatusRequest, context: Context
+    ) -> pb.GetCheckInStatusResponse:
+        if not 0 < len(request.user_id) <= 128:
+            raise InvalidArgument.fields([FieldViolation("user_id", "is required")])
+        async with self.pool.acquire() as conn:
+            now: datetime = await conn.fetchval("SELECT now()")
+            today = self.evaluator.day_of(now)
+            response = pb.GetCheckInStatusResponse(today=today.isoformat())
+            rules = await repo.rules_for(conn, pb.EVENT_TYPE_CHECK_IN)
+            if not rules:
+                return response
+            rule = rules[0]
+            last_day, length = await repo.streak(conn, request.user_id, rule.rule_id)
+        response.checked_in_today = last_day == today
+        next_day = definitions.streak_day(last_day, length, today)
+        if response.checked_in_today:
+            response.streak = length
+            next_day = length + 1
+        else:
+            response.streak = next_day - 1
+        response.next_points = definitions.check_in_points(rule.check_in, next_day)
+        return response
+
+    async def CheckRisk(
+        self, request: pb.CheckRiskRequest, context: Context
+    ) -> pb.CheckRiskResponse:
+        if not 0 < len(request.user_id) <= 128:
+            raise InvalidArgument.fields([FieldViolation("user_id", "is required")])
+        async with self.pool.acquire() as conn:
+            risk = await assess(conn, self.config, request.user_id, request.device_id, request.ip)
+        return pb.CheckRiskResponse(decision=risk.decision, reasons=risk.reasons)
+
+    async def UpsertRule(
+        self, request: pb.UpsertRuleRequest, context: Context
+    ) -> pb.UpsertRuleResponse:
+        definitions.check_rule(request.rule)
+        async with self.pool.acquire() as conn:
+            await repo.save_rule(conn, request.rule)
+        return pb.UpsertRuleResponse(rule=request.rule)
+
+    async def ListRules(
+        self, request: pb.ListRulesRequest, context: Context
+    ) -> pb.ListRulesResponse:
+        async with self.pool.acquire() as conn:
+            return pb.ListRulesResponse(rules=await repo.all_rules(conn))
+
+    async def UpsertCapGroup(
+        self, request: pb.UpsertCapGroupRequest, context: Context
+    ) -> pb.UpsertCapGroupResponse:
+        bad = []
+        if not definitions.valid_name(request.name):
+            bad.append(FieldViolation("name", "lower-case letters, digits, '_.-', max 58"))
+        if not 0 < request.daily_cap <= definitions.MAX_POINTS:
+            bad.append(FieldViolation("daily_cap", "must be > 0"))
+        if bad:
+            raise InvalidArgument.fields(bad)
+        async with self.pool.acquire() as conn:
+            await repo.save_cap_group(conn, request.name, request.daily_cap)
+        return pb.UpsertCapGroupResponse(name=request.name, daily_cap=request.daily_cap)
+
+    @staticmethod
+    def _blacklist_key(kind: int, value: str) -> str:
+        bad = []
+        if kind == pb.BLACKLIST_KIND_UNSPECIFIED or kind not in pb.BlacklistKind.values():
+            bad.append(FieldViolation("kind", "must be USER, DEVICE or IP"))
+        if not 0 < len(value) <= 128:
+            bad.append(FieldViolation("value", "is required (at most 128 characters)"))
+        if bad:
+            raise InvalidArgument.fields(bad)
+        return pb.BlacklistKind.Name(kind).removeprefix("BLACKLIST_KIND_")  # type: ignore[arg-type]
+
+    async def AddBlacklistEntry(
+        self, request: pb.AddBlacklistEntryRequest, context: Context
+    ) -> pb.AddBlacklistEntryResponse:
+        kind = self._blacklist_key(request.kind, request.value)
+        expires = from_timestamp(request.expire_time) if request.HasField("expire_time") else None
+        async with self.pool.acquire() as conn:
+            await repo.save_blacklist(conn, kind, request.value, request.reason, expires)
+        return pb.AddBlacklistEntryResponse()
+
+    async def RemoveBlacklistEntry(
+        self, request: pb.RemoveBlacklistEntryRequest, context: Context
+    ) -> pb.RemoveBlacklistEntryResponse:
+        kind = self._blacklist_key(request.kind, request.value)
+        async with self.pool.acquire() as conn:
+            removed = await repo.delete_blacklist(conn, kind, request.value)
+        return pb.RemoveBlacklistEntryResponse(removed=removed)

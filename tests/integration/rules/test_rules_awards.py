@@ -1,0 +1,234 @@
+"""Events to awards against real rules and ledger servers: streaks, caps, purchases, tasks,
+exactly-once crediting, and risk decisions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.rules.v1 import rules_pb2 as pb
+from tests.support.ledger_calls import Stub as LedgerStub
+from tests.support.ledger_calls import audit_clean, balance, fails
+from tests.support.rules_calls import RulesStub, event
+
+PROGRAM = [
+    pb.Rule(
+        rule_id="daily-check-in",
+        kind=pb.RULE_KIND_CHECK_IN,
+        event_type=pb.EVENT_TYPE_CHECK_IN,
+        enabled=True,
+        check_in=pb.CheckInParams(streak_points=[5, 5, 10, 10, 15, 15, 30]),
+    ),
+    pb.Rule(
+        rule_id="like",
+        kind=pb.RULE_KIND_ACTION,
+        event_type=pb.EVENT_TYPE_LIKE,
+        enabled=True,
+        action=pb.ActionParams(points=1),
+        daily_cap=5,
+        cap_group="activity",
+    ),
+    pb.Rule(
+        rule_id="share",
+        kind=pb.RULE_KIND_ACTION,
+        event_type=pb.EVENT_TYPE_SHARE,
+        enabled=True,
+        action=pb.ActionParams(points=2),
+        daily_cap=10,
+        cap_group="activity",
+    ),
+    pb.Rule(
+        rule_id="purchase",
+        kind=pb.RULE_KIND_PURCHASE,
+        event_type=pb.EVENT_TYPE_PURCHASE,
+        enabled=True,
+        purchase=pb.PurchaseParams(
+            points=10, per_amount_minor=5000, currency="CNY", pending_days=7
+        ),
+    ),
+    pb.Rule(
+        rule_id="lesson",
+        kind=pb.RULE_KIND_TASK,
+        event_type=pb.EVENT_TYPE_LESSON_COMPLETED,
+        enabled=True,
+        task=pb.TaskParams(points=50, per_item=True),
+    ),
+    pb.Rule(
+        rule_id="new-user",
+        kind=pb.RULE_KIND_TASK,
+        event_type=pb.EVENT_TYPE_REGISTER,
+        enabled=True,
+        task=pb.TaskParams(points=200),
+        expiry_days=30,
+    ),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def program(rules: RulesStub) -> None:
+    await rules.UpsertCapGroup(pb.UpsertCapGroupRequest(name="activity", daily_cap=8))
+    for rule in PROGRAM:
+        await rules.UpsertRule(pb.UpsertRuleRequest(rule=rule))
+
+
+async def test_check_in_streak_pays_the_table_and_once_a_day(
+    rules: RulesStub, ledger: LedgerStub, user: str
+) -> None:
+    days = []
+    for days_ago in (3, 2, 1, 0):
+        reply = await rules.RecordEvent(event(user, pb.EVENT_TYPE_CHECK_IN, days_ago=days_ago))
+        [award] = reply.awards
+        days.append((award.streak_day, award.points))
+    assert days == [(1, 5), (2, 5), (3, 10), (4, 10)]
+    again = await rules.RecordEvent(event(user, pb.EVENT_TYPE_CHECK_IN))
+    assert (again.awards[0].points, again.awards[0].reason) == (0, "ALREADY_CHECKED_IN")
+    status = await rules.GetCheckInStatus(pb.GetCheckInStatusRequest(user_id=user))
+    assert (status.streak, status.checked_in_today, status.next_points) == (4, True, 15)
+    assert (await balance(ledger, user)).available == 30
+
+
+async def test_missing_a_day_resets_the_streak(rules: RulesStub, user: str) -> None:
+    await rules.RecordEvent(event(user, pb.EVENT_TYPE_CHECK_IN, days_ago=3))
+    await rules.RecordEvent(event(user, pb.EVENT_TYPE_CHECK_IN, days_ago=2))
+    reply = await rules.RecordEvent(event(user, pb.EVENT_TYPE_CHECK_IN))  # skipped yesterday
+    assert (reply.awards[0].streak_day, reply.awards[0].points) == (1, 5)
+    status = await rules.GetCheckInStatus(pb.GetCheckInStatusRequest(user_id=user))
+    assert (status.streak, status.next_points) == (1, 5)
+
+
+async def test_action_daily_cap(rules: RulesStub, ledger: LedgerStub, user: str) -> None:
+    awards = [
+        (await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE))).awards[0] for _ in range(7)
+    ]
+    assert [a.points for a in awards] == [1, 1, 1, 1, 1, 0, 0]
+    assert awards[5].capped_by == "rule_daily_cap"
+    assert (await balance(ledger, user)).available == 5
+
+
+async def test_cap_group_limits_actions_together(rules: RulesStub, user: str) -> None:
+    for _ in range(5):
+        await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE))
+    shares = [
+        (await rules.RecordEvent(event(user, pb.EVENT_TYPE_SHARE))).awards[0] for _ in range(3)
+    ]
+    assert [(a.points, a.capped_by) for a in shares] == [
+        (2, ""),
+        (1, "group:activity"),
+        (0, "group:activity"),
+    ]
+
+
+async def test_caps_hold_exactly_under_concurrency(
+    rules: RulesStub, ledger: LedgerStub, user: str
+) -> None:
+    replies = await asyncio.gather(
+        *(rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE)) for _ in range(25))
+    )
+    assert sum(r.total_points for r in replies) == 5
+    assert (await balance(ledger, user)).available == 5
+
+
+async def test_purchase_is_pending_and_a_refund_takes_it_back(
+    rules: RulesStub, ledger: LedgerStub, user: str
+) -> None:
+    bought = await rules.RecordEvent(
+        event(user, pb.EVENT_TYPE_PURCHASE, amount_minor=12345, order_id="o-1")
+    )
+    [award] = bought.awards
+    assert (award.points, award.pending) == (20, True)  # two full 50-yuan steps
+    current = await balance(ledger, user)
+    assert (current.available, current.pending) == (0, 20)
+    refunded = await rules.RecordEvent(event(user, pb.EVENT_TYPE_REFUND, order_id="o-1"))
+    assert refunded.reversed_points == 20
+    current = await balance(ledger, user)
+    assert (current.available, current.pending, current.lifetime_reversed) == (0, 0, 20)
+    await audit_clean(ledger)
+
+
+async def test_tasks_pay_once_per_item_or_once_ever(
+    rules: RulesStub, ledger: LedgerStub, user: str
+) -> None:
+    first = await rules.RecordEvent(event(user, pb.EVENT_TYPE_LESSON_COMPLETED, item_id="lesson-1"))
+    again = await rules.RecordEvent(event(user, pb.EVENT_TYPE_LESSON_COMPLETED, item_id="lesson-1"))
+    other = await rules.RecordEvent(event(user, pb.EVENT_TYPE_LESSON_COMPLETED, item_id="lesson-2"))
+    assert [first.total_points, again.total_points, other.total_points] == [50, 0, 50]
+    assert again.awards[0].reason == "ALREADY_COMPLETED"
+    bonus = await rules.RecordEvent(event(user, pb.EVENT_TYPE_REGISTER))
+    second = await rules.RecordEvent(event(user, pb.EVENT_TYPE_REGISTER))
+    assert [bonus.total_points, second.total_points] == [200, 0]
+    assert (await balance(ledger, user, days=31)).expiring[0].amount == 200  # rule expiry
+    assert (await balance(ledger, user)).available == 300
+
+
+async def test_replayed_event_credits_once(rules: RulesStub, ledger: LedgerStub, user: str) -> None:
+    request = event(user, pb.EVENT_TYPE_SHARE)
+    replies = await asyncio.gather(*(rules.RecordEvent(request) for _ in range(10)))
+    assert all(r == replies[0] for r in replies)
+    history = await ledger.ListTransfers(lpb.ListTransfersRequest(user_id=user))
+    assert [t.amount for t in history.transfers] == [2]
+    request.event.item_id = "changed"
+    error = await fails(rules.RecordEvent(request))
+    assert (error.code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+
+
+async def test_blacklisted_user_earns_nothing_and_may_not_redeem(
+    rules: RulesStub, ledger: LedgerStub, user: str
+) -> None:
+    entry = pb.AddBlacklistEntryRequest(kind=pb.BLACKLIST_KIND_USER, value=user, reason="farm")
+    await rules.AddBlacklistEntry(entry)
+    reply = await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE))
+    assert (reply.decision, list(reply.risk_reasons), reply.total_points) == (
+        pb.DECISION_DENY,
+        ["BLACKLISTED_USER"],
+        0,
+    )
+    risk = await rules.CheckRisk(pb.CheckRiskRequest(user_id=user, action="redeem"))
+    assert risk.decision == pb.DECISION_DENY
+    removed = await rules.RemoveBlacklistEntry(
+        pb.RemoveBlacklistEntryRequest(kind=pb.BLACKLIST_KIND_USER, value=user)
+    )
+    assert removed.removed
+    assert (await rules.CheckRisk(pb.CheckRiskRequest(user_id=user))).decision == (
+        pb.DECISION_ALLOW
+    )
+    assert (await balance(ledger, user)).available == 0
+
+
+async def test_blacklisted_device_denies_every_account_on_it(rules: RulesStub, user: str) -> None:
+    device = f"dev-{user}"
+    await rules.AddBlacklistEntry(
+        pb.AddBlacklistEntryRequest(kind=pb.BLACKLIST_KIND_DEVICE, value=device)
+    )
+    reply = await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE, device_id=device))
+    assert list(reply.risk_reasons) == ["BLACKLISTED_DEVICE"]
+    clean = await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE, device_id="other"))
+    assert clean.decision == pb.DECISION_ALLOW
+
+
+async def test_velocity_denies_a_burst(rules: RulesStub, user: str) -> None:
+    decisions = [
+        (await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE))).decision for _ in range(42)
+    ]
+    assert decisions[:40] == [pb.DECISION_ALLOW] * 40  # RULES_VELOCITY_PER_MINUTE=40
+    assert decisions[40:] == [pb.DECISION_DENY] * 2
+
+
+async def test_bad_events_are_refused_with_field_violations(rules: RulesStub, user: str) -> None:
+    error = await fails(rules.RecordEvent(event(user, pb.EVENT_TYPE_PURCHASE)))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert {v.field for v in error.violations} == {"event.amount", "event.order_id"}
+    error = await fails(rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE, days_ago=-1)))
+    assert [v.field for v in error.violations] == ["event.occurred_at"]
+    error = await fails(rules.UpsertRule(pb.UpsertRuleRequest(rule=pb.Rule(rule_id="x"))))
+    assert {"rule.kind", "rule.event_type"} <= {v.field for v in error.violations}
+
+
+async def test_batch_of_events(rules: RulesStub, user: str) -> None:
+    events = [event(user, pb.EVENT_TYPE_LIKE).event, event(user, pb.EVENT_TYPE_PURCHASE).event]
+    reply = await rules.RecordEvents(pb.RecordEventsRequest(events=events))
+    assert [r.WhichOneof("result") for r in reply.results] == ["response", "error"]
+    assert reply.results[0].response.total_points == 1
+    assert reply.results[1].error.reason == "INVALID_ARGUMENT"

@@ -1,0 +1,58 @@
+"""Awards survive a ledger outage: recorded with the event, credited once the ledger is back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from loyalty.rules.v1 import rules_pb2 as pb
+from loyalty.rules.v1 import rules_pb2_grpc
+from services.ledger.server import SPEC as LEDGER
+from services.rules.server import SPEC as RULES
+from tests.support.hosts import free_port, running
+from tests.support.ledger_calls import Stub as LedgerStub
+from tests.support.ledger_calls import audit_clean, balance
+from tests.support.rules_calls import event
+
+
+async def test_awards_are_credited_when_the_ledger_comes_back(
+    database_url: str, ledger: LedgerStub, user: str
+) -> None:
+    await define_forward_rule(database_url)
+    dead_port = free_port()  # nothing listens here yet
+    env = {"LEDGER_ADDR": f"127.0.0.1:{dead_port}", "RULES_SETTLE_SECONDS": "0.2"}
+    async with running(RULES, database_url, env) as rules_host:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{rules_host.port}") as channel:
+            rules = rules_pb2_grpc.RulesServiceStub(channel)
+            request = event(user, pb.EVENT_TYPE_FORWARD)
+            reply = await rules.RecordEvent(request)
+            assert reply.total_points == 3  # awarded now, even with the ledger down
+            assert (await balance(ledger, user)).available == 0
+            async with running(LEDGER, database_url, {"LEDGER_PORT": str(dead_port)}):
+                for _ in range(100):
+                    if (await balance(ledger, user)).available == 3:
+                        break
+                    await asyncio.sleep(0.1)
+                assert (await balance(ledger, user)).available == 3
+                assert await rules.RecordEvent(request) == reply  # replay: same, no new credit
+                await asyncio.sleep(0.5)
+                assert (await balance(ledger, user)).available == 3
+    await audit_clean(ledger)
+
+
+async def define_forward_rule(database_url: str) -> None:
+    """A rule for forwards, defined through a short-lived rules server."""
+    async with running(RULES, database_url) as host:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+            await rules_pb2_grpc.RulesServiceStub(channel).UpsertRule(
+                pb.UpsertRuleRequest(
+                    rule=pb.Rule(
+                        rule_id="forward",
+                        kind=pb.RULE_KIND_ACTION,
+                        event_type=pb.EVENT_TYPE_FORWARD,
+                        enabled=True,
+                        action=pb.ActionParams(points=3),
+                    )
+                )
+            )

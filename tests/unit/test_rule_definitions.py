@@ -1,0 +1,68 @@
+from datetime import date
+
+import pytest
+
+from loyalty.rules.v1 import rules_pb2 as pb
+from services.common.errors import InvalidArgument
+from services.rules.definitions import (
+    apply_caps,
+    check_in_points,
+    check_rule,
+    purchase_points,
+    streak_day,
+)
+
+WEEK = pb.CheckInParams(streak_points=[5, 5, 10, 10, 15, 15, 30])
+
+
+def test_streak_continues_resets_and_stops_twice_a_day() -> None:
+    today = date(2026, 11, 25)
+    assert streak_day(None, 0, today) == 1
+    assert streak_day(date(2026, 11, 24), 3, today) == 4
+    assert streak_day(date(2026, 11, 23), 3, today) == 1  # missed a day
+    assert streak_day(today, 3, today) == 0  # already checked in
+
+
+def test_check_in_table_cycles_or_keeps_the_last_entry() -> None:
+    assert [check_in_points(WEEK, d) for d in range(1, 8)] == [5, 5, 10, 10, 15, 15, 30]
+    assert check_in_points(WEEK, 9) == 30
+    cycling = pb.CheckInParams(streak_points=WEEK.streak_points, cycle=True)
+    assert [check_in_points(cycling, d) for d in (8, 9, 14)] == [5, 5, 30]
+
+
+def test_purchase_points_round_down() -> None:
+    every_50_yuan = pb.PurchaseParams(points=10, per_amount_minor=5000, currency="CNY")
+    assert purchase_points(every_50_yuan, 12345) == 20
+    assert purchase_points(every_50_yuan, 4999) == 0
+    per_yuan = pb.PurchaseParams(points=1, per_amount_minor=100, currency="CNY")
+    assert purchase_points(per_yuan, 12345) == 123
+
+
+def test_caps_cut_to_the_tightest_limit() -> None:
+    assert apply_caps(10, []) == (10, "")
+    assert apply_caps(10, [("rule_daily_cap", 4), ("group:activity", 7)]) == (4, "rule_daily_cap")
+    assert apply_caps(10, [("rule_daily_cap", 8), ("group:activity", 2)]) == (2, "group:activity")
+    assert apply_caps(3, [("rule_daily_cap", 0)]) == (0, "rule_daily_cap")
+
+
+def test_rule_validation_reports_each_problem() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        check_rule(
+            pb.Rule(
+                rule_id="Bad Id",
+                kind=pb.RULE_KIND_PURCHASE,
+                daily_cap=-1,
+                task=pb.TaskParams(points=1),
+            )
+        )
+    fields = {v.field for v in caught.value.violations}
+    assert fields == {"rule.rule_id", "rule.purchase", "rule.event_type", "rule.daily_cap"}
+    check_rule(
+        pb.Rule(
+            rule_id="like",
+            kind=pb.RULE_KIND_ACTION,
+            event_type=pb.EVENT_TYPE_LIKE,
+            action=pb.ActionParams(points=1),
+            daily_cap=5,
+        )
+    )
