@@ -22,6 +22,8 @@ from typing import Any
 
 import asyncpg
 from google.protobuf.message import Message
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from services.common.db import Conn
 from services.common.errors import DomainError
@@ -30,6 +32,7 @@ from services.ledger import repository as repo
 from services.ledger.operations import Operations
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 Outcome = Message | DomainError
 
 
@@ -49,6 +52,9 @@ class Op:
     mutation: Mutation
     request: Any
     fingerprint: bytes = field(init=False)
+    # The caller's trace context: group commit runs the SQL in a worker task, so the batch's
+    # span is made a child of the first request and linked to the others.
+    trace_context: otel_context.Context = field(default_factory=otel_context.get_current)
 
     def __post_init__(self) -> None:
         self.fingerprint = idempotency.fingerprint(self.mutation.method, self.request)
@@ -205,9 +211,20 @@ class GroupCommit:
             await self._commit(items)
 
     async def _commit(self, items: list[tuple[Op, asyncio.Future[Outcome]]]) -> None:
+        first = items[0][0]
+        links = [
+            trace.Link(trace.get_current_span(op.trace_context).get_span_context())
+            for op, _ in items[1:]
+        ]
         try:
-            async with self._pool.acquire() as conn:
-                outcomes = await self._engine.run(conn, [op for op, _ in items])
+            with _tracer.start_as_current_span(
+                "ledger.group_commit",
+                context=first.trace_context,
+                links=links,
+                attributes={"points.batch_size": len(items)},
+            ):
+                async with self._pool.acquire() as conn:
+                    outcomes = await self._engine.run(conn, [op for op, _ in items])
         except Exception as exc:
             if len(items) > 1:
                 log.warning("batch failed; retrying its requests one by one", exc_info=True)
