@@ -1,4 +1,4 @@
-"""The gateway's ASGI application: liveness and readiness so far (the API comes with issue 7)."""
+"""The gateway's ASGI application: authenticated HTTP/JSON over the gRPC services."""
 
 from __future__ import annotations
 
@@ -10,44 +10,63 @@ import grpc
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from gateway import errors
+from gateway.auth import Authenticator
+from gateway.backends import Backends
+from gateway.models import ErrorResponse
+from gateway.routes import admin, events, me
 from gateway.settings import GatewaySettings
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429, 503, 504)
+}
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    channels: dict[str, grpc.aio.Channel] = {}
+    services = Backends(settings.backends, settings.backend_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for name, address in settings.backends.items():
-            channels[name] = grpc.aio.insecure_channel(address)
+        services.open()
         yield
-        await asyncio.gather(*(channel.close() for channel in channels.values()))
+        await services.close()
 
-    app = FastAPI(title="Points gateway", version=settings.telemetry.version, lifespan=lifespan)
+    app = FastAPI(
+        title="Points gateway",
+        version=settings.telemetry.version,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.backends = services
+    app.state.authenticator = Authenticator(settings.auth)
+    errors.install(app)
+    for router in (me.router, events.router, admin.router):
+        app.include_router(router)
 
     async def backend_status(name: str) -> str:
-        stub = health_pb2_grpc.HealthStub(channels[name])
+        stub = health_pb2_grpc.HealthStub(services.channels[name])
         try:
-            reply = await stub.Check(
-                health_pb2.HealthCheckRequest(), timeout=settings.backend_timeout_seconds
-            )
+            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=services.timeout)
         except grpc.aio.AioRpcError as exc:
             return str(exc.code().name)
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
         """Readiness: every backend reports SERVING on the gRPC health service."""
-        names = sorted(channels)
+        names = sorted(services.channels)
         statuses = dict(zip(names, await asyncio.gather(*map(backend_status, names)), strict=True))
         ready = all(status == "SERVING" for status in statuses.values())
         body = {"status": "ready" if ready else "not_ready", "backends": statuses}
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    # Server spans for every request, continuing a caller's `traceparent`.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app

@@ -93,6 +93,13 @@ def main() -> int:
         if pending:
             print(f"not healthy after 30 s: {', '.join(sorted(pending))}", flush=True)
             return 1
+        if "gateway" in children:
+            print(
+                "token      .venv/bin/python -m gateway.token <user> [admin] [events:write]"
+                "  (then: curl -H 'Authorization: Bearer <token>' "
+                f"http://127.0.0.1:{ports['gateway']}/v1/me/wallet)",
+                flush=True,
+            )
         print("all services up; Ctrl-C stops them", flush=True)
         while all(child.poll() is None for child in children.values()):
             time.sleep(0.5)

@@ -78,3 +78,30 @@ def spawn(module: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     Its output goes to ours, which pytest captures and shows when a test fails.
     """
     return subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env={**os.environ, **env})
+
+
+@asynccontextmanager
+async def serving_gateway(env: Mapping[str, str]) -> AsyncIterator[str]:
+    """The gateway app under uvicorn in this process on a free loopback port; yields its URL."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+
+    port = free_port()
+    settings = GatewaySettings.from_env({**env, "GATEWAY_PORT": str(port)})
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises why it could not start
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

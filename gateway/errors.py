@@ -1,0 +1,127 @@
+"""Errors as HTTP: one JSON shape, `{"error": {code, status, message, reason, details}}`.
+
+gRPC statuses from the backends map to HTTP codes; a client's mistake is always a 4xx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.common.errors import parse_rpc_error
+
+GRPC_TO_HTTP = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+# Failed preconditions that are about the request's content rather than the resource's state.
+UNPROCESSABLE_REASONS = {"INSUFFICIENT_POINTS", "AMOUNT_EXCEEDS_REVERSIBLE"}
+HTTP_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    422: "FAILED_PRECONDITION",
+    429: "RESOURCE_EXHAUSTED",
+    502: "BAD_GATEWAY",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+class HttpError(Exception):
+    def __init__(
+        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details or {}
+
+
+def body(
+    code: int, status: str, message: str, reason: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "status": status,
+            "message": message,
+            "reason": reason,
+            "details": details or {},
+        }
+    }
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
+    rich = parse_rpc_error(error)
+    code = GRPC_TO_HTTP.get(rich.code, 502)  # anything else is the backend's failure
+    if rich.code == grpc.StatusCode.FAILED_PRECONDITION and rich.reason in UNPROCESSABLE_REASONS:
+        code = 422
+    details: dict[str, Any] = dict(rich.metadata)
+    if rich.violations:
+        details["field_violations"] = [
+            {"field": v.field, "description": v.description} for v in rich.violations
+        ]
+    if code == 502:
+        message, reason = "a backend failed", rich.reason or "BACKEND_ERROR"
+    else:
+        message, reason = rich.message, rich.reason or rich.code.name
+    return JSONResponse(body(code, rich.code.name, message, reason, details), status_code=code)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(HttpError)
+    async def http_error(_: Request, exc: HttpError) -> JSONResponse:
+        status = HTTP_STATUS_NAMES.get(exc.code, "ERROR")
+        headers = {"WWW-Authenticate": "Bearer"} if exc.code == 401 else None
+        return JSONResponse(
+            body(exc.code, status, exc.message, exc.reason, exc.details),
+            status_code=exc.code,
+            headers=headers,
+        )
+
+    @app.exception_handler(grpc.aio.AioRpcError)
+    async def rpc_error(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+        return from_rpc_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        violations = [
+            {"field": ".".join(str(p) for p in e["loc"]), "description": e["msg"]}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            body(
+                400,
+                "INVALID_ARGUMENT",
+                "the request is invalid",
+                "INVALID_ARGUMENT",
+                {"field_violations": violations},
+            ),
+            status_code=400,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_exception(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status = HTTP_STATUS_NAMES.get(exc.status_code, "ERROR")
+        return JSONResponse(
+            body(exc.status_code, status, str(exc.detail), status), status_code=exc.status_code
+        )

@@ -1,0 +1,165 @@
+"""The JSON the gateway speaks (these models also make its OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.rules.v1 import rules_pb2 as rpb
+
+
+class Points(BaseModel):
+    available: int
+    pending: int
+    held: int
+    lifetime_earned: int
+    lifetime_spent: int
+    lifetime_expired: int
+    lifetime_reversed: int
+
+    @classmethod
+    def of(cls, balance: lpb.Balance) -> Points:
+        return cls(
+            available=balance.available,
+            pending=balance.pending,
+            held=balance.held,
+            lifetime_earned=balance.lifetime_earned,
+            lifetime_spent=balance.lifetime_spent,
+            lifetime_expired=balance.lifetime_expired,
+            lifetime_reversed=balance.lifetime_reversed,
+        )
+
+
+class Expiring(BaseModel):
+    date: str
+    amount: int
+
+
+class CheckInStatus(BaseModel):
+    streak: int
+    checked_in_today: bool
+    next_points: int
+    today: str
+
+
+class Transfer(BaseModel):
+    transfer_id: str
+    kind: str
+    amount: int = Field(description="points; positive for credits to the user, negative for debits")
+    reason_code: str
+    created_at: datetime | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, transfer: lpb.Transfer) -> Transfer:
+        sign = 1 if transfer.credit_account == "member" else -1
+        return cls(
+            transfer_id=transfer.transfer_id,
+            kind=lpb.TransferKind.Name(transfer.kind).removeprefix("TRANSFER_KIND_"),
+            amount=sign * transfer.amount,
+            reason_code=transfer.reason_code,
+            created_at=transfer.create_time.ToDatetime()
+            if transfer.HasField("create_time")
+            else None,
+            metadata=dict(transfer.metadata),
+        )
+
+
+class Wallet(BaseModel):
+    user_id: str
+    points: Points | None
+    expiring: list[Expiring]
+    check_in: CheckInStatus | None
+    recent: list[Transfer]
+    degraded: list[str] = Field(description="parts that could not be fetched just now")
+
+
+class History(BaseModel):
+    transfers: list[Transfer]
+    next_page_token: str
+
+
+class Award(BaseModel):
+    rule_id: str
+    points: int
+    base_points: int
+    capped_by: str
+    reason: str
+    pending: bool
+    streak_day: int
+
+    @classmethod
+    def of(cls, award: rpb.Award) -> Award:
+        return cls(
+            rule_id=award.rule_id,
+            points=award.points,
+            base_points=award.base_points,
+            capped_by=award.capped_by,
+            reason=award.reason,
+            pending=award.pending,
+            streak_day=award.streak_day,
+        )
+
+
+class EventResult(BaseModel):
+    event_id: str
+    decision: str
+    risk_reasons: list[str]
+    total_points: int
+    reversed_points: int
+    awards: list[Award]
+
+    @classmethod
+    def of(cls, response: rpb.RecordEventResponse) -> EventResult:
+        return cls(
+            event_id=response.event_id,
+            decision=rpb.Decision.Name(response.decision).removeprefix("DECISION_"),
+            risk_reasons=list(response.risk_reasons),
+            total_points=response.total_points,
+            reversed_points=response.reversed_points,
+            awards=[Award.of(a) for a in response.awards],
+        )
+
+
+EventType = Literal[
+    "CHECK_IN",
+    "LIKE",
+    "SHARE",
+    "COMMENT",
+    "FORWARD",
+    "PURCHASE",
+    "REFUND",
+    "REGISTER",
+    "PROFILE_COMPLETED",
+    "LESSON_COMPLETED",
+    "TASK_COMPLETED",
+]
+
+
+class EventIn(BaseModel):
+    """An event reported by the operator's own backend (the event id is the Idempotency-Key)."""
+
+    user_id: str = Field(min_length=1, max_length=128)
+    type: EventType
+    occurred_at: datetime | None = None
+    amount_minor: int | None = Field(default=None, ge=0, le=10**15)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    order_id: str = Field(default="", max_length=128)
+    item_id: str = Field(default="", max_length=128)
+    device_id: str = Field(default="", max_length=128)
+    ip: str = Field(default="", max_length=128)
+
+
+class ErrorBody(BaseModel):
+    code: int
+    status: str
+    message: str
+    reason: str
+    details: dict[str, object]
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

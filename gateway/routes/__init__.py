@@ -1,0 +1,1 @@
+"""HTTP routes, one module per audience: the user (me), operator backends (events), admins."""

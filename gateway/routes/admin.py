@@ -1,0 +1,120 @@
+"""Admin routes (scope `admin`): rules, cap groups, blacklist, ledger reports and audit.
+
+Rules travel as the protobuf JSON of `loyalty.rules.v1.Rule`, so the contract stays in one
+place (protos/) for HTTP and gRPC alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path
+from google.protobuf import json_format
+from pydantic import BaseModel, Field
+
+from gateway.auth import requires
+from gateway.backends import Backends
+from gateway.errors import HttpError
+from gateway.routes.common import backends
+from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.rules.v1 import rules_pb2 as rpb
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(requires("admin"))])
+Services = Annotated[Backends, Depends(backends)]
+Name = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,57}$")]
+
+
+def _json(message: Any) -> dict[str, Any]:
+    found: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return found
+
+
+@router.get("/rules")
+async def list_rules(services: Services) -> dict[str, Any]:
+    """Every rule, as protobuf JSON."""
+    return _json(await services.rules.ListRules(rpb.ListRulesRequest(), timeout=services.timeout))
+
+
+@router.put("/rules/{rule_id}")
+async def put_rule(
+    rule_id: Name, services: Services, rule: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Create or replace a rule (protobuf JSON of loyalty.rules.v1.Rule)."""
+    try:
+        message = json_format.ParseDict(rule, rpb.Rule())
+    except json_format.ParseError as exc:
+        raise HttpError(400, "INVALID_ARGUMENT", f"not a valid rule: {exc}") from None
+    message.rule_id = rule_id
+    reply = await services.rules.UpsertRule(
+        rpb.UpsertRuleRequest(rule=message), timeout=services.timeout
+    )
+    return _json(reply.rule)
+
+
+class CapGroup(BaseModel):
+    daily_cap: int = Field(gt=0, le=10**9)
+
+
+@router.put("/cap-groups/{name}")
+async def put_cap_group(name: Name, body: CapGroup, services: Services) -> dict[str, Any]:
+    """Create or replace a cap group's daily cap."""
+    reply = await services.rules.UpsertCapGroup(
+        rpb.UpsertCapGroupRequest(name=name, daily_cap=body.daily_cap), timeout=services.timeout
+    )
+    return _json(reply)
+
+
+class BlacklistEntry(BaseModel):
+    kind: Literal["USER", "DEVICE", "IP"]
+    value: str = Field(min_length=1, max_length=128)
+    reason: str = Field(default="", max_length=500)
+    expires_at: datetime | None = None
+
+
+@router.post("/blacklist", status_code=204)
+async def add_blacklist(entry: BlacklistEntry, services: Services) -> None:
+    """Blacklist a user, device or IP (until `expires_at`, or for good)."""
+    request = rpb.AddBlacklistEntryRequest(
+        kind=rpb.BlacklistKind.Value(f"BLACKLIST_KIND_{entry.kind}"),
+        value=entry.value,
+        reason=entry.reason,
+    )
+    if entry.expires_at is not None:
+        request.expire_time.FromDatetime(entry.expires_at)
+    await services.rules.AddBlacklistEntry(request, timeout=services.timeout)
+
+
+@router.delete("/blacklist/{kind}/{value}")
+async def remove_blacklist(
+    kind: Literal["USER", "DEVICE", "IP"],
+    value: Annotated[str, Path(min_length=1, max_length=128)],
+    services: Services,
+) -> dict[str, bool]:
+    """Lift a blacklist entry."""
+    reply = await services.rules.RemoveBlacklistEntry(
+        rpb.RemoveBlacklistEntryRequest(
+            kind=rpb.BlacklistKind.Value(f"BLACKLIST_KIND_{kind}"), value=value
+        ),
+        timeout=services.timeout,
+    )
+    return {"removed": reply.removed}
+
+
+@router.get("/reports/ledger")
+async def ledger_report(
+    services: Services, start: datetime | None = None, end: datetime | None = None
+) -> dict[str, Any]:
+    """Outstanding liability, and points issued, spent, expired and reversed in a period."""
+    request = lpb.GetStatsRequest()
+    if start is not None:
+        request.time_range.start_time.FromDatetime(start)
+    if end is not None:
+        request.time_range.end_time.FromDatetime(end)
+    return _json(await services.ledger.GetStats(request, timeout=services.timeout * 5))
+
+
+@router.get("/audit")
+async def audit(services: Services) -> dict[str, Any]:
+    """Runs the ledger's invariant audit."""
+    return _json(await services.ledger.Audit(lpb.AuditRequest(), timeout=60))

@@ -1,0 +1,159 @@
+"""The signed-in user's own wallet: balance, history, live updates, check-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import grpc
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from gateway.auth import Principal, requires
+from gateway.backends import Backends
+from gateway.errors import HttpError
+from gateway.models import CheckInStatus, EventResult, Expiring, History, Points, Transfer, Wallet
+from gateway.routes.common import backends, idempotency_key
+from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.rules.v1 import rules_pb2 as rpb
+
+router = APIRouter(prefix="/v1/me", tags=["me"])
+Me = Annotated[Principal, Depends(requires())]
+Services = Annotated[Backends, Depends(backends)]
+EXPIRING_WINDOW_DAYS = 30
+
+
+@router.get("/wallet", response_model=Wallet)
+async def wallet(me: Me, services: Services) -> Wallet:
+    """Everything the wallet screen shows, fetched from the backends concurrently. A backend
+    that fails or is slow leaves its part empty and named in `degraded`, never a 5xx."""
+    timeout = services.timeout
+    balance, history, check_in = await asyncio.gather(
+        services.ledger.GetBalance(
+            lpb.GetBalanceRequest(user_id=me.user_id, expiring_within_days=EXPIRING_WINDOW_DAYS),
+            timeout=timeout,
+        ),
+        services.ledger.ListTransfers(
+            lpb.ListTransfersRequest(user_id=me.user_id, page_size=10), timeout=timeout
+        ),
+        services.rules.GetCheckInStatus(
+            rpb.GetCheckInStatusRequest(user_id=me.user_id), timeout=timeout
+        ),
+        return_exceptions=True,
+    )
+    degraded = [
+        name
+        for name, part in (("points", balance), ("recent", history), ("check_in", check_in))
+        if isinstance(part, BaseException)
+    ]
+    for part in (balance, history, check_in):
+        if isinstance(part, BaseException) and not isinstance(part, grpc.aio.AioRpcError):
+            raise part  # a bug, not a backend outage
+    return Wallet(
+        user_id=me.user_id,
+        points=None if isinstance(balance, BaseException) else Points.of(balance.balance),
+        expiring=[]
+        if isinstance(balance, BaseException)
+        else [Expiring(date=e.date, amount=e.amount) for e in balance.balance.expiring],
+        check_in=None
+        if isinstance(check_in, BaseException)
+        else CheckInStatus(
+            streak=check_in.streak,
+            checked_in_today=check_in.checked_in_today,
+            next_points=check_in.next_points,
+            today=check_in.today,
+        ),
+        recent=[]
+        if isinstance(history, BaseException)
+        else [Transfer.of(t) for t in history.transfers],
+        degraded=degraded,
+    )
+
+
+KINDS = [name.removeprefix("TRANSFER_KIND_") for name in lpb.TransferKind.keys()][1:]
+
+
+@router.get("/history", response_model=History)
+async def history(
+    me: Me,
+    services: Services,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    page_token: Annotated[str, Query(max_length=200)] = "",
+    kind: Annotated[list[str] | None, Query()] = None,
+) -> History:
+    """The user's point changes, newest first; pass `next_page_token` back for more."""
+    unknown = [k for k in kind or [] if k not in KINDS]
+    if unknown:
+        raise HttpError(
+            400,
+            "INVALID_ARGUMENT",
+            f"unknown kind(s): {', '.join(unknown)}",
+            {"allowed": ", ".join(KINDS)},
+        )
+    reply = await services.ledger.ListTransfers(
+        lpb.ListTransfersRequest(
+            user_id=me.user_id,
+            page_size=page_size,
+            page_token=page_token,
+            kinds=[lpb.TransferKind.Value(f"TRANSFER_KIND_{k}") for k in kind or []],
+        ),
+        timeout=services.timeout,
+    )
+    return History(
+        transfers=[Transfer.of(t) for t in reply.transfers], next_page_token=reply.next_page_token
+    )
+
+
+def _points_json(balance: lpb.Balance) -> dict[str, Any]:
+    return Points.of(balance).model_dump()
+
+
+@router.get(
+    "/wallet/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def wallet_stream(me: Me, services: Services, request: Request) -> StreamingResponse:
+    """Server-Sent Events: a `balance` event now and after every change to the user's points."""
+    call = services.ledger.WatchBalance(lpb.WatchBalanceRequest(user_id=me.user_id))
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            async for message in call:
+                if await request.is_disconnected():
+                    break
+                yield f"event: balance\ndata: {json.dumps(_points_json(message.balance))}\n\n"
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                yield f"event: error\ndata: {json.dumps({'status': exc.code().name})}\n\n"
+        finally:
+            call.cancel()
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/check-in", response_model=EventResult)
+async def check_in(
+    me: Me,
+    services: Services,
+    request: Request,
+    key: Annotated[str, Depends(idempotency_key)],
+) -> EventResult:
+    """Today's check-in. Repeating it (same Idempotency-Key) returns the same result."""
+    event = rpb.Event(
+        event_id=key,
+        user_id=me.user_id,
+        type=rpb.EVENT_TYPE_CHECK_IN,
+        device_id=request.headers.get("x-device-id", "")[:128],
+        ip=request.client.host if request.client else "",
+    )
+    reply = await services.rules.RecordEvent(
+        rpb.RecordEventRequest(event=event), timeout=services.timeout * 3
+    )
+    return EventResult.of(reply)

@@ -1,0 +1,110 @@
+"""One request through the gateway makes one trace across processes:
+gateway → rules → ledger → SQL, with parent/child edges between the processes' spans."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+
+import grpc
+import httpx
+
+from gateway.auth import mint
+from gateway.settings import DEV_SECRET, AuthSettings
+from loyalty.rules.v1 import rules_pb2_grpc
+from tests.support.hosts import free_port, spawn, wait_serving
+from tests.support.otlp import ReceivedSpan, start_receiver
+from tests.support.rules_calls import define_program
+
+SERVER, CLIENT = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
+
+
+async def test_check_in_is_one_trace_from_gateway_to_sql(database_url: str) -> None:
+    otlp_port = free_port()
+    receiver_server, receiver = await start_receiver(otlp_port)
+    ports = {name: free_port() for name in ("ledger", "rules", "gateway")}
+    env = {
+        "DATABASE_URL": database_url,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "LOG_LEVEL": "WARNING",
+        **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        **{f"{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()},
+        "MALL_ADDR": f"127.0.0.1:{free_port()}",
+    }
+    processes = {
+        "ledger": spawn("services.ledger.server", env),
+        "rules": spawn("services.rules.server", env),
+        "gateway": spawn("gateway.main", env),
+    }
+    user = f"traced-{uuid.uuid4().hex[:8]}"
+    trace_id = uuid.uuid4().hex
+    try:
+        await wait_serving(f"127.0.0.1:{ports['ledger']}")
+        await wait_serving(f"127.0.0.1:{ports['rules']}")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['rules']}") as channel:
+            await define_program(rules_pb2_grpc.RulesServiceStub(channel))
+        url = f"http://127.0.0.1:{ports['gateway']}"
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            for _ in range(100):
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            token = mint(AuthSettings("HS256", DEV_SECRET, None, None), user)
+            reply = await http.post(
+                "/v1/me/check-in",
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Idempotency-Key": "traced-check-in",
+                    # Continue the caller's trace (W3C trace context).
+                    "traceparent": f"00-{trace_id}-{'1' * 16}-01",
+                },
+            )
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["total_points"] == 5
+    finally:
+        for process in processes.values():  # a clean stop flushes every exporter
+            process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            await asyncio.to_thread(process.wait, 15)
+        await receiver_server.stop(None)
+
+    spans = [s for s in receiver.spans if s.trace_id == trace_id]
+    by_id = {s.span_id: s for s in spans}
+
+    def one(service: str, kind: int, name_part: str) -> ReceivedSpan:
+        found = [
+            s for s in spans if s.service == service and s.kind == kind and name_part in s.name
+        ]
+        assert found, (service, name_part, sorted((s.service, s.name) for s in spans))
+        return found[0]
+
+    def parent(span: ReceivedSpan) -> ReceivedSpan:
+        return by_id[span.parent_span_id]
+
+    def ancestors(span: ReceivedSpan) -> list[ReceivedSpan]:
+        chain = []
+        while span.parent_span_id in by_id:
+            span = by_id[span.parent_span_id]
+            chain.append(span)
+        return chain
+
+    gateway = one("gateway", SERVER, "/v1/me/check-in")
+    assert gateway.parent_span_id == "1" * 16  # continued the caller's traceparent
+    to_rules = one("gateway", CLIENT, "RulesService/RecordEvent")
+    assert gateway in ancestors(to_rules)
+    rules = one("rules", SERVER, "RulesService/RecordEvent")
+    assert parent(rules) == to_rules  # the edge between two processes
+    to_ledger = one("rules", CLIENT, "LedgerService/Credit")
+    assert rules in ancestors(to_ledger)
+    ledger = one("ledger", SERVER, "LedgerService/Credit")
+    assert parent(ledger) == to_ledger
+    ledger_sql = [s for s in spans if s.service == "ledger" and s.kind == CLIENT]
+    assert ledger_sql and all(ledger in ancestors(s) for s in ledger_sql)
+    rules_sql = [
+        s for s in spans if s.service == "rules" and s.kind == CLIENT and s is not to_ledger
+    ]
+    assert rules_sql and all(rules in ancestors(s) for s in rules_sql)

@@ -1,0 +1,212 @@
+"""The gateway over HTTP against real ledger and rules servers: auth, wallet, degraded
+backends, idempotent check-in, error mapping, live updates and admin routes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import jwt
+import pytest
+
+from gateway.auth import mint
+from gateway.settings import DEV_SECRET, AuthSettings
+from services.common.server import ServiceHost
+from tests.support.hosts import free_port, serving_gateway
+from tests.support.ledger_calls import Stub as LedgerStub
+from tests.support.ledger_calls import credit
+from tests.support.rules_calls import RulesStub, define_program
+
+AUTH = AuthSettings("HS256", DEV_SECRET, None, None)
+
+
+def bearer(user: str, *scopes: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint(AUTH, user, scopes)}"}
+
+
+def gateway_env(ledger_host: ServiceHost, rules_port: int) -> dict[str, str]:
+    return {
+        "LEDGER_ADDR": f"127.0.0.1:{ledger_host.port}",
+        "RULES_ADDR": f"127.0.0.1:{rules_port}",
+        "MALL_ADDR": f"127.0.0.1:{free_port()}",  # the mall does not exist yet
+        "BACKEND_TIMEOUT_SECONDS": "1",
+    }
+
+
+@pytest.fixture(scope="module")
+async def http(
+    ledger_host: ServiceHost, rules_host: ServiceHost, rules: RulesStub
+) -> AsyncIterator[httpx.AsyncClient]:
+    await define_program(rules)
+    async with serving_gateway(gateway_env(ledger_host, rules_host.port)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            yield client
+
+
+def assert_error(response: httpx.Response, code: int, reason: str) -> dict[str, object]:
+    assert response.status_code == code, response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "status", "message", "reason", "details"}
+    assert (error["code"], error["reason"]) == (code, reason)
+    return dict(error)
+
+
+async def test_authentication_and_scopes(http: httpx.AsyncClient, user: str) -> None:
+    assert_error(await http.get("/v1/me/wallet"), 401, "MISSING_TOKEN")
+    forged = jwt.encode({"sub": user, "exp": time.time() + 60}, "x" * 32, algorithm="HS256")
+    assert_error(
+        await http.get("/v1/me/wallet", headers={"Authorization": f"Bearer {forged}"}),
+        401,
+        "INVALID_TOKEN",
+    )
+    expired = jwt.encode({"sub": user, "exp": time.time() - 60}, DEV_SECRET, algorithm="HS256")
+    assert_error(
+        await http.get("/v1/me/wallet", headers={"Authorization": f"Bearer {expired}"}),
+        401,
+        "TOKEN_EXPIRED",
+    )
+    assert_error(await http.get("/v1/admin/rules", headers=bearer(user)), 403, "MISSING_SCOPE")
+    assert_error(
+        await http.post(
+            "/v1/events",
+            headers={**bearer(user), "Idempotency-Key": "k"},
+            json={"user_id": user, "type": "LIKE"},
+        ),
+        403,
+        "MISSING_SCOPE",
+    )
+    assert (await http.get("/v1/admin/rules", headers=bearer(user, "admin"))).status_code == 200
+
+
+async def test_wallet_aggregates_the_users_own_points(
+    http: httpx.AsyncClient, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 120, expires_in_days=10)
+    other = f"{user}-other"
+    await credit(ledger, other, 999)
+    reply = await http.get("/v1/me/wallet", headers=bearer(user))
+    assert reply.status_code == 200, reply.text
+    wallet = reply.json()
+    assert wallet["user_id"] == user
+    assert wallet["points"]["available"] == 120  # only the token's user, never another
+    assert [e["amount"] for e in wallet["expiring"]] == [120]
+    assert wallet["check_in"]["checked_in_today"] is False
+    assert [t["amount"] for t in wallet["recent"]] == [120]
+    assert wallet["degraded"] == []
+
+
+async def test_wallet_degrades_when_a_backend_is_down(
+    ledger_host: ServiceHost, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 7)
+    async with serving_gateway(gateway_env(ledger_host, free_port())) as url:  # no rules there
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            reply = await client.get("/v1/me/wallet", headers=bearer(user))
+    assert reply.status_code == 200, reply.text
+    wallet = reply.json()
+    assert wallet["degraded"] == ["check_in"]
+    assert wallet["check_in"] is None
+    assert wallet["points"]["available"] == 7
+
+
+async def test_check_in_is_idempotent_by_header(
+    http: httpx.AsyncClient, ledger: LedgerStub, user: str
+) -> None:
+    assert_error(
+        await http.post("/v1/me/check-in", headers=bearer(user)), 400, "MISSING_IDEMPOTENCY_KEY"
+    )
+    headers = {**bearer(user), "Idempotency-Key": f"checkin-{user}"}
+    first = await http.post("/v1/me/check-in", headers=headers)
+    again = await http.post("/v1/me/check-in", headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json() == again.json()
+    assert first.json()["total_points"] == 5
+    history = (await http.get("/v1/me/history", headers=bearer(user))).json()
+    assert [t["amount"] for t in history["transfers"]] == [5]  # credited once
+
+
+async def test_backend_errors_map_to_http(http: httpx.AsyncClient, user: str) -> None:
+    headers = {**bearer(user, "events:write"), "Idempotency-Key": f"e-{user}"}
+    error = assert_error(
+        await http.post("/v1/events", headers=headers, json={"user_id": user, "type": "PURCHASE"}),
+        400,
+        "INVALID_ARGUMENT",
+    )
+    fields = {v["field"] for v in error["details"]["field_violations"]}  # type: ignore[index]
+    assert fields == {"event.amount", "event.order_id"}
+    assert_error(
+        await http.post("/v1/events", headers=headers, json={"type": "NOPE"}),
+        400,
+        "INVALID_ARGUMENT",
+    )
+    assert_error(
+        await http.get("/v1/me/history?page_token=%21%21", headers=bearer(user)),
+        400,
+        "INVALID_ARGUMENT",
+    )
+    assert_error(
+        await http.get("/v1/me/history?kind=BOGUS", headers=bearer(user)), 400, "INVALID_ARGUMENT"
+    )
+    assert_error(await http.get("/v1/nowhere", headers=bearer(user)), 404, "NOT_FOUND")
+
+
+async def test_events_from_backends_award_points(http: httpx.AsyncClient, user: str) -> None:
+    headers = {**bearer("shop-backend", "events:write"), "Idempotency-Key": f"order-{user}"}
+    body = {
+        "user_id": user,
+        "type": "PURCHASE",
+        "amount_minor": 10000,
+        "currency": "CNY",
+        "order_id": "o-9",
+    }
+    reply = await http.post("/v1/events", headers=headers, json=body)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["total_points"] == 20
+    assert reply.json()["awards"][0]["pending"] is True
+    wallet = (await http.get("/v1/me/wallet", headers=bearer(user))).json()
+    assert wallet["points"]["pending"] == 20
+
+
+async def test_stream_relays_balance_changes(
+    http: httpx.AsyncClient, ledger: LedgerStub, user: str
+) -> None:
+    async with http.stream("GET", "/v1/me/wallet/stream", headers=bearer(user)) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.aiter_lines()
+        seen: list[dict[str, int]] = []
+        async for line in lines:
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+                if len(seen) == 1:
+                    await credit(ledger, user, 33)
+                else:
+                    break
+    assert [s["available"] for s in seen] == [0, 33]
+
+
+async def test_admin_manages_rules_and_blacklist(http: httpx.AsyncClient, user: str) -> None:
+    admin = bearer("operator", "admin")
+    rule = {
+        "kind": "RULE_KIND_ACTION",
+        "event_type": "EVENT_TYPE_COMMENT",
+        "enabled": True,
+        "action": {"points": 2},
+        "daily_cap": "10",
+    }
+    stored = await http.put("/v1/admin/rules/comment", headers=admin, json=rule)
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["rule_id"] == "comment"
+    listed = (await http.get("/v1/admin/rules", headers=admin)).json()["rules"]
+    assert "comment" in {r["rule_id"] for r in listed}
+    bad = await http.put("/v1/admin/rules/comment", headers=admin, json={"kind": "NOPE"})
+    assert_error(bad, 400, "INVALID_ARGUMENT")
+    added = await http.post(
+        "/v1/admin/blacklist", headers=admin, json={"kind": "USER", "value": user, "reason": "test"}
+    )
+    assert added.status_code == 204
+    removed = await http.delete(f"/v1/admin/blacklist/USER/{user}", headers=admin)
+    assert removed.json() == {"removed": True}
+    report = (await http.get("/v1/admin/reports/ledger", headers=admin)).json()
+    assert int(report["issued"]) > 0
