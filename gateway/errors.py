@@ -5,6 +5,7 @@ gRPC statuses from the backends map to HTTP codes; a client's mistake is always 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import grpc
@@ -14,6 +15,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.errors import parse_rpc_error
+
+log = logging.getLogger(__name__)
 
 GRPC_TO_HTTP = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -118,6 +121,11 @@ def install(app: FastAPI) -> None:
             ),
             status_code=400,
         )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(body(500, "INTERNAL", "internal error", "INTERNAL"), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_exception(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictInt
 
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.rules.v1 import rules_pb2 as rpb
+
+_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_only(value: object) -> object:
+    """Pydantic would also read numbers (and numeric strings) as Unix times; we take only
+    what the OpenAPI document promises: RFC 3339 date-times."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_8601.match(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-11-25T08:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class Points(BaseModel):
@@ -61,7 +77,7 @@ class Transfer(BaseModel):
             kind=lpb.TransferKind.Name(transfer.kind).removeprefix("TRANSFER_KIND_"),
             amount=sign * transfer.amount,
             reason_code=transfer.reason_code,
-            created_at=transfer.create_time.ToDatetime()
+            created_at=transfer.create_time.ToDatetime(tzinfo=UTC)
             if transfer.HasField("create_time")
             else None,
             metadata=dict(transfer.metadata),
@@ -144,8 +160,8 @@ class EventIn(BaseModel):
 
     user_id: str = Field(min_length=1, max_length=128)
     type: EventType
-    occurred_at: datetime | None = None
-    amount_minor: int | None = Field(default=None, ge=0, le=10**15)
+    occurred_at: IsoDatetime | None = None
+    amount_minor: StrictInt | None = Field(default=None, ge=0, le=10**15)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     order_id: str = Field(default="", max_length=128)
     item_id: str = Field(default="", max_length=128)

@@ -6,16 +6,16 @@ place (protos/) for HTTP and gRPC alike.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path
 from google.protobuf import json_format
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from gateway.auth import requires
 from gateway.backends import Backends
 from gateway.errors import HttpError
+from gateway.models import IsoDatetime
 from gateway.routes.common import backends
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -53,7 +53,7 @@ async def put_rule(
 
 
 class CapGroup(BaseModel):
-    daily_cap: int = Field(gt=0, le=10**9)
+    daily_cap: StrictInt = Field(gt=0, le=10**9)
 
 
 @router.put("/cap-groups/{name}")
@@ -69,7 +69,7 @@ class BlacklistEntry(BaseModel):
     kind: Literal["USER", "DEVICE", "IP"]
     value: str = Field(min_length=1, max_length=128)
     reason: str = Field(default="", max_length=500)
-    expires_at: datetime | None = None
+    expires_at: IsoDatetime | None = None
 
 
 @router.post("/blacklist", status_code=204)
@@ -103,7 +103,7 @@ async def remove_blacklist(
 
 @router.get("/reports/ledger")
 async def ledger_report(
-    services: Services, start: datetime | None = None, end: datetime | None = None
+    services: Services, start: IsoDatetime | None = None, end: IsoDatetime | None = None
 ) -> dict[str, Any]:
     """Outstanding liability, and points issued, spent, expired and reversed in a period."""
     request = lpb.GetStatsRequest()

@@ -31,12 +31,16 @@ class Checker:
     def user_id(self, value: str, field: str = "user_id") -> None:
         if not value:
             self.fail(field, "is required")
+        elif "\x00" in value:
+            self.fail(field, "must not contain NUL characters")
         elif len(value) > MAX_USER_ID:
             self.fail(field, f"must be at most {MAX_USER_ID} characters")
 
     def request_id(self, value: str) -> None:
         if not value:
             self.fail("request_id", "is required")
+        elif "\x00" in value:
+            self.fail("request_id", "must not contain NUL characters")
         elif len(value) > MAX_REQUEST_ID:
             self.fail("request_id", f"must be at most {MAX_REQUEST_ID} characters")
 
@@ -53,6 +57,8 @@ class Checker:
     def metadata(self, value: Mapping[str, str]) -> None:
         if len(value) > MAX_METADATA_ENTRIES:
             self.fail("metadata", f"at most {MAX_METADATA_ENTRIES} entries")
+        if any("\x00" in k + v for k, v in value.items()):
+            self.fail("metadata", "must not contain NUL characters")
         if any(len(k) > 64 or len(v) > MAX_METADATA_VALUE for k, v in value.items()):
             self.fail("metadata", f"keys at most 64, values at most {MAX_METADATA_VALUE} chars")
 
@@ -76,6 +82,9 @@ class Checker:
 def _mutation(request: Message, checker: Checker) -> None:
     checker.request_id(request.request_id)  # type: ignore[attr-defined]
     checker.user_id(request.user_id)  # type: ignore[attr-defined]
+    reason_code: str = getattr(request, "reason_code", "")
+    if len(reason_code) > 64 or "\x00" in reason_code:
+        checker.fail("reason_code", "at most 64 characters, no NUL characters")
 
 
 def check_credit(request: pb.CreditRequest) -> None:

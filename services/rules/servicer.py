@@ -48,6 +48,9 @@ def check_event(event: pb.Event, prefix: str = "event") -> None:
     for name in ("order_id", "item_id", "device_id", "ip"):
         if len(getattr(event, name)) > 128:
             fail(name, "at most 128 characters")
+    for name in ("event_id", "user_id", "order_id", "item_id", "device_id", "ip"):
+        if "\x00" in getattr(event, name):
+            fail(name, "must not contain NUL characters")  # PostgreSQL text cannot hold them
     if bad:
         raise InvalidArgument.fields(bad)
 

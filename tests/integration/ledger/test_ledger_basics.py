@@ -115,3 +115,25 @@ async def test_unknown_transfer_and_hold_are_not_found(ledger: Stub, user: str) 
         )
     )
     assert (error.code, error.reason) == (grpc.StatusCode.NOT_FOUND, "HOLD_NOT_FOUND")
+
+
+async def test_text_postgresql_cannot_store_is_refused(ledger: Stub) -> None:
+    error = await fails(
+        ledger.Credit(
+            pb.CreditRequest(
+                request_id="r\x00",
+                user_id="u\x00",
+                amount=1,
+                source="test",
+                reason_code="x\x00",
+                metadata={"k": "v\x00"},
+            )
+        )
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert {v.field for v in error.violations} == {
+        "request_id",
+        "user_id",
+        "reason_code",
+        "metadata",
+    }
