@@ -1,17 +1,48 @@
-"""Mall service wiring.
+"""Mall service wiring: `python -m services.mall.server`."""
 
-Scaffolding from the foundation: the process runs on the chassis (health, reflection,
-tracing, graceful shutdown) so the suite's shape is complete; its RPCs arrive with issue 6.
-"""
+from __future__ import annotations
 
-from services.common.server import ServiceSpec, run
+from pathlib import Path
+
+import grpc
+
+from loyalty.ledger.v1 import ledger_pb2_grpc
+from loyalty.mall.v1 import mall_pb2, mall_pb2_grpc
+from loyalty.rules.v1 import rules_pb2_grpc
+from services.common.server import Runtime, ServiceSpec, run
+from services.common.settings import peer_address
+from services.mall.config import MallConfig
+from services.mall.saga import Saga
+from services.mall.servicer import MallServicer
 
 
-async def _register(*_: object) -> None:
-    """No RPCs yet."""
+async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    source = runtime.settings.source
+    config = MallConfig.from_env(source)
+    ledger_channel = grpc.aio.insecure_channel(peer_address("ledger", source))
+    rules_channel = grpc.aio.insecure_channel(peer_address("rules", source))
+    saga = Saga(
+        runtime.pool,
+        config,
+        ledger_pb2_grpc.LedgerServiceStub(ledger_channel),
+        rules_pb2_grpc.RulesServiceStub(rules_channel),
+    )
+    mall_pb2_grpc.add_MallServiceServicer_to_server(MallServicer(runtime.pool, saga), server)
+    runtime.spawn("saga-recovery", saga.recover_forever)
+
+    async def close_channels() -> None:
+        await ledger_channel.close()
+        await rules_channel.close()
+
+    runtime.on_stop(close_channels)
 
 
-SPEC = ServiceSpec(name="mall", service_names=(), register=_register)
+SPEC = ServiceSpec(
+    name="mall",
+    service_names=(mall_pb2.DESCRIPTOR.services_by_name["MallService"].full_name,),
+    register=register,
+    migrations_dir=Path(__file__).parent / "migrations",
+)
 
 if __name__ == "__main__":
     run(SPEC)

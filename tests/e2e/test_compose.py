@@ -16,6 +16,7 @@ import yaml
 from gateway.settings import GatewaySettings
 from services.common.settings import ServiceSettings, peer_address
 from services.ledger.config import LedgerConfig
+from services.mall.config import MallConfig
 from services.rules.config import RulesConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +56,11 @@ def test_schema_rejects_a_broken_file() -> None:
 SERVICE_READERS: dict[str, Callable[[Mapping[str, str]], object]] = {
     "ledger": LedgerConfig.from_env,
     "rules": lambda env: (RulesConfig.from_env(env), peer_address("ledger", env)),
+    "mall": lambda env: (
+        MallConfig.from_env(env),
+        peer_address("ledger", env),
+        peer_address("rules", env),
+    ),
 }
 
 
@@ -89,10 +95,14 @@ def test_service_command_port_and_environment_match_the_code(name: str) -> None:
     assert env.get("OTEL_EXPORTER_OTLP_ENDPOINT") == "http://otel-collector:4317"
 
 
-def test_rules_reaches_the_ledger_service() -> None:
-    address = COMPOSE["services"]["rules"]["environment"]["LEDGER_ADDR"]
-    assert address == f"ledger:{_port_and_env('ledger')[0]}"
-    assert COMPOSE["services"]["rules"]["depends_on"]["ledger"]["condition"] == "service_healthy"
+@pytest.mark.parametrize(
+    ("caller", "callee"), [("rules", "ledger"), ("mall", "ledger"), ("mall", "rules")]
+)
+def test_services_reach_their_peers(caller: str, callee: str) -> None:
+    service = COMPOSE["services"][caller]
+    address = service["environment"][f"{callee.upper()}_ADDR"]
+    assert address == f"{callee}:{_port_and_env(callee)[0]}"
+    assert service["depends_on"][callee]["condition"] == "service_healthy"
 
 
 def test_gateway_backends_point_at_the_services_ports() -> None:

@@ -9,9 +9,11 @@ import grpc
 import pytest
 
 from loyalty.ledger.v1 import ledger_pb2_grpc
+from loyalty.mall.v1 import mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2_grpc
 from services.common.server import ServiceHost
 from services.ledger.server import SPEC as LEDGER
+from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
 from tests.support.hosts import running
 
@@ -43,6 +45,26 @@ async def rules_host(database_url: str, ledger_host: ServiceHost) -> AsyncIterat
 async def rules(rules_host: ServiceHost) -> AsyncIterator[rules_pb2_grpc.RulesServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{rules_host.port}") as channel:
         yield rules_pb2_grpc.RulesServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+async def mall_host(
+    database_url: str, ledger_host: ServiceHost, rules_host: ServiceHost
+) -> AsyncIterator[ServiceHost]:
+    env = {
+        "LEDGER_ADDR": f"127.0.0.1:{ledger_host.port}",
+        "RULES_ADDR": f"127.0.0.1:{rules_host.port}",
+        "MALL_RECOVERY_SECONDS": "0.2",
+        "MALL_RECOVERY_AFTER_SECONDS": "1",
+    }
+    async with running(MALL, database_url, env) as host:
+        yield host
+
+
+@pytest.fixture(scope="session")
+async def mall(mall_host: ServiceHost) -> AsyncIterator[mall_pb2_grpc.MallServiceAsyncStub]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{mall_host.port}") as channel:
+        yield mall_pb2_grpc.MallServiceStub(channel)
 
 
 @pytest.fixture

@@ -1,0 +1,32 @@
+"""Mall settings, read from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.common.settings import Env, SettingsError
+
+
+@dataclass(frozen=True)
+class MallConfig:
+    zone: ZoneInfo  # calendar days and months of per-user limits
+    hold_seconds: int  # how long a redemption's ledger hold may stay open
+    recovery_seconds: float  # how often unfinished sagas are looked for
+    recovery_after_seconds: float  # a saga untouched this long is taken over by recovery
+
+    @classmethod
+    def from_env(cls, source: Mapping[str, str] | None = None) -> MallConfig:
+        env = Env(source)
+        zone_name = env.text("MALL_TIMEZONE", "Asia/Shanghai")
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"MALL_TIMEZONE is not a known time zone: {zone_name!r}") from None
+        return cls(
+            zone=zone,
+            hold_seconds=env.integer("MALL_HOLD_SECONDS", 600, minimum=10),
+            recovery_seconds=env.number("MALL_RECOVERY_SECONDS", 5.0, minimum=0.1),
+            recovery_after_seconds=env.number("MALL_RECOVERY_AFTER_SECONDS", 30.0, minimum=0.0),
+        )

@@ -1,0 +1,55 @@
+-- The points mall. Per-user tables have user_id first in their primary key.
+
+-- Catalog items: the serialized loyalty.mall.v1.Item, plus the columns queries and the stock
+-- reservation need. `stock` is the live count (NULL: unlimited).
+CREATE TABLE items (
+    item_id         text PRIMARY KEY,
+    item_type       text NOT NULL,
+    points_price    bigint NOT NULL CHECK (points_price > 0),
+    stock           bigint CHECK (stock >= 0),
+    enabled         boolean NOT NULL,
+    available_from  timestamptz,
+    available_until timestamptz,
+    definition      bytea NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE users (
+    user_id    text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Redemptions and their saga state. `step` is how far the saga got:
+--   STARTED → STOCK_RESERVED → HOLD_PLACED → FULFILLED → COMPLETED
+--   any failure → FAILED (after compensation); COMPLETED → CANCELLED (refund).
+CREATE TABLE redemptions (
+    user_id          text NOT NULL,
+    redemption_id    bigint GENERATED ALWAYS AS IDENTITY,
+    request_id       text NOT NULL,
+    payload_sha256   bytea NOT NULL,
+    item_id          text NOT NULL,
+    item_type        text NOT NULL,
+    quantity         integer NOT NULL CHECK (quantity BETWEEN 1 AND 100),
+    points           bigint NOT NULL CHECK (points > 0),
+    step             text NOT NULL DEFAULT 'STARTED' CHECK (step IN
+        ('STARTED', 'STOCK_RESERVED', 'HOLD_PLACED', 'FULFILLED', 'COMPLETED', 'FAILED',
+         'CANCELLED')),
+    stock_reserved   boolean NOT NULL DEFAULT false,  -- true while stock is taken for it
+    failure_reason   text NOT NULL DEFAULT '',
+    hold_id          text,
+    capture_id       text,       -- the ledger transfer that spent the points
+    code             text,
+    code_expires_at  timestamptz,
+    shipment_status  text CHECK (shipment_status IN ('PENDING', 'SHIPPED', 'DELIVERED')),
+    shipping_address text NOT NULL DEFAULT '',
+    device_id        text NOT NULL DEFAULT '',
+    ip               text NOT NULL DEFAULT '',
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, redemption_id),
+    UNIQUE (user_id, request_id)
+);
+CREATE UNIQUE INDEX redemptions_code ON redemptions (code) WHERE code IS NOT NULL;
+CREATE INDEX redemptions_unfinished ON redemptions (updated_at)
+    WHERE step NOT IN ('COMPLETED', 'FAILED', 'CANCELLED');
+CREATE INDEX redemptions_by_item ON redemptions (user_id, item_id, created_at);

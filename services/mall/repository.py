@@ -1,0 +1,220 @@
+"""SQL of the mall. Functions run inside the caller's transaction unless they say otherwise."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from asyncpg import Record
+
+from loyalty.mall.v1 import mall_pb2 as pb
+from services.common.db import Conn
+from services.common.timestamps import from_timestamp
+
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+async def save_item(conn: Conn, item: pb.Item) -> None:
+    await conn.execute(
+        """
+        INSERT INTO items (item_id, item_type, points_price, stock, enabled, available_from,
+                           available_until, definition)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (item_id) DO UPDATE SET item_type = EXCLUDED.item_type,
+            points_price = EXCLUDED.points_price, stock = EXCLUDED.stock,
+            enabled = EXCLUDED.enabled, available_from = EXCLUDED.available_from,
+            available_until = EXCLUDED.available_until, definition = EXCLUDED.definition,
+            updated_at = now()
+        """,
+        item.item_id,
+        pb.ItemType.Name(item.type),
+        item.points_price,
+        None if item.unlimited_stock else item.stock,
+        item.enabled,
+        from_timestamp(item.available_from) if item.HasField("available_from") else None,
+        from_timestamp(item.available_until) if item.HasField("available_until") else None,
+        item.SerializeToString(),
+    )
+
+
+def item_of(row: Record) -> pb.Item:
+    item = pb.Item.FromString(row["definition"])
+    if row["stock"] is not None:
+        item.stock = row["stock"]  # the live count
+    return item
+
+
+async def get_item(conn: Conn, item_id: str) -> Record | None:
+    return await conn.fetchrow(
+        """
+        SELECT *, enabled AND (available_from IS NULL OR available_from <= now())
+                  AND (available_until IS NULL OR available_until > now()) AS available
+        FROM items WHERE item_id = $1
+        """,
+        item_id,
+    )
+
+
+async def list_items(
+    conn: Conn, item_type: str | None, max_price: int, after: str, limit: int
+) -> list[Record]:
+    return list(
+        await conn.fetch(
+            """
+        SELECT * FROM items
+        WHERE enabled AND item_id > $3
+          AND (available_from IS NULL OR available_from <= now())
+          AND (available_until IS NULL OR available_until > now())
+          AND ($1::text IS NULL OR item_type = $1) AND ($2 = 0 OR points_price <= $2)
+        ORDER BY item_id LIMIT $4
+        """,
+            item_type,
+            max_price,
+            after,
+            limit + 1,
+        )
+    )
+
+
+async def lock_user(conn: Conn, user_id: str) -> datetime:
+    now: datetime = await conn.fetchval(
+        """
+        WITH locked AS (
+            INSERT INTO users AS u (user_id) VALUES ($1)
+            ON CONFLICT (user_id) DO UPDATE SET created_at = u.created_at RETURNING 1
+        )
+        SELECT now() FROM locked
+        """,
+        user_id,
+    )
+    return now
+
+
+async def create_redemption(conn: Conn, values: dict[str, Any]) -> Record | None:
+    """Insert a new redemption; None when (user_id, request_id) already exists."""
+    return await conn.fetchrow(
+        """
+        INSERT INTO redemptions (user_id, request_id, payload_sha256, item_id, item_type,
+                                 quantity, points, shipping_address, device_id, ip)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (user_id, request_id) DO NOTHING
+        RETURNING *
+        """,
+        values["user_id"],
+        values["request_id"],
+        values["payload_sha256"],
+        values["item_id"],
+        values["item_type"],
+        values["quantity"],
+        values["points"],
+        values["shipping_address"],
+        values["device_id"],
+        values["ip"],
+    )
+
+
+async def get_redemption(conn: Conn, user_id: str, redemption_id: int) -> Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM redemptions WHERE user_id = $1 AND redemption_id = $2",
+        user_id,
+        redemption_id,
+    )
+
+
+async def redemption_by_request(conn: Conn, user_id: str, request_id: str) -> Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM redemptions WHERE user_id = $1 AND request_id = $2", user_id, request_id
+    )
+
+
+async def list_redemptions(
+    conn: Conn, user_id: str, before: int | None, limit: int
+) -> list[Record]:
+    return list(
+        await conn.fetch(
+            """
+        SELECT * FROM redemptions
+        WHERE user_id = $1 AND ($2::bigint IS NULL OR redemption_id < $2)
+        ORDER BY redemption_id DESC LIMIT $3
+        """,
+            user_id,
+            before,
+            limit + 1,
+        )
+    )
+
+
+async def redeemed_in_period(
+    conn: Conn, user_id: str, item_id: str, since: datetime | None, excluding: int
+) -> int:
+    """Units of the item the user holds from redemptions that did not fail or get cancelled."""
+    total: int = await conn.fetchval(
+        """
+        SELECT coalesce(sum(quantity), 0)::bigint FROM redemptions
+        WHERE user_id = $1 AND item_id = $2 AND redemption_id <> $4
+          AND step NOT IN ('FAILED', 'CANCELLED')
+          AND ($3::timestamptz IS NULL OR created_at >= $3)
+        """,
+        user_id,
+        item_id,
+        since,
+        excluding,
+    )
+    return total
+
+
+async def take_stock(conn: Conn, item_id: str, quantity: int) -> bool:
+    """Atomically take units (never below zero); False when there are not enough."""
+    taken = await conn.fetchval(
+        """
+        UPDATE items SET stock = stock - $2
+        WHERE item_id = $1 AND (stock IS NULL OR stock >= $2)
+        RETURNING true
+        """,
+        item_id,
+        quantity,
+    )
+    return bool(taken)
+
+
+async def restore_stock(conn: Conn, item_id: str, quantity: int) -> None:
+    await conn.execute(
+        "UPDATE items SET stock = stock + $2 WHERE item_id = $1 AND stock IS NOT NULL",
+        item_id,
+        quantity,
+    )
+
+
+async def advance(
+    conn: Conn, row: Record, from_steps: tuple[str, ...], **changes: Any
+) -> Record | None:
+    """Move a redemption on, only from one of `from_steps` (so two drivers cannot both do
+    it); returns the new row, or None when someone else moved it first."""
+    columns = sorted(changes)
+    assignments = ", ".join(f"{c} = ${i + 4}" for i, c in enumerate(columns))
+    return await conn.fetchrow(
+        f"""
+        UPDATE redemptions SET {assignments}, updated_at = now()
+        WHERE user_id = $1 AND redemption_id = $2 AND step = ANY($3::text[])
+        RETURNING *
+        """,
+        row["user_id"],
+        row["redemption_id"],
+        list(from_steps),
+        *(changes[c] for c in columns),
+    )
+
+
+async def unfinished(conn: Conn, older_than_seconds: float, limit: int) -> list[Record]:
+    return list(
+        await conn.fetch(
+            """
+        SELECT user_id, redemption_id FROM redemptions
+        WHERE step NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+          AND updated_at <= now() - make_interval(secs => $1)
+        ORDER BY updated_at LIMIT $2
+        """,
+            older_than_seconds,
+            limit,
+        )
+    )

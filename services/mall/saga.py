@@ -1,0 +1,259 @@
+"""The redemption saga: risk → stock → hold → fulfil → capture, with compensation.
+
+Each step is a guarded state change in mall's tables, and each ledger call uses a request id
+derived from the redemption, so any step can be repeated after a crash without applying
+twice. `drive` takes a redemption from wherever it stands to a final state; Redeem calls it
+right away, and the recovery loop calls it for sagas left unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+import asyncpg
+import grpc
+from asyncpg import Record
+
+from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.ledger.v1 import ledger_pb2_grpc
+from loyalty.rules.v1 import rules_pb2 as rpb
+from loyalty.rules.v1 import rules_pb2_grpc
+from services.common.errors import FailedPrecondition, parse_rpc_error
+from services.mall import catalog
+from services.mall import repository as repo
+from services.mall.config import MallConfig
+
+log = logging.getLogger(__name__)
+# Ledger answers that mean "this hold is gone": the redemption can no longer be paid.
+HOLD_GONE = {"HOLD_EXPIRED", "HOLD_ALREADY_RELEASED", "HOLD_NOT_FOUND"}
+
+
+def new_code() -> str:
+    """An unguessable code: 80 random bits, in base32 without padding (16 characters)."""
+    return base64.b32encode(secrets.token_bytes(10)).decode()
+
+
+class Saga:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        config: MallConfig,
+        ledger: ledger_pb2_grpc.LedgerServiceAsyncStub,
+        rules: rules_pb2_grpc.RulesServiceAsyncStub,
+        timeout: float = 5.0,
+    ) -> None:
+        self.pool = pool
+        self.config = config
+        self.ledger = ledger
+        self.rules = rules
+        self.timeout = timeout
+
+    async def _load(self, user_id: str, redemption_id: int) -> Record:
+        async with self.pool.acquire() as conn:
+            row = await repo.get_redemption(conn, user_id, redemption_id)
+        assert row is not None
+        return row
+
+    async def drive(self, row: Record) -> Record:
+        """Run the saga to a final state. Raises on a transient failure (a backend down); the
+        redemption then stays PENDING and recovery picks it up again later."""
+        steps = {
+            "STARTED": self._reserve,
+            "STOCK_RESERVED": self._hold,
+            "HOLD_PLACED": self._fulfil,
+            "FULFILLED": self._capture,
+        }
+        while row["step"] in steps:
+            moved = await steps[row["step"]](row)
+            row = (
+                moved
+                if moved is not None
+                else await self._load(row["user_id"], row["redemption_id"])
+            )
+        return row
+
+    async def _reserve(self, row: Record) -> Record | None:
+        risk = await self.rules.CheckRisk(
+            rpb.CheckRiskRequest(
+                user_id=row["user_id"], device_id=row["device_id"], ip=row["ip"], action="redeem"
+            ),
+            timeout=self.timeout,
+        )
+        if risk.decision != rpb.DECISION_ALLOW:
+            return await self._fail(row, "RISK_DENIED")
+        async with self.pool.acquire() as conn, conn.transaction():
+            now = await repo.lock_user(conn, row["user_id"])  # serialises this user's sagas
+            current = await repo.get_redemption(conn, row["user_id"], row["redemption_id"])
+            if current is None or current["step"] != "STARTED":
+                return current  # another driver got here first
+            item_row = await repo.get_item(conn, row["item_id"])
+            if item_row is None or not item_row["available"]:
+                reason = "NOT_AVAILABLE"
+            else:
+                item = repo.item_of(item_row)
+                since = catalog.period_start(item.limit_period, now, self.config.zone)
+                held = await repo.redeemed_in_period(
+                    conn, row["user_id"], row["item_id"], since, row["redemption_id"]
+                )
+                if item.per_user_limit and held + row["quantity"] > item.per_user_limit:
+                    reason = "LIMIT_REACHED"
+                elif not await repo.take_stock(conn, row["item_id"], row["quantity"]):
+                    reason = "OUT_OF_STOCK"
+                else:
+                    return await repo.advance(
+                        conn, row, ("STARTED",), step="STOCK_RESERVED", stock_reserved=True
+                    )
+        return await self._fail(row, reason)
+
+    async def _hold(self, row: Record) -> Record | None:
+        # Derived from the redemption, not the clock: a retried Hold must be the same request.
+        deadline = row["created_at"] + timedelta(seconds=self.config.hold_seconds)
+        if deadline <= await self._now():
+            return await self._fail(row, "TIMED_OUT")  # recovered too late to place a hold
+        try:
+            hold = await self.ledger.Hold(
+                lpb.HoldRequest(
+                    request_id=f"mall:{row['redemption_id']}:hold",
+                    user_id=row["user_id"],
+                    amount=row["points"],
+                    deadline_time=deadline,
+                    reason_code="REDEEM",
+                    metadata={
+                        "redemption_id": str(row["redemption_id"]),
+                        "item_id": row["item_id"],
+                    },
+                ),
+                timeout=self.timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if parse_rpc_error(exc).reason == "INSUFFICIENT_POINTS":
+                return await self._fail(row, "INSUFFICIENT_POINTS")
+            raise
+        async with self.pool.acquire() as conn:
+            return await repo.advance(
+                conn, row, ("STOCK_RESERVED",), step="HOLD_PLACED", hold_id=hold.hold.hold_id
+            )
+
+    async def _fulfil(self, row: Record) -> Record | None:
+        changes: dict[str, object] = {"step": "FULFILLED"}
+        if row["item_type"] == "ITEM_TYPE_PHYSICAL":
+            changes["shipment_status"] = "PENDING"
+        else:
+            async with self.pool.acquire() as conn:
+                item_row = await repo.get_item(conn, row["item_id"])
+            days = repo.item_of(item_row).code_valid_days if item_row is not None else 0
+            changes["code"] = new_code()
+            changes["code_expires_at"] = await self._now() + timedelta(days=days) if days else None
+        async with self.pool.acquire() as conn:
+            return await repo.advance(conn, row, ("HOLD_PLACED",), **changes)
+
+    async def _capture(self, row: Record) -> Record | None:
+        try:
+            captured = await self.ledger.CaptureHold(
+                lpb.CaptureHoldRequest(
+                    request_id=f"mall:{row['redemption_id']}:capture",
+                    user_id=row["user_id"],
+                    hold_id=row["hold_id"],
+                ),
+                timeout=self.timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            reason = parse_rpc_error(exc).reason
+            if reason in HOLD_GONE:
+                return await self._fail(row, "HOLD_EXPIRED")
+            raise
+        async with self.pool.acquire() as conn:
+            return await repo.advance(
+                conn, row, ("FULFILLED",), step="COMPLETED", capture_id=captured.capture.transfer_id
+            )
+
+    async def _fail(self, row: Record, reason: str) -> Record | None:
+        """Compensate whatever the saga did (hold, stock, code) and end it as FAILED."""
+        if row["hold_id"] is not None:
+            try:
+                await self.ledger.ReleaseHold(
+                    lpb.ReleaseHoldRequest(
+                        request_id=f"mall:{row['redemption_id']}:release",
+                        user_id=row["user_id"],
+                        hold_id=row["hold_id"],
+                    ),
+                    timeout=self.timeout,
+                )
+            except grpc.aio.AioRpcError as exc:
+                if parse_rpc_error(exc).reason not in HOLD_GONE:
+                    raise
+        async with self.pool.acquire() as conn, conn.transaction():
+            failed = await repo.advance(
+                conn,
+                row,
+                ("STARTED", "STOCK_RESERVED", "HOLD_PLACED", "FULFILLED"),
+                step="FAILED",
+                failure_reason=reason,
+                stock_reserved=False,
+                code=None,
+                code_expires_at=None,
+                shipment_status=None,
+            )
+            if failed is not None and row["stock_reserved"]:
+                await repo.restore_stock(conn, row["item_id"], row["quantity"])
+        return failed
+
+    async def cancel(self, row: Record) -> Record:
+        """Refund a completed redemption to the lots its points came from; restore stock."""
+        if row["step"] == "CANCELLED":
+            return row
+        shipped = row["shipment_status"] not in (None, "PENDING")
+        if row["step"] != "COMPLETED" or shipped:
+            raise FailedPrecondition(
+                "NOT_CANCELLABLE",
+                "only completed redemptions not yet shipped can be cancelled",
+                {"redemption_id": str(row["redemption_id"]), "step": row["step"]},
+            )
+        await self.ledger.Reverse(
+            lpb.ReverseRequest(
+                request_id=f"mall:{row['redemption_id']}:refund",
+                user_id=row["user_id"],
+                transfer_id=row["capture_id"],
+                reason_code="REDEMPTION_CANCELLED",
+            ),
+            timeout=self.timeout,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            cancelled = await repo.advance(
+                conn,
+                row,
+                ("COMPLETED",),
+                step="CANCELLED",
+                stock_reserved=False,
+                code=None,
+                code_expires_at=None,
+                shipment_status=None,
+            )
+            if cancelled is not None and row["stock_reserved"]:
+                await repo.restore_stock(conn, row["item_id"], row["quantity"])
+        return cancelled or await self._load(row["user_id"], row["redemption_id"])
+
+    async def _now(self) -> datetime:
+        async with self.pool.acquire() as conn:
+            now: datetime = await conn.fetchval("SELECT now()")
+        return now
+
+    async def recover_forever(self) -> None:
+        """Finish or compensate sagas a crash (or an outage) left unfinished."""
+        while True:
+            await asyncio.sleep(self.config.recovery_seconds)
+            async with self.pool.acquire() as conn:
+                rows = await repo.unfinished(conn, self.config.recovery_after_seconds, 100)
+            for item in rows:
+                row = await self._load(item["user_id"], item["redemption_id"])
+                try:
+                    await self.drive(row)
+                except (grpc.aio.AioRpcError, asyncpg.PostgresError, OSError) as exc:
+                    log.warning(
+                        "saga still unfinished",
+                        extra={"redemption_id": item["redemption_id"], "error": str(exc)},
+                    )

@@ -1,0 +1,246 @@
+"""The gRPC edge of the mall."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import asyncpg
+import grpc
+from asyncpg import Record
+
+from loyalty.mall.v1 import mall_pb2 as pb
+from loyalty.mall.v1 import mall_pb2_grpc as pb_grpc
+from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from services.common.idempotency import fingerprint, key_reused
+from services.common.timestamps import to_timestamp
+from services.mall import catalog
+from services.mall import repository as repo
+from services.mall.saga import Saga
+
+log = logging.getLogger(__name__)
+Context = grpc.aio.ServicerContext[Any, Any]
+STATUS = {
+    "COMPLETED": pb.REDEMPTION_STATUS_COMPLETED,
+    "FAILED": pb.REDEMPTION_STATUS_FAILED,
+    "CANCELLED": pb.REDEMPTION_STATUS_CANCELLED,
+}
+SHIPMENT_ORDER = ("PENDING", "SHIPPED", "DELIVERED")
+
+
+def redemption(row: Record) -> pb.Redemption:
+    message = pb.Redemption(
+        redemption_id=str(row["redemption_id"]),
+        user_id=row["user_id"],
+        item_id=row["item_id"],
+        quantity=row["quantity"],
+        points=row["points"],
+        status=STATUS.get(row["step"], pb.REDEMPTION_STATUS_PENDING),
+        failure_reason=row["failure_reason"],
+        code=row["code"] or "",
+        shipping_address=row["shipping_address"],
+        request_id=row["request_id"],
+        create_time=to_timestamp(row["created_at"]),
+        update_time=to_timestamp(row["updated_at"]),
+    )
+    if row["code_expires_at"] is not None:
+        message.code_expire_time.CopyFrom(to_timestamp(row["code_expires_at"]))
+    if row["shipment_status"] is not None:
+        message.shipment_status = pb.ShipmentStatus.Value(
+            f"SHIPMENT_STATUS_{row['shipment_status']}"
+        )
+    return message
+
+
+def _token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode()
+
+
+def _untoken(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument.fields(
+            [FieldViolation("page_token", "is not a token returned by this RPC")]
+        ) from None
+
+
+def _check_user(user_id: str, bad: list[FieldViolation]) -> None:
+    if not 0 < len(user_id) <= 128 or "\x00" in user_id:
+        bad.append(FieldViolation("user_id", "is required (at most 128 characters)"))
+
+
+def _redemption_id(value: str, bad: list[FieldViolation]) -> int:
+    if not value.isdigit() or len(value) > 18:
+        bad.append(FieldViolation("redemption_id", "must be an id returned by the mall"))
+        return 0
+    return int(value)
+
+
+class MallServicer(pb_grpc.MallServiceServicer):
+    def __init__(self, pool: asyncpg.Pool, saga: Saga) -> None:
+        self.pool = pool
+        self.saga = saga
+
+    async def UpsertItem(
+        self, request: pb.UpsertItemRequest, context: Context
+    ) -> pb.UpsertItemResponse:
+        catalog.check_item(request.item)
+        async with self.pool.acquire() as conn:
+            await repo.save_item(conn, request.item)
+        return pb.UpsertItemResponse(item=request.item)
+
+    async def ListItems(
+        self, request: pb.ListItemsRequest, context: Context
+    ) -> pb.ListItemsResponse:
+        bad: list[FieldViolation] = []
+        if request.type not in pb.ItemType.values():
+            bad.append(FieldViolation("type", "unknown item type"))
+        if request.max_points_price < 0:
+            bad.append(FieldViolation("max_points_price", "must be >= 0"))
+        if not 0 <= request.page_size <= 200:
+            bad.append(FieldViolation("page_size", "must be between 0 and 200"))
+        if bad:
+            raise InvalidArgument.fields(bad)
+        limit = request.page_size or 50
+        after = _untoken(request.page_token) if request.page_token else ""
+        item_type = pb.ItemType.Name(request.type) if request.type else None
+        async with self.pool.acquire() as conn:
+            rows = await repo.list_items(conn, item_type, request.max_points_price, after, limit)
+        page = rows[:limit]
+        response = pb.ListItemsResponse(items=[repo.item_of(r) for r in page])
+        if len(rows) > limit:
+            response.next_page_token = _token(page[-1]["item_id"])
+        return response
+
+    async def Redeem(self, request: pb.RedeemRequest, context: Context) -> pb.RedeemResponse:
+        bad: list[FieldViolation] = []
+        if not 0 < len(request.request_id) <= 256 or "\x00" in request.request_id:
+            bad.append(FieldViolation("request_id", "is required (at most 256 characters)"))
+        _check_user(request.user_id, bad)
+        if not catalog.valid_item_id(request.item_id):
+            bad.append(FieldViolation("item_id", "is required"))
+        if not 1 <= request.quantity <= 100:
+            bad.append(FieldViolation("quantity", "must be between 1 and 100"))
+        for name in ("shipping_address", "device_id", "ip"):
+            if len(getattr(request, name)) > 500 or "\x00" in getattr(request, name):
+                bad.append(FieldViolation(name, "at most 500 characters, no NUL characters"))
+        if bad:
+            raise InvalidArgument.fields(bad)
+        print_ = fingerprint("Redeem", request)
+        async with self.pool.acquire() as conn:
+            row = await repo.redemption_by_request(conn, request.user_id, request.request_id)
+            if row is None:
+                item = await repo.get_item(conn, request.item_id)
+                if item is None:
+                    raise NotFound(
+                        "ITEM_NOT_FOUND", f"no item {request.item_id}", {"item_id": request.item_id}
+                    )
+                if item["item_type"] == "ITEM_TYPE_PHYSICAL" and not request.shipping_address:
+                    raise InvalidArgument.fields(
+                        [FieldViolation("shipping_address", "is required for physical items")]
+                    )
+                row = await repo.create_redemption(
+                    conn,
+                    {
+                        "user_id": request.user_id,
+                        "request_id": request.request_id,
+                        "payload_sha256": print_,
+                        "item_id": request.item_id,
+                        "item_type": item["item_type"],
+                        "quantity": request.quantity,
+                        "points": item["points_price"] * request.quantity,
+                        "shipping_address": request.shipping_address,
+                        "device_id": request.device_id,
+                        "ip": request.ip,
+                    },
+                ) or await repo.redemption_by_request(conn, request.user_id, request.request_id)
+        assert row is not None
+        if bytes(row["payload_sha256"]) != print_:
+            raise key_reused(request.request_id)
+        try:
+            row = await self.saga.drive(row)
+        except (grpc.aio.AioRpcError, OSError) as exc:
+            # A backend is unreachable: the redemption stays PENDING; recovery finishes it.
+            log.warning("redemption pending", extra={"error": str(exc)})
+            async with self.pool.acquire() as conn:
+                row = await repo.get_redemption(conn, row["user_id"], row["redemption_id"])
+            assert row is not None
+        return pb.RedeemResponse(redemption=redemption(row))
+
+    async def _find(self, user_id: str, redemption_id: str) -> Record:
+        bad: list[FieldViolation] = []
+        _check_user(user_id, bad)
+        number = _redemption_id(redemption_id, bad)
+        if bad:
+            raise InvalidArgument.fields(bad)
+        async with self.pool.acquire() as conn:
+            row = await repo.get_redemption(conn, user_id, number)
+        if row is None:
+            raise NotFound(
+                "REDEMPTION_NOT_FOUND",
+                f"no redemption {redemption_id}",
+                {"redemption_id": redemption_id},
+            )
+        return row
+
+    async def GetRedemption(
+        self, request: pb.GetRedemptionRequest, context: Context
+    ) -> pb.GetRedemptionResponse:
+        row = await self._find(request.user_id, request.redemption_id)
+        return pb.GetRedemptionResponse(redemption=redemption(row))
+
+    async def ListRedemptions(
+        self, request: pb.ListRedemptionsRequest, context: Context
+    ) -> pb.ListRedemptionsResponse:
+        bad: list[FieldViolation] = []
+        _check_user(request.user_id, bad)
+        if not 0 <= request.page_size <= 100:
+            bad.append(FieldViolation("page_size", "must be between 0 and 100"))
+        before = None
+        if request.page_token:
+            token = _untoken(request.page_token)
+            if not token.isdigit():
+                bad.append(FieldViolation("page_token", "is not valid"))
+            else:
+                before = int(token)
+        if bad:
+            raise InvalidArgument.fields(bad)
+        limit = request.page_size or 20
+        async with self.pool.acquire() as conn:
+            rows = await repo.list_redemptions(conn, request.user_id, before, limit)
+        page = rows[:limit]
+        response = pb.ListRedemptionsResponse(redemptions=[redemption(r) for r in page])
+        if len(rows) > limit:
+            response.next_page_token = _token(str(page[-1]["redemption_id"]))
+        return response
+
+    async def CancelRedemption(
+        self, request: pb.CancelRedemptionRequest, context: Context
+    ) -> pb.CancelRedemptionResponse:
+        row = await self._find(request.user_id, request.redemption_id)
+        return pb.CancelRedemptionResponse(redemption=redemption(await self.saga.cancel(row)))
+
+    async def UpdateShipment(
+        self, request: pb.UpdateShipmentRequest, context: Context
+    ) -> pb.UpdateShipmentResponse:
+        row = await self._find(request.user_id, request.redemption_id)
+        if request.status not in (pb.SHIPMENT_STATUS_SHIPPED, pb.SHIPMENT_STATUS_DELIVERED):
+            raise InvalidArgument.fields([FieldViolation("status", "SHIPPED or DELIVERED")])
+        target = pb.ShipmentStatus.Name(request.status).removeprefix("SHIPMENT_STATUS_")
+        current = row["shipment_status"]
+        if (
+            row["step"] != "COMPLETED"
+            or current is None
+            or (SHIPMENT_ORDER.index(target) < SHIPMENT_ORDER.index(current))
+        ):
+            raise FailedPrecondition(
+                "SHIPMENT_NOT_UPDATABLE",
+                "only completed physical redemptions move forward",
+                {"current": current or "", "requested": target},
+            )
+        async with self.pool.acquire() as conn:
+            updated = await repo.advance(conn, row, ("COMPLETED",), shipment_status=target)
+        assert updated is not None
+        return pb.UpdateShipmentResponse(redemption=redemption(updated))

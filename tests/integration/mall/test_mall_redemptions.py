@@ -1,0 +1,251 @@
+"""The redemption saga against real mall, rules and ledger servers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TypeAlias
+
+import asyncpg
+import grpc
+import pytest
+
+from loyalty.common.v1 import common_pb2
+from loyalty.mall.v1 import mall_pb2 as pb
+from loyalty.mall.v1 import mall_pb2_grpc
+from loyalty.rules.v1 import rules_pb2 as rpb
+from tests.support.ledger_calls import Stub as LedgerStub
+from tests.support.ledger_calls import audit_clean, balance, credit, fails, rid
+from tests.support.rules_calls import RulesStub
+
+MallStub: TypeAlias = "mall_pb2_grpc.MallServiceAsyncStub"
+
+
+async def item(mall: MallStub, **fields: object) -> str:
+    item_id = f"item-{uuid.uuid4().hex[:10]}"
+    values: dict[str, object] = {
+        "type": pb.ITEM_TYPE_COUPON,
+        "title": "20 yuan off",
+        "points_price": 100,
+        "stock": 5,
+        "enabled": True,
+        "coupon_value": common_pb2.Money(amount_minor=2000, currency="CNY"),
+        "code_valid_days": 30,
+        **fields,
+    }
+    await mall.UpsertItem(pb.UpsertItemRequest(item=pb.Item(item_id=item_id, **values)))  # type: ignore[arg-type]
+    return item_id
+
+
+async def stock_of(mall: MallStub, item_id: str) -> int:
+    page = await mall.ListItems(pb.ListItemsRequest(page_size=200))
+    while True:
+        for found in page.items:
+            if found.item_id == item_id:
+                return found.stock
+        if not page.next_page_token:
+            raise AssertionError(f"{item_id} not listed")
+        page = await mall.ListItems(
+            pb.ListItemsRequest(page_size=200, page_token=page.next_page_token)
+        )
+
+
+def redeem(user: str, item_id: str, quantity: int = 1, **fields: str) -> pb.RedeemRequest:
+    return pb.RedeemRequest(
+        request_id=rid(), user_id=user, item_id=item_id, quantity=quantity, **fields
+    )
+
+
+async def test_coupon_redemption_charges_points_and_issues_a_code(
+    mall: MallStub, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 500)
+    coupon = await item(mall)
+    done = (await mall.Redeem(redeem(user, coupon, 2))).redemption
+    assert done.status == pb.REDEMPTION_STATUS_COMPLETED, done
+    assert done.points == 200
+    assert len(done.code) == 16 and done.code.isalnum()
+    assert done.HasField("code_expire_time")
+    assert (await balance(ledger, user)).available == 300
+    assert await stock_of(mall, coupon) == 3
+    await audit_clean(ledger)
+
+
+async def test_not_enough_points_compensates_the_stock(
+    mall: MallStub, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 50)
+    coupon = await item(mall)
+    failed = (await mall.Redeem(redeem(user, coupon))).redemption
+    assert (failed.status, failed.failure_reason) == (
+        pb.REDEMPTION_STATUS_FAILED,
+        "INSUFFICIENT_POINTS",
+    )
+    assert failed.code == ""
+    assert await stock_of(mall, coupon) == 5  # restored
+    assert (await balance(ledger, user)).available == 50
+
+
+async def test_no_oversell_under_concurrency(mall: MallStub, ledger: LedgerStub) -> None:
+    coupon = await item(mall, stock=3)
+    users = [f"buyer-{uuid.uuid4().hex[:8]}" for _ in range(10)]
+    for buyer in users:
+        await credit(ledger, buyer, 100)
+    results = await asyncio.gather(*(mall.Redeem(redeem(b, coupon)) for b in users))
+    statuses = [r.redemption.status for r in results]
+    assert statuses.count(pb.REDEMPTION_STATUS_COMPLETED) == 3
+    assert {
+        r.redemption.failure_reason
+        for r in results
+        if r.redemption.status == pb.REDEMPTION_STATUS_FAILED
+    } == {"OUT_OF_STOCK"}
+    assert await stock_of(mall, coupon) == 0
+    spent = [(await balance(ledger, b)).available for b in users]
+    assert sorted(spent) == [0, 0, 0] + [100] * 7
+    await audit_clean(ledger)
+
+
+async def test_replay_returns_the_same_redemption(
+    mall: MallStub, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 300)
+    coupon = await item(mall)
+    request = redeem(user, coupon)
+    first, second = await asyncio.gather(mall.Redeem(request), mall.Redeem(request))
+    assert first.redemption.redemption_id == second.redemption.redemption_id
+    again = await mall.Redeem(request)
+    assert again.redemption.code == first.redemption.code
+    assert (await balance(ledger, user)).available == 200  # charged once
+    request.quantity = 2
+    error = await fails(mall.Redeem(request))
+    assert (error.code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+
+
+async def test_per_user_limit(mall: MallStub, ledger: LedgerStub, user: str) -> None:
+    await credit(ledger, user, 1000)
+    limited = await item(mall, per_user_limit=1, limit_period=pb.LIMIT_PERIOD_DAY)
+    first = (await mall.Redeem(redeem(user, limited))).redemption
+    second = (await mall.Redeem(redeem(user, limited))).redemption
+    assert first.status == pb.REDEMPTION_STATUS_COMPLETED
+    assert (second.status, second.failure_reason) == (pb.REDEMPTION_STATUS_FAILED, "LIMIT_REACHED")
+
+
+async def test_risk_denied_redemption(
+    mall: MallStub, rules: RulesStub, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 1000)
+    coupon = await item(mall)
+    await rules.AddBlacklistEntry(
+        rpb.AddBlacklistEntryRequest(kind=rpb.BLACKLIST_KIND_USER, value=user)
+    )
+    denied = (await mall.Redeem(redeem(user, coupon))).redemption
+    assert (denied.status, denied.failure_reason) == (pb.REDEMPTION_STATUS_FAILED, "RISK_DENIED")
+    assert await stock_of(mall, coupon) == 5
+    assert (await balance(ledger, user)).available == 1000
+
+
+async def test_cancel_refunds_the_exact_lots_and_restores_stock(
+    mall: MallStub, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 60, expires_in_days=5)
+    await credit(ledger, user, 100, expires_in_days=50)
+    before = await balance(ledger, user, days=60)
+    coupon = await item(mall)
+    done = (await mall.Redeem(redeem(user, coupon))).redemption
+    assert done.status == pb.REDEMPTION_STATUS_COMPLETED
+    cancelled = (
+        await mall.CancelRedemption(
+            pb.CancelRedemptionRequest(
+                request_id=rid(), user_id=user, redemption_id=done.redemption_id
+            )
+        )
+    ).redemption
+    assert cancelled.status == pb.REDEMPTION_STATUS_CANCELLED
+    assert cancelled.code == ""
+    after = await balance(ledger, user, days=60)
+    assert after.available == 160
+    assert list(after.expiring) == list(before.expiring)  # same lots, same expiry dates
+    assert await stock_of(mall, coupon) == 5
+    await audit_clean(ledger)
+
+
+async def test_physical_goods_ship_and_cannot_be_cancelled_after(
+    mall: MallStub, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 500)
+    mug = await item(
+        mall,
+        type=pb.ITEM_TYPE_PHYSICAL,
+        title="Mug",
+        code_valid_days=0,
+        coupon_value=common_pb2.Money(),
+    )
+    error = await fails(mall.Redeem(redeem(user, mug)))
+    assert [v.field for v in error.violations] == ["shipping_address"]
+    done = (await mall.Redeem(redeem(user, mug, shipping_address="1 Road, Shanghai"))).redemption
+    assert done.shipment_status == pb.SHIPMENT_STATUS_PENDING
+    shipped = (
+        await mall.UpdateShipment(
+            pb.UpdateShipmentRequest(
+                user_id=user, redemption_id=done.redemption_id, status=pb.SHIPMENT_STATUS_SHIPPED
+            )
+        )
+    ).redemption
+    assert shipped.shipment_status == pb.SHIPMENT_STATUS_SHIPPED
+    error = await fails(
+        mall.CancelRedemption(
+            pb.CancelRedemptionRequest(
+                request_id=rid(), user_id=user, redemption_id=done.redemption_id
+            )
+        )
+    )
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NOT_CANCELLABLE")
+    history = await mall.ListRedemptions(pb.ListRedemptionsRequest(user_id=user))
+    assert [r.redemption_id for r in history.redemptions] == [done.redemption_id]
+
+
+@pytest.mark.parametrize("points", [500, 50])
+async def test_recovery_finishes_or_compensates_an_interrupted_saga(
+    mall: MallStub, ledger: LedgerStub, database_url: str, user: str, points: int
+) -> None:
+    """A crash right after the stock was reserved leaves the saga at STOCK_RESERVED; the
+    recovery loop finishes it (enough points) or compensates it (not enough)."""
+    await credit(ledger, user, points)
+    coupon = await item(mall)
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": "mall"})
+    try:
+        redemption_id = await conn.fetchval(
+            """
+            WITH taken AS (UPDATE items SET stock = stock - 1 WHERE item_id = $2)
+            INSERT INTO redemptions (user_id, request_id, payload_sha256, item_id, item_type,
+                                     quantity, points, step, stock_reserved, updated_at)
+            VALUES ($1, 'crashed', '\\x00', $2, 'ITEM_TYPE_COUPON', 1, 100, 'STOCK_RESERVED',
+                    true, now() - interval '1 minute')
+            RETURNING redemption_id
+            """,
+            user,
+            coupon,
+        )
+    finally:
+        await conn.close()
+    for _ in range(100):
+        found = (
+            await mall.GetRedemption(
+                pb.GetRedemptionRequest(user_id=user, redemption_id=str(redemption_id))
+            )
+        ).redemption
+        if found.status != pb.REDEMPTION_STATUS_PENDING:
+            break
+        await asyncio.sleep(0.1)
+    if points >= 100:
+        assert found.status == pb.REDEMPTION_STATUS_COMPLETED
+        assert (await balance(ledger, user)).available == points - 100
+        assert await stock_of(mall, coupon) == 4
+    else:
+        assert (found.status, found.failure_reason) == (
+            pb.REDEMPTION_STATUS_FAILED,
+            "INSUFFICIENT_POINTS",
+        )
+        assert (await balance(ledger, user)).available == points
+        assert await stock_of(mall, coupon) == 5
+    await audit_clean(ledger)
