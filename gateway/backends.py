@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from loyalty.ledger.v1 import ledger_pb2_grpc
+from loyalty.mall.v1 import mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2_grpc
 
 
@@ -31,3 +32,7 @@ class Backends:
     @property
     def rules(self) -> rules_pb2_grpc.RulesServiceAsyncStub:
         return rules_pb2_grpc.RulesServiceStub(self.channels["rules"])
+
+    @property
+    def mall(self) -> mall_pb2_grpc.MallServiceAsyncStub:
+        return mall_pb2_grpc.MallServiceStub(self.channels["mall"])

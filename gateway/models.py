@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, Field, StrictInt
 
 from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
 
 _ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -84,12 +85,83 @@ class Transfer(BaseModel):
         )
 
 
+class Item(BaseModel):
+    item_id: str
+    type: str
+    title: str
+    description: str
+    image_url: str
+    points_price: int
+    stock: int | None = Field(description="units left; null when unlimited")
+    per_user_limit: int
+
+    @classmethod
+    def of(cls, item: mpb.Item) -> Item:
+        return cls(
+            item_id=item.item_id,
+            type=mpb.ItemType.Name(item.type).removeprefix("ITEM_TYPE_"),
+            title=item.title,
+            description=item.description,
+            image_url=item.image_url,
+            points_price=item.points_price,
+            stock=None if item.unlimited_stock else item.stock,
+            per_user_limit=item.per_user_limit,
+        )
+
+
+class Catalog(BaseModel):
+    items: list[Item]
+    next_page_token: str
+
+
+class Redemption(BaseModel):
+    redemption_id: str
+    item_id: str
+    quantity: int
+    points: int
+    status: str
+    failure_reason: str
+    code: str
+    shipment_status: str
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, redemption: mpb.Redemption) -> Redemption:
+        return cls(
+            redemption_id=redemption.redemption_id,
+            item_id=redemption.item_id,
+            quantity=redemption.quantity,
+            points=redemption.points,
+            status=mpb.RedemptionStatus.Name(redemption.status).removeprefix("REDEMPTION_STATUS_"),
+            failure_reason=redemption.failure_reason,
+            code=redemption.code,
+            shipment_status=mpb.ShipmentStatus.Name(redemption.shipment_status).removeprefix(
+                "SHIPMENT_STATUS_"
+            ),
+            created_at=redemption.create_time.ToDatetime(tzinfo=UTC)
+            if redemption.HasField("create_time")
+            else None,
+        )
+
+
+class Redemptions(BaseModel):
+    redemptions: list[Redemption]
+    next_page_token: str
+
+
+class RedeemIn(BaseModel):
+    item_id: str = Field(min_length=1, max_length=64)
+    quantity: StrictInt = Field(default=1, ge=1, le=100)
+    shipping_address: str = Field(default="", max_length=500)
+
+
 class Wallet(BaseModel):
     user_id: str
     points: Points | None
     expiring: list[Expiring]
     check_in: CheckInStatus | None
     recent: list[Transfer]
+    redemptions: list[Redemption]
     degraded: list[str] = Field(description="parts that could not be fetched just now")
 
 

@@ -18,6 +18,7 @@ from gateway.errors import HttpError
 from gateway.models import IsoDatetime
 from gateway.routes.common import backends
 from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(requires("admin"))])
@@ -99,6 +100,45 @@ async def remove_blacklist(
         timeout=services.timeout,
     )
     return {"removed": reply.removed}
+
+
+@router.put("/items/{item_id}")
+async def put_item(
+    item_id: Name, services: Services, item: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Create or replace a catalog item (protobuf JSON of loyalty.mall.v1.Item)."""
+    try:
+        message = json_format.ParseDict(item, mpb.Item())
+    except json_format.ParseError as exc:
+        raise HttpError(400, "INVALID_ARGUMENT", f"not a valid item: {exc}") from None
+    message.item_id = item_id
+    reply = await services.mall.UpsertItem(
+        mpb.UpsertItemRequest(item=message), timeout=services.timeout
+    )
+    return _json(reply.item)
+
+
+class Shipment(BaseModel):
+    status: Literal["SHIPPED", "DELIVERED"]
+
+
+@router.post("/users/{user_id}/redemptions/{redemption_id}/shipment")
+async def update_shipment(
+    user_id: Annotated[str, Path(min_length=1, max_length=128)],
+    redemption_id: Annotated[str, Path(pattern=r"^[0-9]{1,18}$")],
+    body: Shipment,
+    services: Services,
+) -> dict[str, Any]:
+    """Move a physical redemption's shipment forward."""
+    reply = await services.mall.UpdateShipment(
+        mpb.UpdateShipmentRequest(
+            user_id=user_id,
+            redemption_id=redemption_id,
+            status=mpb.ShipmentStatus.Value(f"SHIPMENT_STATUS_{body.status}"),
+        ),
+        timeout=services.timeout,
+    )
+    return _json(reply.redemption)
 
 
 @router.get("/reports/ledger")

@@ -14,9 +14,19 @@ from fastapi.responses import StreamingResponse
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
 from gateway.errors import HttpError
-from gateway.models import CheckInStatus, EventResult, Expiring, History, Points, Transfer, Wallet
+from gateway.models import (
+    CheckInStatus,
+    EventResult,
+    Expiring,
+    History,
+    Points,
+    Redemption,
+    Transfer,
+    Wallet,
+)
 from gateway.routes.common import backends, idempotency_key
 from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
@@ -30,7 +40,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
     """Everything the wallet screen shows, fetched from the backends concurrently. A backend
     that fails or is slow leaves its part empty and named in `degraded`, never a 5xx."""
     timeout = services.timeout
-    balance, history, check_in = await asyncio.gather(
+    balance, history, check_in, redemptions = await asyncio.gather(
         services.ledger.GetBalance(
             lpb.GetBalanceRequest(user_id=me.user_id, expiring_within_days=EXPIRING_WINDOW_DAYS),
             timeout=timeout,
@@ -41,14 +51,13 @@ async def wallet(me: Me, services: Services) -> Wallet:
         services.rules.GetCheckInStatus(
             rpb.GetCheckInStatusRequest(user_id=me.user_id), timeout=timeout
         ),
+        services.mall.ListRedemptions(
+            mpb.ListRedemptionsRequest(user_id=me.user_id, page_size=5), timeout=timeout
+        ),
         return_exceptions=True,
     )
-    degraded = [
-        name
-        for name, part in (("points", balance), ("recent", history), ("check_in", check_in))
-        if isinstance(part, BaseException)
-    ]
-    for part in (balance, history, check_in):
+    parts = {"points": balance, "recent": history, "check_in": check_in, "redemptions": redemptions}
+    for part in parts.values():
         if isinstance(part, BaseException) and not isinstance(part, grpc.aio.AioRpcError):
             raise part  # a bug, not a backend outage
     return Wallet(
@@ -68,7 +77,10 @@ async def wallet(me: Me, services: Services) -> Wallet:
         recent=[]
         if isinstance(history, BaseException)
         else [Transfer.of(t) for t in history.transfers],
-        degraded=degraded,
+        redemptions=[]
+        if isinstance(redemptions, BaseException)
+        else [Redemption.of(r) for r in redemptions.redemptions],
+        degraded=[name for name, part in parts.items() if isinstance(part, BaseException)],
     )
 
 

@@ -26,21 +26,22 @@ def bearer(user: str, *scopes: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint(AUTH, user, scopes)}"}
 
 
-def gateway_env(ledger_host: ServiceHost, rules_port: int) -> dict[str, str]:
+def gateway_env(ledger_port: int, rules_port: int, mall_port: int) -> dict[str, str]:
     return {
-        "LEDGER_ADDR": f"127.0.0.1:{ledger_host.port}",
+        "LEDGER_ADDR": f"127.0.0.1:{ledger_port}",
         "RULES_ADDR": f"127.0.0.1:{rules_port}",
-        "MALL_ADDR": f"127.0.0.1:{free_port()}",  # the mall does not exist yet
+        "MALL_ADDR": f"127.0.0.1:{mall_port}",
         "BACKEND_TIMEOUT_SECONDS": "1",
     }
 
 
 @pytest.fixture(scope="module")
 async def http(
-    ledger_host: ServiceHost, rules_host: ServiceHost, rules: RulesStub
+    ledger_host: ServiceHost, rules_host: ServiceHost, mall_host: ServiceHost, rules: RulesStub
 ) -> AsyncIterator[httpx.AsyncClient]:
     await define_program(rules)
-    async with serving_gateway(gateway_env(ledger_host, rules_host.port)) as url:
+    env = gateway_env(ledger_host.port, rules_host.port, mall_host.port)
+    async with serving_gateway(env) as url:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             yield client
 
@@ -94,14 +95,16 @@ async def test_wallet_aggregates_the_users_own_points(
     assert [e["amount"] for e in wallet["expiring"]] == [120]
     assert wallet["check_in"]["checked_in_today"] is False
     assert [t["amount"] for t in wallet["recent"]] == [120]
+    assert wallet["redemptions"] == []
     assert wallet["degraded"] == []
 
 
 async def test_wallet_degrades_when_a_backend_is_down(
-    ledger_host: ServiceHost, ledger: LedgerStub, user: str
+    ledger_host: ServiceHost, mall_host: ServiceHost, ledger: LedgerStub, user: str
 ) -> None:
     await credit(ledger, user, 7)
-    async with serving_gateway(gateway_env(ledger_host, free_port())) as url:  # no rules there
+    env = gateway_env(ledger_host.port, free_port(), mall_host.port)  # no rules there
+    async with serving_gateway(env) as url:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             reply = await client.get("/v1/me/wallet", headers=bearer(user))
     assert reply.status_code == 200, reply.text
@@ -210,3 +213,54 @@ async def test_admin_manages_rules_and_blacklist(http: httpx.AsyncClient, user: 
     assert removed.json() == {"removed": True}
     report = (await http.get("/v1/admin/reports/ledger", headers=admin)).json()
     assert int(report["issued"]) > 0
+
+
+async def test_catalog_redeem_and_cancel(
+    http: httpx.AsyncClient, ledger: LedgerStub, user: str
+) -> None:
+    admin = bearer("operator", "admin")
+    item_id = f"coupon-{user}"
+    item = {
+        "type": "ITEM_TYPE_COUPON",
+        "title": "5 yuan off",
+        "points_price": "100",
+        "stock": "2",
+        "enabled": True,
+        "coupon_value": {"amount_minor": "500", "currency": "CNY"},
+    }
+    stored = await http.put(f"/v1/admin/items/{item_id}", headers=admin, json=item)
+    assert stored.status_code == 200, stored.text
+    await credit(ledger, user, 150)
+    me = bearer(user)
+    affordable = (await http.get("/v1/catalog?affordable=true&page_size=200", headers=me)).json()
+    assert item_id in {i["item_id"] for i in affordable["items"]}
+    headers = {**me, "Idempotency-Key": f"redeem-{user}"}
+    done = await http.post("/v1/me/redemptions", headers=headers, json={"item_id": item_id})
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "COMPLETED" and len(done.json()["code"]) == 16
+    again = await http.post("/v1/me/redemptions", headers=headers, json={"item_id": item_id})
+    assert again.json() == done.json()
+    broke = await http.post(
+        "/v1/me/redemptions",
+        json={"item_id": item_id},
+        headers={**me, "Idempotency-Key": f"redeem-2-{user}"},
+    )
+    assert (broke.json()["status"], broke.json()["failure_reason"]) == (
+        "FAILED",
+        "INSUFFICIENT_POINTS",
+    )
+    wallet = (await http.get("/v1/me/wallet", headers=me)).json()
+    assert wallet["points"]["available"] == 50
+    assert [r["status"] for r in wallet["redemptions"]] == ["FAILED", "COMPLETED"]
+    redemption_id = done.json()["redemption_id"]
+    cancelled = await http.post(
+        f"/v1/me/redemptions/{redemption_id}/cancel",
+        headers={**me, "Idempotency-Key": f"cancel-{user}"},
+    )
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert (await http.get("/v1/me/wallet", headers=me)).json()["points"]["available"] == 150
+    someone_else = await http.post(
+        f"/v1/me/redemptions/{redemption_id}/cancel",
+        headers={**bearer(f"{user}-x"), "Idempotency-Key": "c"},
+    )
+    assert_error(someone_else, 404, "REDEMPTION_NOT_FOUND")  # never another user's

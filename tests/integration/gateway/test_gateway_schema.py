@@ -14,11 +14,17 @@ from tests.support.rules_calls import RulesStub, define_program
 
 
 async def test_no_input_makes_the_gateway_fail(
-    ledger_host: ServiceHost, rules_host: ServiceHost, rules: RulesStub, tmp_path: Path
+    ledger_host: ServiceHost,
+    rules_host: ServiceHost,
+    mall_host: ServiceHost,
+    rules: RulesStub,
+    tmp_path: Path,
 ) -> None:
     await define_program(rules)
     token = bearer("schemathesis-user", "admin", "events:write")["Authorization"]
-    async with serving_gateway(gateway_env(ledger_host, rules_host.port)) as url:
+    async with serving_gateway(
+        gateway_env(ledger_host.port, rules_host.port, mall_host.port)
+    ) as url:
         # The CLI runs in its own process while this loop keeps serving every backend.
         process = await asyncio.create_subprocess_exec(
             sys.executable,

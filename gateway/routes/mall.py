@@ -1,0 +1,106 @@
+"""The points mall for users: browse the catalog, redeem, see and cancel redemptions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from gateway.auth import Principal, requires
+from gateway.backends import Backends
+from gateway.models import Catalog, Item, RedeemIn, Redemption, Redemptions
+from gateway.routes.common import backends, idempotency_key
+from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.mall.v1 import mall_pb2 as mpb
+
+router = APIRouter(prefix="/v1", tags=["mall"])
+Me = Annotated[Principal, Depends(requires())]
+Services = Annotated[Backends, Depends(backends)]
+RedemptionId = Annotated[str, Path(pattern=r"^[0-9]{1,18}$")]
+# Redeeming runs a saga across services; give it longer than a single backend call.
+SAGA_TIMEOUT_FACTOR = 5
+
+
+@router.get("/catalog", response_model=Catalog)
+async def catalog(
+    me: Me,
+    services: Services,
+    type: Annotated[Literal["PHYSICAL", "VIRTUAL", "COUPON"] | None, Query()] = None,
+    affordable: bool = False,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+    page_token: Annotated[str, Query(max_length=200)] = "",
+) -> Catalog:
+    """Items available now; `affordable=true` keeps those the user's points can pay for."""
+    request = mpb.ListItemsRequest(page_size=page_size, page_token=page_token)
+    if type is not None:
+        request.type = mpb.ItemType.Value(f"ITEM_TYPE_{type}")
+    if affordable:
+        reply = await services.ledger.GetBalance(
+            lpb.GetBalanceRequest(user_id=me.user_id), timeout=services.timeout
+        )
+        # A user with no points can afford nothing; 0 would mean "no filter" to the mall.
+        request.max_points_price = reply.balance.available or -1
+        if request.max_points_price < 0:
+            return Catalog(items=[], next_page_token="")
+    found = await services.mall.ListItems(request, timeout=services.timeout)
+    return Catalog(items=[Item.of(i) for i in found.items], next_page_token=found.next_page_token)
+
+
+@router.post("/me/redemptions", response_model=Redemption)
+async def redeem(
+    body: RedeemIn,
+    me: Me,
+    services: Services,
+    request: Request,
+    key: Annotated[str, Depends(idempotency_key)],
+) -> Redemption:
+    """Redeem an item. Business refusals (out of stock, not enough points, risk) come back
+    as status FAILED with a failure_reason; the same Idempotency-Key returns the same result."""
+    reply = await services.mall.Redeem(
+        mpb.RedeemRequest(
+            request_id=key,
+            user_id=me.user_id,
+            item_id=body.item_id,
+            quantity=body.quantity,
+            shipping_address=body.shipping_address,
+            device_id=request.headers.get("x-device-id", "")[:128],
+            ip=request.client.host if request.client else "",
+        ),
+        timeout=services.timeout * SAGA_TIMEOUT_FACTOR,
+    )
+    return Redemption.of(reply.redemption)
+
+
+@router.get("/me/redemptions", response_model=Redemptions)
+async def my_redemptions(
+    me: Me,
+    services: Services,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    page_token: Annotated[str, Query(max_length=200)] = "",
+) -> Redemptions:
+    """The user's redemptions, newest first."""
+    reply = await services.mall.ListRedemptions(
+        mpb.ListRedemptionsRequest(user_id=me.user_id, page_size=page_size, page_token=page_token),
+        timeout=services.timeout,
+    )
+    return Redemptions(
+        redemptions=[Redemption.of(r) for r in reply.redemptions],
+        next_page_token=reply.next_page_token,
+    )
+
+
+@router.post("/me/redemptions/{redemption_id}/cancel", response_model=Redemption)
+async def cancel(
+    redemption_id: RedemptionId,
+    me: Me,
+    services: Services,
+    key: Annotated[str, Depends(idempotency_key)],
+) -> Redemption:
+    """Cancel a redemption not yet shipped: the points go back to where they came from."""
+    reply = await services.mall.CancelRedemption(
+        mpb.CancelRedemptionRequest(
+            request_id=key, user_id=me.user_id, redemption_id=redemption_id
+        ),
+        timeout=services.timeout * SAGA_TIMEOUT_FACTOR,
+    )
+    return Redemption.of(reply.redemption)
