@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from collections.abc import Callable
 
 import grpc
 import httpx
 
 from gateway.auth import mint
 from gateway.settings import DEV_SECRET, AuthSettings
+from loyalty.mall.v1 import mall_pb2 as mpb
+from loyalty.mall.v1 import mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2_grpc
 from tests.support.hosts import free_port, spawn, wait_serving
 from tests.support.otlp import ReceivedSpan, start_receiver
@@ -23,7 +26,7 @@ SERVER, CLIENT = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
 async def test_check_in_is_one_trace_from_gateway_to_sql(database_url: str) -> None:
     otlp_port = free_port()
     receiver_server, receiver = await start_receiver(otlp_port)
-    ports = {name: free_port() for name in ("ledger", "rules", "gateway")}
+    ports = {name: free_port() for name in ("ledger", "rules", "mall", "gateway")}
     env = {
         "DATABASE_URL": database_url,
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
@@ -31,20 +34,33 @@ async def test_check_in_is_one_trace_from_gateway_to_sql(database_url: str) -> N
         "LOG_LEVEL": "WARNING",
         **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
         **{f"{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()},
-        "MALL_ADDR": f"127.0.0.1:{free_port()}",
     }
     processes = {
         "ledger": spawn("services.ledger.server", env),
         "rules": spawn("services.rules.server", env),
+        "mall": spawn("services.mall.server", env),
         "gateway": spawn("gateway.main", env),
     }
     user = f"traced-{uuid.uuid4().hex[:8]}"
-    trace_id = uuid.uuid4().hex
+    trace_id, redeem_trace_id = uuid.uuid4().hex, uuid.uuid4().hex
     try:
-        await wait_serving(f"127.0.0.1:{ports['ledger']}")
-        await wait_serving(f"127.0.0.1:{ports['rules']}")
+        for name in ("ledger", "rules", "mall"):
+            await wait_serving(f"127.0.0.1:{ports[name]}")
         async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['rules']}") as channel:
             await define_program(rules_pb2_grpc.RulesServiceStub(channel))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['mall']}") as channel:
+            await mall_pb2_grpc.MallServiceStub(channel).UpsertItem(
+                mpb.UpsertItemRequest(
+                    item=mpb.Item(
+                        item_id="sticker",
+                        type=mpb.ITEM_TYPE_VIRTUAL,
+                        title="Sticker",
+                        points_price=5,
+                        unlimited_stock=True,
+                        enabled=True,
+                    )
+                )
+            )
         url = f"http://127.0.0.1:{ports['gateway']}"
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             for _ in range(100):
@@ -65,6 +81,16 @@ async def test_check_in_is_one_trace_from_gateway_to_sql(database_url: str) -> N
             )
             assert reply.status_code == 200, reply.text
             assert reply.json()["total_points"] == 5
+            redeemed = await http.post(
+                "/v1/me/redemptions",
+                json={"item_id": "sticker"},
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Idempotency-Key": "traced-redemption",
+                    "traceparent": f"00-{redeem_trace_id}-{'2' * 16}-01",
+                },
+            )
+            assert redeemed.json()["status"] == "COMPLETED", redeemed.text
     finally:
         for process in processes.values():  # a clean stop flushes every exporter
             process.send_signal(signal.SIGTERM)
@@ -72,7 +98,17 @@ async def test_check_in_is_one_trace_from_gateway_to_sql(database_url: str) -> N
             await asyncio.to_thread(process.wait, 15)
         await receiver_server.stop(None)
 
-    spans = [s for s in receiver.spans if s.trace_id == trace_id]
+    check_edges(receiver.spans, trace_id)
+    redemption_edges(receiver.spans, redeem_trace_id)
+
+
+def tools(
+    spans: list[ReceivedSpan],
+) -> tuple[
+    Callable[[str, int, str], ReceivedSpan],
+    Callable[[ReceivedSpan], ReceivedSpan],
+    Callable[[ReceivedSpan], list[ReceivedSpan]],
+]:
     by_id = {s.span_id: s for s in spans}
 
     def one(service: str, kind: int, name_part: str) -> ReceivedSpan:
@@ -92,6 +128,13 @@ async def test_check_in_is_one_trace_from_gateway_to_sql(database_url: str) -> N
             chain.append(span)
         return chain
 
+    return one, parent, ancestors
+
+
+def check_edges(received: list[ReceivedSpan], trace_id: str) -> None:
+    """Check-in: gateway → rules → (rules SQL) → ledger → (ledger SQL)."""
+    spans = [s for s in received if s.trace_id == trace_id]
+    one, parent, ancestors = tools(spans)
     gateway = one("gateway", SERVER, "/v1/me/check-in")
     assert gateway.parent_span_id == "1" * 16  # continued the caller's traceparent
     to_rules = one("gateway", CLIENT, "RulesService/RecordEvent")
@@ -108,3 +151,21 @@ async def test_check_in_is_one_trace_from_gateway_to_sql(database_url: str) -> N
         s for s in spans if s.service == "rules" and s.kind == CLIENT and s is not to_ledger
     ]
     assert rules_sql and all(rules in ancestors(s) for s in rules_sql)
+
+
+def redemption_edges(received: list[ReceivedSpan], trace_id: str) -> None:
+    """Redemption: gateway → mall → rules (risk) and ledger (hold, capture) → SQL."""
+    spans = [s for s in received if s.trace_id == trace_id]
+    one, parent, ancestors = tools(spans)
+    gateway = one("gateway", SERVER, "/v1/me/redemptions")
+    mall = one("mall", SERVER, "MallService/Redeem")
+    assert gateway in ancestors(mall)
+    assert parent(mall) == one("gateway", CLIENT, "MallService/Redeem")
+    for callee, method in (("rules", "CheckRisk"), ("ledger", "Hold"), ("ledger", "CaptureHold")):
+        server = one(callee, SERVER, f"/{method}")
+        assert parent(server) == one("mall", CLIENT, f"/{method}")
+        assert mall in ancestors(server)
+    mall_sql = [
+        s for s in spans if s.service == "mall" and s.kind == CLIENT and "Service/" not in s.name
+    ]
+    assert mall_sql and all(mall in ancestors(s) for s in mall_sql)
