@@ -147,12 +147,12 @@ async def list_redemptions(
 async def redeemed_in_period(
     conn: Conn, user_id: str, item_id: str, since: datetime | None, excluding: int
 ) -> int:
-    """Units of the item the user holds from redemptions that did not fail or get cancelled."""
+    """Units of the item the user's redemptions hold (reserved stock, through completion);
+    sagas not yet past their own reservation do not count."""
     total: int = await conn.fetchval(
         """
         SELECT coalesce(sum(quantity), 0)::bigint FROM redemptions
-        WHERE user_id = $1 AND item_id = $2 AND redemption_id <> $4
-          AND step NOT IN ('FAILED', 'CANCELLED')
+        WHERE user_id = $1 AND item_id = $2 AND redemption_id <> $4 AND stock_reserved
           AND ($3::timestamptz IS NULL OR created_at >= $3)
         """,
         user_id,

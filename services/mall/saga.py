@@ -92,7 +92,7 @@ class Saga:
                 return current  # another driver got here first
             item_row = await repo.get_item(conn, row["item_id"])
             if item_row is None or not item_row["available"]:
-                reason = "NOT_AVAILABLE"
+                reason = "ITEM_NOT_AVAILABLE"
             else:
                 item = repo.item_of(item_row)
                 since = catalog.period_start(item.limit_period, now, self.config.zone)
@@ -100,7 +100,7 @@ class Saga:
                     conn, row["user_id"], row["item_id"], since, row["redemption_id"]
                 )
                 if item.per_user_limit and held + row["quantity"] > item.per_user_limit:
-                    reason = "LIMIT_REACHED"
+                    reason = "USER_LIMIT_REACHED"
                 elif not await repo.take_stock(conn, row["item_id"], row["quantity"]):
                     reason = "OUT_OF_STOCK"
                 else:

@@ -167,6 +167,12 @@ class MallServicer(pb_grpc.MallServiceServicer):
             async with self.pool.acquire() as conn:
                 row = await repo.get_redemption(conn, row["user_id"], row["redemption_id"])
             assert row is not None
+        if row["step"] == "FAILED":
+            raise FailedPrecondition(
+                row["failure_reason"],
+                f"the redemption failed: {row['failure_reason']}",
+                {"redemption_id": str(row["redemption_id"])},
+            )
         return pb.RedeemResponse(redemption=redemption(row))
 
     async def _find(self, user_id: str, redemption_id: str) -> Record:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from typing import TypeAlias
 
 import asyncpg
@@ -14,6 +15,7 @@ from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2 as rpb
+from services.common.errors import parse_rpc_error
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, fails, rid
 from tests.support.rules_calls import RulesStub
@@ -50,6 +52,17 @@ async def stock_of(mall: MallStub, item_id: str) -> int:
         )
 
 
+async def outcome(call: Awaitable[pb.RedeemResponse]) -> str:
+    """COMPLETED, or the reason the redemption failed."""
+    try:
+        reply = await call
+    except grpc.aio.AioRpcError as exc:
+        error = parse_rpc_error(exc)
+        assert error.code == grpc.StatusCode.FAILED_PRECONDITION, error
+        return error.reason
+    return pb.RedemptionStatus.Name(reply.redemption.status).removeprefix("REDEMPTION_STATUS_")
+
+
 def redeem(user: str, item_id: str, quantity: int = 1, **fields: str) -> pb.RedeemRequest:
     return pb.RedeemRequest(
         request_id=rid(), user_id=user, item_id=item_id, quantity=quantity, **fields
@@ -76,14 +89,25 @@ async def test_not_enough_points_compensates_the_stock(
 ) -> None:
     await credit(ledger, user, 50)
     coupon = await item(mall)
-    failed = (await mall.Redeem(redeem(user, coupon))).redemption
-    assert (failed.status, failed.failure_reason) == (
-        pb.REDEMPTION_STATUS_FAILED,
+    request = redeem(user, coupon)
+    error = await fails(mall.Redeem(request))
+    assert (error.code, error.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
         "INSUFFICIENT_POINTS",
     )
-    assert failed.code == ""
+    failed = (
+        await mall.GetRedemption(
+            pb.GetRedemptionRequest(user_id=user, redemption_id=error.metadata["redemption_id"])
+        )
+    ).redemption
+    assert (failed.status, failed.failure_reason, failed.code) == (
+        pb.REDEMPTION_STATUS_FAILED,
+        "INSUFFICIENT_POINTS",
+        "",
+    )
     assert await stock_of(mall, coupon) == 5  # restored
     assert (await balance(ledger, user)).available == 50
+    assert (await fails(mall.Redeem(request))).reason == "INSUFFICIENT_POINTS"  # replayed
 
 
 async def test_no_oversell_under_concurrency(mall: MallStub, ledger: LedgerStub) -> None:
@@ -91,14 +115,8 @@ async def test_no_oversell_under_concurrency(mall: MallStub, ledger: LedgerStub)
     users = [f"buyer-{uuid.uuid4().hex[:8]}" for _ in range(10)]
     for buyer in users:
         await credit(ledger, buyer, 100)
-    results = await asyncio.gather(*(mall.Redeem(redeem(b, coupon)) for b in users))
-    statuses = [r.redemption.status for r in results]
-    assert statuses.count(pb.REDEMPTION_STATUS_COMPLETED) == 3
-    assert {
-        r.redemption.failure_reason
-        for r in results
-        if r.redemption.status == pb.REDEMPTION_STATUS_FAILED
-    } == {"OUT_OF_STOCK"}
+    outcomes = await asyncio.gather(*(outcome(mall.Redeem(redeem(b, coupon))) for b in users))
+    assert sorted(outcomes) == ["COMPLETED"] * 3 + ["OUT_OF_STOCK"] * 7
     assert await stock_of(mall, coupon) == 0
     spent = [(await balance(ledger, b)).available for b in users]
     assert sorted(spent) == [0, 0, 0] + [100] * 7
@@ -124,10 +142,9 @@ async def test_replay_returns_the_same_redemption(
 async def test_per_user_limit(mall: MallStub, ledger: LedgerStub, user: str) -> None:
     await credit(ledger, user, 1000)
     limited = await item(mall, per_user_limit=1, limit_period=pb.LIMIT_PERIOD_DAY)
-    first = (await mall.Redeem(redeem(user, limited))).redemption
-    second = (await mall.Redeem(redeem(user, limited))).redemption
-    assert first.status == pb.REDEMPTION_STATUS_COMPLETED
-    assert (second.status, second.failure_reason) == (pb.REDEMPTION_STATUS_FAILED, "LIMIT_REACHED")
+    attempts = [redeem(user, limited) for _ in range(20)]
+    outcomes = await asyncio.gather(*(outcome(mall.Redeem(a)) for a in attempts))
+    assert sorted(outcomes) == ["COMPLETED"] + ["USER_LIMIT_REACHED"] * 19
 
 
 async def test_risk_denied_redemption(
@@ -138,8 +155,7 @@ async def test_risk_denied_redemption(
     await rules.AddBlacklistEntry(
         rpb.AddBlacklistEntryRequest(kind=rpb.BLACKLIST_KIND_USER, value=user)
     )
-    denied = (await mall.Redeem(redeem(user, coupon))).redemption
-    assert (denied.status, denied.failure_reason) == (pb.REDEMPTION_STATUS_FAILED, "RISK_DENIED")
+    assert await outcome(mall.Redeem(redeem(user, coupon))) == "RISK_DENIED"
     assert await stock_of(mall, coupon) == 5
     assert (await balance(ledger, user)).available == 1000
 
@@ -248,4 +264,30 @@ async def test_recovery_finishes_or_compensates_an_interrupted_saga(
         )
         assert (await balance(ledger, user)).available == points
         assert await stock_of(mall, coupon) == 5
+    await audit_clean(ledger)
+
+
+async def test_points_for_five_of_ten_concurrent_redemptions(
+    mall: MallStub, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 500)
+    coupon = await item(mall, stock=100)
+    outcomes = await asyncio.gather(
+        *(outcome(mall.Redeem(redeem(user, coupon))) for _ in range(10))
+    )
+    assert sorted(outcomes) == ["COMPLETED"] * 5 + ["INSUFFICIENT_POINTS"] * 5
+    assert (await balance(ledger, user)).available == 0
+    assert await stock_of(mall, coupon) == 95
+    await audit_clean(ledger)
+
+
+async def test_200_concurrent_redemptions_of_10_in_stock(
+    mall: MallStub, ledger: LedgerStub
+) -> None:
+    coupon = await item(mall, stock=10, points_price=10)
+    buyers = [f"rush-{uuid.uuid4().hex[:8]}" for _ in range(200)]
+    await asyncio.gather(*(credit(ledger, b, 10) for b in buyers))
+    outcomes = await asyncio.gather(*(outcome(mall.Redeem(redeem(b, coupon))) for b in buyers))
+    assert sorted(outcomes) == ["COMPLETED"] * 10 + ["OUT_OF_STOCK"] * 190
+    assert await stock_of(mall, coupon) == 0
     await audit_clean(ledger)
