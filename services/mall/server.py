@@ -11,6 +11,7 @@ from loyalty.mall.v1 import mall_pb2, mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2_grpc
 from services.common.server import Runtime, ServiceSpec, run
 from services.common.settings import peer_address
+from services.mall.checkout import Checkout
 from services.mall.config import MallConfig
 from services.mall.saga import Saga
 from services.mall.servicer import MallServicer
@@ -27,7 +28,10 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         ledger_pb2_grpc.LedgerServiceStub(ledger_channel),
         rules_pb2_grpc.RulesServiceStub(rules_channel),
     )
-    mall_pb2_grpc.add_MallServiceServicer_to_server(MallServicer(runtime.pool, saga), server)
+    checkout = Checkout(runtime.pool, config, ledger_pb2_grpc.LedgerServiceStub(ledger_channel))
+    mall_pb2_grpc.add_MallServiceServicer_to_server(
+        MallServicer(runtime.pool, saga, checkout), server
+    )
     runtime.spawn("saga-recovery", saga.recover_forever)
 
     async def close_channels() -> None:

@@ -17,6 +17,8 @@ from services.common.idempotency import fingerprint, key_reused
 from services.common.timestamps import to_timestamp
 from services.mall import catalog
 from services.mall import repository as repo
+from services.mall.checkout import Checkout
+from services.mall.checkout import deduction as checkout_deduction
 from services.mall.saga import Saga
 
 log = logging.getLogger(__name__)
@@ -78,10 +80,79 @@ def _redemption_id(value: str, bad: list[FieldViolation]) -> int:
     return int(value)
 
 
+def _check_order(
+    request: Any,
+    bad: list[FieldViolation],
+    *,
+    amount_field: str = "order_amount",
+    currency: str | None = None,
+) -> None:
+    _check_user(request.user_id, bad)
+    if hasattr(request, "order_id") and (
+        not 0 < len(request.order_id) <= 128 or "\x00" in request.order_id
+    ):
+        bad.append(FieldViolation("order_id", "is required (at most 128 characters)"))
+    if hasattr(request, "request_id") and (
+        not 0 < len(request.request_id) <= 256 or "\x00" in request.request_id
+    ):
+        bad.append(FieldViolation("request_id", "is required (at most 256 characters)"))
+    if amount_field:
+        money = getattr(request, amount_field)
+        if not 0 < money.amount_minor <= 10**15:
+            bad.append(FieldViolation(f"{amount_field}.amount_minor", "must be > 0"))
+        if currency is not None and money.currency != currency:
+            bad.append(FieldViolation(f"{amount_field}.currency", f"must be {currency}"))
+
+
 class MallServicer(pb_grpc.MallServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, saga: Saga) -> None:
+    def __init__(self, pool: asyncpg.Pool, saga: Saga, checkout: Checkout) -> None:
         self.pool = pool
         self.saga = saga
+        self.checkout = checkout
+
+    def _validate(self, request: Any, amount_field: str = "order_amount") -> None:
+        bad: list[FieldViolation] = []
+        _check_order(
+            request, bad, amount_field=amount_field, currency=self.checkout.policy.currency
+        )
+        if bad:
+            raise InvalidArgument.fields(bad)
+
+    async def QuoteDeduction(
+        self, request: pb.QuoteDeductionRequest, context: Context
+    ) -> pb.QuoteDeductionResponse:
+        self._validate(request)
+        return await self.checkout.quote(request.user_id, request.order_amount.amount_minor)
+
+    async def ApplyDeduction(
+        self, request: pb.ApplyDeductionRequest, context: Context
+    ) -> pb.ApplyDeductionResponse:
+        self._validate(request)
+        if request.points <= 0:
+            raise InvalidArgument.fields([FieldViolation("points", "must be greater than 0")])
+        row = await self.checkout.apply(request)
+        return pb.ApplyDeductionResponse(deduction=checkout_deduction(row))
+
+    async def ConfirmDeduction(
+        self, request: pb.ConfirmDeductionRequest, context: Context
+    ) -> pb.ConfirmDeductionResponse:
+        self._validate(request, amount_field="")
+        row = await self.checkout.confirm(request.user_id, request.order_id)
+        return pb.ConfirmDeductionResponse(deduction=checkout_deduction(row))
+
+    async def CancelDeduction(
+        self, request: pb.CancelDeductionRequest, context: Context
+    ) -> pb.CancelDeductionResponse:
+        self._validate(request, amount_field="")
+        row = await self.checkout.cancel(request.user_id, request.order_id)
+        return pb.CancelDeductionResponse(deduction=checkout_deduction(row))
+
+    async def RefundDeduction(
+        self, request: pb.RefundDeductionRequest, context: Context
+    ) -> pb.RefundDeductionResponse:
+        self._validate(request, amount_field="refund_amount")
+        row, points = await self.checkout.refund(request)
+        return pb.RefundDeductionResponse(deduction=checkout_deduction(row), refunded_points=points)
 
     async def UpsertItem(
         self, request: pb.UpsertItemRequest, context: Context

@@ -53,3 +53,32 @@ CREATE UNIQUE INDEX redemptions_code ON redemptions (code) WHERE code IS NOT NUL
 CREATE INDEX redemptions_unfinished ON redemptions (updated_at)
     WHERE step NOT IN ('COMPLETED', 'FAILED', 'CANCELLED');
 CREATE INDEX redemptions_by_item ON redemptions (user_id, item_id, created_at);
+
+-- Points-as-cash: one deduction per (user, order), settled through a ledger hold.
+CREATE TABLE deductions (
+    user_id         text NOT NULL,
+    order_id        text NOT NULL,
+    request_id      text NOT NULL,
+    points          bigint NOT NULL CHECK (points > 0),
+    order_minor     bigint NOT NULL CHECK (order_minor > 0),
+    currency        text NOT NULL,
+    covered_minor   bigint NOT NULL CHECK (covered_minor > 0),
+    hold_id         text NOT NULL,
+    capture_id      text,
+    status          text NOT NULL DEFAULT 'APPLIED'
+        CHECK (status IN ('APPLIED', 'CONFIRMED', 'CANCELLED')),
+    refunded_points bigint NOT NULL DEFAULT 0,
+    refunded_minor  bigint NOT NULL DEFAULT 0,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, order_id),
+    CHECK (refunded_points <= points AND refunded_minor <= order_minor)
+);
+
+CREATE TABLE deduction_refunds (
+    user_id      text NOT NULL,
+    order_id     text NOT NULL,
+    request_id   text NOT NULL,
+    amount_minor bigint NOT NULL CHECK (amount_minor > 0),
+    points       bigint NOT NULL CHECK (points >= 0),
+    PRIMARY KEY (user_id, order_id, request_id)
+);
