@@ -16,7 +16,7 @@ from gateway import errors
 from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.models import ErrorResponse
-from gateway.routes import admin, events, mall, me
+from gateway.routes import admin, checkout, events, mall, me
 from gateway.settings import GatewaySettings
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -42,7 +42,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.backends = services
     app.state.authenticator = Authenticator(settings.auth)
     errors.install(app)
-    for router in (me.router, mall.router, events.router, admin.router):
+    for router in (me.router, mall.router, checkout.router, events.router, admin.router):
         app.include_router(router)
 
     async def backend_status(name: str) -> str:

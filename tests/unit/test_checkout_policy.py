@@ -1,8 +1,13 @@
 from services.mall.checkout import covered_minor, max_points, refund_points
 from services.mall.config import CheckoutPolicy
 
-POLICY = CheckoutPolicy(currency="CNY", points_per_major_unit=100, max_share_percent=50,
-                        step_points=100, min_order_minor=1000)
+POLICY = CheckoutPolicy(
+    currency="CNY",
+    points_per_major_unit=100,
+    max_share_percent=50,
+    step_points=100,
+    min_order_minor=1000,
+)
 
 
 def test_quote_respects_ratio_share_step_and_minimum() -> None:

@@ -261,3 +261,41 @@ async def test_catalog_redeem_and_cancel(
         headers={**bearer(f"{user}-x"), "Idempotency-Key": "c"},
     )
     assert_error(someone_else, 404, "REDEMPTION_NOT_FOUND")  # never another user's
+
+
+async def test_checkout_with_points(http: httpx.AsyncClient, ledger: LedgerStub, user: str) -> None:
+    await credit(ledger, user, 3000)
+    me = bearer(user)
+    order = {"amount_minor": 5000, "currency": "CNY"}
+    quote = await http.post("/v1/checkout/quote", headers=me, json={"order_amount": order})
+    assert quote.status_code == 200, quote.text
+    assert int(quote.json()["max_points"]) == 2500
+    body = {"order_id": f"order-{user}", "order_amount": order, "points": 2500}
+    applied = await http.post(
+        "/v1/checkout/apply", json=body, headers={**me, "Idempotency-Key": f"apply-{user}"}
+    )
+    assert applied.json()["status"] == "DEDUCTION_STATUS_APPLIED", applied.text
+    confirmed = await http.post(
+        "/v1/checkout/confirm",
+        json={"order_id": f"order-{user}"},
+        headers={**me, "Idempotency-Key": f"confirm-{user}"},
+    )
+    assert confirmed.json()["status"] == "DEDUCTION_STATUS_CONFIRMED"
+    refund = {
+        "user_id": user,
+        "order_id": f"order-{user}",
+        "refund_amount": {"amount_minor": 2500, "currency": "CNY"},
+    }
+    assert_error(
+        await http.post("/v1/checkout/refund", json=refund, headers={**me, "Idempotency-Key": "r"}),
+        403,
+        "MISSING_SCOPE",
+    )
+    refunded = await http.post(
+        "/v1/checkout/refund",
+        json=refund,
+        headers={**bearer("orders", "events:write"), "Idempotency-Key": f"refund-{user}"},
+    )
+    assert refunded.json()["refunded_points"] == 1250
+    wallet = (await http.get("/v1/me/wallet", headers=me)).json()
+    assert wallet["points"]["available"] == 500 + 1250

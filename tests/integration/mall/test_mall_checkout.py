@@ -20,37 +20,55 @@ async def test_quote_apply_confirm_and_partial_refund(
 ) -> None:
     first = await credit(ledger, user, 4000, expires_in_days=10)
     await credit(ledger, user, 6000, expires_in_days=100)
-    quote = await mall.QuoteDeduction(pb.QuoteDeductionRequest(user_id=user,
-                                                               order_amount=cny(12345)))
-    assert (quote.max_points, quote.covered.amount_minor, quote.available_points) == (
-        6100, 6100, 10000
+    quote = await mall.QuoteDeduction(
+        pb.QuoteDeductionRequest(user_id=user, order_amount=cny(12345))
     )
-    too_much = await fails(mall.ApplyDeduction(pb.ApplyDeductionRequest(
-        request_id=rid(), user_id=user, order_id="o-1", order_amount=cny(12345), points=6200
-    )))
-    assert (too_much.code, too_much.reason) == (grpc.StatusCode.FAILED_PRECONDITION,
-                                                "DEDUCTION_EXCEEDS_LIMIT")
-    applied = (await mall.ApplyDeduction(pb.ApplyDeductionRequest(
-        request_id=rid(), user_id=user, order_id="o-1", order_amount=cny(12345), points=6100
-    ))).deduction
+    assert (quote.max_points, quote.covered.amount_minor, quote.available_points) == (
+        6100,
+        6100,
+        10000,
+    )
+    too_much = await fails(
+        mall.ApplyDeduction(
+            pb.ApplyDeductionRequest(
+                request_id=rid(), user_id=user, order_id="o-1", order_amount=cny(12345), points=6200
+            )
+        )
+    )
+    assert (too_much.code, too_much.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "DEDUCTION_EXCEEDS_LIMIT",
+    )
+    applied = (
+        await mall.ApplyDeduction(
+            pb.ApplyDeductionRequest(
+                request_id=rid(), user_id=user, order_id="o-1", order_amount=cny(12345), points=6100
+            )
+        )
+    ).deduction
     assert applied.status == pb.DEDUCTION_STATUS_APPLIED
     current = await balance(ledger, user)
     assert (current.available, current.held) == (3900, 6100)
-    confirmed = (await mall.ConfirmDeduction(pb.ConfirmDeductionRequest(
-        request_id=rid(), user_id=user, order_id="o-1"
-    ))).deduction
+    confirmed = (
+        await mall.ConfirmDeduction(
+            pb.ConfirmDeductionRequest(request_id=rid(), user_id=user, order_id="o-1")
+        )
+    ).deduction
     assert confirmed.status == pb.DEDUCTION_STATUS_CONFIRMED
     assert (await balance(ledger, user)).available == 3900
     refund_id = rid()
-    refund = pb.RefundDeductionRequest(request_id=refund_id, user_id=user, order_id="o-1",
-                                       refund_amount=cny(4000))
+    refund = pb.RefundDeductionRequest(
+        request_id=refund_id, user_id=user, order_id="o-1", refund_amount=cny(4000)
+    )
     refunded = await mall.RefundDeduction(refund)
     assert refunded.refunded_points == 1976  # floor(6100 × 4000 / 12345)
     assert (await mall.RefundDeduction(refund)).refunded_points == 1976  # replay
     assert (await balance(ledger, user)).available == 3900 + 1976
-    rest = await mall.RefundDeduction(pb.RefundDeductionRequest(
-        request_id=rid(), user_id=user, order_id="o-1", refund_amount=cny(8345)
-    ))
+    rest = await mall.RefundDeduction(
+        pb.RefundDeductionRequest(
+            request_id=rid(), user_id=user, order_id="o-1", refund_amount=cny(8345)
+        )
+    )
     assert rest.deduction.refunded_points == 6100  # the whole order refunded: every point
     final = await balance(ledger, user, days=200)
     assert final.available == 10000
@@ -63,26 +81,37 @@ async def test_payment_failure_cancels_and_returns_the_points(
     mall: MallStub, ledger: LedgerStub, user: str
 ) -> None:
     await credit(ledger, user, 500)
-    await mall.ApplyDeduction(pb.ApplyDeductionRequest(
-        request_id=rid(), user_id=user, order_id="o-2", order_amount=cny(5000), points=500
-    ))
+    await mall.ApplyDeduction(
+        pb.ApplyDeductionRequest(
+            request_id=rid(), user_id=user, order_id="o-2", order_amount=cny(5000), points=500
+        )
+    )
     assert (await balance(ledger, user)).held == 500
-    cancelled = (await mall.CancelDeduction(pb.CancelDeductionRequest(
-        request_id=rid(), user_id=user, order_id="o-2"
-    ))).deduction
+    cancelled = (
+        await mall.CancelDeduction(
+            pb.CancelDeductionRequest(request_id=rid(), user_id=user, order_id="o-2")
+        )
+    ).deduction
     assert cancelled.status == pb.DEDUCTION_STATUS_CANCELLED
     current = await balance(ledger, user)
     assert (current.available, current.held) == (500, 0)
-    error = await fails(mall.ConfirmDeduction(pb.ConfirmDeductionRequest(
-        request_id=rid(), user_id=user, order_id="o-2"
-    )))
+    error = await fails(
+        mall.ConfirmDeduction(
+            pb.ConfirmDeductionRequest(request_id=rid(), user_id=user, order_id="o-2")
+        )
+    )
     assert error.reason == "DEDUCTION_CANCELLED"
 
 
 async def test_bad_checkout_input(mall: MallStub, user: str) -> None:
-    error = await fails(mall.QuoteDeduction(pb.QuoteDeductionRequest(
-        user_id=user, order_amount=common_pb2.Money(amount_minor=-1, currency="USD")
-    )))
+    error = await fails(
+        mall.QuoteDeduction(
+            pb.QuoteDeductionRequest(
+                user_id=user, order_amount=common_pb2.Money(amount_minor=-1, currency="USD")
+            )
+        )
+    )
     assert {v.field for v in error.violations} == {
-        "order_amount.amount_minor", "order_amount.currency"
+        "order_amount.amount_minor",
+        "order_amount.currency",
     }
