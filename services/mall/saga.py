@@ -20,10 +20,11 @@ from asyncpg import Record
 
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.ledger.v1 import ledger_pb2_grpc
+from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.rules.v1 import rules_pb2 as rpb
 from loyalty.rules.v1 import rules_pb2_grpc
 from services.common.errors import FailedPrecondition, parse_rpc_error
-from services.mall import catalog
+from services.mall import catalog, coupons
 from services.mall import repository as repo
 from services.mall.config import MallConfig
 
@@ -140,16 +141,20 @@ class Saga:
 
     async def _fulfil(self, row: Record) -> Record | None:
         changes: dict[str, object] = {"step": "FULFILLED"}
+        async with self.pool.acquire() as conn:
+            item_row = await repo.get_item(conn, row["item_id"])
+        item = repo.item_of(item_row) if item_row is not None else None
         if row["item_type"] == "ITEM_TYPE_PHYSICAL":
             changes["shipment_status"] = "PENDING"
         else:
-            async with self.pool.acquire() as conn:
-                item_row = await repo.get_item(conn, row["item_id"])
-            days = repo.item_of(item_row).code_valid_days if item_row is not None else 0
+            days = item.code_valid_days if item is not None else 0
             changes["code"] = new_code()
             changes["code_expires_at"] = await self._now() + timedelta(days=days) if days else None
-        async with self.pool.acquire() as conn:
-            return await repo.advance(conn, row, ("HOLD_PLACED",), **changes)
+        async with self.pool.acquire() as conn, conn.transaction():
+            moved = await repo.advance(conn, row, ("HOLD_PLACED",), **changes)
+            if moved is not None and item is not None and item.type == pb.ITEM_TYPE_COUPON:
+                await coupons.issue(conn, moved, item)
+        return moved
 
     async def _capture(self, row: Record) -> Record | None:
         try:
@@ -198,8 +203,10 @@ class Saga:
                 code_expires_at=None,
                 shipment_status=None,
             )
-            if failed is not None and row["stock_reserved"]:
-                await repo.restore_stock(conn, row["item_id"], row["quantity"])
+            if failed is not None:
+                await coupons.revoke(conn, row["user_id"], row["redemption_id"])
+                if row["stock_reserved"]:
+                    await repo.restore_stock(conn, row["item_id"], row["quantity"])
         return failed
 
     async def cancel(self, row: Record) -> Record:
@@ -207,21 +214,32 @@ class Saga:
         if row["step"] == "CANCELLED":
             return row
         shipped = row["shipment_status"] not in (None, "PENDING")
-        if row["step"] != "COMPLETED" or shipped:
-            raise FailedPrecondition(
-                "NOT_CANCELLABLE",
-                "only completed redemptions not yet shipped can be cancelled",
-                {"redemption_id": str(row["redemption_id"]), "step": row["step"]},
-            )
-        await self.ledger.Reverse(
-            lpb.ReverseRequest(
-                request_id=f"mall:{row['redemption_id']}:refund",
-                user_id=row["user_id"],
-                transfer_id=row["capture_id"],
-                reason_code="REDEMPTION_CANCELLED",
-            ),
-            timeout=self.timeout,
+        refusal = FailedPrecondition(
+            "NOT_CANCELLABLE",
+            "only completed redemptions not yet shipped (and coupons not yet used) can be "
+            "cancelled",
+            {"redemption_id": str(row["redemption_id"]), "step": row["step"]},
         )
+        if row["step"] != "COMPLETED" or shipped:
+            raise refusal
+        # Revoke the coupon first, atomically, so it cannot be used while the refund runs.
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await coupons.revoke_unless_used(conn, row["user_id"], row["redemption_id"]):
+                raise refusal
+        try:
+            await self.ledger.Reverse(
+                lpb.ReverseRequest(
+                    request_id=f"mall:{row['redemption_id']}:refund",
+                    user_id=row["user_id"],
+                    transfer_id=row["capture_id"],
+                    reason_code="REDEMPTION_CANCELLED",
+                ),
+                timeout=self.timeout,
+            )
+        except grpc.aio.AioRpcError:
+            async with self.pool.acquire() as conn:
+                await coupons.reinstate(conn, row["user_id"], row["redemption_id"])
+            raise
         async with self.pool.acquire() as conn, conn.transaction():
             cancelled = await repo.advance(
                 conn,
@@ -233,8 +251,10 @@ class Saga:
                 code_expires_at=None,
                 shipment_status=None,
             )
-            if cancelled is not None and row["stock_reserved"]:
-                await repo.restore_stock(conn, row["item_id"], row["quantity"])
+            if cancelled is not None:
+                await coupons.revoke(conn, row["user_id"], row["redemption_id"])
+                if row["stock_reserved"]:
+                    await repo.restore_stock(conn, row["item_id"], row["quantity"])
         return cancelled or await self._load(row["user_id"], row["redemption_id"])
 
     async def _now(self) -> datetime:

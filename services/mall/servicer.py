@@ -10,12 +10,13 @@ import asyncpg
 import grpc
 from asyncpg import Record
 
+from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc as pb_grpc
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import fingerprint, key_reused
 from services.common.timestamps import to_timestamp
-from services.mall import catalog
+from services.mall import catalog, coupons
 from services.mall import repository as repo
 from services.mall.checkout import Checkout
 from services.mall.checkout import deduction as checkout_deduction
@@ -115,6 +116,42 @@ class MallServicer(pb_grpc.MallServiceServicer):
         _check_order(
             request, bad, amount_field=amount_field, currency=self.checkout.policy.currency
         )
+        if bad:
+            raise InvalidArgument.fields(bad)
+
+    async def ValidateCoupon(
+        self, request: pb.ValidateCouponRequest, context: Context
+    ) -> pb.ValidateCouponResponse:
+        self._check_coupon_request(request)
+        async with self.pool.acquire() as conn:
+            row = await coupons.find(conn, request.user_id, request.code)
+        reason, discount = coupons.check(row, request.order_amount)
+        return pb.ValidateCouponResponse(
+            valid=not reason,
+            reason=reason,
+            coupon=coupons.message(row),
+            discount=common_pb2.Money(amount_minor=discount, currency=row["currency"]),
+        )
+
+    async def UseCoupon(
+        self, request: pb.UseCouponRequest, context: Context
+    ) -> pb.UseCouponResponse:
+        self._check_coupon_request(request)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row, discount = await coupons.use(
+                conn, request.user_id, request.code, request.order_id, request.order_amount
+            )
+        return pb.UseCouponResponse(
+            coupon=coupons.message(row),
+            discount=common_pb2.Money(amount_minor=discount, currency=row["currency"]),
+        )
+
+    @staticmethod
+    def _check_coupon_request(request: Any) -> None:
+        bad: list[FieldViolation] = []
+        _check_order(request, bad)
+        if not 0 < len(request.code) <= 64 or "\x00" in request.code:
+            bad.append(FieldViolation("code", "is required"))
         if bad:
             raise InvalidArgument.fields(bad)
 

@@ -82,3 +82,19 @@ CREATE TABLE deduction_refunds (
     points       bigint NOT NULL CHECK (points >= 0),
     PRIMARY KEY (user_id, order_id, request_id)
 );
+
+-- Coupons issued by redemptions of COUPON items (and, later, lottery prizes).
+CREATE TABLE coupons (
+    user_id         text NOT NULL,
+    code            text NOT NULL UNIQUE,
+    redemption_id   bigint,
+    value_minor     bigint NOT NULL CHECK (value_minor > 0),
+    min_spend_minor bigint NOT NULL DEFAULT 0 CHECK (min_spend_minor >= 0),
+    currency        text NOT NULL,
+    state           text NOT NULL DEFAULT 'ISSUED' CHECK (state IN ('ISSUED', 'USED', 'REVOKED')),
+    expires_at      timestamptz,
+    used_order_id   text,
+    used_at         timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, code)
+);

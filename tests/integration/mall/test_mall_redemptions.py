@@ -291,3 +291,44 @@ async def test_200_concurrent_redemptions_of_10_in_stock(
     assert sorted(outcomes) == ["COMPLETED"] * 10 + ["OUT_OF_STOCK"] * 190
     assert await stock_of(mall, coupon) == 0
     await audit_clean(ledger)
+
+
+async def test_coupon_is_validated_used_once_and_blocks_cancel(
+    mall: MallStub, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 100)
+    coupon = await item(mall, coupon_min_spend=common_pb2.Money(amount_minor=5000, currency="CNY"))
+    done = (await mall.Redeem(redeem(user, coupon))).redemption
+    order = common_pb2.Money(amount_minor=8000, currency="CNY")
+    small = common_pb2.Money(amount_minor=4000, currency="CNY")
+    checked = await mall.ValidateCoupon(
+        pb.ValidateCouponRequest(user_id=user, code=done.code, order_amount=order)
+    )
+    assert (checked.valid, checked.discount.amount_minor) == (True, 2000)
+    below = await mall.ValidateCoupon(
+        pb.ValidateCouponRequest(user_id=user, code=done.code, order_amount=small)
+    )
+    assert (below.valid, below.reason) == (False, "BELOW_MIN_SPEND")
+    stranger = await fails(
+        mall.ValidateCoupon(
+            pb.ValidateCouponRequest(user_id=f"{user}-x", code=done.code, order_amount=order)
+        )
+    )
+    assert stranger.reason == "COUPON_NOT_FOUND"
+    use = pb.UseCouponRequest(
+        request_id=rid(), user_id=user, code=done.code, order_id="o-1", order_amount=order
+    )
+    used = await mall.UseCoupon(use)
+    assert used.coupon.state == pb.COUPON_STATE_USED
+    assert (await mall.UseCoupon(use)).coupon.used_order_id == "o-1"  # replay
+    use.order_id = "o-2"
+    again = await fails(mall.UseCoupon(use))
+    assert (again.code, again.reason) == (grpc.StatusCode.ALREADY_EXISTS, "COUPON_ALREADY_USED")
+    error = await fails(
+        mall.CancelRedemption(
+            pb.CancelRedemptionRequest(
+                request_id=rid(), user_id=user, redemption_id=done.redemption_id
+            )
+        )
+    )
+    assert error.reason == "NOT_CANCELLABLE"  # a used coupon cannot be refunded
