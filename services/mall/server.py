@@ -13,6 +13,7 @@ from services.common.server import Runtime, ServiceSpec, run
 from services.common.settings import peer_address
 from services.mall.checkout import Checkout
 from services.mall.config import MallConfig
+from services.mall.lottery import Lotteries
 from services.mall.saga import Saga
 from services.mall.servicer import MallServicer
 
@@ -28,9 +29,11 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         ledger_pb2_grpc.LedgerServiceStub(ledger_channel),
         rules_pb2_grpc.RulesServiceStub(rules_channel),
     )
-    checkout = Checkout(runtime.pool, config, ledger_pb2_grpc.LedgerServiceStub(ledger_channel))
+    ledger = ledger_pb2_grpc.LedgerServiceStub(ledger_channel)
+    checkout = Checkout(runtime.pool, config, ledger)
+    lotteries = Lotteries(runtime.pool, config, ledger)
     mall_pb2_grpc.add_MallServiceServicer_to_server(
-        MallServicer(runtime.pool, saga, checkout), server
+        MallServicer(runtime.pool, saga, checkout, lotteries), server
     )
     runtime.spawn("saga-recovery", saga.recover_forever)
 

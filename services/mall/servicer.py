@@ -20,6 +20,7 @@ from services.mall import catalog, coupons
 from services.mall import repository as repo
 from services.mall.checkout import Checkout
 from services.mall.checkout import deduction as checkout_deduction
+from services.mall.lottery import Lotteries
 from services.mall.saga import Saga
 
 log = logging.getLogger(__name__)
@@ -105,11 +106,19 @@ def _check_order(
             bad.append(FieldViolation(f"{amount_field}.currency", f"must be {currency}"))
 
 
+def _check_lottery_id(lottery_id: str) -> None:
+    if not catalog.valid_item_id(lottery_id):
+        raise InvalidArgument.fields([FieldViolation("lottery_id", "is required")])
+
+
 class MallServicer(pb_grpc.MallServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, saga: Saga, checkout: Checkout) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, saga: Saga, checkout: Checkout, lotteries: Lotteries
+    ) -> None:
         self.pool = pool
         self.saga = saga
         self.checkout = checkout
+        self.lotteries = lotteries
 
     def _validate(self, request: Any, amount_field: str = "order_amount") -> None:
         bad: list[FieldViolation] = []
@@ -154,6 +163,45 @@ class MallServicer(pb_grpc.MallServiceServicer):
             bad.append(FieldViolation("code", "is required"))
         if bad:
             raise InvalidArgument.fields(bad)
+
+    async def UpsertLottery(
+        self, request: pb.UpsertLotteryRequest, context: Context
+    ) -> pb.UpsertLotteryResponse:
+        seed_hash = await self.lotteries.upsert(request.lottery)
+        return pb.UpsertLotteryResponse(lottery=request.lottery, current_seed_sha256=seed_hash)
+
+    async def GetLottery(
+        self, request: pb.GetLotteryRequest, context: Context
+    ) -> pb.GetLotteryResponse:
+        _check_lottery_id(request.lottery_id)
+        return await self.lotteries.get(request.lottery_id)
+
+    async def RotateSeed(
+        self, request: pb.RotateSeedRequest, context: Context
+    ) -> pb.RotateSeedResponse:
+        _check_lottery_id(request.lottery_id)
+        return await self.lotteries.rotate(request.lottery_id)
+
+    async def Draw(self, request: pb.DrawRequest, context: Context) -> pb.DrawResponse:
+        bad: list[FieldViolation] = []
+        _check_user(request.user_id, bad)
+        if not 0 < len(request.request_id) <= 256 or "\x00" in request.request_id:
+            bad.append(FieldViolation("request_id", "is required (at most 256 characters)"))
+        if bad:
+            raise InvalidArgument.fields(bad)
+        _check_lottery_id(request.lottery_id)
+        return pb.DrawResponse(result=await self.lotteries.draw(request))
+
+    async def VerifyDraw(
+        self, request: pb.VerifyDrawRequest, context: Context
+    ) -> pb.VerifyDrawResponse:
+        bad: list[FieldViolation] = []
+        _check_user(request.user_id, bad)
+        if not request.draw_id.isdigit() or len(request.draw_id) > 18:
+            bad.append(FieldViolation("draw_id", "must be an id returned by Draw"))
+        if bad:
+            raise InvalidArgument.fields(bad)
+        return await self.lotteries.verify(request.user_id, int(request.draw_id))
 
     async def QuoteDeduction(
         self, request: pb.QuoteDeductionRequest, context: Context

@@ -98,3 +98,59 @@ CREATE TABLE coupons (
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, code)
 );
+
+-- Lotteries: the serialized loyalty.mall.v1.Lottery (prize table) plus live prize counters.
+CREATE TABLE lotteries (
+    lottery_id text PRIMARY KEY,
+    enabled    boolean NOT NULL,
+    definition bytea NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE lottery_prizes (
+    lottery_id text NOT NULL,
+    prize_id   text NOT NULL,
+    stock      bigint CHECK (stock >= 0),  -- NULL: unlimited
+    PRIMARY KEY (lottery_id, prize_id)
+);
+
+CREATE TABLE lottery_prize_days (
+    lottery_id text NOT NULL,
+    prize_id   text NOT NULL,
+    day        date NOT NULL,
+    won        bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (lottery_id, prize_id, day)
+);
+
+-- Server seeds: the current one is the newest unrevealed; its hash is public from creation.
+CREATE TABLE lottery_seeds (
+    lottery_id  text NOT NULL,
+    seed_id     bigint NOT NULL,
+    seed        bytea NOT NULL,
+    seed_sha256 text NOT NULL,
+    revealed_at timestamptz,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (lottery_id, seed_id)
+);
+
+CREATE TABLE draws (
+    user_id      text NOT NULL,
+    draw_id      bigint GENERATED ALWAYS AS IDENTITY,
+    request_id   text NOT NULL,
+    lottery_id   text NOT NULL,
+    nonce        bigint NOT NULL,
+    seed_id      bigint NOT NULL,
+    roll         numeric(20) NOT NULL,   -- an unsigned 64-bit value
+    pick         bigint NOT NULL,
+    prize_table  jsonb NOT NULL,         -- [[prize_id, weight, available], ...] at draw time
+    no_prize_weight bigint NOT NULL,
+    prize_id     text NOT NULL DEFAULT '',
+    points_won   bigint NOT NULL DEFAULT 0,
+    coupon_code  text,
+    state        text NOT NULL DEFAULT 'DRAWN' CHECK (state IN ('DRAWN', 'COMPLETED', 'FAILED')),
+    day          date NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, draw_id),
+    UNIQUE (user_id, request_id),
+    UNIQUE (user_id, lottery_id, nonce)
+);
