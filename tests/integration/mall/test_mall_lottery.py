@@ -37,9 +37,8 @@ async def lottery(mall: MallStub, **fields: object) -> str:
         "enabled": True,
         **fields,
     }
-    await mall.UpsertLottery(
-        pb.UpsertLotteryRequest(lottery=pb.Lottery(lottery_id=lottery_id, **values))
-    )  # type: ignore[arg-type]
+    definition = pb.Lottery(lottery_id=lottery_id, **values)  # type: ignore[arg-type]
+    await mall.UpsertLottery(pb.UpsertLotteryRequest(lottery=definition))
     return lottery_id
 
 
