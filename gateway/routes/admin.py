@@ -118,6 +118,31 @@ async def put_item(
     return _json(reply.item)
 
 
+@router.put("/lotteries/{lottery_id}")
+async def put_lottery(
+    lottery_id: Name, services: Services, lottery: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Create or replace a lottery (protobuf JSON of loyalty.mall.v1.Lottery)."""
+    try:
+        message = json_format.ParseDict(lottery, mpb.Lottery())
+    except json_format.ParseError as exc:
+        raise HttpError(400, "INVALID_ARGUMENT", f"not a valid lottery: {exc}") from None
+    message.lottery_id = lottery_id
+    reply = await services.mall.UpsertLottery(
+        mpb.UpsertLotteryRequest(lottery=message), timeout=services.timeout
+    )
+    return _json(reply)
+
+
+@router.post("/lotteries/{lottery_id}/seed-rotations")
+async def rotate_seed(lottery_id: Name, services: Services) -> dict[str, Any]:
+    """Reveal the lottery's current seed and start a new one."""
+    reply = await services.mall.RotateSeed(
+        mpb.RotateSeedRequest(lottery_id=lottery_id), timeout=services.timeout
+    )
+    return _json(reply)
+
+
 class Shipment(BaseModel):
     status: Literal["SHIPPED", "DELIVERED"]
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from google.protobuf import json_format
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
@@ -104,3 +105,48 @@ async def cancel(
         timeout=services.timeout * SAGA_TIMEOUT_FACTOR,
     )
     return Redemption.of(reply.redemption)
+
+
+LotteryId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+
+
+def _proto_json(message: Any) -> dict[str, Any]:
+    found: dict[str, Any] = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return found
+
+
+@router.get("/lotteries/{lottery_id}")
+async def get_lottery(lottery_id: LotteryId, me: Me, services: Services) -> dict[str, Any]:
+    """A lottery's prizes and the SHA-256 of the seed its draws use (fairness is checkable)."""
+    reply = await services.mall.GetLottery(
+        mpb.GetLotteryRequest(lottery_id=lottery_id), timeout=services.timeout
+    )
+    return _proto_json(reply)
+
+
+@router.post("/me/lotteries/{lottery_id}/draws")
+async def draw(
+    lottery_id: LotteryId,
+    me: Me,
+    services: Services,
+    key: Annotated[str, Depends(idempotency_key)],
+) -> dict[str, Any]:
+    """Draw once (charged in points); the same Idempotency-Key returns the same draw."""
+    reply = await services.mall.Draw(
+        mpb.DrawRequest(request_id=key, user_id=me.user_id, lottery_id=lottery_id),
+        timeout=services.timeout * SAGA_TIMEOUT_FACTOR,
+    )
+    return _proto_json(reply.result)
+
+
+@router.get("/me/draws/{draw_id}/verification")
+async def verify_draw(
+    draw_id: Annotated[str, Path(pattern=r"^[0-9]{1,18}$")], me: Me, services: Services
+) -> dict[str, Any]:
+    """Recompute one of the user's draws from its seed, user and nonce."""
+    reply = await services.mall.VerifyDraw(
+        mpb.VerifyDrawRequest(user_id=me.user_id, draw_id=draw_id), timeout=services.timeout
+    )
+    return _proto_json(reply)

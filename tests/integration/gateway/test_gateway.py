@@ -299,3 +299,39 @@ async def test_checkout_with_points(http: httpx.AsyncClient, ledger: LedgerStub,
     assert refunded.json()["refunded_points"] == 1250
     wallet = (await http.get("/v1/me/wallet", headers=me)).json()
     assert wallet["points"]["available"] == 500 + 1250
+
+
+async def test_lottery_draw_over_http(
+    http: httpx.AsyncClient, ledger: LedgerStub, user: str
+) -> None:
+    admin = bearer("operator", "admin")
+    lottery_id = f"spin-{user}"
+    lottery = {
+        "title": "Spin",
+        "points_per_draw": "20",
+        "no_prize_weight": "1",
+        "enabled": True,
+        "prizes": [
+            {
+                "prize_id": "ten",
+                "kind": "PRIZE_KIND_POINTS",
+                "weight": "1",
+                "points": "10",
+                "unlimited_stock": True,
+            }
+        ],
+    }
+    stored = await http.put(f"/v1/admin/lotteries/{lottery_id}", headers=admin, json=lottery)
+    assert stored.status_code == 200, stored.text
+    await credit(ledger, user, 100)
+    me = {**bearer(user), "Idempotency-Key": f"draw-{user}"}
+    drawn = await http.post(f"/v1/me/lotteries/{lottery_id}/draws", headers=me)
+    assert drawn.status_code == 200, drawn.text
+    result = drawn.json()
+    assert result["prize_id"] in ("ten", "")
+    verified = await http.get(
+        f"/v1/me/draws/{result['draw_id']}/verification", headers=bearer(user)
+    )
+    assert verified.json()["matches"] is True
+    wallet = (await http.get("/v1/me/wallet", headers=bearer(user))).json()
+    assert wallet["points"]["available"] == 100 - 20 + int(result["points_won"])
