@@ -16,6 +16,7 @@ class RulesConfig:
     velocity_per_minute: int  # more events than this from one user in a minute: DENY
     max_event_age: timedelta  # older events are refused (late ingestion window)
     settle_seconds: float  # how often unsettled awards are retried against the ledger
+    max_multiplier_percent: int  # campaigns stack up to this combined multiplier
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> RulesConfig:
@@ -30,4 +31,7 @@ class RulesConfig:
             velocity_per_minute=env.integer("RULES_VELOCITY_PER_MINUTE", 30, minimum=1),
             max_event_age=timedelta(days=env.integer("RULES_MAX_EVENT_AGE_DAYS", 7, minimum=1)),
             settle_seconds=env.number("RULES_SETTLE_SECONDS", 5.0, minimum=0.1),
+            max_multiplier_percent=env.integer(
+                "RULES_MAX_MULTIPLIER_PERCENT", 300, minimum=100, maximum=10_000
+            ),
         )

@@ -17,6 +17,7 @@ PARAMS_FOR_KIND = {
     pb.RULE_KIND_ACTION: "action",
     pb.RULE_KIND_PURCHASE: "purchase",
     pb.RULE_KIND_TASK: "task",
+    pb.RULE_KIND_ONLINE_TIME: "online_time",
 }
 
 
@@ -39,7 +40,7 @@ def check_rule(rule: pb.Rule) -> None:
         )
     if rule.event_type == pb.EVENT_TYPE_UNSPECIFIED or rule.event_type not in pb.EventType.values():
         bad.append(FieldViolation("rule.event_type", "must be a known event type"))
-    for name in ("daily_cap", "lifetime_cap", "expiry_days"):
+    for name in ("daily_cap", "weekly_cap", "monthly_cap", "lifetime_cap", "expiry_days"):
         if getattr(rule, name) < 0:
             bad.append(FieldViolation(f"rule.{name}", "must be >= 0"))
     if rule.cap_group and not valid_name(rule.cap_group):
@@ -52,6 +53,11 @@ def check_rule(rule: pb.Rule) -> None:
     elif which in ("action", "task"):
         if not 0 < getattr(rule, which).points <= MAX_POINTS:
             bad.append(FieldViolation(f"rule.{which}.points", "must be > 0"))
+    elif which == "online_time":
+        if not 0 < rule.online_time.points <= MAX_POINTS:
+            bad.append(FieldViolation("rule.online_time.points", "must be > 0"))
+        if rule.online_time.per_minutes <= 0:
+            bad.append(FieldViolation("rule.online_time.per_minutes", "must be > 0"))
     elif which == "purchase":
         params = rule.purchase
         if not 0 < params.points <= MAX_POINTS:
@@ -93,3 +99,72 @@ def apply_caps(points: int, limits: Sequence[tuple[str, int]]) -> tuple[int, str
         if remaining < points:
             points, capped_by = max(remaining, 0), name
     return points, capped_by
+
+
+def online_points(params: pb.OnlineTimeParams, minutes: int) -> int:
+    return (minutes // params.per_minutes) * params.points
+
+
+def check_campaign(campaign: pb.Campaign) -> None:
+    bad: list[FieldViolation] = []
+    if not valid_name(campaign.campaign_id):
+        bad.append(FieldViolation("campaign.campaign_id", "lower-case letters, digits, '_.-'"))
+    if (
+        not campaign.HasField("start_time")
+        or not campaign.HasField("end_time")
+        or (campaign.end_time.ToDatetime() <= campaign.start_time.ToDatetime())
+    ):
+        bad.append(FieldViolation("campaign.end_time", "start_time and a later end_time"))
+    if not campaign.event_types or any(
+        t == pb.EVENT_TYPE_UNSPECIFIED or t not in pb.EventType.values()
+        for t in campaign.event_types
+    ):
+        bad.append(FieldViolation("campaign.event_types", "one or more known event types"))
+    boost = campaign.WhichOneof("boost")
+    if boost is None:
+        bad.append(FieldViolation("campaign.multiplier_percent", "a multiplier or a bonus"))
+    elif boost == "multiplier_percent" and not 100 < campaign.multiplier_percent <= 10_000:
+        bad.append(FieldViolation("campaign.multiplier_percent", "must be > 100 (percent)"))
+    elif boost == "bonus_points" and not 0 < campaign.bonus_points <= MAX_POINTS:
+        bad.append(FieldViolation("campaign.bonus_points", "must be > 0"))
+    if campaign.audience == pb.AUDIENCE_NEW_USERS and campaign.new_user_days <= 0:
+        bad.append(FieldViolation("campaign.new_user_days", "must be > 0 for new users"))
+    if campaign.budget_id and not valid_name(campaign.budget_id):
+        bad.append(FieldViolation("campaign.budget_id", "must be a budget id"))
+    if bad:
+        raise InvalidArgument.fields(bad)
+
+
+def check_budget(budget: pb.Budget) -> None:
+    bad: list[FieldViolation] = []
+    if not valid_name(budget.budget_id):
+        bad.append(FieldViolation("budget.budget_id", "lower-case letters, digits, '_.-'"))
+    if budget.period == pb.BUDGET_PERIOD_UNSPECIFIED or budget.period not in (
+        pb.BudgetPeriod.values()
+    ):
+        bad.append(FieldViolation("budget.period", "DAY, MONTH or TOTAL"))
+    if not 0 < budget.points_limit <= 10**15:
+        bad.append(FieldViolation("budget.points_limit", "must be > 0"))
+    if bad:
+        raise InvalidArgument.fields(bad)
+
+
+def campaign_extra(campaigns: Sequence[pb.Campaign], points: int, max_percent: int) -> int:
+    """Extra points from campaigns: multipliers add up (150% + 200% = 250%) but the combined
+    multiplier never exceeds `max_percent`; fixed bonuses are added on top."""
+    percent = 100 + sum(
+        c.multiplier_percent - 100
+        for c in campaigns
+        if c.WhichOneof("boost") == "multiplier_percent"
+    )
+    multiplied = points * min(percent, max_percent) // 100
+    bonus = sum(c.bonus_points for c in campaigns if c.WhichOneof("boost") == "bonus_points")
+    return multiplied - points + bonus
+
+
+def period_key(period: int, day: date) -> str:
+    if period == pb.BUDGET_PERIOD_DAY:
+        return f"day:{day.isoformat()}"
+    if period == pb.BUDGET_PERIOD_MONTH:
+        return f"month:{day.year:04d}-{day.month:02d}"
+    return "total"

@@ -53,14 +53,40 @@ class Evaluator:
             response.reversed_points = await repo.reverse_order(
                 conn, event.user_id, event.order_id, event.event_id
             )
-        for rule in await repo.rules_for(conn, event.type):
-            award = await self._award(conn, event, occurred_at, rule)
+        rules = await repo.rules_for(conn, event.type)
+        if not rules:
+            return response
+        campaigns = await self._campaigns(conn, event, occurred_at)
+        budget = await Budgets.open(conn, campaigns, self.day_of(occurred_at))
+        for rule in rules:
+            award = await self._award(conn, event, occurred_at, rule, campaigns, budget)
             response.awards.append(award)
             response.total_points += award.points
+        await budget.close(conn)
         return response
 
+    async def _campaigns(
+        self, conn: Conn, event: pb.Event, occurred_at: datetime
+    ) -> list[pb.Campaign]:
+        found = []
+        for campaign in await repo.active_campaigns(conn, occurred_at):
+            if event.type not in campaign.event_types:
+                continue
+            if campaign.audience == pb.AUDIENCE_NEW_USERS:
+                since = await repo.user_since(conn, event.user_id)
+                if occurred_at - since > timedelta(days=campaign.new_user_days):
+                    continue
+            found.append(campaign)
+        return found
+
     async def _award(
-        self, conn: Conn, event: pb.Event, occurred_at: datetime, rule: pb.Rule
+        self,
+        conn: Conn,
+        event: pb.Event,
+        occurred_at: datetime,
+        rule: pb.Rule,
+        campaigns: list[pb.Campaign],
+        budget: Budgets,
     ) -> pb.Award:
         award = pb.Award(rule_id=rule.rule_id)
         day = self.day_of(occurred_at)
@@ -76,6 +102,8 @@ class Evaluator:
             award.base_points = definitions.check_in_points(rule.check_in, award.streak_day)
         elif kind == "action":
             award.base_points = rule.action.points
+        elif kind == "online_time":
+            award.base_points = definitions.online_points(rule.online_time, event.minutes)
         elif kind == "task":
             item = event.item_id if rule.task.per_item else ""
             if not await repo.complete(conn, event.user_id, rule.rule_id, item, event.event_id):
@@ -90,45 +118,137 @@ class Evaluator:
             award.base_points = definitions.purchase_points(params, event.amount.amount_minor)
             if params.pending_days:
                 matures_at = occurred_at + timedelta(days=params.pending_days)
-        award.points, award.capped_by = await self._cap(
-            conn, event.user_id, rule, day, award.base_points
-        )
-        if award.points == 0:
-            award.reason = award.reason or ("CAPPED" if award.base_points else "NOTHING_EARNED")
+        if award.base_points <= 0:
+            award.reason = "NOTHING_EARNED"
             return award
+        extra = definitions.campaign_extra(
+            campaigns, award.base_points, self.config.max_multiplier_percent
+        )
+        points, award.capped_by, keys = await self._caps(
+            conn, event.user_id, rule, day, award.base_points + extra
+        )
+        extra = max(0, points - award.base_points)
+        points, cut_by = budget.take(points, extra, [c.budget_id for c in campaigns if extra])
+        award.capped_by = cut_by or award.capped_by
+        award.points = points
+        award.campaign_points = max(0, points - award.base_points)
+        if award.campaign_points:
+            award.campaign_ids.extend(c.campaign_id for c in campaigns)
+        if points == 0:
+            award.reason = "CAPPED"
+            return award
+        await repo.count(conn, event.user_id, keys, points)
         expires_at = None
         if rule.expiry_days:
             expires_at = max(occurred_at, matures_at or occurred_at) + timedelta(
                 days=rule.expiry_days
             )
-        await repo.add_award(conn, event, rule.rule_id, award.points, matures_at, expires_at)
+        await repo.add_award(conn, event, rule.rule_id, points, matures_at, expires_at)
         if matures_at is not None:
             award.pending = True
             award.mature_time.CopyFrom(to_timestamp(matures_at))
         return award
 
-    async def _cap(
+    async def _caps(
         self, conn: Conn, user_id: str, rule: pb.Rule, day: date, points: int
-    ) -> tuple[int, str]:
-        """Apply the rule's daily and lifetime caps and its group's daily cap, then count."""
-        today = f"day:{day.isoformat()}"
+    ) -> tuple[int, str, list[tuple[str, str]]]:
+        """Cut to the rule's daily, weekly, monthly and lifetime caps and its group's daily
+        cap; return the points, what cut them, and the counters to count them in."""
         scope = f"rule:{rule.rule_id}"
-        keys = [(scope, today), (scope, "life")]
+        year, week, _ = day.isocalendar()
+        periods = {
+            "rule_daily_cap": (f"day:{day.isoformat()}", rule.daily_cap),
+            "rule_weekly_cap": (f"week:{year:04d}-W{week:02d}", rule.weekly_cap),
+            "rule_monthly_cap": (f"month:{day.year:04d}-{day.month:02d}", rule.monthly_cap),
+            "rule_lifetime_cap": ("life", rule.lifetime_cap),
+        }
+        keys = [(scope, period) for period, _ in periods.values()]
         group_cap = await repo.cap_group(conn, rule.cap_group) if rule.cap_group else None
+        group_key = (f"group:{rule.cap_group}", f"day:{day.isoformat()}")
         if group_cap is not None:
-            keys.append((f"group:{rule.cap_group}", today))
-        if points <= 0:
-            return 0, ""
+            keys.append(group_key)
         used = await repo.counted(conn, user_id, keys)
-        limits = []
-        if rule.daily_cap:
-            limits.append(("rule_daily_cap", rule.daily_cap - used.get(f"{scope}/{today}", 0)))
-        if rule.lifetime_cap:
-            limits.append(("rule_lifetime_cap", rule.lifetime_cap - used.get(f"{scope}/life", 0)))
+        limits = [
+            (name, cap - used.get(f"{scope}/{period}", 0))
+            for name, (period, cap) in periods.items()
+            if cap
+        ]
         if group_cap is not None:
-            group_used = used.get(f"group:{rule.cap_group}/{today}", 0)
-            limits.append((f"group:{rule.cap_group}", group_cap - group_used))
+            limits.append(
+                (
+                    f"group:{rule.cap_group}",
+                    group_cap - used.get(f"{group_key[0]}/{group_key[1]}", 0),
+                )
+            )
         granted, capped_by = definitions.apply_caps(points, limits)
-        if granted:
-            await repo.count(conn, user_id, keys, granted)
-        return granted, capped_by
+        return granted, capped_by, keys
+
+
+class Budgets:
+    """The budgets an event's awards draw on, locked for the event's transaction.
+
+    Global budgets bound every award; a campaign's budget bounds only the extra points the
+    campaign adds. Rows are locked once per event, in id order (after the user's row), so
+    concurrent events never overspend and never deadlock.
+    """
+
+    def __init__(self, budgets: list[pb.Budget], day: date, used: dict[str, int]) -> None:
+        self.budgets = {b.budget_id: b for b in budgets}
+        self.day = day
+        self.used = used
+        self.spent: dict[str, int] = {}
+
+    @classmethod
+    async def open(cls, conn: Conn, campaigns: list[pb.Campaign], day: date) -> Budgets:
+        named = sorted({c.budget_id for c in campaigns if c.budget_id})
+        budgets = await repo.budgets(conn, named, global_only=True)
+        used = await repo.lock_budget_usage(
+            conn, [(b.budget_id, definitions.period_key(b.period, day)) for b in budgets]
+        )
+        return cls(budgets, day, used)
+
+    def _allow(self, budget_id: str, amount: int) -> int:
+        budget = self.budgets.get(budget_id)
+        if budget is None or amount <= 0:
+            return amount
+        left = max(budget.points_limit - self.used.get(budget_id, 0), 0)
+        if amount <= left:
+            return amount
+        return 0 if budget.over_budget == pb.OVER_BUDGET_REFUSE else left
+
+    def take(self, points: int, extra: int, campaign_budgets: list[str]) -> tuple[int, str]:
+        """Points allowed out of `points` (of which `extra` came from campaigns), and the
+        budget that cut them ("" if none); records what the award will spend."""
+        cut_by = ""
+        allowed_extra = extra
+        for budget_id in sorted(set(campaign_budgets) - {""}):
+            allowed = self._allow(budget_id, allowed_extra)
+            if allowed < allowed_extra:
+                allowed_extra, cut_by = allowed, f"budget:{budget_id}"
+        points -= extra - allowed_extra
+        for budget_id, budget in sorted(self.budgets.items()):
+            if budget.applies_to_all:
+                allowed = self._allow(budget_id, points)
+                if allowed < points:
+                    allowed_extra = max(0, allowed_extra - (points - allowed))
+                    points, cut_by = allowed, f"budget:{budget_id}"
+        for budget_id, budget in self.budgets.items():
+            share = (
+                points
+                if budget.applies_to_all
+                else (allowed_extra if budget_id in campaign_budgets else 0)
+            )
+            if share:
+                self.used[budget_id] = self.used.get(budget_id, 0) + share
+                self.spent[budget_id] = self.spent.get(budget_id, 0) + share
+        return points, cut_by
+
+    async def close(self, conn: Conn) -> None:
+        if self.spent:
+            await repo.spend_budgets(
+                conn,
+                [
+                    (budget_id, definitions.period_key(self.budgets[budget_id].period, self.day), n)
+                    for budget_id, n in sorted(self.spent.items())
+                ],
+            )

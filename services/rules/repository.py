@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from asyncpg import Record
 
@@ -295,3 +295,123 @@ async def delete_blacklist(conn: Conn, kind: str, value: str) -> bool:
         "DELETE FROM blacklist WHERE kind = $1 AND value = $2 RETURNING true", kind, value
     )
     return bool(deleted)
+
+
+async def save_campaign(conn: Conn, campaign: pb.Campaign) -> None:
+    await conn.execute(
+        """
+        INSERT INTO campaigns (campaign_id, enabled, starts_at, ends_at, definition)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (campaign_id) DO UPDATE SET enabled = EXCLUDED.enabled,
+            starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
+            definition = EXCLUDED.definition, updated_at = now()
+        """,
+        campaign.campaign_id,
+        campaign.enabled,
+        campaign.start_time.ToDatetime(tzinfo=UTC),
+        campaign.end_time.ToDatetime(tzinfo=UTC),
+        campaign.SerializeToString(),
+    )
+
+
+async def all_campaigns(conn: Conn) -> list[pb.Campaign]:
+    rows = await conn.fetch("SELECT definition FROM campaigns ORDER BY campaign_id")
+    return [pb.Campaign.FromString(r["definition"]) for r in rows]
+
+
+async def active_campaigns(conn: Conn, at: datetime) -> list[pb.Campaign]:
+    rows = await conn.fetch(
+        "SELECT definition FROM campaigns WHERE enabled AND starts_at <= $1 AND ends_at > $1 "
+        "ORDER BY campaign_id",
+        at,
+    )
+    return [pb.Campaign.FromString(r["definition"]) for r in rows]
+
+
+async def user_since(conn: Conn, user_id: str) -> datetime:
+    since: datetime = await conn.fetchval(
+        "SELECT created_at FROM users WHERE user_id = $1", user_id
+    )
+    return since
+
+
+async def save_budget(conn: Conn, budget: pb.Budget) -> None:
+    await conn.execute(
+        """
+        INSERT INTO budgets (budget_id, definition, global) VALUES ($1, $2, $3)
+        ON CONFLICT (budget_id) DO UPDATE SET definition = EXCLUDED.definition,
+            global = EXCLUDED.global, updated_at = now()
+        """,
+        budget.budget_id,
+        budget.SerializeToString(),
+        budget.applies_to_all,
+    )
+
+
+async def budgets(
+    conn: Conn,
+    ids: Sequence[str] = (),
+    global_only: bool = False,
+) -> list[pb.Budget]:
+    """The global budgets plus those named in `ids` (all budgets when both are empty)."""
+    rows = await conn.fetch(
+        """
+        SELECT definition FROM budgets
+        WHERE (NOT $2 AND cardinality($1::text[]) = 0) OR global OR budget_id = ANY($1::text[])
+        ORDER BY budget_id
+        """,
+        list(ids),
+        global_only,
+    )
+    return [pb.Budget.FromString(r["definition"]) for r in rows]
+
+
+async def lock_budget_usage(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """Lock (budget_id, period_key) usage rows in id order; return used points by budget id."""
+    ordered = sorted(set(keys))
+    await conn.execute(
+        """
+        INSERT INTO budget_usage (budget_id, period_key)
+        SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING
+        """,
+        [k[0] for k in ordered],
+        [k[1] for k in ordered],
+    )
+    rows = await conn.fetch(
+        """
+        SELECT u.budget_id, u.used FROM budget_usage u
+        JOIN unnest($1::text[], $2::text[]) AS k(budget_id, period_key)
+          ON u.budget_id = k.budget_id AND u.period_key = k.period_key
+        ORDER BY u.budget_id
+        FOR UPDATE OF u
+        """,
+        [k[0] for k in ordered],
+        [k[1] for k in ordered],
+    )
+    return {r["budget_id"]: r["used"] for r in rows}
+
+
+async def spend_budgets(conn: Conn, spent: Sequence[tuple[str, str, int]]) -> None:
+    await conn.execute(
+        """
+        UPDATE budget_usage u SET used = u.used + s.points
+        FROM unnest($1::text[], $2::text[], $3::bigint[]) AS s(budget_id, period_key, points)
+        WHERE u.budget_id = s.budget_id AND u.period_key = s.period_key
+        """,
+        [s[0] for s in spent],
+        [s[1] for s in spent],
+        [s[2] for s in spent],
+    )
+
+
+async def budget_usage(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict[str, int]:
+    rows = await conn.fetch(
+        """
+        SELECT u.budget_id, u.used FROM budget_usage u
+        JOIN unnest($1::text[], $2::text[]) AS k(budget_id, period_key)
+          ON u.budget_id = k.budget_id AND u.period_key = k.period_key
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {r["budget_id"]: r["used"] for r in rows}

@@ -193,6 +193,46 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             await repo.save_cap_group(conn, request.name, request.daily_cap)
         return pb.UpsertCapGroupResponse(name=request.name, daily_cap=request.daily_cap)
 
+    async def UpsertCampaign(
+        self, request: pb.UpsertCampaignRequest, context: Context
+    ) -> pb.UpsertCampaignResponse:
+        definitions.check_campaign(request.campaign)
+        async with self.pool.acquire() as conn:
+            await repo.save_campaign(conn, request.campaign)
+        return pb.UpsertCampaignResponse(campaign=request.campaign)
+
+    async def ListCampaigns(
+        self, request: pb.ListCampaignsRequest, context: Context
+    ) -> pb.ListCampaignsResponse:
+        async with self.pool.acquire() as conn:
+            return pb.ListCampaignsResponse(campaigns=await repo.all_campaigns(conn))
+
+    async def UpsertBudget(
+        self, request: pb.UpsertBudgetRequest, context: Context
+    ) -> pb.UpsertBudgetResponse:
+        definitions.check_budget(request.budget)
+        async with self.pool.acquire() as conn:
+            await repo.save_budget(conn, request.budget)
+        return pb.UpsertBudgetResponse(budget=request.budget)
+
+    async def ListBudgets(
+        self, request: pb.ListBudgetsRequest, context: Context
+    ) -> pb.ListBudgetsResponse:
+        async with self.pool.acquire() as conn:
+            now: datetime = await conn.fetchval("SELECT now()")
+            budgets = await repo.budgets(conn)
+            day = self.evaluator.day_of(now)
+            keys = {b.budget_id: definitions.period_key(b.period, day) for b in budgets}
+            used = await repo.budget_usage(conn, list(keys.items()))
+        return pb.ListBudgetsResponse(
+            budgets=[
+                pb.BudgetUsage(
+                    budget=b, period_key=keys[b.budget_id], used_points=used.get(b.budget_id, 0)
+                )
+                for b in budgets
+            ]
+        )
+
     @staticmethod
     def _blacklist_key(kind: int, value: str) -> str:
         bad = []

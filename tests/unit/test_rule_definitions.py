@@ -6,8 +6,11 @@ from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.errors import InvalidArgument
 from services.rules.definitions import (
     apply_caps,
+    campaign_extra,
     check_in_points,
     check_rule,
+    online_points,
+    period_key,
     purchase_points,
     streak_day,
 )
@@ -66,3 +69,22 @@ def test_rule_validation_reports_each_problem() -> None:
             daily_cap=5,
         )
     )
+
+
+def test_campaigns_stack_up_to_the_maximum_multiplier() -> None:
+    double = pb.Campaign(campaign_id="double", multiplier_percent=200)
+    half_more = pb.Campaign(campaign_id="half", multiplier_percent=150)
+    bonus = pb.Campaign(campaign_id="bonus", bonus_points=7)
+    assert campaign_extra([double], 10, 300) == 10
+    assert campaign_extra([double, half_more], 10, 300) == 15  # 250%
+    assert campaign_extra([double, double, double], 10, 300) == 20  # capped at 300%
+    assert campaign_extra([double, bonus], 10, 300) == 17
+    assert campaign_extra([], 10, 300) == 0
+
+
+def test_online_time_and_budget_periods() -> None:
+    assert online_points(pb.OnlineTimeParams(points=2, per_minutes=30), 95) == 6
+    day = date(2026, 11, 25)
+    assert period_key(pb.BUDGET_PERIOD_DAY, day) == "day:2026-11-25"
+    assert period_key(pb.BUDGET_PERIOD_MONTH, day) == "month:2026-11"
+    assert period_key(pb.BUDGET_PERIOD_TOTAL, day) == "total"

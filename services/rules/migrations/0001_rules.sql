@@ -91,3 +91,29 @@ CREATE TABLE awards (
 CREATE INDEX awards_unsettled ON awards (created_at)
     WHERE transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed);
 CREATE INDEX awards_by_order ON awards (user_id, order_id) WHERE order_id <> '';
+
+-- Campaigns (the serialized loyalty.rules.v1.Campaign) and points budgets.
+CREATE TABLE campaigns (
+    campaign_id text PRIMARY KEY,
+    enabled     boolean NOT NULL,
+    starts_at   timestamptz NOT NULL,
+    ends_at     timestamptz NOT NULL,
+    definition  bytea NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE budgets (
+    budget_id  text PRIMARY KEY,
+    definition bytea NOT NULL,
+    global     boolean NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Points issued against a budget per period. Rows are locked in budget-id order after the
+-- user's row, so concurrent awards never overspend and never deadlock.
+CREATE TABLE budget_usage (
+    budget_id  text NOT NULL,
+    period_key text NOT NULL,
+    used       bigint NOT NULL DEFAULT 0 CHECK (used >= 0),
+    PRIMARY KEY (budget_id, period_key)
+);
