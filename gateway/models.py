@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt
 
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
@@ -25,7 +25,20 @@ def _iso_only(value: object) -> object:
     return value
 
 
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
+def _in_range(value: datetime) -> datetime:
+    """Times the backends can carry (protobuf Timestamps), with a zone."""
+    if value.tzinfo is None:
+        raise ValueError("must carry a time zone offset, e.g. Z or +08:00")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not 1970 <= utc.year <= 9998:
+        raise ValueError("must be between 1970 and 9998")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_range)]
 
 
 class Points(BaseModel):
