@@ -13,7 +13,10 @@ from services.common.settings import Env, SettingsError
 @dataclass(frozen=True)
 class RulesConfig:
     zone: ZoneInfo  # calendar days (check-ins, daily caps) are days in this zone
-    velocity_per_minute: int  # more events than this from one user in a minute: DENY
+    velocity_per_minute: int  # this many events from one user in a minute: DENY
+    review_per_minute: int  # this many: REVIEW (a burst, short of the DENY threshold)
+    accounts_per_device: int  # this many accounts on one device in a day: REVIEW
+    accounts_per_ip: int  # this many accounts from one IP in a day: REVIEW
     max_event_age: timedelta  # older events are refused (late ingestion window)
     settle_seconds: float  # how often unsettled awards are retried against the ledger
     max_multiplier_percent: int  # campaigns stack up to this combined multiplier
@@ -29,6 +32,9 @@ class RulesConfig:
         return cls(
             zone=zone,
             velocity_per_minute=env.integer("RULES_VELOCITY_PER_MINUTE", 30, minimum=1),
+            review_per_minute=env.integer("RULES_REVIEW_PER_MINUTE", 20, minimum=1),
+            accounts_per_device=env.integer("RULES_ACCOUNTS_PER_DEVICE", 3, minimum=2),
+            accounts_per_ip=env.integer("RULES_ACCOUNTS_PER_IP", 20, minimum=2),
             max_event_age=timedelta(days=env.integer("RULES_MAX_EVENT_AGE_DAYS", 7, minimum=1)),
             settle_seconds=env.number("RULES_SETTLE_SECONDS", 5.0, minimum=0.1),
             max_multiplier_percent=env.integer(

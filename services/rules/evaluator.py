@@ -24,13 +24,24 @@ class Risk:
 
 
 async def assess(conn: Conn, config: RulesConfig, user_id: str, device_id: str, ip: str) -> Risk:
-    """Blacklists, then velocity (events this user sent in the last minute)."""
-    reasons = [
-        f"BLACKLISTED_{kind}" for kind in await repo.blacklisted(conn, user_id, device_id, ip)
-    ]
-    if await repo.recent_events(conn, user_id) >= config.velocity_per_minute:
-        reasons.append("VELOCITY")
-    return Risk(pb.DECISION_DENY if reasons else pb.DECISION_ALLOW, reasons)
+    """DENY on a blacklist match or a velocity breach; REVIEW on softer farming signals (a
+    burst of events, many accounts on one device or IP); else ALLOW. Always with reasons."""
+    deny = [f"BLACKLISTED_{kind}" for kind in await repo.blacklisted(conn, user_id, device_id, ip)]
+    recent = await repo.recent_events(conn, user_id)
+    if recent >= config.velocity_per_minute:
+        deny.append("VELOCITY")
+    if deny:
+        return Risk(pb.DECISION_DENY, deny)
+    review = []
+    if recent >= config.review_per_minute:
+        review.append("BURST")
+    if device_id and await repo.accounts_seen(conn, "device_id", device_id, user_id) >= (
+        config.accounts_per_device
+    ):
+        review.append("SHARED_DEVICE")
+    if ip and await repo.accounts_seen(conn, "ip", ip, user_id) >= config.accounts_per_ip:
+        review.append("SHARED_IP")
+    return Risk(pb.DECISION_REVIEW if review else pb.DECISION_ALLOW, review)
 
 
 class Evaluator:
@@ -58,8 +69,9 @@ class Evaluator:
             return response
         campaigns = await self._campaigns(conn, event, occurred_at)
         budget = await Budgets.open(conn, campaigns, self.day_of(occurred_at))
+        in_review = risk.decision == pb.DECISION_REVIEW
         for rule in rules:
-            award = await self._award(conn, event, occurred_at, rule, campaigns, budget)
+            award = await self._award(conn, event, occurred_at, rule, campaigns, budget, in_review)
             response.awards.append(award)
             response.total_points += award.points
         await budget.close(conn)
@@ -87,6 +99,7 @@ class Evaluator:
         rule: pb.Rule,
         campaigns: list[pb.Campaign],
         budget: Budgets,
+        in_review: bool,
     ) -> pb.Award:
         award = pb.Award(rule_id=rule.rule_id)
         day = self.day_of(occurred_at)
@@ -143,7 +156,8 @@ class Evaluator:
             expires_at = max(occurred_at, matures_at or occurred_at) + timedelta(
                 days=rule.expiry_days
             )
-        await repo.add_award(conn, event, rule.rule_id, points, matures_at, expires_at)
+        await repo.add_award(conn, event, rule.rule_id, points, matures_at, expires_at, in_review)
+        award.in_review = in_review
         if matures_at is not None:
             award.pending = True
             award.mature_time.CopyFrom(to_timestamp(matures_at))

@@ -36,22 +36,28 @@ async def find_event(conn: Conn, user_id: str, event_id: str) -> Record | None:
 
 
 async def save_event(
-    conn: Conn, event: pb.Event, occurred_at: datetime, payload_sha256: bytes, response: bytes
+    conn: Conn,
+    event: pb.Event,
+    occurred_at: datetime,
+    payload_sha256: bytes,
+    response: pb.RecordEventResponse,
 ) -> None:
     await conn.execute(
         """
         INSERT INTO events (user_id, event_id, event_type, payload_sha256, response, occurred_at,
-                            device_id, ip)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                            device_id, ip, decision, risk_reasons)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         """,
         event.user_id,
         event.event_id,
         pb.EventType.Name(event.type),
         payload_sha256,
-        response,
+        response.SerializeToString(),
         occurred_at,
         event.device_id,
         event.ip,
+        pb.Decision.Name(response.decision).removeprefix("DECISION_"),
+        list(response.risk_reasons),
     )
 
 
@@ -70,6 +76,23 @@ async def blacklisted(conn: Conn, user_id: str, device_id: str, ip: str) -> list
         ip,
     )
     return [r["kind"] for r in rows]
+
+
+async def accounts_seen(conn: Conn, column: str, value: str, user_id: str) -> int:
+    """Distinct accounts (this one included) seen on a device or IP in the last day."""
+    assert column in ("device_id", "ip")
+    count: int = await conn.fetchval(
+        f"""
+        SELECT count(*) FROM (
+            SELECT user_id FROM events
+            WHERE {column} = $1 AND recorded_at > now() - interval '1 day'
+            UNION SELECT $2
+        ) accounts
+        """,
+        value,
+        user_id,
+    )
+    return count
 
 
 async def recent_events(conn: Conn, user_id: str) -> int:
@@ -196,11 +219,13 @@ async def add_award(
     points: int,
     matures_at: datetime | None,
     expires_at: datetime | None,
+    in_review: bool = False,
 ) -> None:
     await conn.execute(
         """
-        INSERT INTO awards (user_id, event_id, rule_id, points, order_id, matures_at, expires_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        INSERT INTO awards (user_id, event_id, rule_id, points, order_id, matures_at, expires_at,
+                            review)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         """,
         event.user_id,
         event.event_id,
@@ -209,6 +234,7 @@ async def add_award(
         event.order_id,
         matures_at,
         expires_at,
+        "PENDING" if in_review else "",
     )
 
 
@@ -235,7 +261,8 @@ async def unsettled(conn: Conn, user_id: str) -> list[Record]:
         await conn.fetch(
             """
         SELECT * FROM awards
-        WHERE user_id = $1 AND (transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed))
+        WHERE user_id = $1 AND review IN ('', 'APPROVED')
+          AND (transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed))
         ORDER BY created_at, event_id, rule_id
         """,
             user_id,
@@ -247,7 +274,8 @@ async def users_with_unsettled(conn: Conn, limit: int) -> list[str]:
     rows = await conn.fetch(
         """
         SELECT DISTINCT user_id FROM awards
-        WHERE transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed)
+        WHERE review IN ('', 'APPROVED')
+          AND (transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed))
         LIMIT $1
         """,
         limit,
@@ -415,3 +443,44 @@ async def budget_usage(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict[str,
         [k[1] for k in keys],
     )
     return {r["budget_id"]: r["used"] for r in rows}
+
+
+async def reviews(conn: Conn, after: tuple[datetime, str, str] | None, limit: int) -> list[Record]:
+    """Events decided REVIEW that still have awards waiting, oldest first."""
+    return list(
+        await conn.fetch(
+            """
+        SELECT e.user_id, e.event_id, e.event_type, e.risk_reasons, e.recorded_at,
+               sum(a.points)::bigint AS points
+        FROM events e
+        JOIN awards a ON a.user_id = e.user_id AND a.event_id = e.event_id
+        WHERE e.decision = 'REVIEW' AND a.review = 'PENDING'
+          AND ($1::timestamptz IS NULL OR (e.recorded_at, e.user_id, e.event_id) > ($1, $2, $3))
+        GROUP BY e.user_id, e.event_id, e.event_type, e.risk_reasons, e.recorded_at
+        ORDER BY e.recorded_at, e.user_id, e.event_id
+        LIMIT $4
+        """,
+            after[0] if after else None,
+            after[1] if after else "",
+            after[2] if after else "",
+            limit + 1,
+        )
+    )
+
+
+async def decide_review(conn: Conn, user_id: str, event_id: str, decision: str) -> int | None:
+    """APPROVED or REJECTED for the event's waiting awards; their points, None if none."""
+    total: int | None = await conn.fetchval(
+        """
+        WITH decided AS (
+            UPDATE awards SET review = $3
+            WHERE user_id = $1 AND event_id = $2 AND review = 'PENDING'
+            RETURNING points
+        )
+        SELECT sum(points)::bigint FROM decided
+        """,
+        user_id,
+        event_id,
+        decision,
+    )
+    return total

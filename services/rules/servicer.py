@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,9 +13,9 @@ import grpc
 from loyalty.common.v1 import common_pb2
 from loyalty.rules.v1 import rules_pb2 as pb
 from loyalty.rules.v1 import rules_pb2_grpc as pb_grpc
-from services.common.errors import DomainError, FieldViolation, InvalidArgument
+from services.common.errors import DomainError, FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import fingerprint, key_reused
-from services.common.timestamps import from_timestamp
+from services.common.timestamps import from_timestamp, to_timestamp
 from services.rules import definitions
 from services.rules import repository as repo
 from services.rules.config import RulesConfig
@@ -75,9 +77,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             else:
                 occurred_at = self._occurred_at(event, now, prefix)
                 response = await self.evaluator.evaluate(conn, event, occurred_at)
-                await repo.save_event(
-                    conn, event, occurred_at, print_, response.SerializeToString()
-                )
+                await repo.save_event(conn, event, occurred_at, print_, response)
         # Credit (or reverse) right away so the user sees the points now; retried if it fails.
         await self.settlement.try_settle_user(event.user_id)
         return response
@@ -232,6 +232,74 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
                 for b in budgets
             ]
         )
+
+    async def ListReviews(
+        self, request: pb.ListReviewsRequest, context: Context
+    ) -> pb.ListReviewsResponse:
+        if not 0 <= request.page_size <= 200:
+            raise InvalidArgument.fields([FieldViolation("page_size", "between 0 and 200")])
+        after = None
+        if request.page_token:
+            try:
+                stamp, user_id, event_id = json.loads(
+                    base64.urlsafe_b64decode(request.page_token.encode())
+                )
+                after = (datetime.fromisoformat(stamp), str(user_id), str(event_id))
+            except (ValueError, TypeError):
+                raise InvalidArgument.fields(
+                    [FieldViolation("page_token", "is not a token returned by this RPC")]
+                ) from None
+        limit = request.page_size or 50
+        async with self.pool.acquire() as conn:
+            rows = await repo.reviews(conn, after, limit)
+        page = rows[:limit]
+        response = pb.ListReviewsResponse(
+            reviews=[
+                pb.Review(
+                    user_id=r["user_id"],
+                    event_id=r["event_id"],
+                    event_type=pb.EventType.Value(r["event_type"]),
+                    reasons=r["risk_reasons"],
+                    points=r["points"],
+                    record_time=to_timestamp(r["recorded_at"]),
+                )
+                for r in page
+            ]
+        )
+        if len(rows) > limit:
+            last = page[-1]
+            response.next_page_token = base64.urlsafe_b64encode(
+                json.dumps(
+                    [last["recorded_at"].isoformat(), last["user_id"], last["event_id"]]
+                ).encode()
+            ).decode()
+        return response
+
+    async def _decide(self, user_id: str, event_id: str, decision: str) -> int:
+        if not 0 < len(user_id) <= 128 or not 0 < len(event_id) <= 256:
+            raise InvalidArgument.fields([FieldViolation("event_id", "user_id and event_id")])
+        async with self.pool.acquire() as conn:
+            points = await repo.decide_review(conn, user_id, event_id, decision)
+        if points is None:
+            raise NotFound(
+                "REVIEW_NOT_FOUND",
+                "no awards of this event wait for review",
+                {"user_id": user_id, "event_id": event_id},
+            )
+        return points
+
+    async def ApproveReview(
+        self, request: pb.ApproveReviewRequest, context: Context
+    ) -> pb.ApproveReviewResponse:
+        points = await self._decide(request.user_id, request.event_id, "APPROVED")
+        await self.settlement.try_settle_user(request.user_id)
+        return pb.ApproveReviewResponse(points=points)
+
+    async def RejectReview(
+        self, request: pb.RejectReviewRequest, context: Context
+    ) -> pb.RejectReviewResponse:
+        points = await self._decide(request.user_id, request.event_id, "REJECTED")
+        return pb.RejectReviewResponse(points=points)
 
     @staticmethod
     def _blacklist_key(kind: int, value: str) -> str:

@@ -35,6 +35,7 @@ async def rules_host(database_url: str, ledger_host: ServiceHost) -> AsyncIterat
     env = {
         "LEDGER_ADDR": f"127.0.0.1:{ledger_host.port}",
         "RULES_VELOCITY_PER_MINUTE": "40",
+        "RULES_REVIEW_PER_MINUTE": "30",
         "RULES_SETTLE_SECONDS": "0.2",
     }
     async with running(RULES, database_url, env) as host:

@@ -40,6 +40,8 @@ CREATE TABLE events (
     occurred_at    timestamptz NOT NULL,
     device_id      text NOT NULL DEFAULT '',
     ip             text NOT NULL DEFAULT '',
+    decision       text NOT NULL DEFAULT 'ALLOW',
+    risk_reasons   text[] NOT NULL DEFAULT '{}',
     recorded_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, event_id)
 );
@@ -85,11 +87,14 @@ CREATE TABLE awards (
     transfer_id  text,          -- the ledger's credit, once confirmed
     reversed_by  text,          -- the refund event that took it back
     reversed     boolean NOT NULL DEFAULT false,  -- the ledger confirmed the reversal
+    -- '' (no review), or an operator's decision on an event decided REVIEW.
+    review       text NOT NULL DEFAULT '' CHECK (review IN ('', 'PENDING', 'APPROVED', 'REJECTED')),
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, event_id, rule_id)
 );
 CREATE INDEX awards_unsettled ON awards (created_at)
-    WHERE transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed);
+    WHERE review IN ('', 'APPROVED')
+      AND (transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed));
 CREATE INDEX awards_by_order ON awards (user_id, order_id) WHERE order_id <> '';
 
 -- Campaigns (the serialized loyalty.rules.v1.Campaign) and points budgets.
@@ -117,3 +122,8 @@ CREATE TABLE budget_usage (
     used       bigint NOT NULL DEFAULT 0 CHECK (used >= 0),
     PRIMARY KEY (budget_id, period_key)
 );
+
+-- Risk review and cross-account signals.
+CREATE INDEX events_in_review ON events (recorded_at) WHERE decision = 'REVIEW';
+CREATE INDEX events_by_device ON events (device_id, recorded_at) WHERE device_id <> '';
+CREATE INDEX events_by_ip ON events (ip, recorded_at) WHERE ip <> '';

@@ -4,6 +4,7 @@ exactly-once crediting, and risk decisions."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import grpc
 import pytest
@@ -154,12 +155,14 @@ async def test_blacklisted_device_denies_every_account_on_it(rules: RulesStub, u
     assert clean.decision == pb.DECISION_ALLOW
 
 
-async def test_velocity_denies_a_burst(rules: RulesStub, user: str) -> None:
+async def test_a_burst_goes_to_review_then_is_denied(rules: RulesStub, user: str) -> None:
     decisions = [
         (await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE))).decision for _ in range(42)
     ]
-    assert decisions[:40] == [pb.DECISION_ALLOW] * 40  # RULES_VELOCITY_PER_MINUTE=40
-    assert decisions[40:] == [pb.DECISION_DENY] * 2
+    # RULES_REVIEW_PER_MINUTE=30, RULES_VELOCITY_PER_MINUTE=40
+    assert (
+        decisions == [pb.DECISION_ALLOW] * 30 + [pb.DECISION_REVIEW] * 10 + [pb.DECISION_DENY] * 2
+    )
 
 
 async def test_bad_events_are_refused_with_field_violations(rules: RulesStub, user: str) -> None:
@@ -178,3 +181,39 @@ async def test_batch_of_events(rules: RulesStub, user: str) -> None:
     assert [r.WhichOneof("result") for r in reply.results] == ["response", "error"]
     assert reply.results[0].response.total_points == 1
     assert reply.results[1].error.reason == "INVALID_ARGUMENT"
+
+
+async def test_review_holds_points_until_an_operator_decides(
+    rules: RulesStub, ledger: LedgerStub
+) -> None:
+    device = f"farm-{uuid.uuid4().hex[:8]}"
+    accounts = [f"farm-{uuid.uuid4().hex[:8]}" for _ in range(4)]
+    replies = [
+        await rules.RecordEvent(event(a, pb.EVENT_TYPE_LIKE, device_id=device)) for a in accounts
+    ]
+    # RULES_ACCOUNTS_PER_DEVICE defaults to 3: the third account on the device is reviewed.
+    assert [r.decision for r in replies] == [pb.DECISION_ALLOW] * 2 + [pb.DECISION_REVIEW] * 2
+    assert list(replies[2].risk_reasons) == ["SHARED_DEVICE"]
+    assert replies[2].awards[0].in_review and replies[2].total_points == 1
+    await asyncio.sleep(0.5)  # let the settlement loop run: reviewed points must stay out
+    assert [(await balance(ledger, a)).available for a in accounts] == [1, 1, 0, 0]
+    waiting = {
+        (r.user_id, r.event_id)
+        for r in (await rules.ListReviews(pb.ListReviewsRequest(page_size=200))).reviews
+    }
+    assert {(accounts[2], replies[2].event_id), (accounts[3], replies[3].event_id)} <= waiting
+    approved = await rules.ApproveReview(
+        pb.ApproveReviewRequest(user_id=accounts[2], event_id=replies[2].event_id)
+    )
+    rejected = await rules.RejectReview(
+        pb.RejectReviewRequest(user_id=accounts[3], event_id=replies[3].event_id)
+    )
+    assert (approved.points, rejected.points) == (1, 1)
+    await asyncio.sleep(0.5)
+    assert [(await balance(ledger, a)).available for a in accounts] == [1, 1, 1, 0]
+    again = await fails(
+        rules.ApproveReview(
+            pb.ApproveReviewRequest(user_id=accounts[3], event_id=replies[3].event_id)
+        )
+    )
+    assert again.reason == "REVIEW_NOT_FOUND"  # decided once, for good
