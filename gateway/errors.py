@@ -48,6 +48,18 @@ HTTP_STATUS_NAMES = {
 }
 
 
+_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def http_code(status_number: int, reason: str) -> tuple[int, str]:
+    """The HTTP code and gRPC status name for a numeric gRPC status (e.g. from a batch)."""
+    status = _STATUS_BY_NUMBER.get(status_number, grpc.StatusCode.UNKNOWN)
+    code = GRPC_TO_HTTP.get(status, 502)
+    if status == grpc.StatusCode.FAILED_PRECONDITION and reason in UNPROCESSABLE_REASONS:
+        code = 422
+    return code, status.name
+
+
 class HttpError(Exception):
     def __init__(
         self, code: int, reason: str, message: str, details: dict[str, Any] | None = None

@@ -252,6 +252,7 @@ class EventIn(BaseModel):
     item_id: str = Field(default="", max_length=128)
     device_id: str = Field(default="", max_length=128)
     ip: str = Field(default="", max_length=128)
+    minutes: StrictInt = Field(default=0, ge=0, le=24 * 60)
 
 
 class ErrorBody(BaseModel):

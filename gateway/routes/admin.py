@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path, Query
 from google.protobuf import json_format
 from pydantic import BaseModel, Field, StrictInt
 
@@ -51,6 +51,90 @@ async def put_rule(
         rpb.UpsertRuleRequest(rule=message), timeout=services.timeout
     )
     return _json(reply.rule)
+
+
+def _parse(body: dict[str, Any], message: Any, what: str) -> Any:
+    try:
+        return json_format.ParseDict(body, message)
+    except json_format.ParseError as exc:
+        raise HttpError(400, "INVALID_ARGUMENT", f"not a valid {what}: {exc}") from None
+
+
+@router.get("/campaigns")
+async def list_campaigns(services: Services) -> dict[str, Any]:
+    """Every campaign, as protobuf JSON."""
+    return _json(
+        await services.rules.ListCampaigns(rpb.ListCampaignsRequest(), timeout=services.timeout)
+    )
+
+
+@router.put("/campaigns/{campaign_id}")
+async def put_campaign(
+    campaign_id: Name, services: Services, campaign: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Create or replace a campaign (protobuf JSON of loyalty.rules.v1.Campaign)."""
+    message = _parse(campaign, rpb.Campaign(), "campaign")
+    message.campaign_id = campaign_id
+    reply = await services.rules.UpsertCampaign(
+        rpb.UpsertCampaignRequest(campaign=message), timeout=services.timeout
+    )
+    return _json(reply.campaign)
+
+
+@router.get("/budgets")
+async def list_budgets(services: Services) -> dict[str, Any]:
+    """Every budget with its use in the current period."""
+    return _json(
+        await services.rules.ListBudgets(rpb.ListBudgetsRequest(), timeout=services.timeout)
+    )
+
+
+@router.put("/budgets/{budget_id}")
+async def put_budget(
+    budget_id: Name, services: Services, budget: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Create or replace a points budget (protobuf JSON of loyalty.rules.v1.Budget)."""
+    message = _parse(budget, rpb.Budget(), "budget")
+    message.budget_id = budget_id
+    reply = await services.rules.UpsertBudget(
+        rpb.UpsertBudgetRequest(budget=message), timeout=services.timeout
+    )
+    return _json(reply.budget)
+
+
+@router.get("/reviews")
+async def list_reviews(
+    services: Services,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+    page_token: Annotated[str, Query(max_length=500)] = "",
+) -> dict[str, Any]:
+    """Events whose points wait for an operator, oldest first."""
+    return _json(
+        await services.rules.ListReviews(
+            rpb.ListReviewsRequest(page_size=page_size, page_token=page_token),
+            timeout=services.timeout,
+        )
+    )
+
+
+@router.post("/reviews/{user_id}/{event_id}/{decision}")
+async def decide_review(
+    user_id: Annotated[str, Path(min_length=1, max_length=128)],
+    event_id: Annotated[str, Path(min_length=1, max_length=256)],
+    decision: Literal["approve", "reject"],
+    services: Services,
+) -> dict[str, Any]:
+    """Approve (credit) or reject (never credit) a reviewed event's points."""
+    if decision == "approve":
+        reply: Any = await services.rules.ApproveReview(
+            rpb.ApproveReviewRequest(user_id=user_id, event_id=event_id),
+            timeout=services.timeout * 3,
+        )
+    else:
+        reply = await services.rules.RejectReview(
+            rpb.RejectReviewRequest(user_id=user_id, event_id=event_id), timeout=services.timeout
+        )
+    return {"decision": decision, "points": reply.points}
 
 
 class CapGroup(BaseModel):

@@ -335,3 +335,32 @@ async def test_lottery_draw_over_http(
     assert verified.json()["matches"] is True
     wallet = (await http.get("/v1/me/wallet", headers=bearer(user))).json()
     assert wallet["points"]["available"] == 100 - 20 + int(result["points_won"])
+
+
+async def test_event_batch_and_review_admin(http: httpx.AsyncClient, user: str) -> None:
+    writer = {**bearer("backend", "events:write")}
+    body = {
+        "events": [
+            {"event_id": f"b1-{user}", "user_id": user, "type": "LIKE"},
+            {"event_id": f"b2-{user}", "user_id": user, "type": "PURCHASE"},
+        ]
+    }
+    reply = await http.post("/v1/events/batch", headers=writer, json=body)
+    assert reply.status_code == 200, reply.text
+    first, second = reply.json()
+    assert first["result"]["total_points"] == 1 and first["error"] is None
+    assert (second["error"]["code"], second["error"]["reason"]) == (400, "INVALID_ARGUMENT")
+    admin = bearer("operator", "admin")
+    budget = {
+        "period": "BUDGET_PERIOD_DAY",
+        "points_limit": "1000000",
+        "over_budget": "OVER_BUDGET_CUT",
+    }
+    stored = await http.put(f"/v1/admin/budgets/b-{user[-8:]}", headers=admin, json=budget)
+    assert stored.status_code == 200, stored.text
+    listed = (await http.get("/v1/admin/budgets", headers=admin)).json()["budgets"]
+    assert f"b-{user[-8:]}" in {b["budget"]["budget_id"] for b in listed}
+    reviews = await http.get("/v1/admin/reviews", headers=admin)
+    assert reviews.status_code == 200
+    missing = await http.post(f"/v1/admin/reviews/{user}/nope/approve", headers=admin)
+    assert_error(missing, 404, "REVIEW_NOT_FOUND")
