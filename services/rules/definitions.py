@@ -18,6 +18,7 @@ PARAMS_FOR_KIND = {
     pb.RULE_KIND_PURCHASE: "purchase",
     pb.RULE_KIND_TASK: "task",
     pb.RULE_KIND_ONLINE_TIME: "online_time",
+    pb.RULE_KIND_INVITE: "invite",
 }
 
 
@@ -50,7 +51,7 @@ def check_rule(rule: pb.Rule) -> None:
         table = rule.check_in.streak_points
         if not table or any(not 0 < p <= MAX_POINTS for p in table):
             bad.append(FieldViolation("rule.check_in.streak_points", "1+ entries, each > 0"))
-    elif which in ("action", "task"):
+    elif which in ("action", "task", "invite"):
         if not 0 < getattr(rule, which).points <= MAX_POINTS:
             bad.append(FieldViolation(f"rule.{which}.points", "must be > 0"))
     elif which == "online_time":

@@ -64,6 +64,10 @@ class Evaluator:
             response.reversed_points = await repo.reverse_order(
                 conn, event.user_id, event.order_id, event.event_id
             )
+        if event.referrer_id:
+            response.referral = await repo.record_referral(
+                conn, event.user_id, event.referrer_id, event.event_id
+            )
         rules = await repo.rules_for(conn, event.type)
         if not rules:
             return response
@@ -105,6 +109,7 @@ class Evaluator:
         day = self.day_of(occurred_at)
         matures_at: datetime | None = None
         kind = rule.WhichOneof("params")
+        earner = event.user_id  # who the points go to (the referrer, for invite rules)
         if kind == "check_in":
             last_day, length = await repo.streak(conn, event.user_id, rule.rule_id)
             award.streak_day = definitions.streak_day(last_day, length, day)
@@ -115,6 +120,19 @@ class Evaluator:
             award.base_points = definitions.check_in_points(rule.check_in, award.streak_day)
         elif kind == "action":
             award.base_points = rule.action.points
+        elif kind == "invite":
+            referrer = await repo.referrer_of(conn, event.user_id)
+            if referrer is None:
+                award.reason = "NO_REFERRER"
+                return award
+            if not await repo.reward_invite(conn, referrer, event.user_id, rule.rule_id):
+                award.reason = "ALREADY_REWARDED"
+                return award
+            # Lock the referrer too: invitations form a forest (no loops), so the order
+            # invitee-then-referrer can never deadlock.
+            await repo.lock_user(conn, referrer)
+            earner = award.beneficiary_user_id = referrer
+            award.base_points = rule.invite.points
         elif kind == "online_time":
             award.base_points = definitions.online_points(rule.online_time, event.minutes)
         elif kind == "task":
@@ -138,7 +156,7 @@ class Evaluator:
             campaigns, award.base_points, self.config.max_multiplier_percent
         )
         points, award.capped_by, keys = await self._caps(
-            conn, event.user_id, rule, day, award.base_points + extra
+            conn, earner, rule, day, award.base_points + extra
         )
         extra = max(0, points - award.base_points)
         points, cut_by = budget.take(points, extra, [c.budget_id for c in campaigns if extra])
@@ -150,13 +168,22 @@ class Evaluator:
         if points == 0:
             award.reason = "CAPPED"
             return award
-        await repo.count(conn, event.user_id, keys, points)
+        await repo.count(conn, earner, keys, points)
         expires_at = None
         if rule.expiry_days:
             expires_at = max(occurred_at, matures_at or occurred_at) + timedelta(
                 days=rule.expiry_days
             )
-        await repo.add_award(conn, event, rule.rule_id, points, matures_at, expires_at, in_review)
+        await repo.add_award(
+            conn,
+            event,
+            rule.rule_id,
+            points,
+            matures_at,
+            expires_at,
+            in_review,
+            award.beneficiary_user_id,
+        )
         award.in_review = in_review
         if matures_at is not None:
             award.pending = True

@@ -220,15 +220,18 @@ async def add_award(
     matures_at: datetime | None,
     expires_at: datetime | None,
     in_review: bool = False,
+    beneficiary: str = "",
 ) -> None:
+    """An award for the event's user, or for `beneficiary` (a referrer), keyed so it never
+    collides with the beneficiary's own events."""
     await conn.execute(
         """
         INSERT INTO awards (user_id, event_id, rule_id, points, order_id, matures_at, expires_at,
                             review)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         """,
-        event.user_id,
-        event.event_id,
+        beneficiary or event.user_id,
+        f"invite:{event.user_id}:{event.event_id}" if beneficiary else event.event_id,
         rule_id,
         points,
         event.order_id,
@@ -484,3 +487,58 @@ async def decide_review(conn: Conn, user_id: str, event_id: str, decision: str) 
         decision,
     )
     return total
+
+
+async def referrer_of(conn: Conn, user_id: str) -> str | None:
+    found: str | None = await conn.fetchval(
+        "SELECT referrer_id FROM referrals WHERE user_id = $1", user_id
+    )
+    return found
+
+
+async def record_referral(conn: Conn, user_id: str, referrer_id: str, event_id: str) -> str:
+    """RECORDED, ALREADY_REFERRED, SELF_INVITE or INVITE_LOOP (the referrer descends from
+    the invitee, so the invitation would close a loop)."""
+    if referrer_id == user_id:
+        return "SELF_INVITE"
+    if await referrer_of(conn, user_id) is not None:
+        return "ALREADY_REFERRED"  # the first invitation stands
+    loop = await conn.fetchval(
+        """
+        WITH RECURSIVE chain(user_id, depth) AS (
+            SELECT $2::text, 0
+            UNION ALL
+            SELECT r.referrer_id, c.depth + 1 FROM referrals r
+            JOIN chain c ON r.user_id = c.user_id WHERE c.depth < 1000
+        )
+        SELECT true FROM chain WHERE user_id = $1 LIMIT 1
+        """,
+        user_id,
+        referrer_id,
+    )
+    if loop:
+        return "INVITE_LOOP"
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO referrals (user_id, referrer_id, event_id) VALUES ($1, $2, $3)
+        ON CONFLICT (user_id) DO NOTHING RETURNING true
+        """,
+        user_id,
+        referrer_id,
+        event_id,
+    )
+    return "RECORDED" if inserted else "ALREADY_REFERRED"
+
+
+async def reward_invite(conn: Conn, referrer_id: str, invitee_id: str, rule_id: str) -> bool:
+    """Claim the invite reward for this invitee and rule; False if it was paid before."""
+    claimed = await conn.fetchval(
+        """
+        INSERT INTO invite_rewards (user_id, invitee_id, rule_id) VALUES ($1, $2, $3)
+        ON CONFLICT DO NOTHING RETURNING true
+        """,
+        referrer_id,
+        invitee_id,
+        rule_id,
+    )
+    return bool(claimed)

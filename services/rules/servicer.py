@@ -47,10 +47,10 @@ def check_event(event: pb.Event, prefix: str = "event") -> None:
         fail("order_id", "is required for purchases and refunds")
     if event.type in NEEDS_ITEM and not event.item_id:
         fail("item_id", "is required for lessons and tasks")
-    for name in ("order_id", "item_id", "device_id", "ip"):
+    for name in ("order_id", "item_id", "device_id", "ip", "referrer_id"):
         if len(getattr(event, name)) > 128:
             fail(name, "at most 128 characters")
-    for name in ("event_id", "user_id", "order_id", "item_id", "device_id", "ip"):
+    for name in ("event_id", "user_id", "order_id", "item_id", "device_id", "ip", "referrer_id"):
         if "\x00" in getattr(event, name):
             fail(name, "must not contain NUL characters")  # PostgreSQL text cannot hold them
     if bad:
@@ -78,8 +78,12 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
                 occurred_at = self._occurred_at(event, now, prefix)
                 response = await self.evaluator.evaluate(conn, event, occurred_at)
                 await repo.save_event(conn, event, occurred_at, print_, response)
-        # Credit (or reverse) right away so the user sees the points now; retried if it fails.
-        await self.settlement.try_settle_user(event.user_id)
+        # Credit (or reverse) right away so users see the points now; retried if it fails.
+        for user_id in sorted(
+            {event.user_id}
+            | {a.beneficiary_user_id for a in response.awards if a.beneficiary_user_id}
+        ):
+            await self.settlement.try_settle_user(user_id)
         return response
 
     def _occurred_at(self, event: pb.Event, now: datetime, prefix: str) -> datetime:

@@ -127,3 +127,19 @@ CREATE TABLE budget_usage (
 CREATE INDEX events_in_review ON events (recorded_at) WHERE decision = 'REVIEW';
 CREATE INDEX events_by_device ON events (device_id, recorded_at) WHERE device_id <> '';
 CREATE INDEX events_by_ip ON events (ip, recorded_at) WHERE ip <> '';
+
+-- Invitations: who invited whom (a forest: no loops), and which invite rewards were paid.
+CREATE TABLE referrals (
+    user_id     text PRIMARY KEY,   -- the invitee
+    referrer_id text NOT NULL CHECK (referrer_id <> user_id),
+    event_id    text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX referrals_by_referrer ON referrals (referrer_id, created_at);
+
+CREATE TABLE invite_rewards (
+    user_id    text NOT NULL,       -- the referrer
+    invitee_id text NOT NULL,
+    rule_id    text NOT NULL,
+    PRIMARY KEY (user_id, invitee_id, rule_id)
+);
