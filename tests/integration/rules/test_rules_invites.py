@@ -19,11 +19,18 @@ def register(user: str, referrer: str) -> pb.RecordEventRequest:
 async def test_referrer_earns_once_when_the_invitee_completes_the_profile(
     rules: RulesStub, ledger: LedgerStub
 ) -> None:
-    await rules.UpsertRule(pb.UpsertRuleRequest(rule=pb.Rule(
-        rule_id="invite-profile", kind=pb.RULE_KIND_INVITE,
-        event_type=pb.EVENT_TYPE_PROFILE_COMPLETED, enabled=True,
-        invite=pb.InviteParams(points=300), daily_cap=600,
-    )))
+    await rules.UpsertRule(
+        pb.UpsertRuleRequest(
+            rule=pb.Rule(
+                rule_id="invite-profile",
+                kind=pb.RULE_KIND_INVITE,
+                event_type=pb.EVENT_TYPE_PROFILE_COMPLETED,
+                enabled=True,
+                invite=pb.InviteParams(points=300),
+                daily_cap=600,
+            )
+        )
+    )
     alice, bob, carol = (f"{name}-{uuid.uuid4().hex[:8]}" for name in ("alice", "bob", "carol"))
     assert (await rules.RecordEvent(register(bob, alice))).referral == "RECORDED"
     assert (await rules.RecordEvent(register(carol, bob))).referral == "RECORDED"
