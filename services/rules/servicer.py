@@ -237,6 +237,44 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             ]
         )
 
+    async def SimulateEvents(
+        self, request: pb.SimulateEventsRequest, context: Context
+    ) -> pb.SimulateEventsResponse:
+        if not 0 < len(request.events) <= 1000:
+            raise InvalidArgument.fields([FieldViolation("events", "1 to 1000 events")])
+        for index, rule in enumerate(request.draft_rules):
+            try:
+                definitions.check_rule(rule)
+            except InvalidArgument as exc:
+                raise InvalidArgument.fields(
+                    [
+                        FieldViolation(
+                            f"draft_rules[{index}].{v.field.removeprefix('rule.')}", v.description
+                        )
+                        for v in exc.violations
+                    ]
+                ) from None
+        for index, event in enumerate(request.events):
+            check_event(event, f"events[{index}]")
+        response = pb.SimulateEventsResponse()
+        async with self.pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:  # everything below is rolled back: a simulation has no effects
+                for rule in request.draft_rules:
+                    await repo.save_rule(conn, rule)
+                for index, event in enumerate(request.events):
+                    now = await repo.lock_user(conn, event.user_id)
+                    occurred_at = self._occurred_at(event, now, f"events[{index}]")
+                    # Streaks, caps and budgets move within the simulation; risk signals see
+                    # only recorded events.
+                    result = await self.evaluator.evaluate(conn, event, occurred_at)
+                    response.results.append(result)
+                    response.total_points += result.total_points
+            finally:
+                await transaction.rollback()
+        return response
+
     async def ListReviews(
         self, request: pb.ListReviewsRequest, context: Context
     ) -> pb.ListReviewsResponse:

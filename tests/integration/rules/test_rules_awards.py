@@ -217,3 +217,29 @@ async def test_review_holds_points_until_an_operator_decides(
         )
     )
     assert again.reason == "REVIEW_NOT_FOUND"  # decided once, for good
+
+
+async def test_simulation_previews_a_draft_and_changes_nothing(
+    rules: RulesStub, ledger: LedgerStub, user: str
+) -> None:
+    likes = [event(user, pb.EVENT_TYPE_LIKE).event for _ in range(4)]
+    draft = pb.Rule(
+        rule_id="like",
+        kind=pb.RULE_KIND_ACTION,
+        event_type=pb.EVENT_TYPE_LIKE,
+        enabled=True,
+        action=pb.ActionParams(points=3),
+        daily_cap=10,
+    )
+    preview = await rules.SimulateEvents(
+        pb.SimulateEventsRequest(events=likes, draft_rules=[draft])
+    )
+    assert [r.total_points for r in preview.results] == [3, 3, 3, 1]  # the draft's cap of 10
+    assert preview.total_points == 10
+    current = await rules.SimulateEvents(pb.SimulateEventsRequest(events=likes))
+    assert current.total_points == 4  # the stored rule: 1 point each
+    stored = {r.rule_id: r for r in (await rules.ListRules(pb.ListRulesRequest())).rules}
+    assert stored["like"].action.points == 1  # the draft was never saved
+    assert (await balance(ledger, user)).available == 0
+    real = await rules.RecordEvent(pb.RecordEventRequest(event=likes[0]))
+    assert real.total_points == 1  # the simulated event id was not recorded either
