@@ -6,37 +6,57 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
+import pytest
 
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc
-from services.common.server import ServiceHost
 from services.common.timestamps import to_timestamp
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
+from tests.conftest import with_database
 from tests.integration.mall.test_mall_redemptions import stock_of
 from tests.support.hosts import free_port, running
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit
 
 
-async def test_ledger_down_between_hold_and_capture(
-    database_url: str, rules_host: ServiceHost, ledger: LedgerStub, user: str
-) -> None:
-    await credit(ledger, user, 300)
+@pytest.fixture
+async def private_database(server_url: str) -> AsyncIterator[str]:
+    """A database of its own: no other mall's recovery loop may finish this saga for us."""
+    name = f"points_fault_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    yield with_database(server_url, name)
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def test_ledger_down_between_hold_and_capture(private_database: str, user: str) -> None:
+    database_url = private_database
     ledger_port = free_port()  # the mall's ledger: down until we start it below
     env = {
         "LEDGER_ADDR": f"127.0.0.1:{ledger_port}",
-        "RULES_ADDR": f"127.0.0.1:{rules_host.port}",
+        "RULES_ADDR": f"127.0.0.1:{free_port()}",  # not needed past the reservation step
         "MALL_RECOVERY_SECONDS": "0.2",
         "MALL_RECOVERY_AFTER_SECONDS": "0.3",
     }
-    async with running(MALL, database_url, env) as mall_host:
+    async with (
+        running(LEDGER, database_url) as setup_ledger,
+        running(MALL, database_url, env) as mall_host,
+        grpc.aio.insecure_channel(f"127.0.0.1:{setup_ledger.port}") as lchannel,
+    ):
+        ledger: LedgerStub = ledger_pb2_grpc.LedgerServiceStub(lchannel)
+        await credit(ledger, user, 300)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{mall_host.port}") as channel:
             mall = mall_pb2_grpc.MallServiceStub(channel)
             item_id = f"fault-{uuid.uuid4().hex[:8]}"
@@ -102,4 +122,4 @@ async def test_ledger_down_between_hold_and_capture(
             current = await balance(ledger, user)
             assert (current.available, current.held, current.lifetime_spent) == (200, 0, 100)
             assert await stock_of(mall, item_id) == 4
-    await audit_clean(ledger)
+        await audit_clean(ledger)
