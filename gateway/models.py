@@ -168,11 +168,34 @@ class RedeemIn(BaseModel):
     shipping_address: str = Field(default="", max_length=500)
 
 
+class TierStatus(BaseModel):
+    tier_id: str
+    name: str
+    multiplier_percent: int
+    points_12m: int
+    next_tier_id: str | None
+    points_to_next: int
+
+    @classmethod
+    def of(cls, reply: rpb.GetUserTierResponse) -> TierStatus | None:
+        if not reply.HasField("tier"):
+            return None  # no tiers configured
+        return cls(
+            tier_id=reply.tier.tier_id,
+            name=reply.tier.name,
+            multiplier_percent=reply.tier.multiplier_percent,
+            points_12m=reply.points_12m,
+            next_tier_id=reply.next_tier.tier_id if reply.HasField("next_tier") else None,
+            points_to_next=reply.points_to_next,
+        )
+
+
 class Wallet(BaseModel):
     user_id: str
     points: Points | None
     expiring: list[Expiring]
     check_in: CheckInStatus | None
+    tier: TierStatus | None
     recent: list[Transfer]
     redemptions: list[Redemption]
     degraded: list[str] = Field(description="parts that could not be fetched just now")

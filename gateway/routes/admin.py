@@ -81,6 +81,33 @@ async def put_campaign(
     return _json(reply.campaign)
 
 
+@router.get("/tiers")
+async def list_tiers(services: Services) -> dict[str, Any]:
+    """Every tier, lowest first."""
+    return _json(await services.rules.ListTiers(rpb.ListTiersRequest(), timeout=services.timeout))
+
+
+@router.put("/tiers/{tier_id}")
+async def put_tier(
+    tier_id: Name, services: Services, tier: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Create or replace a tier (protobuf JSON of loyalty.rules.v1.Tier)."""
+    message = _parse(tier, rpb.Tier(), "tier")
+    message.tier_id = tier_id
+    reply = await services.rules.UpsertTier(
+        rpb.UpsertTierRequest(tier=message), timeout=services.timeout
+    )
+    return _json(reply.tier)
+
+
+@router.post("/simulations")
+async def simulate(services: Services, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """Preview events against current or draft rules (protobuf JSON of
+    loyalty.rules.v1.SimulateEventsRequest); changes nothing."""
+    request = _parse(body, rpb.SimulateEventsRequest(), "simulation")
+    return _json(await services.rules.SimulateEvents(request, timeout=services.timeout * 10))
+
+
 @router.get("/budgets")
 async def list_budgets(services: Services) -> dict[str, Any]:
     """Every budget with its use in the current period."""

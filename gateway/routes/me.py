@@ -21,6 +21,7 @@ from gateway.models import (
     History,
     Points,
     Redemption,
+    TierStatus,
     Transfer,
     Wallet,
 )
@@ -40,7 +41,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
     """Everything the wallet screen shows, fetched from the backends concurrently. A backend
     that fails or is slow leaves its part empty and named in `degraded`, never a 5xx."""
     timeout = services.timeout
-    balance, history, check_in, redemptions = await asyncio.gather(
+    balance, history, check_in, redemptions, tier = await asyncio.gather(
         services.ledger.GetBalance(
             lpb.GetBalanceRequest(user_id=me.user_id, expiring_within_days=EXPIRING_WINDOW_DAYS),
             timeout=timeout,
@@ -54,9 +55,16 @@ async def wallet(me: Me, services: Services) -> Wallet:
         services.mall.ListRedemptions(
             mpb.ListRedemptionsRequest(user_id=me.user_id, page_size=5), timeout=timeout
         ),
+        services.rules.GetUserTier(rpb.GetUserTierRequest(user_id=me.user_id), timeout=timeout),
         return_exceptions=True,
     )
-    parts = {"points": balance, "recent": history, "check_in": check_in, "redemptions": redemptions}
+    parts = {
+        "points": balance,
+        "recent": history,
+        "check_in": check_in,
+        "redemptions": redemptions,
+        "tier": tier,
+    }
     for part in parts.values():
         if isinstance(part, BaseException) and not isinstance(part, grpc.aio.AioRpcError):
             raise part  # a bug, not a backend outage
@@ -74,6 +82,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
             next_points=check_in.next_points,
             today=check_in.today,
         ),
+        tier=None if isinstance(tier, BaseException) else TierStatus.of(tier),
         recent=[]
         if isinstance(history, BaseException)
         else [Transfer.of(t) for t in history.transfers],

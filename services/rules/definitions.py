@@ -150,10 +150,12 @@ def check_budget(budget: pb.Budget) -> None:
         raise InvalidArgument.fields(bad)
 
 
-def campaign_extra(campaigns: Sequence[pb.Campaign], points: int, max_percent: int) -> int:
-    """Extra points from campaigns: multipliers add up (150% + 200% = 250%) but the combined
-    multiplier never exceeds `max_percent`; fixed bonuses are added on top."""
-    percent = 100 + sum(
+def campaign_extra(
+    campaigns: Sequence[pb.Campaign], points: int, max_percent: int, tier_percent: int = 100
+) -> int:
+    """Extra points from the tier's and campaigns' multipliers, which add up (tier 150% with a
+    200% campaign = 250%) but never exceed `max_percent` together; fixed bonuses come on top."""
+    percent = tier_percent + sum(
         c.multiplier_percent - 100
         for c in campaigns
         if c.WhichOneof("boost") == "multiplier_percent"
@@ -169,3 +171,24 @@ def period_key(period: int, day: date) -> str:
     if period == pb.BUDGET_PERIOD_MONTH:
         return f"month:{day.year:04d}-{day.month:02d}"
     return "total"
+
+
+def check_tier(tier: pb.Tier) -> None:
+    bad: list[FieldViolation] = []
+    if not valid_name(tier.tier_id):
+        bad.append(FieldViolation("tier.tier_id", "lower-case letters, digits, '_.-'"))
+    if not 0 < len(tier.name) <= 100:
+        bad.append(FieldViolation("tier.name", "is required"))
+    if tier.min_points_12m < 0:
+        bad.append(FieldViolation("tier.min_points_12m", "must be >= 0"))
+    if not 100 <= tier.multiplier_percent <= 1000:
+        bad.append(FieldViolation("tier.multiplier_percent", "between 100 and 1000"))
+    if bad:
+        raise InvalidArgument.fields(bad)
+
+
+def tier_for(tiers: Sequence[pb.Tier], points_12m: int) -> tuple[pb.Tier | None, pb.Tier | None]:
+    """The highest tier the points reach, and the next one up (tiers sorted by threshold)."""
+    reached = [t for t in tiers if t.min_points_12m <= points_12m]
+    above = [t for t in tiers if t.min_points_12m > points_12m]
+    return (reached[-1] if reached else None), (above[0] if above else None)

@@ -73,13 +73,36 @@ class Evaluator:
             return response
         campaigns = await self._campaigns(conn, event, occurred_at)
         budget = await Budgets.open(conn, campaigns, self.day_of(occurred_at))
+        tiers = await repo.all_tiers(conn)
+        tier_percent = await self._tier_percent(conn, tiers, event.user_id)
         in_review = risk.decision == pb.DECISION_REVIEW
         for rule in rules:
-            award = await self._award(conn, event, occurred_at, rule, campaigns, budget, in_review)
+            award = await self._award(
+                conn, event, occurred_at, rule, campaigns, budget, in_review, tier_percent
+            )
             response.awards.append(award)
             response.total_points += award.points
         await budget.close(conn)
+        if tiers and response.total_points:
+            changed = await self.evaluate_tier(conn, tiers, event.user_id)
+            if changed is not None:
+                response.new_tier_id = changed
         return response
+
+    async def _tier_percent(self, conn: Conn, tiers: list[pb.Tier], user_id: str) -> int:
+        current = await repo.current_tier(conn, user_id)
+        return next((t.multiplier_percent for t in tiers if t.tier_id == current), 100)
+
+    async def evaluate_tier(self, conn: Conn, tiers: list[pb.Tier], user_id: str) -> str | None:
+        """Move the user to the tier their last 12 months earn (up or down); the new tier's id
+        when it changed, else None."""
+        tier, _ = definitions.tier_for(tiers, await repo.points_12m(conn, user_id))
+        before = await repo.current_tier(conn, user_id)
+        after = tier.tier_id if tier is not None else ""
+        if after == before:
+            return None
+        await repo.set_tier(conn, user_id, before, after)
+        return after
 
     async def _campaigns(
         self, conn: Conn, event: pb.Event, occurred_at: datetime
@@ -104,6 +127,7 @@ class Evaluator:
         campaigns: list[pb.Campaign],
         budget: Budgets,
         in_review: bool,
+        tier_percent: int,
     ) -> pb.Award:
         award = pb.Award(rule_id=rule.rule_id)
         day = self.day_of(occurred_at)
@@ -153,7 +177,10 @@ class Evaluator:
             award.reason = "NOTHING_EARNED"
             return award
         extra = definitions.campaign_extra(
-            campaigns, award.base_points, self.config.max_multiplier_percent
+            campaigns,
+            award.base_points,
+            self.config.max_multiplier_percent,
+            tier_percent if earner == event.user_id else 100,
         )
         points, award.capped_by, keys = await self._caps(
             conn, earner, rule, day, award.base_points + extra

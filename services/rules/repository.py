@@ -542,3 +542,65 @@ async def reward_invite(conn: Conn, referrer_id: str, invitee_id: str, rule_id: 
         rule_id,
     )
     return bool(claimed)
+
+
+async def save_tier(conn: Conn, tier: pb.Tier) -> None:
+    await conn.execute(
+        """
+        INSERT INTO tiers (tier_id, min_points_12m, definition) VALUES ($1, $2, $3)
+        ON CONFLICT (tier_id) DO UPDATE SET min_points_12m = EXCLUDED.min_points_12m,
+            definition = EXCLUDED.definition
+        """,
+        tier.tier_id,
+        tier.min_points_12m,
+        tier.SerializeToString(),
+    )
+
+
+async def all_tiers(conn: Conn) -> list[pb.Tier]:
+    rows = await conn.fetch("SELECT definition FROM tiers ORDER BY min_points_12m, tier_id")
+    return [pb.Tier.FromString(r["definition"]) for r in rows]
+
+
+async def points_12m(conn: Conn, user_id: str) -> int:
+    """Points awarded to the user in the last 365 days (not rejected, not taken back)."""
+    total: int = await conn.fetchval(
+        """
+        SELECT coalesce(sum(points), 0)::bigint FROM awards
+        WHERE user_id = $1 AND created_at > now() - interval '365 days'
+          AND review <> 'REJECTED' AND reversed_by IS NULL
+        """,
+        user_id,
+    )
+    return total
+
+
+async def current_tier(conn: Conn, user_id: str) -> str:
+    found: str | None = await conn.fetchval(
+        "SELECT tier_id FROM user_tiers WHERE user_id = $1", user_id
+    )
+    return found or ""
+
+
+async def set_tier(conn: Conn, user_id: str, before: str, after: str) -> None:
+    await conn.execute(
+        """
+        WITH changed AS (
+            INSERT INTO user_tiers (user_id, tier_id) VALUES ($1, $3)
+            ON CONFLICT (user_id) DO UPDATE SET tier_id = EXCLUDED.tier_id, evaluated_at = now()
+        )
+        INSERT INTO tier_changes (user_id, from_tier_id, to_tier_id) VALUES ($1, $2, $3)
+        """,
+        user_id,
+        before,
+        after,
+    )
+
+
+async def tier_changes(conn: Conn, user_id: str) -> list[Record]:
+    return list(
+        await conn.fetch(
+            "SELECT * FROM tier_changes WHERE user_id = $1 ORDER BY change_id DESC LIMIT 10",
+            user_id,
+        )
+    )

@@ -237,6 +237,51 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             ]
         )
 
+    async def UpsertTier(
+        self, request: pb.UpsertTierRequest, context: Context
+    ) -> pb.UpsertTierResponse:
+        definitions.check_tier(request.tier)
+        async with self.pool.acquire() as conn:
+            await repo.save_tier(conn, request.tier)
+        return pb.UpsertTierResponse(tier=request.tier)
+
+    async def ListTiers(
+        self, request: pb.ListTiersRequest, context: Context
+    ) -> pb.ListTiersResponse:
+        async with self.pool.acquire() as conn:
+            return pb.ListTiersResponse(tiers=await repo.all_tiers(conn))
+
+    async def GetUserTier(
+        self, request: pb.GetUserTierRequest, context: Context
+    ) -> pb.GetUserTierResponse:
+        if not 0 < len(request.user_id) <= 128 or "\x00" in request.user_id:
+            raise InvalidArgument.fields([FieldViolation("user_id", "is required")])
+        async with self.pool.acquire() as conn, conn.transaction():
+            tiers = await repo.all_tiers(conn)
+            response = pb.GetUserTierResponse()
+            if not tiers:
+                return response
+            await repo.lock_user(conn, request.user_id)
+            await self.evaluator.evaluate_tier(conn, tiers, request.user_id)  # downgrades too
+            points = await repo.points_12m(conn, request.user_id)
+            changes = await repo.tier_changes(conn, request.user_id)
+        tier, next_tier = definitions.tier_for(tiers, points)
+        response.points_12m = points
+        if tier is not None:
+            response.tier.CopyFrom(tier)
+        if next_tier is not None:
+            response.next_tier.CopyFrom(next_tier)
+            response.points_to_next = next_tier.min_points_12m - points
+        response.changes.extend(
+            pb.TierChange(
+                from_tier_id=c["from_tier_id"],
+                to_tier_id=c["to_tier_id"],
+                change_time=to_timestamp(c["changed_at"]),
+            )
+            for c in changes
+        )
+        return response
+
     async def SimulateEvents(
         self, request: pb.SimulateEventsRequest, context: Context
     ) -> pb.SimulateEventsResponse:

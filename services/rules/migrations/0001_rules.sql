@@ -143,3 +143,26 @@ CREATE TABLE invite_rewards (
     rule_id    text NOT NULL,
     PRIMARY KEY (user_id, invitee_id, rule_id)
 );
+
+-- Tiers (the serialized loyalty.rules.v1.Tier) and each user's current tier with its history.
+CREATE TABLE tiers (
+    tier_id        text PRIMARY KEY,
+    min_points_12m bigint NOT NULL CHECK (min_points_12m >= 0),
+    definition     bytea NOT NULL
+);
+
+CREATE TABLE user_tiers (
+    user_id      text PRIMARY KEY,
+    tier_id      text NOT NULL,
+    evaluated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE tier_changes (
+    user_id      text NOT NULL,
+    change_id    bigint GENERATED ALWAYS AS IDENTITY,
+    from_tier_id text NOT NULL,
+    to_tier_id   text NOT NULL,
+    changed_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, change_id)
+);
+CREATE INDEX awards_recent ON awards (user_id, created_at);
