@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import grpc
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from google.protobuf import json_format
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
@@ -178,3 +179,20 @@ async def check_in(
         rpb.RecordEventRequest(event=event), timeout=services.timeout * 3
     )
     return EventResult.of(reply)
+
+
+@router.get("/events")
+async def my_events(
+    me: Me,
+    services: Services,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    page_token: Annotated[str, Query(max_length=500)] = "",
+) -> dict[str, Any]:
+    """The user's recorded events and what each earned, with the reasons: why points came, or
+    did not (caps, risk decisions, already done)."""
+    reply = await services.rules.ListUserEvents(
+        rpb.ListUserEventsRequest(user_id=me.user_id, page_size=page_size, page_token=page_token),
+        timeout=services.timeout,
+    )
+    found: dict[str, Any] = json_format.MessageToDict(reply, preserving_proto_field_name=True)
+    return found

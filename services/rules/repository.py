@@ -604,3 +604,23 @@ async def tier_changes(conn: Conn, user_id: str) -> list[Record]:
             user_id,
         )
     )
+
+
+async def user_events(
+    conn: Conn, user_id: str, before: tuple[datetime, str] | None, limit: int
+) -> list[Record]:
+    return list(
+        await conn.fetch(
+            """
+        SELECT event_id, event_type, occurred_at, recorded_at, response FROM events
+        WHERE user_id = $1
+          AND ($2::timestamptz IS NULL OR (recorded_at, event_id) < ($2, $3))
+        ORDER BY recorded_at DESC, event_id DESC
+        LIMIT $4
+        """,
+            user_id,
+            before[0] if before else None,
+            before[1] if before else "",
+            limit + 1,
+        )
+    )

@@ -237,6 +237,45 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             ]
         )
 
+    async def ListUserEvents(
+        self, request: pb.ListUserEventsRequest, context: Context
+    ) -> pb.ListUserEventsResponse:
+        bad = []
+        if not 0 < len(request.user_id) <= 128 or "\x00" in request.user_id:
+            bad.append(FieldViolation("user_id", "is required"))
+        if not 0 <= request.page_size <= 100:
+            bad.append(FieldViolation("page_size", "between 0 and 100"))
+        before = None
+        if request.page_token:
+            try:
+                stamp, event_id = json.loads(base64.urlsafe_b64decode(request.page_token))
+                before = (datetime.fromisoformat(stamp), str(event_id))
+            except (ValueError, TypeError):
+                bad.append(FieldViolation("page_token", "is not a token returned by this RPC"))
+        if bad:
+            raise InvalidArgument.fields(bad)
+        limit = request.page_size or 20
+        async with self.pool.acquire() as conn:
+            rows = await repo.user_events(conn, request.user_id, before, limit)
+        page = rows[:limit]
+        response = pb.ListUserEventsResponse(
+            events=[
+                pb.UserEvent(
+                    type=pb.EventType.Value(r["event_type"]),
+                    occurred_at=to_timestamp(r["occurred_at"]),
+                    record_time=to_timestamp(r["recorded_at"]),
+                    outcome=pb.RecordEventResponse.FromString(r["response"]),
+                )
+                for r in page
+            ]
+        )
+        if len(rows) > limit:
+            last = page[-1]
+            response.next_page_token = base64.urlsafe_b64encode(
+                json.dumps([last["recorded_at"].isoformat(), last["event_id"]]).encode()
+            ).decode()
+        return response
+
     async def UpsertTier(
         self, request: pb.UpsertTierRequest, context: Context
     ) -> pb.UpsertTierResponse:

@@ -129,6 +129,9 @@ async def test_check_in_is_idempotent_by_header(
     assert first.json()["total_points"] == 5
     history = (await http.get("/v1/me/history", headers=bearer(user))).json()
     assert [t["amount"] for t in history["transfers"]] == [5]  # credited once
+    explained = (await http.get("/v1/me/events", headers=bearer(user))).json()
+    [checked_in] = explained["events"]
+    assert checked_in["outcome"]["awards"][0]["streak_day"] == 1
 
 
 async def test_backend_errors_map_to_http(http: httpx.AsyncClient, user: str) -> None:

@@ -243,3 +243,20 @@ async def test_simulation_previews_a_draft_and_changes_nothing(
     assert (await balance(ledger, user)).available == 0
     real = await rules.RecordEvent(pb.RecordEventRequest(event=likes[0]))
     assert real.total_points == 1  # the simulated event id was not recorded either
+
+
+async def test_every_decision_is_explainable_to_the_user(rules: RulesStub, user: str) -> None:
+    for _ in range(7):
+        await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE))
+    first = await rules.ListUserEvents(pb.ListUserEventsRequest(user_id=user, page_size=4))
+    rest = await rules.ListUserEvents(
+        pb.ListUserEventsRequest(user_id=user, page_size=4, page_token=first.next_page_token)
+    )
+    outcomes = [e.outcome for e in [*first.events, *rest.events]]
+    assert len(outcomes) == 7 and not rest.next_page_token
+    # Newest first: the two capped likes explain themselves.
+    assert [(o.awards[0].points, o.awards[0].capped_by) for o in outcomes[:2]] == [
+        (0, "rule_daily_cap"),
+        (0, "rule_daily_cap"),
+    ]
+    assert all(o.awards[0].points == 1 for o in outcomes[2:])
