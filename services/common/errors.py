@@ -20,6 +20,8 @@ from grpc_status import rpc_status
 log = logging.getLogger(__name__)
 
 DETAILS_KEY = "grpc-status-details-bin"
+# A downstream call failing with these means "try again later", not a bug.
+DEPENDENCY_DOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,17 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
         if isinstance(exc, DomainError):
             await context.abort_with_status(to_grpc_status(exc, self._domain))
+        if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in DEPENDENCY_DOWN:
+            log.warning("a dependency is unavailable", extra={"status": exc.code().name})
+            await context.abort_with_status(
+                to_grpc_status(
+                    Unavailable(
+                        "DEPENDENCY_UNAVAILABLE",
+                        "a service this call needs is unavailable; retry with the same request id",
+                    ),
+                    self._domain,
+                )
+            )
         log.exception("unhandled error in handler")
         await context.abort_with_status(
             to_grpc_status(Internal("INTERNAL", "internal error"), self._domain)

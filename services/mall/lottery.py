@@ -9,9 +9,11 @@ seed is rotated it is revealed, and anyone can recompute every draw it made.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 from collections.abc import Sequence
@@ -26,6 +28,7 @@ from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2 as pb
 from services.common.db import Conn
 from services.common.errors import (
+    DomainError,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -35,6 +38,7 @@ from services.common.errors import (
 from services.mall.config import MallConfig
 from services.mall.saga import new_code
 
+log = logging.getLogger(__name__)
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 Table = Sequence[tuple[str, int, bool]]  # (prize_id, weight, available), in table order
 
@@ -229,15 +233,19 @@ class Lotteries:
             )
         if done is not None:
             return await self._result_or_error(done)
-        row = await self._draw(request)
+        return await self._settle(await self._draw(request))
+
+    async def _settle(self, row: Record) -> pb.DrawResult:
+        """Charge the draw and pay its prize (idempotent ledger calls), then complete it.
+        A draw left here by a crash is settled by `recover_forever`."""
         try:
             await self.ledger.Debit(
                 lpb.DebitRequest(
                     request_id=f"lottery:{row['draw_id']}:cost",
-                    user_id=request.user_id,
+                    user_id=row["user_id"],
                     amount=row["cost"],
                     reason_code="LOTTERY_DRAW",
-                    metadata={"lottery_id": request.lottery_id},
+                    metadata={"lottery_id": row["lottery_id"]},
                 ),
                 timeout=self.timeout,
             )
@@ -254,9 +262,9 @@ class Lotteries:
             await self.ledger.Credit(
                 lpb.CreditRequest(
                     request_id=f"lottery:{row['draw_id']}:prize",
-                    user_id=request.user_id,
+                    user_id=row["user_id"],
                     amount=row["points_won"],
-                    source=f"lottery:{request.lottery_id}",
+                    source=f"lottery:{row['lottery_id']}",
                     reason_code="LOTTERY_PRIZE",
                 ),
                 timeout=self.timeout,
@@ -265,11 +273,35 @@ class Lotteries:
             completed = await conn.fetchrow(
                 "UPDATE draws SET state = 'COMPLETED' WHERE user_id = $1 AND draw_id = $2 "
                 "RETURNING *",
-                request.user_id,
+                row["user_id"],
                 row["draw_id"],
             )
         assert completed is not None
         return await self.result(completed)
+
+    async def recover_forever(self) -> None:
+        """Settle draws a crash or an outage left between drawing and charging."""
+        while True:
+            await asyncio.sleep(self.config.recovery_seconds)
+            async with self.pool.acquire() as conn:
+                stuck = await conn.fetch(
+                    """
+                    SELECT d.*, (l.definition) AS lottery FROM draws d
+                    JOIN lotteries l USING (lottery_id)
+                    WHERE d.state = 'DRAWN'
+                      AND d.created_at <= now() - make_interval(secs => $1)
+                    ORDER BY d.created_at LIMIT 100
+                    """,
+                    self.config.recovery_after_seconds,
+                )
+            for row in stuck:
+                cost = pb.Lottery.FromString(row["lottery"]).points_per_draw
+                try:
+                    await self._settle({**dict(row), "cost": cost})  # type: ignore[arg-type]
+                except (DomainError, grpc.aio.AioRpcError, asyncpg.PostgresError) as exc:
+                    log.warning(
+                        "draw not settled yet", extra={"draw_id": row["draw_id"], "error": str(exc)}
+                    )
 
     async def _draw(self, request: pb.DrawRequest) -> Record:
         """Pick the outcome and take the prize from stock, in one transaction."""

@@ -36,6 +36,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         MallServicer(runtime.pool, saga, checkout, lotteries), server
     )
     runtime.spawn("saga-recovery", saga.recover_forever)
+    runtime.spawn("draw-recovery", lotteries.recover_forever)
 
     async def close_channels() -> None:
         await ledger_channel.close()

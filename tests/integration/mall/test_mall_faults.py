@@ -25,7 +25,7 @@ from tests.conftest import with_database
 from tests.integration.mall.test_mall_redemptions import stock_of
 from tests.support.hosts import free_port, running
 from tests.support.ledger_calls import Stub as LedgerStub
-from tests.support.ledger_calls import audit_clean, balance, credit
+from tests.support.ledger_calls import audit_clean, balance, credit, fails
 
 
 @pytest.fixture
@@ -122,4 +122,60 @@ async def test_ledger_down_between_hold_and_capture(private_database: str, user:
             current = await balance(ledger, user)
             assert (current.available, current.held, current.lifetime_spent) == (200, 0, 100)
             assert await stock_of(mall, item_id) == 4
+        await audit_clean(ledger)
+
+
+async def test_draw_interrupted_by_a_ledger_outage_is_settled_later(
+    private_database: str, user: str
+) -> None:
+    ledger_port = free_port()
+    env = {
+        "LEDGER_ADDR": f"127.0.0.1:{ledger_port}",
+        "RULES_ADDR": f"127.0.0.1:{free_port()}",
+        "MALL_RECOVERY_SECONDS": "0.2",
+        "MALL_RECOVERY_AFTER_SECONDS": "0.3",
+    }
+    async with (
+        running(LEDGER, private_database) as setup_ledger,
+        running(MALL, private_database, env) as mall_host,
+        grpc.aio.insecure_channel(f"127.0.0.1:{setup_ledger.port}") as lchannel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{mall_host.port}") as channel,
+    ):
+        ledger: LedgerStub = ledger_pb2_grpc.LedgerServiceStub(lchannel)
+        mall = mall_pb2_grpc.MallServiceStub(channel)
+        await credit(ledger, user, 100)
+        await mall.UpsertLottery(
+            pb.UpsertLotteryRequest(
+                lottery=pb.Lottery(
+                    lottery_id="always",
+                    title="Always wins",
+                    points_per_draw=30,
+                    enabled=True,
+                    prizes=[
+                        pb.Prize(
+                            prize_id="ten",
+                            kind=pb.PRIZE_KIND_POINTS,
+                            weight=1,
+                            points=10,
+                            unlimited_stock=True,
+                        )
+                    ],
+                )
+            )
+        )
+        error = await fails(
+            mall.Draw(pb.DrawRequest(request_id="d1", user_id=user, lottery_id="always"))
+        )
+        assert (error.code, error.reason) == (grpc.StatusCode.UNAVAILABLE, "DEPENDENCY_UNAVAILABLE")
+        assert (await balance(ledger, user)).available == 100  # not charged yet
+        async with running(LEDGER, private_database, {"LEDGER_PORT": str(ledger_port)}):
+            for _ in range(100):
+                if (await balance(ledger, user)).available != 100:
+                    break
+                await asyncio.sleep(0.1)
+            replay = await mall.Draw(
+                pb.DrawRequest(request_id="d1", user_id=user, lottery_id="always")
+            )
+        assert replay.result.prize_id == "ten"
+        assert (await balance(ledger, user)).available == 100 - 30 + 10  # charged once, paid
         await audit_clean(ledger)
