@@ -129,7 +129,7 @@ class Evaluator:
         in_review: bool,
         tier_percent: int,
     ) -> pb.Award:
-        award = pb.Award(rule_id=rule.rule_id)
+        award = pb.Award(rule_id=rule.rule_id, rule_version=rule.version)
         day = self.day_of(occurred_at)
         matures_at: datetime | None = None
         kind = rule.WhichOneof("params")
@@ -201,16 +201,7 @@ class Evaluator:
             expires_at = max(occurred_at, matures_at or occurred_at) + timedelta(
                 days=rule.expiry_days
             )
-        await repo.add_award(
-            conn,
-            event,
-            rule.rule_id,
-            points,
-            matures_at,
-            expires_at,
-            in_review,
-            award.beneficiary_user_id,
-        )
+        await repo.add_award(conn, event, rule, award, matures_at, expires_at, in_review)
         award.in_review = in_review
         if matures_at is not None:
             award.pending = True

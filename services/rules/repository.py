@@ -117,18 +117,34 @@ async def all_rules(conn: Conn) -> list[pb.Rule]:
     return [pb.Rule.FromString(r["definition"]) for r in rows]
 
 
-async def save_rule(conn: Conn, rule: pb.Rule) -> None:
+async def save_rule(conn: Conn, rule: pb.Rule) -> pb.Rule:
+    """Store a new version of the rule (kept forever in rule_versions); return it as stored."""
+    version: int = await conn.fetchval(
+        "SELECT coalesce(max(version), 0) + 1 FROM rule_versions WHERE rule_id = $1",
+        rule.rule_id,
+    )
+    stored = pb.Rule()
+    stored.CopyFrom(rule)
+    stored.version = version
+    definition = stored.SerializeToString()
     await conn.execute(
         """
-        INSERT INTO rules (rule_id, event_type, enabled, definition) VALUES ($1, $2, $3, $4)
+        WITH kept AS (
+            INSERT INTO rule_versions (rule_id, version, definition) VALUES ($1, $4, $5)
+        )
+        INSERT INTO rules (rule_id, event_type, enabled, version, definition)
+        VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (rule_id) DO UPDATE SET event_type = EXCLUDED.event_type,
-            enabled = EXCLUDED.enabled, definition = EXCLUDED.definition, updated_at = now()
+            enabled = EXCLUDED.enabled, version = EXCLUDED.version,
+            definition = EXCLUDED.definition, updated_at = now()
         """,
         rule.rule_id,
         pb.EventType.Name(rule.event_type),
         rule.enabled,
-        rule.SerializeToString(),
+        version,
+        definition,
     )
+    return stored
 
 
 async def save_cap_group(conn: Conn, name: str, daily_cap: int) -> None:
@@ -215,25 +231,28 @@ async def complete(conn: Conn, user_id: str, rule_id: str, item_id: str, event_i
 async def add_award(
     conn: Conn,
     event: pb.Event,
-    rule_id: str,
-    points: int,
+    rule: pb.Rule,
+    award: pb.Award,
     matures_at: datetime | None,
     expires_at: datetime | None,
     in_review: bool = False,
-    beneficiary: str = "",
 ) -> None:
-    """An award for the event's user, or for `beneficiary` (a referrer), keyed so it never
+    """An award for the event's user, or for its beneficiary (a referrer), keyed so it never
     collides with the beneficiary's own events."""
+    beneficiary = award.beneficiary_user_id
     await conn.execute(
         """
-        INSERT INTO awards (user_id, event_id, rule_id, points, order_id, matures_at, expires_at,
-                            review)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO awards (user_id, event_id, rule_id, rule_version, points, campaign_points,
+                            campaign_ids, order_id, matures_at, expires_at, review)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         """,
         beneficiary or event.user_id,
         f"invite:{event.user_id}:{event.event_id}" if beneficiary else event.event_id,
-        rule_id,
-        points,
+        rule.rule_id,
+        rule.version,
+        award.points,
+        award.campaign_points,
+        list(award.campaign_ids),
         event.order_id,
         matures_at,
         expires_at,

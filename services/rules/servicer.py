@@ -173,9 +173,13 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         self, request: pb.UpsertRuleRequest, context: Context
     ) -> pb.UpsertRuleResponse:
         definitions.check_rule(request.rule)
-        async with self.pool.acquire() as conn:
-            await repo.save_rule(conn, request.rule)
-        return pb.UpsertRuleResponse(rule=request.rule)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"points.rules.{request.rule.rule_id}",
+            )
+            stored = await repo.save_rule(conn, request.rule)
+        return pb.UpsertRuleResponse(rule=stored)
 
     async def ListRules(
         self, request: pb.ListRulesRequest, context: Context

@@ -5,8 +5,18 @@ CREATE TABLE rules (
     rule_id    text PRIMARY KEY,
     event_type text NOT NULL,
     enabled    boolean NOT NULL,
+    version    integer NOT NULL,
     definition bytea NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Every version of every rule, kept: awards name the version that produced them.
+CREATE TABLE rule_versions (
+    rule_id    text NOT NULL,
+    version    integer NOT NULL,
+    definition bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (rule_id, version)
 );
 CREATE INDEX rules_by_event ON rules (event_type) WHERE enabled;
 
@@ -80,7 +90,10 @@ CREATE TABLE awards (
     user_id      text NOT NULL,
     event_id     text NOT NULL,
     rule_id      text NOT NULL,
+    rule_version integer NOT NULL DEFAULT 0,
     points       bigint NOT NULL CHECK (points > 0),
+    campaign_points bigint NOT NULL DEFAULT 0,  -- of points, added by tier and campaigns
+    campaign_ids text[] NOT NULL DEFAULT '{}',
     order_id     text NOT NULL DEFAULT '',
     matures_at   timestamptz,
     expires_at   timestamptz,

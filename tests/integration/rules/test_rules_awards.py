@@ -260,3 +260,24 @@ async def test_every_decision_is_explainable_to_the_user(rules: RulesStub, user:
         (0, "rule_daily_cap"),
     ]
     assert all(o.awards[0].points == 1 for o in outcomes[2:])
+
+
+async def test_rule_changes_are_versioned_and_awards_name_their_version(
+    rules: RulesStub, user: str
+) -> None:
+    rule = pb.Rule(
+        rule_id="comment-v",
+        kind=pb.RULE_KIND_ACTION,
+        event_type=pb.EVENT_TYPE_COMMENT,
+        enabled=True,
+        action=pb.ActionParams(points=2),
+    )
+    first = (await rules.UpsertRule(pb.UpsertRuleRequest(rule=rule))).rule
+    rule.action.points = 3
+    second = (await rules.UpsertRule(pb.UpsertRuleRequest(rule=rule))).rule
+    assert second.version == first.version + 1
+    reply = await rules.RecordEvent(event(user, pb.EVENT_TYPE_COMMENT))
+    [award] = [a for a in reply.awards if a.rule_id == "comment-v"]
+    assert (award.points, award.rule_version) == (3, second.version)
+    rule.enabled = False  # retire it for other tests
+    await rules.UpsertRule(pb.UpsertRuleRequest(rule=rule))
