@@ -290,6 +290,19 @@ async def ledger_report(
     return _json(await services.ledger.GetStats(request, timeout=services.timeout * 5))
 
 
+@router.get("/reports/issuance")
+async def issuance_report(
+    services: Services, start: IsoDatetime | None = None, end: IsoDatetime | None = None
+) -> dict[str, Any]:
+    """Points issued, their cost, purchases and the issuance ratio, by rule and campaign."""
+    request = rpb.GetIssuanceReportRequest()
+    if start is not None:
+        request.time_range.start_time.FromDatetime(start)
+    if end is not None:
+        request.time_range.end_time.FromDatetime(end)
+    return _json(await services.rules.GetIssuanceReport(request, timeout=services.timeout * 5))
+
+
 @router.get("/audit")
 async def audit(services: Services) -> dict[str, Any]:
     """Runs the ledger's invariant audit."""

@@ -20,6 +20,8 @@ class RulesConfig:
     max_event_age: timedelta  # older events are refused (late ingestion window)
     settle_seconds: float  # how often unsettled awards are retried against the ledger
     max_multiplier_percent: int  # campaigns stack up to this combined multiplier
+    currency: str  # the program's currency, for costs and issuance ratios
+    points_per_major_unit: int  # the point value: e.g. 100 points = 1 yuan
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> RulesConfig:
@@ -40,4 +42,6 @@ class RulesConfig:
             max_multiplier_percent=env.integer(
                 "RULES_MAX_MULTIPLIER_PERCENT", 300, minimum=100, maximum=10_000
             ),
+            currency=env.text("RULES_CURRENCY", "CNY"),
+            points_per_major_unit=env.integer("RULES_POINTS_PER_MAJOR_UNIT", 100, minimum=1),
         )

@@ -45,8 +45,8 @@ async def save_event(
     await conn.execute(
         """
         INSERT INTO events (user_id, event_id, event_type, payload_sha256, response, occurred_at,
-                            device_id, ip, decision, risk_reasons)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                            device_id, ip, decision, risk_reasons, amount_minor, currency)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         """,
         event.user_id,
         event.event_id,
@@ -58,6 +58,8 @@ async def save_event(
         event.ip,
         pb.Decision.Name(response.decision).removeprefix("DECISION_"),
         list(response.risk_reasons),
+        event.amount.amount_minor if event.type == pb.EVENT_TYPE_PURCHASE else 0,
+        event.amount.currency if event.type == pb.EVENT_TYPE_PURCHASE else "",
     )
 
 
@@ -643,3 +645,46 @@ async def user_events(
             limit + 1,
         )
     )
+
+
+async def issuance(
+    conn: Conn, start: datetime | None, end: datetime | None, currency: str
+) -> tuple[int, int, list[Record], list[Record]]:
+    """Points awarded, purchases (in `currency`), points by rule, extra points by campaign."""
+    window = """
+        ($1::timestamptz IS NULL OR created_at >= $1)
+        AND ($2::timestamptz IS NULL OR created_at < $2)
+    """
+    points: int = await conn.fetchval(
+        f"SELECT coalesce(sum(points), 0)::bigint FROM awards "
+        f"WHERE review <> 'REJECTED' AND {window}",
+        start,
+        end,
+    )
+    purchases: int = await conn.fetchval(
+        """
+        SELECT coalesce(sum(amount_minor), 0)::bigint FROM events
+        WHERE event_type = 'EVENT_TYPE_PURCHASE' AND currency = $3 AND decision <> 'DENY'
+          AND ($1::timestamptz IS NULL OR recorded_at >= $1)
+          AND ($2::timestamptz IS NULL OR recorded_at < $2)
+        """,
+        start,
+        end,
+        currency,
+    )
+    by_rule = await conn.fetch(
+        f"SELECT rule_id AS id, sum(points)::bigint AS points FROM awards "
+        f"WHERE review <> 'REJECTED' AND {window} GROUP BY 1 ORDER BY 1",
+        start,
+        end,
+    )
+    by_campaign = await conn.fetch(
+        f"""
+        SELECT campaign_id AS id, sum(campaign_points)::bigint AS points
+        FROM awards, unnest(campaign_ids) AS campaign_id
+        WHERE review <> 'REJECTED' AND {window} GROUP BY 1 ORDER BY 1
+        """,
+        start,
+        end,
+    )
+    return points, purchases, list(by_rule), list(by_campaign)

@@ -280,6 +280,27 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             ).decode()
         return response
 
+    async def GetIssuanceReport(
+        self, request: pb.GetIssuanceReportRequest, context: Context
+    ) -> pb.GetIssuanceReportResponse:
+        span = request.time_range
+        async with self.pool.acquire() as conn:
+            points, purchases, by_rule, by_campaign = await repo.issuance(
+                conn,
+                from_timestamp(span.start_time) if span.HasField("start_time") else None,
+                from_timestamp(span.end_time) if span.HasField("end_time") else None,
+                self.config.currency,
+            )
+        cost = points * 100 // self.config.points_per_major_unit
+        return pb.GetIssuanceReportResponse(
+            points_issued=points,
+            cost=common_pb2.Money(amount_minor=cost, currency=self.config.currency),
+            purchases=common_pb2.Money(amount_minor=purchases, currency=self.config.currency),
+            issuance_ratio_ppm=cost * 1_000_000 // purchases if purchases else 0,
+            by_rule=[pb.IssuedBy(id=r["id"], points=r["points"]) for r in by_rule],
+            by_campaign=[pb.IssuedBy(id=r["id"], points=r["points"]) for r in by_campaign],
+        )
+
     async def UpsertTier(
         self, request: pb.UpsertTierRequest, context: Context
     ) -> pb.UpsertTierResponse:

@@ -52,6 +52,8 @@ CREATE TABLE events (
     ip             text NOT NULL DEFAULT '',
     decision       text NOT NULL DEFAULT 'ALLOW',
     risk_reasons   text[] NOT NULL DEFAULT '{}',
+    amount_minor   bigint NOT NULL DEFAULT 0,  -- purchases: the amount paid
+    currency       text NOT NULL DEFAULT '',
     recorded_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, event_id)
 );
@@ -179,3 +181,5 @@ CREATE TABLE tier_changes (
     PRIMARY KEY (user_id, change_id)
 );
 CREATE INDEX awards_recent ON awards (user_id, created_at);
+CREATE INDEX events_recorded ON events (recorded_at);
+CREATE INDEX awards_created ON awards (created_at);

@@ -217,6 +217,8 @@ async def test_admin_manages_rules_and_blacklist(http: httpx.AsyncClient, user: 
     assert removed.json() == {"removed": True}
     report = (await http.get("/v1/admin/reports/ledger", headers=admin)).json()
     assert int(report["issued"]) > 0
+    issuance = (await http.get("/v1/admin/reports/issuance", headers=admin)).json()
+    assert int(issuance["points_issued"]) > 0
 
 
 async def test_catalog_redeem_and_cancel(

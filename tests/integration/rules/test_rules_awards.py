@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 
+from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.rules.v1 import rules_pb2 as pb
+from services.common.timestamps import to_timestamp
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, fails
 from tests.support.rules_calls import RulesStub, define_program, event
@@ -281,3 +284,18 @@ async def test_rule_changes_are_versioned_and_awards_name_their_version(
     assert (award.points, award.rule_version) == (3, second.version)
     rule.enabled = False  # retire it for other tests
     await rules.UpsertRule(pb.UpsertRuleRequest(rule=rule))
+
+
+async def test_issuance_report_prices_points_against_purchases(rules: RulesStub, user: str) -> None:
+    start = datetime.now(UTC) - timedelta(milliseconds=1)
+    await rules.RecordEvent(
+        event(user, pb.EVENT_TYPE_PURCHASE, amount_minor=10000, order_id="report-1")
+    )
+    await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE))
+    report = await rules.GetIssuanceReport(
+        pb.GetIssuanceReportRequest(time_range=common_pb2.TimeRange(start_time=to_timestamp(start)))
+    )
+    assert report.points_issued == 21
+    assert (report.cost.amount_minor, report.purchases.amount_minor) == (21, 10000)
+    assert report.issuance_ratio_ppm == 2100  # 0.21 yuan of points per 100 yuan bought
+    assert {(r.id, r.points) for r in report.by_rule} == {("like", 1), ("purchase", 20)}
