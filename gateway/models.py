@@ -105,6 +105,7 @@ class Item(BaseModel):
     description: str
     image_url: str
     points_price: int
+    cash_price_minor: int
     stock: int | None = Field(description="units left; null when unlimited")
     per_user_limit: int
 
@@ -117,6 +118,7 @@ class Item(BaseModel):
             description=item.description,
             image_url=item.image_url,
             points_price=item.points_price,
+            cash_price_minor=item.cash_price.amount_minor,
             stock=None if item.unlimited_stock else item.stock,
             per_user_limit=item.per_user_limit,
         )
@@ -136,6 +138,7 @@ class Redemption(BaseModel):
     failure_reason: str
     code: str
     shipment_status: str
+    cash_due_minor: int
     created_at: datetime | None
 
     @classmethod
@@ -151,6 +154,7 @@ class Redemption(BaseModel):
             shipment_status=mpb.ShipmentStatus.Name(redemption.shipment_status).removeprefix(
                 "SHIPMENT_STATUS_"
             ),
+            cash_due_minor=redemption.cash_due.amount_minor,
             created_at=redemption.create_time.ToDatetime(tzinfo=UTC)
             if redemption.HasField("create_time")
             else None,

@@ -26,7 +26,9 @@ SAGA_TIMEOUT_FACTOR = 5
 async def catalog(
     me: Me,
     services: Services,
-    type: Annotated[Literal["PHYSICAL", "VIRTUAL", "COUPON"] | None, Query()] = None,
+    type: Annotated[
+        Literal["PHYSICAL", "VIRTUAL", "COUPON", "POINTS_PLUS_CASH"] | None, Query()
+    ] = None,
     affordable: bool = False,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     page_token: Annotated[str, Query(max_length=200)] = "",

@@ -25,7 +25,7 @@ def check_item(item: pb.Item) -> None:
     if not valid_item_id(item.item_id):
         fail("item_id", "lower-case letters, digits, '_.-', at most 64")
     if item.type == pb.ITEM_TYPE_UNSPECIFIED or item.type not in pb.ItemType.values():
-        fail("type", "must be PHYSICAL, VIRTUAL or COUPON")
+        fail("type", "must be PHYSICAL, VIRTUAL, COUPON or POINTS_PLUS_CASH")
     if not 0 < len(item.title) <= 200:
         fail("title", "is required (at most 200 characters)")
     if len(item.description) > 4000 or len(item.image_url) > 2000:
@@ -40,6 +40,12 @@ def check_item(item: pb.Item) -> None:
         fail("limit_period", "is required with a per_user_limit")
     if item.type == pb.ITEM_TYPE_COUPON and item.coupon_value.amount_minor <= 0:
         fail("coupon_value", "a coupon needs a value")
+    if item.type == pb.ITEM_TYPE_POINTS_PLUS_CASH and (
+        item.cash_price.amount_minor <= 0 or len(item.cash_price.currency) != 3
+    ):
+        fail("cash_price", "points-plus-cash items need a cash price")
+    if any(not _ID.match(t) for t in item.eligible_tier_ids):
+        fail("eligible_tier_ids", "must be tier ids")
     if item.code_valid_days < 0:
         fail("code_valid_days", "must be >= 0")
     if (
@@ -62,3 +68,6 @@ def period_start(period: int, now: datetime, zone: ZoneInfo) -> datetime | None:
     if period == pb.LIMIT_PERIOD_MONTH:
         return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return None
+
+
+SHIPPED = ("ITEM_TYPE_PHYSICAL", "ITEM_TYPE_POINTS_PLUS_CASH")  # item types that need an address

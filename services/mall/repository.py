@@ -95,8 +95,9 @@ async def create_redemption(conn: Conn, values: dict[str, Any]) -> Record | None
     return await conn.fetchrow(
         """
         INSERT INTO redemptions (user_id, request_id, payload_sha256, item_id, item_type,
-                                 quantity, points, shipping_address, device_id, ip)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                 quantity, points, shipping_address, device_id, ip,
+                                 cash_minor, cash_currency)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (user_id, request_id) DO NOTHING
         RETURNING *
         """,
@@ -110,6 +111,8 @@ async def create_redemption(conn: Conn, values: dict[str, Any]) -> Record | None
         values["shipping_address"],
         values["device_id"],
         values["ip"],
+        values["cash_minor"],
+        values["cash_currency"],
     )
 
 

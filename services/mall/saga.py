@@ -86,6 +86,15 @@ class Saga:
         )
         if risk.decision != rpb.DECISION_ALLOW:
             return await self._fail(row, "RISK_DENIED")
+        async with self.pool.acquire() as conn:
+            item_row = await repo.get_item(conn, row["item_id"])
+        eligible = repo.item_of(item_row).eligible_tier_ids if item_row is not None else []
+        if eligible:
+            tier = await self.rules.GetUserTier(
+                rpb.GetUserTierRequest(user_id=row["user_id"]), timeout=self.timeout
+            )
+            if tier.tier.tier_id not in eligible:
+                return await self._fail(row, "TIER_NOT_ELIGIBLE")
         async with self.pool.acquire() as conn, conn.transaction():
             now = await repo.lock_user(conn, row["user_id"])  # serialises this user's sagas
             current = await repo.get_redemption(conn, row["user_id"], row["redemption_id"])
@@ -144,7 +153,7 @@ class Saga:
         async with self.pool.acquire() as conn:
             item_row = await repo.get_item(conn, row["item_id"])
         item = repo.item_of(item_row) if item_row is not None else None
-        if row["item_type"] == "ITEM_TYPE_PHYSICAL":
+        if row["item_type"] in catalog.SHIPPED:
             changes["shipment_status"] = "PENDING"
         else:
             days = item.code_valid_days if item is not None else 0

@@ -50,6 +50,10 @@ def redemption(row: Record) -> pb.Redemption:
     )
     if row["code_expires_at"] is not None:
         message.code_expire_time.CopyFrom(to_timestamp(row["code_expires_at"]))
+    if row["cash_minor"]:
+        message.cash_due.CopyFrom(
+            common_pb2.Money(amount_minor=row["cash_minor"], currency=row["cash_currency"])
+        )
     if row["shipment_status"] is not None:
         message.shipment_status = pb.ShipmentStatus.Value(
             f"SHIPMENT_STATUS_{row['shipment_status']}"
@@ -293,10 +297,11 @@ class MallServicer(pb_grpc.MallServiceServicer):
                     raise NotFound(
                         "ITEM_NOT_FOUND", f"no item {request.item_id}", {"item_id": request.item_id}
                     )
-                if item["item_type"] == "ITEM_TYPE_PHYSICAL" and not request.shipping_address:
+                if item["item_type"] in catalog.SHIPPED and not request.shipping_address:
                     raise InvalidArgument.fields(
-                        [FieldViolation("shipping_address", "is required for physical items")]
+                        [FieldViolation("shipping_address", "is required for shipped items")]
                     )
+                cash = repo.item_of(item).cash_price
                 row = await repo.create_redemption(
                     conn,
                     {
@@ -310,6 +315,8 @@ class MallServicer(pb_grpc.MallServiceServicer):
                         "shipping_address": request.shipping_address,
                         "device_id": request.device_id,
                         "ip": request.ip,
+                        "cash_minor": cash.amount_minor * request.quantity,
+                        "cash_currency": cash.currency,
                     },
                 ) or await repo.redemption_by_request(conn, request.user_id, request.request_id)
         assert row is not None

@@ -42,6 +42,8 @@ CREATE TABLE redemptions (
     code_expires_at  timestamptz,
     shipment_status  text CHECK (shipment_status IN ('PENDING', 'SHIPPED', 'DELIVERED')),
     shipping_address text NOT NULL DEFAULT '',
+    cash_minor       bigint NOT NULL DEFAULT 0 CHECK (cash_minor >= 0),  -- points-plus-cash
+    cash_currency    text NOT NULL DEFAULT '',
     device_id        text NOT NULL DEFAULT '',
     ip               text NOT NULL DEFAULT '',
     created_at       timestamptz NOT NULL DEFAULT now(),

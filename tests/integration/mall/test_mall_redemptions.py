@@ -332,3 +332,34 @@ async def test_coupon_is_validated_used_once_and_blocks_cancel(
         )
     )
     assert error.reason == "NOT_CANCELLABLE"  # a used coupon cannot be refunded
+
+
+async def test_points_plus_cash_and_tier_eligibility(
+    mall: MallStub, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 500)
+    speaker = await item(
+        mall,
+        type=pb.ITEM_TYPE_POINTS_PLUS_CASH,
+        title="Speaker",
+        coupon_value=common_pb2.Money(),
+        code_valid_days=0,
+        cash_price=common_pb2.Money(amount_minor=990, currency="CNY"),
+    )
+    done = (await mall.Redeem(redeem(user, speaker, 2, shipping_address="1 Road"))).redemption
+    assert done.status == pb.REDEMPTION_STATUS_COMPLETED
+    assert (done.points, done.cash_due.amount_minor, done.cash_due.currency) == (200, 1980, "CNY")
+    assert done.shipment_status == pb.SHIPMENT_STATUS_PENDING
+    vip = await item(mall, eligible_tier_ids=["gold"])
+    assert await outcome(mall.Redeem(redeem(user, vip))) == "TIER_NOT_ELIGIBLE"
+    assert await stock_of(mall, vip) == 5
+    error = await fails(
+        mall.UpsertItem(
+            pb.UpsertItemRequest(
+                item=pb.Item(
+                    item_id="bad-ppc", type=pb.ITEM_TYPE_POINTS_PLUS_CASH, title="x", points_price=1
+                )
+            )
+        )
+    )
+    assert "item.cash_price" in {v.field for v in error.violations}
