@@ -194,12 +194,21 @@ class TierStatus(BaseModel):
         )
 
 
+class CapLeft(BaseModel):
+    rule_id: str
+    event_type: str
+    earned_today: int
+    daily_cap: int
+    remaining_today: int
+
+
 class Wallet(BaseModel):
     user_id: str
     points: Points | None
     expiring: list[Expiring]
     check_in: CheckInStatus | None
     tier: TierStatus | None
+    caps_today: list[CapLeft]
     recent: list[Transfer]
     redemptions: list[Redemption]
     degraded: list[str] = Field(description="parts that could not be fetched just now")

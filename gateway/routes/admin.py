@@ -197,6 +197,14 @@ async def add_blacklist(entry: BlacklistEntry, services: Services) -> None:
     await services.rules.AddBlacklistEntry(request, timeout=services.timeout)
 
 
+@router.get("/blacklist")
+async def list_blacklist(services: Services) -> dict[str, Any]:
+    """Every blacklist entry in force."""
+    return _json(
+        await services.rules.ListBlacklist(rpb.ListBlacklistRequest(), timeout=services.timeout)
+    )
+
+
 @router.delete("/blacklist/{kind}/{value}")
 async def remove_blacklist(
     kind: Literal["USER", "DEVICE", "IP"],

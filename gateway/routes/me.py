@@ -16,6 +16,7 @@ from gateway.auth import Principal, requires
 from gateway.backends import Backends
 from gateway.errors import HttpError
 from gateway.models import (
+    CapLeft,
     CheckInStatus,
     EventResult,
     Expiring,
@@ -42,7 +43,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
     """Everything the wallet screen shows, fetched from the backends concurrently. A backend
     that fails or is slow leaves its part empty and named in `degraded`, never a 5xx."""
     timeout = services.timeout
-    balance, history, check_in, redemptions, tier = await asyncio.gather(
+    balance, history, check_in, redemptions, tier, caps = await asyncio.gather(
         services.ledger.GetBalance(
             lpb.GetBalanceRequest(user_id=me.user_id, expiring_within_days=EXPIRING_WINDOW_DAYS),
             timeout=timeout,
@@ -57,6 +58,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
             mpb.ListRedemptionsRequest(user_id=me.user_id, page_size=5), timeout=timeout
         ),
         services.rules.GetUserTier(rpb.GetUserTierRequest(user_id=me.user_id), timeout=timeout),
+        services.rules.GetUserCaps(rpb.GetUserCapsRequest(user_id=me.user_id), timeout=timeout),
         return_exceptions=True,
     )
     parts = {
@@ -65,6 +67,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
         "check_in": check_in,
         "redemptions": redemptions,
         "tier": tier,
+        "caps_today": caps,
     }
     for part in parts.values():
         if isinstance(part, BaseException) and not isinstance(part, grpc.aio.AioRpcError):
@@ -84,6 +87,18 @@ async def wallet(me: Me, services: Services) -> Wallet:
             today=check_in.today,
         ),
         tier=None if isinstance(tier, BaseException) else TierStatus.of(tier),
+        caps_today=[]
+        if isinstance(caps, BaseException)
+        else [
+            CapLeft(
+                rule_id=c.rule_id,
+                event_type=rpb.EventType.Name(c.event_type).removeprefix("EVENT_TYPE_"),
+                earned_today=c.earned_today,
+                daily_cap=c.daily_cap,
+                remaining_today=c.remaining_today,
+            )
+            for c in caps.caps
+        ],
         recent=[]
         if isinstance(history, BaseException)
         else [Transfer.of(t) for t in history.transfers],

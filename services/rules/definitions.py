@@ -144,8 +144,12 @@ def check_budget(budget: pb.Budget) -> None:
         pb.BudgetPeriod.values()
     ):
         bad.append(FieldViolation("budget.period", "DAY, MONTH or TOTAL"))
-    if not 0 < budget.points_limit <= 10**15:
-        bad.append(FieldViolation("budget.points_limit", "must be > 0"))
+    if budget.points_limit < 0 or budget.points_limit > 10**15:
+        bad.append(FieldViolation("budget.points_limit", "must be >= 0"))
+    if budget.money_limit.amount_minor < 0:
+        bad.append(FieldViolation("budget.money_limit", "must be >= 0"))
+    if budget.points_limit == 0 and budget.money_limit.amount_minor == 0:
+        bad.append(FieldViolation("budget.points_limit", "a points or a money limit is needed"))
     if bad:
         raise InvalidArgument.fields(bad)
 
@@ -192,3 +196,11 @@ def tier_for(tiers: Sequence[pb.Tier], points_12m: int) -> tuple[pb.Tier | None,
     reached = [t for t in tiers if t.min_points_12m <= points_12m]
     above = [t for t in tiers if t.min_points_12m > points_12m]
     return (reached[-1] if reached else None), (above[0] if above else None)
+
+
+def budget_points(budget: pb.Budget, points_per_major_unit: int) -> int:
+    """The budget's limit in points: the tighter of its points and money limits."""
+    limits = [budget.points_limit] if budget.points_limit else []
+    if budget.money_limit.amount_minor:
+        limits.append(budget.money_limit.amount_minor * points_per_major_unit // 100)
+    return min(limits)

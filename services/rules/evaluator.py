@@ -72,7 +72,9 @@ class Evaluator:
         if not rules:
             return response
         campaigns = await self._campaigns(conn, event, occurred_at)
-        budget = await Budgets.open(conn, campaigns, self.day_of(occurred_at))
+        budget = await Budgets.open(
+            conn, campaigns, self.day_of(occurred_at), self.config.points_per_major_unit
+        )
         tiers = await repo.all_tiers(conn)
         tier_percent = await self._tier_percent(conn, tiers, event.user_id)
         in_review = risk.decision == pb.DECISION_REVIEW
@@ -251,26 +253,31 @@ class Budgets:
     concurrent events never overspend and never deadlock.
     """
 
-    def __init__(self, budgets: list[pb.Budget], day: date, used: dict[str, int]) -> None:
+    def __init__(
+        self, budgets: list[pb.Budget], day: date, used: dict[str, int], points_per_major: int
+    ) -> None:
         self.budgets = {b.budget_id: b for b in budgets}
+        self.limits = {b.budget_id: definitions.budget_points(b, points_per_major) for b in budgets}
         self.day = day
         self.used = used
         self.spent: dict[str, int] = {}
 
     @classmethod
-    async def open(cls, conn: Conn, campaigns: list[pb.Campaign], day: date) -> Budgets:
+    async def open(
+        cls, conn: Conn, campaigns: list[pb.Campaign], day: date, points_per_major: int
+    ) -> Budgets:
         named = sorted({c.budget_id for c in campaigns if c.budget_id})
         budgets = await repo.budgets(conn, named, global_only=True)
         used = await repo.lock_budget_usage(
             conn, [(b.budget_id, definitions.period_key(b.period, day)) for b in budgets]
         )
-        return cls(budgets, day, used)
+        return cls(budgets, day, used, points_per_major)
 
     def _allow(self, budget_id: str, amount: int) -> int:
         budget = self.budgets.get(budget_id)
         if budget is None or amount <= 0:
             return amount
-        left = max(budget.points_limit - self.used.get(budget_id, 0), 0)
+        left = max(self.limits[budget_id] - self.used.get(budget_id, 0), 0)
         if amount <= left:
             return amount
         return 0 if budget.over_budget == pb.OVER_BUDGET_REFUSE else left

@@ -688,3 +688,17 @@ async def issuance(
         end,
     )
     return points, purchases, list(by_rule), list(by_campaign)
+
+
+async def blacklist(conn: Conn) -> list[Record]:
+    return list(
+        await conn.fetch(
+            "SELECT * FROM blacklist WHERE expires_at IS NULL OR expires_at > now() "
+            "ORDER BY kind, value LIMIT 10000"
+        )
+    )
+
+
+async def enabled_rules(conn: Conn) -> list[pb.Rule]:
+    rows = await conn.fetch("SELECT definition FROM rules WHERE enabled ORDER BY rule_id")
+    return [pb.Rule.FromString(r["definition"]) for r in rows]

@@ -472,6 +472,49 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             await repo.save_blacklist(conn, kind, request.value, request.reason, expires)
         return pb.AddBlacklistEntryResponse()
 
+    async def ListBlacklist(
+        self, request: pb.ListBlacklistRequest, context: Context
+    ) -> pb.ListBlacklistResponse:
+        async with self.pool.acquire() as conn:
+            rows = await repo.blacklist(conn)
+        entries = []
+        for row in rows:
+            entry = pb.BlacklistEntry(
+                kind=pb.BlacklistKind.Value(f"BLACKLIST_KIND_{row['kind']}"),
+                value=row["value"],
+                reason=row["reason"],
+            )
+            if row["expires_at"] is not None:
+                entry.expire_time.CopyFrom(to_timestamp(row["expires_at"]))
+            entries.append(entry)
+        return pb.ListBlacklistResponse(entries=entries)
+
+    async def GetUserCaps(
+        self, request: pb.GetUserCapsRequest, context: Context
+    ) -> pb.GetUserCapsResponse:
+        if not 0 < len(request.user_id) <= 128 or "\x00" in request.user_id:
+            raise InvalidArgument.fields([FieldViolation("user_id", "is required")])
+        async with self.pool.acquire() as conn:
+            now: datetime = await conn.fetchval("SELECT now()")
+            today = f"day:{self.evaluator.day_of(now).isoformat()}"
+            capped = [r for r in await repo.enabled_rules(conn) if r.daily_cap]
+            used = await repo.counted(
+                conn, request.user_id, [(f"rule:{r.rule_id}", today) for r in capped]
+            )
+        caps = []
+        for rule in capped:
+            earned = used.get(f"rule:{rule.rule_id}/{today}", 0)
+            caps.append(
+                pb.RuleCap(
+                    rule_id=rule.rule_id,
+                    event_type=rule.event_type,
+                    earned_today=earned,
+                    daily_cap=rule.daily_cap,
+                    remaining_today=max(rule.daily_cap - earned, 0),
+                )
+            )
+        return pb.GetUserCapsResponse(caps=caps)
+
     async def RemoveBlacklistEntry(
         self, request: pb.RemoveBlacklistEntryRequest, context: Context
     ) -> pb.RemoveBlacklistEntryResponse:

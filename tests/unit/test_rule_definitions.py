@@ -2,10 +2,12 @@ from datetime import date
 
 import pytest
 
+from loyalty.common.v1 import common_pb2
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.errors import InvalidArgument
 from services.rules.definitions import (
     apply_caps,
+    budget_points,
     campaign_extra,
     check_in_points,
     check_rule,
@@ -88,3 +90,11 @@ def test_online_time_and_budget_periods() -> None:
     assert period_key(pb.BUDGET_PERIOD_DAY, day) == "day:2026-11-25"
     assert period_key(pb.BUDGET_PERIOD_MONTH, day) == "month:2026-11"
     assert period_key(pb.BUDGET_PERIOD_TOTAL, day) == "total"
+
+
+def test_budget_limit_is_the_tighter_of_points_and_money() -> None:
+    yuan = common_pb2.Money(amount_minor=500, currency="CNY")  # 5 yuan = 500 points at 100/yuan
+    assert budget_points(pb.Budget(points_limit=800, money_limit=yuan), 100) == 500
+    assert budget_points(pb.Budget(points_limit=300, money_limit=yuan), 100) == 300
+    assert budget_points(pb.Budget(money_limit=yuan), 100) == 500
+    assert budget_points(pb.Budget(points_limit=42), 100) == 42

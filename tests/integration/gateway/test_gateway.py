@@ -97,6 +97,7 @@ async def test_wallet_aggregates_the_users_own_points(
     assert [t["amount"] for t in wallet["recent"]] == [120]
     assert wallet["redemptions"] == []
     assert wallet["tier"] is None  # no tiers configured
+    assert {c["rule_id"]: c["remaining_today"] for c in wallet["caps_today"]}["like"] == 5
     assert wallet["degraded"] == []
 
 
@@ -110,7 +111,7 @@ async def test_wallet_degrades_when_a_backend_is_down(
             reply = await client.get("/v1/me/wallet", headers=bearer(user))
     assert reply.status_code == 200, reply.text
     wallet = reply.json()
-    assert wallet["degraded"] == ["check_in", "tier"]
+    assert wallet["degraded"] == ["check_in", "tier", "caps_today"]
     assert wallet["check_in"] is None
     assert wallet["points"]["available"] == 7
 

@@ -299,3 +299,22 @@ async def test_issuance_report_prices_points_against_purchases(rules: RulesStub,
     assert (report.cost.amount_minor, report.purchases.amount_minor) == (21, 10000)
     assert report.issuance_ratio_ppm == 2100  # 0.21 yuan of points per 100 yuan bought
     assert {(r.id, r.points) for r in report.by_rule} == {("like", 1), ("purchase", 20)}
+
+
+async def test_caps_left_today_and_the_blacklist_listing(rules: RulesStub, user: str) -> None:
+    for _ in range(3):
+        await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE))
+    caps = {
+        c.rule_id: c for c in (await rules.GetUserCaps(pb.GetUserCapsRequest(user_id=user))).caps
+    }
+    assert (caps["like"].earned_today, caps["like"].remaining_today) == (3, 2)
+    await rules.AddBlacklistEntry(
+        pb.AddBlacklistEntryRequest(
+            kind=pb.BLACKLIST_KIND_IP, value=f"10.0.0.{len(user)}", reason="listing test"
+        )
+    )
+    listed = (await rules.ListBlacklist(pb.ListBlacklistRequest())).entries
+    assert any(e.reason == "listing test" and e.kind == pb.BLACKLIST_KIND_IP for e in listed)
+    await rules.RemoveBlacklistEntry(
+        pb.RemoveBlacklistEntryRequest(kind=pb.BLACKLIST_KIND_IP, value=f"10.0.0.{len(user)}")
+    )
