@@ -17,6 +17,8 @@ class RulesConfig:
     review_per_minute: int  # this many: REVIEW (a burst, short of the DENY threshold)
     accounts_per_device: int  # this many accounts on one device in a day: REVIEW
     accounts_per_ip: int  # this many accounts from one IP in a day: REVIEW
+    invites_per_day: int  # a referrer inviting this many in a day: their invitees' events REVIEW
+    refunds_per_month: int  # a user with this many refunds in 30 days: their purchases REVIEW
     max_event_age: timedelta  # older events are refused (late ingestion window)
     settle_seconds: float  # how often unsettled awards are retried against the ledger
     max_multiplier_percent: int  # campaigns stack up to this combined multiplier
@@ -37,6 +39,8 @@ class RulesConfig:
             review_per_minute=env.integer("RULES_REVIEW_PER_MINUTE", 20, minimum=1),
             accounts_per_device=env.integer("RULES_ACCOUNTS_PER_DEVICE", 3, minimum=2),
             accounts_per_ip=env.integer("RULES_ACCOUNTS_PER_IP", 20, minimum=2),
+            invites_per_day=env.integer("RULES_INVITES_PER_DAY", 10, minimum=1),
+            refunds_per_month=env.integer("RULES_REFUNDS_PER_MONTH", 3, minimum=1),
             max_event_age=timedelta(days=env.integer("RULES_MAX_EVENT_AGE_DAYS", 7, minimum=1)),
             settle_seconds=env.number("RULES_SETTLE_SECONDS", 5.0, minimum=0.1),
             max_multiplier_percent=env.integer(

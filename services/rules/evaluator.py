@@ -23,9 +23,17 @@ class Risk:
     reasons: list[str]
 
 
-async def assess(conn: Conn, config: RulesConfig, user_id: str, device_id: str, ip: str) -> Risk:
+async def assess(
+    conn: Conn,
+    config: RulesConfig,
+    user_id: str,
+    device_id: str,
+    ip: str,
+    event: pb.Event | None = None,
+) -> Risk:
     """DENY on a blacklist match or a velocity breach; REVIEW on softer farming signals (a
-    burst of events, many accounts on one device or IP); else ALLOW. Always with reasons."""
+    burst of events, many accounts on one device or IP, a referrer inviting in bulk, purchases
+    by a user who keeps refunding); else ALLOW. Always with reasons."""
     deny = [f"BLACKLISTED_{kind}" for kind in await repo.blacklisted(conn, user_id, device_id, ip)]
     recent = await repo.recent_events(conn, user_id)
     if recent >= config.velocity_per_minute:
@@ -41,6 +49,18 @@ async def assess(conn: Conn, config: RulesConfig, user_id: str, device_id: str, 
         review.append("SHARED_DEVICE")
     if ip and await repo.accounts_seen(conn, "ip", ip, user_id) >= config.accounts_per_ip:
         review.append("SHARED_IP")
+    if (
+        event is not None
+        and event.referrer_id
+        and (await repo.invites_today(conn, event.referrer_id) >= config.invites_per_day)
+    ):
+        review.append("INVITE_BURST")
+    if (
+        event is not None
+        and event.type == pb.EVENT_TYPE_PURCHASE
+        and (await repo.refunds_this_month(conn, user_id) >= config.refunds_per_month)
+    ):
+        review.append("REFUND_LOOP")
     return Risk(pb.DECISION_REVIEW if review else pb.DECISION_ALLOW, review)
 
 
@@ -54,7 +74,7 @@ class Evaluator:
     async def evaluate(
         self, conn: Conn, event: pb.Event, occurred_at: datetime
     ) -> pb.RecordEventResponse:
-        risk = await assess(conn, self.config, event.user_id, event.device_id, event.ip)
+        risk = await assess(conn, self.config, event.user_id, event.device_id, event.ip, event)
         response = pb.RecordEventResponse(
             event_id=event.event_id, decision=risk.decision, risk_reasons=risk.reasons
         )

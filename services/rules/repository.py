@@ -702,3 +702,21 @@ async def blacklist(conn: Conn) -> list[Record]:
 async def enabled_rules(conn: Conn) -> list[pb.Rule]:
     rows = await conn.fetch("SELECT definition FROM rules WHERE enabled ORDER BY rule_id")
     return [pb.Rule.FromString(r["definition"]) for r in rows]
+
+
+async def invites_today(conn: Conn, referrer_id: str) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM referrals "
+        "WHERE referrer_id = $1 AND created_at > now() - interval '1 day'",
+        referrer_id,
+    )
+    return count
+
+
+async def refunds_this_month(conn: Conn, user_id: str) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM events WHERE user_id = $1 AND event_type = 'EVENT_TYPE_REFUND' "
+        "AND recorded_at > now() - interval '30 days'",
+        user_id,
+    )
+    return count

@@ -318,3 +318,16 @@ async def test_caps_left_today_and_the_blacklist_listing(rules: RulesStub, user:
     await rules.RemoveBlacklistEntry(
         pb.RemoveBlacklistEntryRequest(kind=pb.BLACKLIST_KIND_IP, value=f"10.0.0.{len(user)}")
     )
+
+
+async def test_purchase_refund_loops_go_to_review(rules: RulesStub, user: str) -> None:
+    for n in range(3):  # RULES_REFUNDS_PER_MONTH defaults to 3
+        await rules.RecordEvent(
+            event(user, pb.EVENT_TYPE_PURCHASE, amount_minor=5000, order_id=f"loop-{n}")
+        )
+        await rules.RecordEvent(event(user, pb.EVENT_TYPE_REFUND, order_id=f"loop-{n}"))
+    again = await rules.RecordEvent(
+        event(user, pb.EVENT_TYPE_PURCHASE, amount_minor=5000, order_id="loop-4")
+    )
+    assert (again.decision, list(again.risk_reasons)) == (pb.DECISION_REVIEW, ["REFUND_LOOP"])
+    assert again.awards[0].in_review

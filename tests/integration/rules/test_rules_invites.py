@@ -52,3 +52,17 @@ async def test_referrer_earns_once_when_the_invitee_completes_the_profile(
     assert (await balance(ledger, bob)).available == bob_before  # the referrer is paid
     await rules.RecordEvent(event(carol, pb.EVENT_TYPE_PROFILE_COMPLETED))
     assert (await balance(ledger, bob)).available == bob_before + 300
+
+
+async def test_a_burst_of_invitations_goes_to_review(rules: RulesStub) -> None:
+    referrer = f"recruiter-{uuid.uuid4().hex[:8]}"
+    decisions = [
+        (await rules.RecordEvent(register(f"recruit-{uuid.uuid4().hex[:8]}", referrer)))
+        for _ in range(11)
+    ]
+    # RULES_INVITES_PER_DAY defaults to 10: the eleventh invitation in a day is reviewed.
+    assert [d.decision for d in decisions[:10]] == [pb.DECISION_ALLOW] * 10
+    assert (decisions[10].decision, list(decisions[10].risk_reasons)) == (
+        pb.DECISION_REVIEW,
+        ["INVITE_BURST"],
+    )
