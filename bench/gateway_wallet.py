@@ -14,21 +14,18 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
 import httpx
 
-from bench.support import ROOT, closed_loop, p, scratch_database
+from bench.support import closed_loop, p, scratch_database, suite
 from gateway.auth import mint
 from gateway.settings import DEV_SECRET, AuthSettings
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.ledger.v1 import ledger_pb2_grpc
-from tests.support.hosts import free_port, wait_serving
+from tests.support.hosts import free_port
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CLIENTS = 50
@@ -67,47 +64,6 @@ async def slow_proxy(port: int, target: str) -> grpc.aio.Server:
     return server
 
 
-@asynccontextmanager
-async def suite(url: str, rules_addr: str | None = None) -> AsyncIterator[dict[str, int]]:
-    ports = {name: free_port() for name in ("ledger", "rules", "mall", "gateway")}
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "LOG_LEVEL": "WARNING",
-        **{f"{n.upper()}_PORT": str(port) for n, port in ports.items()},
-        **{f"{n.upper()}_ADDR": f"127.0.0.1:{port}" for n, port in ports.items()},
-    }
-    processes = {}
-    for name, module in (
-        ("ledger", "services.ledger.server"),
-        ("rules", "services.rules.server"),
-        ("mall", "services.mall.server"),
-    ):
-        processes[name] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", module, cwd=ROOT, env=env
-        )
-    for name in ("ledger", "rules", "mall"):
-        await wait_serving(f"127.0.0.1:{ports[name]}", within=30)
-    gateway_env = {**env, "RULES_ADDR": rules_addr or env["RULES_ADDR"]}
-    processes["gateway"] = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.main", cwd=ROOT, env=gateway_env
-    )
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['gateway']}") as http:
-        for _ in range(200):
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-    try:
-        yield {**ports, **{f"{n}_pid": proc.pid for n, proc in processes.items()}}
-    finally:
-        for proc in processes.values():
-            proc.terminate()
-        for proc in processes.values():
-            await proc.wait()
-
-
 def wrk(url: str, headers: dict[str, str]) -> tuple[float, float, float]:
     """Requests/s, p50 and p99 (ms) from wrk, a C load generator that leaves the CPU to the
     services better than a Python client would. Fails on any non-2xx answer."""
@@ -140,8 +96,10 @@ async def main() -> None:
     token = mint(AuthSettings("HS256", DEV_SECRET, None, None), "bench-user")
     headers = {"Authorization": f"Bearer {token}"}
     async with scratch_database("bench_gateway") as url:
-        async with suite(url) as ports:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['ledger']}") as channel:
+        names = ("ledger", "rules", "mall", "gateway")
+        async with suite(url, names) as running:
+            ports = running.ports
+            async with grpc.aio.insecure_channel(running.address("ledger")) as channel:
                 await ledger_pb2_grpc.LedgerServiceStub(channel).Credit(
                     lpb.CreditRequest(
                         request_id="seed", user_id="bench-user", amount=100, source="bench"
@@ -170,11 +128,13 @@ async def main() -> None:
                     rate, p50, p99 = count / SECONDS, p(lat, 0.5), p(lat, 0.99)
                     tool = "httpx"
                 normal = await latency_ms(http, headers, 50)
-            memory = {n: rss_mb(ports[f"{n}_pid"]) for n in ("gateway", "ledger", "rules", "mall")}
+            memory = {n: rss_mb(running.pids[n]) for n in ("gateway", "ledger", "rules", "mall")}
         proxy_port = free_port()
         # The proxy forwards to where the next suite's rules will listen: start it lazily.
-        async with suite(url, rules_addr=f"127.0.0.1:{proxy_port}") as ports:
-            proxy = await slow_proxy(proxy_port, f"127.0.0.1:{ports['rules']}")
+        # The gateway reaches rules through a proxy adding DELAY to every call.
+        async with suite(url, names, {"RULES_ADDR": f"127.0.0.1:{proxy_port}"}) as running:
+            ports = running.ports
+            proxy = await slow_proxy(proxy_port, running.address("rules"))
             base = f"http://127.0.0.1:{ports['gateway']}"
             async with httpx.AsyncClient(base_url=base, timeout=10) as http:
                 await latency_ms(http, headers, 5)
@@ -188,7 +148,7 @@ async def main() -> None:
     )
     print(
         f"one client: wallet p50 {normal:.1f} ms; with rules slowed by {DELAY * 1000:.0f} ms:"
-        f" {slowed:.1f} ms (+{slowed - normal:.1f} ms; 4 backend calls in parallel)"
+        f" {slowed:.1f} ms (+{slowed - normal:.1f} ms; 6 backend calls in parallel)"
     )
     print("RSS after load: " + ", ".join(f"{n} {mb:.0f} MB" for n, mb in memory.items()))
 

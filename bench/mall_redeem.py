@@ -7,99 +7,74 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import uuid
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.support import ROOT, closed_loop, p, scratch_database
+from bench.support import closed_loop, p, scratch_database, suite
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc
-from tests.support.hosts import free_port, wait_serving
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CLIENTS = 32
 
 
 async def main() -> None:
-    async with scratch_database("bench_mall") as url:
-        ports = {name: free_port() for name in ("ledger", "rules", "mall")}
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "LOG_LEVEL": "WARNING",
-            **{f"{n.upper()}_PORT": str(port) for n, port in ports.items()},
-            **{f"{n.upper()}_ADDR": f"127.0.0.1:{port}" for n, port in ports.items()},
-        }
-        processes = [
-            await asyncio.create_subprocess_exec(
-                sys.executable, "-m", f"services.{n}.server", cwd=ROOT, env=env
+    async with (
+        scratch_database("bench_mall") as url,
+        suite(url, ("ledger", "rules", "mall")) as running,
+        grpc.aio.insecure_channel(running.address("mall")) as mall_channel,
+        grpc.aio.insecure_channel(running.address("ledger")) as ledger_channel,
+    ):
+        mall = mall_pb2_grpc.MallServiceStub(mall_channel)
+        ledger = ledger_pb2_grpc.LedgerServiceStub(ledger_channel)
+        health = health_pb2_grpc.HealthStub(mall_channel)
+        for n in range(50):
+            await mall.UpsertItem(
+                pb.UpsertItemRequest(
+                    item=pb.Item(
+                        item_id=f"coupon-{n:02d}",
+                        type=pb.ITEM_TYPE_COUPON,
+                        title="Coupon",
+                        points_price=10,
+                        unlimited_stock=True,
+                        enabled=True,
+                        coupon_value=common_pb2.Money(amount_minor=100, currency="CNY"),
+                    )
+                )
             )
-            for n in ports
-        ]
-        try:
-            for port in ports.values():
-                await wait_serving(f"127.0.0.1:{port}", within=30)
-            async with (
-                grpc.aio.insecure_channel(f"127.0.0.1:{ports['mall']}") as mall_ch,
-                grpc.aio.insecure_channel(f"127.0.0.1:{ports['ledger']}") as ledger_ch,
-            ):
-                mall = mall_pb2_grpc.MallServiceStub(mall_ch)
-                ledger = ledger_pb2_grpc.LedgerServiceStub(ledger_ch)
-                health = health_pb2_grpc.HealthStub(mall_ch)
-                for n in range(50):
-                    await mall.UpsertItem(
-                        pb.UpsertItemRequest(
-                            item=pb.Item(
-                                item_id=f"coupon-{n:02d}",
-                                type=pb.ITEM_TYPE_COUPON,
-                                title="Coupon",
-                                points_price=10,
-                                unlimited_stock=True,
-                                enabled=True,
-                                coupon_value=common_pb2.Money(amount_minor=100, currency="CNY"),
-                            )
-                        )
-                    )
-                users = [f"buyer-{c}" for c in range(CLIENTS)]
-                for user in users:
-                    await ledger.Credit(
-                        lpb.CreditRequest(
-                            request_id="seed", user_id=user, amount=10**9, source="bench"
-                        )
-                    )
+        users = [f"buyer-{c}" for c in range(CLIENTS)]
+        for user in users:
+            await ledger.Credit(
+                lpb.CreditRequest(request_id="seed", user_id=user, amount=10**9, source="bench")
+            )
 
-                async def check(client: int, i: int) -> None:
-                    await health.Check(health_pb2.HealthCheckRequest())
+        async def check(client: int, i: int) -> None:
+            await health.Check(health_pb2.HealthCheckRequest())
 
-                async def redeem(client: int, i: int) -> None:
-                    reply = await mall.Redeem(
-                        pb.RedeemRequest(
-                            request_id=uuid.uuid4().hex,
-                            user_id=users[client],
-                            item_id=f"coupon-{i % 50:02d}",
-                            quantity=1,
-                        )
-                    )
-                    assert reply.redemption.status == pb.REDEMPTION_STATUS_COMPLETED
+        async def redeem(client: int, i: int) -> None:
+            reply = await mall.Redeem(
+                pb.RedeemRequest(
+                    request_id=uuid.uuid4().hex,
+                    user_id=users[client],
+                    item_id=f"coupon-{i % 50:02d}",
+                    quantity=1,
+                )
+            )
+            assert reply.redemption.status == pb.REDEMPTION_STATUS_COMPLETED
 
-                async def listing(client: int, i: int) -> None:
-                    await mall.ListItems(pb.ListItemsRequest(page_size=20))
+        async def listing(client: int, i: int) -> None:
+            await mall.ListItems(pb.ListItemsRequest(page_size=20))
 
-                base_count, base_lat = await closed_loop(CLIENTS, SECONDS / 2, check)
-                await closed_loop(CLIENTS, 1, redeem)
-                count, lat = await closed_loop(CLIENTS, SECONDS, redeem)
-                list_count, list_lat = await closed_loop(CLIENTS, SECONDS / 2, listing)
-                audit = await ledger.Audit(lpb.AuditRequest(), timeout=120)
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                await process.wait()
+        base_count, base_lat = await closed_loop(CLIENTS, SECONDS / 2, check)
+        await closed_loop(CLIENTS, 1, redeem)
+        count, lat = await closed_loop(CLIENTS, SECONDS, redeem)
+        list_count, list_lat = await closed_loop(CLIENTS, SECONDS / 2, listing)
+        audit = await ledger.Audit(lpb.AuditRequest(), timeout=120)
     base = base_count / (SECONDS / 2)
     print(
         f"health check x{CLIENTS}  : {base:7.0f} rps  p99 {p(base_lat, 0.99):.1f} ms "

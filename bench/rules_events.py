@@ -6,91 +6,69 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import uuid
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.support import ROOT, closed_loop, p, scratch_database
+from bench.support import closed_loop, p, scratch_database, suite
 from loyalty.rules.v1 import rules_pb2 as pb
 from loyalty.rules.v1 import rules_pb2_grpc
-from tests.support.hosts import free_port, wait_serving
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CLIENTS = 32
+NO_RISK_LIMITS = {"RULES_VELOCITY_PER_MINUTE": "1000000", "RULES_REVIEW_PER_MINUTE": "1000000"}
 
 
 async def main() -> None:
-    async with scratch_database("bench_rules") as url:
-        ports = {name: free_port() for name in ("ledger", "rules")}
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "LOG_LEVEL": "WARNING",
-            "RULES_VELOCITY_PER_MINUTE": "1000000",
-            "RULES_REVIEW_PER_MINUTE": "1000000",
-            **{f"{n.upper()}_PORT": str(port) for n, port in ports.items()},
-            **{f"{n.upper()}_ADDR": f"127.0.0.1:{port}" for n, port in ports.items()},
-        }
-        processes = [
-            await asyncio.create_subprocess_exec(
-                sys.executable, "-m", f"services.{n}.server", cwd=ROOT, env=env
+    async with (
+        scratch_database("bench_rules") as url,
+        suite(url, ("ledger", "rules"), NO_RISK_LIMITS) as running,
+        grpc.aio.insecure_channel(running.address("rules")) as channel,
+    ):
+        rules = rules_pb2_grpc.RulesServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+        await rules.UpsertRule(
+            pb.UpsertRuleRequest(
+                rule=pb.Rule(
+                    rule_id="like",
+                    kind=pb.RULE_KIND_ACTION,
+                    event_type=pb.EVENT_TYPE_LIKE,
+                    enabled=True,
+                    action=pb.ActionParams(points=1),
+                    daily_cap=1_000_000,
+                )
             )
-            for n in ports
-        ]
-        try:
-            for port in ports.values():
-                await wait_serving(f"127.0.0.1:{port}", within=30)
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['rules']}") as channel:
-                rules = rules_pb2_grpc.RulesServiceStub(channel)
-                health = health_pb2_grpc.HealthStub(channel)
-                await rules.UpsertRule(
-                    pb.UpsertRuleRequest(
-                        rule=pb.Rule(
-                            rule_id="like",
-                            kind=pb.RULE_KIND_ACTION,
-                            event_type=pb.EVENT_TYPE_LIKE,
-                            enabled=True,
-                            action=pb.ActionParams(points=1),
-                            daily_cap=1_000_000,
-                        )
+        )
+        await rules.UpsertBudget(
+            pb.UpsertBudgetRequest(
+                budget=pb.Budget(
+                    budget_id="daily",
+                    applies_to_all=True,
+                    period=pb.BUDGET_PERIOD_DAY,
+                    points_limit=10**12,
+                )
+            )
+        )
+
+        async def check(client: int, i: int) -> None:
+            await health.Check(health_pb2.HealthCheckRequest())
+
+        async def record(client: int, i: int) -> None:
+            reply = await rules.RecordEvent(
+                pb.RecordEventRequest(
+                    event=pb.Event(
+                        event_id=uuid.uuid4().hex,
+                        user_id=f"user-{client}-{i % 50}",
+                        type=pb.EVENT_TYPE_LIKE,
                     )
                 )
-                await rules.UpsertBudget(
-                    pb.UpsertBudgetRequest(
-                        budget=pb.Budget(
-                            budget_id="daily",
-                            applies_to_all=True,
-                            period=pb.BUDGET_PERIOD_DAY,
-                            points_limit=10**12,
-                        )
-                    )
-                )
+            )
+            assert reply.total_points == 1
 
-                async def check(client: int, i: int) -> None:
-                    await health.Check(health_pb2.HealthCheckRequest())
-
-                async def record(client: int, i: int) -> None:
-                    reply = await rules.RecordEvent(
-                        pb.RecordEventRequest(
-                            event=pb.Event(
-                                event_id=uuid.uuid4().hex,
-                                user_id=f"user-{client}-{i % 50}",
-                                type=pb.EVENT_TYPE_LIKE,
-                            )
-                        )
-                    )
-                    assert reply.total_points == 1
-
-                base_count, base_lat = await closed_loop(CLIENTS, SECONDS / 2, check)
-                await closed_loop(CLIENTS, 1, record)
-                count, lat = await closed_loop(CLIENTS, SECONDS, record)
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                await process.wait()
+        base_count, base_lat = await closed_loop(CLIENTS, SECONDS / 2, check)
+        await closed_loop(CLIENTS, 1, record)
+        count, lat = await closed_loop(CLIENTS, SECONDS, record)
     base = base_count / (SECONDS / 2)
     print(
         f"health check x{CLIENTS} : {base:7.0f} rps  p99 {p(base_lat, 0.99):.1f} ms "

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,29 +53,81 @@ async def scratch_database(prefix: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+MODULES = {
+    "ledger": "services.ledger.server",
+    "rules": "services.rules.server",
+    "mall": "services.mall.server",
+    "gateway": "gateway.main",
+}
+
+
+@dataclass
+class Suite:
+    ports: dict[str, int]
+    pids: dict[str, int]
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+
+@asynccontextmanager
+async def suite(
+    database_url: str, names: tuple[str, ...], env: dict[str, str] | None = None
+) -> AsyncIterator[Suite]:
+    """Each named service as its own process (as in production), on free ports, wired to each
+    other; waits until every one is healthy. `env` may override any variable (e.g. an
+    address, to put a proxy in between)."""
+    ports = {name: free_port() for name in names}
+    full_env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "DB_POOL_MAX": os.environ.get("DB_POOL_MAX", "32"),
+        **{f"{n.upper()}_PORT": str(port) for n, port in ports.items()},
+        **{f"{n.upper()}_ADDR": f"127.0.0.1:{port}" for n, port in ports.items()},
+        **(env or {}),
+    }
+    processes = {}
+    try:
+        for name in names:
+            processes[name] = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", MODULES[name], cwd=ROOT, env=full_env
+            )
+            if name != "gateway":  # later services need the earlier ones up
+                await wait_serving(f"127.0.0.1:{ports[name]}", within=30)
+        if "gateway" in names:
+            await wait_http(f"http://127.0.0.1:{ports['gateway']}/healthz")
+        yield Suite(ports, {name: p.pid for name, p in processes.items()})
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            await asyncio.wait_for(process.wait(), 15)
+
+
+async def wait_http(url: str, within: float = 30.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url} not up after {within} s")
+
+
 @asynccontextmanager
 async def ledger_process(
     database_url: str,
 ) -> AsyncIterator[ledger_pb2_grpc.LedgerServiceAsyncStub]:
-    """The ledger as its own process (as in production), and a stub connected to it."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "LEDGER_PORT": str(port),
-        "LOG_LEVEL": "WARNING",
-        "DB_POOL_MAX": os.environ.get("DB_POOL_MAX", "32"),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.ledger.server", cwd=ROOT, env=env
-    )
-    try:
-        await wait_serving(f"127.0.0.1:{port}", within=30)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    """The ledger as its own process, and a stub connected to it."""
+    async with suite(database_url, ("ledger",)) as running:
+        async with grpc.aio.insecure_channel(running.address("ledger")) as channel:
             yield ledger_pb2_grpc.LedgerServiceStub(channel)
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
 
 
 def pgbench_tps(

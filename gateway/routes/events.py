@@ -93,21 +93,7 @@ async def record_event(
 ) -> EventResult:
     """Report what a user did (purchases, likes, lessons, ...); the Idempotency-Key is the
     event id, so a retried report never awards twice."""
-    message = rpb.Event(
-        event_id=key,
-        user_id=event.user_id,
-        type=rpb.EventType.Value(f"EVENT_TYPE_{event.type}"),
-        order_id=event.order_id,
-        item_id=event.item_id,
-        device_id=event.device_id,
-        ip=event.ip,
-    )
-    if event.occurred_at is not None:
-        message.occurred_at.FromDatetime(event.occurred_at)
-    if event.amount_minor is not None:
-        message.amount.CopyFrom(
-            common_pb2.Money(amount_minor=event.amount_minor, currency=event.currency or "")
-        )
+    message = _message(key, event)
     reply = await services.rules.RecordEvent(
         rpb.RecordEventRequest(event=message), timeout=services.timeout * 3
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_PORTS: dict[str, int] = {"ledger": 50051, "rules": 50052, "mall": 50053, "gateway": 8080}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -63,6 +64,14 @@ class Env:
         if value not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
+
+    def zone(self, name: str, default: str) -> ZoneInfo:
+        """An IANA time zone, e.g. Asia/Shanghai."""
+        value = self.text(name, default)
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"{name} is not a known time zone: {value!r}") from None
 
     def database_url(self, name: str, fallback: str = "DATABASE_URL") -> str:
         """The service's own URL (e.g. LEDGER_DATABASE_URL), else the shared DATABASE_URL."""

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from services.common.settings import Env, SettingsError
 
@@ -49,13 +49,7 @@ class LedgerConfig:
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> LedgerConfig:
         env = Env(source)
-        zone_name = env.text("LEDGER_TIMEZONE", "Asia/Shanghai")
-        try:
-            zone = ZoneInfo(zone_name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(
-                f"LEDGER_TIMEZONE is not a known time zone: {zone_name!r}"
-            ) from None
+        zone = env.zone("LEDGER_TIMEZONE", "Asia/Shanghai")
         return cls(
             expiry=ExpiryPolicy.parse(env.text("LEDGER_EXPIRY_POLICY", "days:365"), zone),
             refund_grace=timedelta(days=env.integer("LEDGER_REFUND_GRACE_DAYS", 30, minimum=1)),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from services.common.settings import Env, SettingsError
+from services.common.settings import Env
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,7 @@ class MallConfig:
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> MallConfig:
         env = Env(source)
-        zone_name = env.text("MALL_TIMEZONE", "Asia/Shanghai")
-        try:
-            zone = ZoneInfo(zone_name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(f"MALL_TIMEZONE is not a known time zone: {zone_name!r}") from None
+        zone = env.zone("MALL_TIMEZONE", "Asia/Shanghai")
         return cls(
             zone=zone,
             hold_seconds=env.integer("MALL_HOLD_SECONDS", 600, minimum=10),

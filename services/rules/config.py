@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from services.common.settings import Env, SettingsError
+from services.common.settings import Env
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,7 @@ class RulesConfig:
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> RulesConfig:
         env = Env(source)
-        zone_name = env.text("RULES_TIMEZONE", "Asia/Shanghai")
-        try:
-            zone = ZoneInfo(zone_name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(f"RULES_TIMEZONE is not a known time zone: {zone_name!r}") from None
+        zone = env.zone("RULES_TIMEZONE", "Asia/Shanghai")
         return cls(
             zone=zone,
             velocity_per_minute=env.integer("RULES_VELOCITY_PER_MINUTE", 30, minimum=1),
