@@ -42,15 +42,15 @@ async def put_rule(
     rule_id: Name, services: Services, rule: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Create or replace a rule (protobuf JSON of loyalty.rules.v1.Rule)."""
-    try:
-        message = json_format.ParseDict(rule, rpb.Rule())
-    except json_format.ParseError as exc:
-        raise HttpError(400, "INVALID_ARGUMENT", f"not a valid rule: {exc}") from None
-    message.rule_id = rule_id
-    reply = await services.rules.UpsertRule(
-        rpb.UpsertRuleRequest(rule=message), timeout=services.timeout
+    return await _upsert(
+        services.rules.UpsertRule,
+        rpb.UpsertRuleRequest,
+        "rule",
+        rpb.Rule(),
+        rule_id,
+        rule,
+        services.timeout,
     )
-    return _json(reply.rule)
 
 
 def _parse(body: dict[str, Any], message: Any, what: str) -> Any:
@@ -58,6 +58,23 @@ def _parse(body: dict[str, Any], message: Any, what: str) -> Any:
         return json_format.ParseDict(body, message)
     except json_format.ParseError as exc:
         raise HttpError(400, "INVALID_ARGUMENT", f"not a valid {what}: {exc}") from None
+
+
+async def _upsert(
+    call: Any,
+    request_type: Any,
+    field: str,
+    message: Any,
+    key: str,
+    body: dict[str, Any],
+    deadline: float,
+) -> dict[str, Any]:
+    """Parse `body` (protobuf JSON) into `message`, set its id from the path, send it in
+    `request_type(field=...)` and answer with what the backend stored."""
+    parsed = _parse(body, message, field)
+    setattr(parsed, f"{field}_id", key)
+    reply = await call(request_type(**{field: parsed}), timeout=deadline)
+    return _json(getattr(reply, field))
 
 
 @router.get("/campaigns")
@@ -73,12 +90,15 @@ async def put_campaign(
     campaign_id: Name, services: Services, campaign: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Create or replace a campaign (protobuf JSON of loyalty.rules.v1.Campaign)."""
-    message = _parse(campaign, rpb.Campaign(), "campaign")
-    message.campaign_id = campaign_id
-    reply = await services.rules.UpsertCampaign(
-        rpb.UpsertCampaignRequest(campaign=message), timeout=services.timeout
+    return await _upsert(
+        services.rules.UpsertCampaign,
+        rpb.UpsertCampaignRequest,
+        "campaign",
+        rpb.Campaign(),
+        campaign_id,
+        campaign,
+        services.timeout,
     )
-    return _json(reply.campaign)
 
 
 @router.get("/tiers")
@@ -92,12 +112,15 @@ async def put_tier(
     tier_id: Name, services: Services, tier: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Create or replace a tier (protobuf JSON of loyalty.rules.v1.Tier)."""
-    message = _parse(tier, rpb.Tier(), "tier")
-    message.tier_id = tier_id
-    reply = await services.rules.UpsertTier(
-        rpb.UpsertTierRequest(tier=message), timeout=services.timeout
+    return await _upsert(
+        services.rules.UpsertTier,
+        rpb.UpsertTierRequest,
+        "tier",
+        rpb.Tier(),
+        tier_id,
+        tier,
+        services.timeout,
     )
-    return _json(reply.tier)
 
 
 @router.post("/simulations")
@@ -121,12 +144,15 @@ async def put_budget(
     budget_id: Name, services: Services, budget: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Create or replace a points budget (protobuf JSON of loyalty.rules.v1.Budget)."""
-    message = _parse(budget, rpb.Budget(), "budget")
-    message.budget_id = budget_id
-    reply = await services.rules.UpsertBudget(
-        rpb.UpsertBudgetRequest(budget=message), timeout=services.timeout
+    return await _upsert(
+        services.rules.UpsertBudget,
+        rpb.UpsertBudgetRequest,
+        "budget",
+        rpb.Budget(),
+        budget_id,
+        budget,
+        services.timeout,
     )
-    return _json(reply.budget)
 
 
 @router.get("/reviews")
@@ -226,15 +252,15 @@ async def put_item(
     item_id: Name, services: Services, item: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Create or replace a catalog item (protobuf JSON of loyalty.mall.v1.Item)."""
-    try:
-        message = json_format.ParseDict(item, mpb.Item())
-    except json_format.ParseError as exc:
-        raise HttpError(400, "INVALID_ARGUMENT", f"not a valid item: {exc}") from None
-    message.item_id = item_id
-    reply = await services.mall.UpsertItem(
-        mpb.UpsertItemRequest(item=message), timeout=services.timeout
+    return await _upsert(
+        services.mall.UpsertItem,
+        mpb.UpsertItemRequest,
+        "item",
+        mpb.Item(),
+        item_id,
+        item,
+        services.timeout,
     )
-    return _json(reply.item)
 
 
 @router.put("/lotteries/{lottery_id}")
