@@ -47,7 +47,7 @@ class Authenticator:
         except jwt.InvalidTokenError as exc:
             raise HttpError(401, "INVALID_TOKEN", f"the token is not valid: {exc}") from None
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not 0 < len(subject) <= 128:
+        if not isinstance(subject, str) or not 0 < len(subject) <= 128 or "\x00" in subject:
             raise HttpError(401, "INVALID_TOKEN", "the token's sub must be a user id")
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()

@@ -181,7 +181,7 @@ def check_tier(tier: pb.Tier) -> None:
     bad: list[FieldViolation] = []
     if not valid_name(tier.tier_id):
         bad.append(FieldViolation("tier.tier_id", "lower-case letters, digits, '_.-'"))
-    if not 0 < len(tier.name) <= 100:
+    if not 0 < len(tier.name) <= 100 or "\x00" in tier.name:
         bad.append(FieldViolation("tier.name", "is required"))
     if tier.min_points_12m < 0:
         bad.append(FieldViolation("tier.min_points_12m", "must be >= 0"))

@@ -254,6 +254,8 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             try:
                 stamp, event_id = json.loads(base64.urlsafe_b64decode(request.page_token))
                 before = (datetime.fromisoformat(stamp), str(event_id))
+                if "\x00" in before[1]:
+                    raise ValueError("NUL")
             except (ValueError, TypeError):
                 bad.append(FieldViolation("page_token", "is not a token returned by this RPC"))
         if bad:
@@ -396,6 +398,8 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
                     base64.urlsafe_b64decode(request.page_token.encode())
                 )
                 after = (datetime.fromisoformat(stamp), str(user_id), str(event_id))
+                if "\x00" in after[1] + after[2]:
+                    raise ValueError("NUL")
             except (ValueError, TypeError):
                 raise InvalidArgument.fields(
                     [FieldViolation("page_token", "is not a token returned by this RPC")]
@@ -427,7 +431,11 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         return response
 
     async def _decide(self, user_id: str, event_id: str, decision: str) -> int:
-        if not 0 < len(user_id) <= 128 or not 0 < len(event_id) <= 256:
+        if (
+            not 0 < len(user_id) <= 128
+            or not 0 < len(event_id) <= 256
+            or "\x00" in (user_id + event_id)
+        ):
             raise InvalidArgument.fields([FieldViolation("event_id", "user_id and event_id")])
         async with self.pool.acquire() as conn:
             points = await repo.decide_review(conn, user_id, event_id, decision)
@@ -457,8 +465,8 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         bad = []
         if kind == pb.BLACKLIST_KIND_UNSPECIFIED or kind not in pb.BlacklistKind.values():
             bad.append(FieldViolation("kind", "must be USER, DEVICE or IP"))
-        if not 0 < len(value) <= 128:
-            bad.append(FieldViolation("value", "is required (at most 128 characters)"))
+        if not 0 < len(value) <= 128 or "\x00" in value:
+            bad.append(FieldViolation("value", "is required (at most 128 characters, no NUL)"))
         if bad:
             raise InvalidArgument.fields(bad)
         return pb.BlacklistKind.Name(kind).removeprefix("BLACKLIST_KIND_")  # type: ignore[arg-type]
@@ -467,6 +475,8 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         self, request: pb.AddBlacklistEntryRequest, context: Context
     ) -> pb.AddBlacklistEntryResponse:
         kind = self._blacklist_key(request.kind, request.value)
+        if len(request.reason) > 500 or "\x00" in request.reason:
+            raise InvalidArgument.fields([FieldViolation("reason", "at most 500 characters")])
         expires = from_timestamp(request.expire_time) if request.HasField("expire_time") else None
         async with self.pool.acquire() as conn:
             await repo.save_blacklist(conn, kind, request.value, request.reason, expires)
