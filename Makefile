@@ -63,7 +63,7 @@ bench: setup
 ## clean: remove everything generated or installed (keeps the database in .data/)
 clean:
 	-[ -x $(PY) ] && $(PY) scripts/devdb.py stop
-	rm -rf $(VENV) $(GEN) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(GEN) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis
 
 ## clean-data: stop the embedded database and delete its data
 clean-data:
