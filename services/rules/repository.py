@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 from asyncpg import Record
+from google.protobuf.message import Message
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.db import Conn
+
+M = TypeVar("M", bound=Message)
 
 
 async def lock_user(conn: Conn, user_id: str) -> datetime:
@@ -347,6 +351,29 @@ async def delete_blacklist(conn: Conn, kind: str, value: str) -> bool:
         "DELETE FROM blacklist WHERE kind = $1 AND value = $2 RETURNING true", kind, value
     )
     return bool(deleted)
+
+
+async def new_version(conn: Conn, kind: str, key: str, message: M) -> M:
+    """Keep a new version of a campaign, tier or budget; return it with its version set."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"points.rules.{kind}.{key}"
+    )
+    version: int = await conn.fetchval(
+        "SELECT coalesce(max(version), 0) + 1 FROM config_versions WHERE kind = $1 AND id = $2",
+        kind,
+        key,
+    )
+    stored = type(message)()
+    stored.CopyFrom(message)
+    stored.version = version  # type: ignore[attr-defined]
+    await conn.execute(
+        "INSERT INTO config_versions (kind, id, version, definition) VALUES ($1, $2, $3, $4)",
+        kind,
+        key,
+        version,
+        stored.SerializeToString(),
+    )
+    return stored
 
 
 async def save_campaign(conn: Conn, campaign: pb.Campaign) -> None:

@@ -205,9 +205,12 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         self, request: pb.UpsertCampaignRequest, context: Context
     ) -> pb.UpsertCampaignResponse:
         definitions.check_campaign(request.campaign)
-        async with self.pool.acquire() as conn:
-            await repo.save_campaign(conn, request.campaign)
-        return pb.UpsertCampaignResponse(campaign=request.campaign)
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await repo.new_version(
+                conn, "campaign", request.campaign.campaign_id, request.campaign
+            )
+            await repo.save_campaign(conn, stored)
+        return pb.UpsertCampaignResponse(campaign=stored)
 
     async def ListCampaigns(
         self, request: pb.ListCampaignsRequest, context: Context
@@ -219,9 +222,12 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         self, request: pb.UpsertBudgetRequest, context: Context
     ) -> pb.UpsertBudgetResponse:
         definitions.check_budget(request.budget)
-        async with self.pool.acquire() as conn:
-            await repo.save_budget(conn, request.budget)
-        return pb.UpsertBudgetResponse(budget=request.budget)
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await repo.new_version(
+                conn, "budget", request.budget.budget_id, request.budget
+            )
+            await repo.save_budget(conn, stored)
+        return pb.UpsertBudgetResponse(budget=stored)
 
     async def ListBudgets(
         self, request: pb.ListBudgetsRequest, context: Context
@@ -307,9 +313,10 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         self, request: pb.UpsertTierRequest, context: Context
     ) -> pb.UpsertTierResponse:
         definitions.check_tier(request.tier)
-        async with self.pool.acquire() as conn:
-            await repo.save_tier(conn, request.tier)
-        return pb.UpsertTierResponse(tier=request.tier)
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await repo.new_version(conn, "tier", request.tier.tier_id, request.tier)
+            await repo.save_tier(conn, stored)
+        return pb.UpsertTierResponse(tier=stored)
 
     async def ListTiers(
         self, request: pb.ListTiersRequest, context: Context

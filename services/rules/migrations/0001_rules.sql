@@ -10,6 +10,16 @@ CREATE TABLE rules (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Every version of every campaign, tier and budget, kept (rules have rule_versions).
+CREATE TABLE config_versions (
+    kind       text NOT NULL CHECK (kind IN ('campaign', 'tier', 'budget')),
+    id         text NOT NULL,
+    version    integer NOT NULL,
+    definition bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, id, version)
+);
+
 -- Every version of every rule, kept: awards name the version that produced them.
 CREATE TABLE rule_versions (
     rule_id    text NOT NULL,

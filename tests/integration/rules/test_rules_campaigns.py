@@ -41,13 +41,16 @@ def online(user: str, minutes: int) -> pb.RecordEventRequest:
 
 async def campaign(rules: RulesStub, **fields: object) -> str:
     campaign_id = f"camp-{uuid.uuid4().hex[:8]}"
+    values: dict[str, object] = {
+        "start_time": to_timestamp(NOW - timedelta(hours=1)),
+        "end_time": to_timestamp(NOW + timedelta(hours=1)),
+        "event_types": [pb.EVENT_TYPE_ONLINE_TIME],
+        "enabled": True,
+        **fields,
+    }
     message = pb.Campaign(
         campaign_id=campaign_id,
-        start_time=to_timestamp(NOW - timedelta(hours=1)),
-        end_time=to_timestamp(NOW + timedelta(hours=1)),
-        event_types=[pb.EVENT_TYPE_ONLINE_TIME],
-        enabled=True,
-        **fields,  # type: ignore[arg-type]
+        **values,  # type: ignore[arg-type]
     )
     await rules.UpsertCampaign(pb.UpsertCampaignRequest(campaign=message))
     return campaign_id
@@ -154,3 +157,23 @@ async def test_global_budget_refuses_what_would_exceed_it(rules: RulesStub, user
                 )
             )
         )
+
+
+async def test_campaign_and_budget_changes_are_versioned(rules: RulesStub) -> None:
+    budget = pb.Budget(
+        budget_id=f"v-{uuid.uuid4().hex[:8]}", period=pb.BUDGET_PERIOD_TOTAL, points_limit=10
+    )
+    first = (await rules.UpsertBudget(pb.UpsertBudgetRequest(budget=budget))).budget
+    budget.points_limit = 20
+    second = (await rules.UpsertBudget(pb.UpsertBudgetRequest(budget=budget))).budget
+    assert (first.version, second.version) == (1, 2)
+    listed = {
+        u.budget.budget_id: u.budget
+        for u in (await rules.ListBudgets(pb.ListBudgetsRequest())).budgets
+    }
+    assert (listed[budget.budget_id].points_limit, listed[budget.budget_id].version) == (20, 2)
+    camp = await campaign(rules, bonus_points=1, enabled=False)
+    stored = {
+        c.campaign_id: c for c in (await rules.ListCampaigns(pb.ListCampaignsRequest())).campaigns
+    }
+    assert stored[camp].version == 1
