@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from google.protobuf import json_format
+from pydantic import BaseModel, Field
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
@@ -128,16 +129,27 @@ async def get_lottery(lottery_id: LotteryId, me: Me, services: Services) -> dict
     return _proto_json(reply)
 
 
+class DrawIn(BaseModel):
+    shipping_address: str = Field(default="", max_length=500)
+
+
 @router.post("/me/lotteries/{lottery_id}/draws")
 async def draw(
     lottery_id: LotteryId,
     me: Me,
     services: Services,
     key: Annotated[str, Depends(idempotency_key)],
+    body: DrawIn | None = None,
 ) -> dict[str, Any]:
-    """Draw once (charged in points); the same Idempotency-Key returns the same draw."""
+    """Draw once (charged in points); the same Idempotency-Key returns the same draw. Give a
+    shipping address in case a physical prize is won."""
     reply = await services.mall.Draw(
-        mpb.DrawRequest(request_id=key, user_id=me.user_id, lottery_id=lottery_id),
+        mpb.DrawRequest(
+            request_id=key,
+            user_id=me.user_id,
+            lottery_id=lottery_id,
+            shipping_address=body.shipping_address if body else "",
+        ),
         timeout=services.timeout * SAGA_TIMEOUT_FACTOR,
     )
     return _proto_json(reply.result)

@@ -83,8 +83,10 @@ def check_lottery(lottery: pb.Lottery) -> None:
             bad.append(FieldViolation(f"{field}.points", "a points prize needs points > 0"))
         elif prize.kind == pb.PRIZE_KIND_COUPON and prize.coupon_value.amount_minor <= 0:
             bad.append(FieldViolation(f"{field}.coupon_value", "a coupon prize needs a value"))
-        elif prize.kind not in (pb.PRIZE_KIND_POINTS, pb.PRIZE_KIND_COUPON):
-            bad.append(FieldViolation(f"{field}.kind", "must be POINTS or COUPON"))
+        elif prize.kind == pb.PRIZE_KIND_ITEM and not _ID.match(prize.item_id):
+            bad.append(FieldViolation(f"{field}.item_id", "an item prize needs an item id"))
+        elif prize.kind not in (pb.PRIZE_KIND_POINTS, pb.PRIZE_KIND_COUPON, pb.PRIZE_KIND_ITEM):
+            bad.append(FieldViolation(f"{field}.kind", "must be POINTS, COUPON or ITEM"))
         if prize.stock < 0 or prize.daily_cap < 0:
             bad.append(FieldViolation(f"{field}.stock", "stock and daily_cap must be >= 0"))
     if not lottery.prizes and lottery.no_prize_weight == 0:
@@ -405,8 +407,45 @@ class Lotteries:
                     prize.coupon_min_spend.amount_minor,
                     prize.coupon_value.currency,
                 )
+            assert row is not None
+            if prize is not None and prize.kind == pb.PRIZE_KIND_ITEM:
+                row = await self._item_prize(conn, row, prize.item_id, request.shipping_address)
         assert row is not None
         return row
+
+    async def _item_prize(
+        self, conn: Conn, draw: Record, item_id: str, shipping_address: str
+    ) -> Record:
+        """Fulfil an item prize like a redemption (no points: the draw paid for it)."""
+        item_row = await conn.fetchrow("SELECT * FROM items WHERE item_id = $1", item_id)
+        item_type = item_row["item_type"] if item_row is not None else "ITEM_TYPE_VIRTUAL"
+        shipped = item_type in ("ITEM_TYPE_PHYSICAL", "ITEM_TYPE_POINTS_PLUS_CASH")
+        redemption_id = await conn.fetchval(
+            """
+            INSERT INTO redemptions (user_id, request_id, payload_sha256, item_id, item_type,
+                                     quantity, points, step, code, shipment_status,
+                                     shipping_address)
+            VALUES ($1, $2, '\\x00', $3, $4, 1, 0, 'COMPLETED', $5, $6, $7)
+            RETURNING redemption_id
+            """,
+            draw["user_id"],
+            f"lottery:{draw['draw_id']}",
+            item_id,
+            item_type,
+            None if shipped else new_code(),
+            "PENDING" if shipped else None,
+            shipping_address,
+        )
+        updated = await conn.fetchrow(
+            "UPDATE draws SET redemption_id = $3 WHERE user_id = $1 AND draw_id = $2 "
+            "RETURNING *, $4::bigint AS cost",
+            draw["user_id"],
+            draw["draw_id"],
+            redemption_id,
+            draw["cost"],
+        )
+        assert updated is not None
+        return updated
 
     async def _take(self, conn: Conn, lottery_id: str, prize_id: str, day: object) -> bool:
         taken = await conn.fetchval(
@@ -484,6 +523,7 @@ class Lotteries:
             coupon_code=row["coupon_code"] or "",
             roll=int(row["roll"]),
             pick=row["pick"],
+            redemption_id=str(row["redemption_id"] or ""),
         )
 
     async def verify(self, user_id: str, draw_id: int) -> pb.VerifyDrawResponse:

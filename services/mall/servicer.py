@@ -191,6 +191,8 @@ class MallServicer(pb_grpc.MallServiceServicer):
         _check_user(request.user_id, bad)
         if not 0 < len(request.request_id) <= 256 or "\x00" in request.request_id:
             bad.append(FieldViolation("request_id", "is required (at most 256 characters)"))
+        if len(request.shipping_address) > 500 or "\x00" in request.shipping_address:
+            bad.append(FieldViolation("shipping_address", "at most 500 characters"))
         if bad:
             raise InvalidArgument.fields(bad)
         _check_lottery_id(request.lottery_id)

@@ -30,7 +30,7 @@ CREATE TABLE redemptions (
     item_id          text NOT NULL,
     item_type        text NOT NULL,
     quantity         integer NOT NULL CHECK (quantity BETWEEN 1 AND 100),
-    points           bigint NOT NULL CHECK (points > 0),
+    points           bigint NOT NULL CHECK (points >= 0),  -- 0: a lottery prize
     step             text NOT NULL DEFAULT 'STARTED' CHECK (step IN
         ('STARTED', 'STOCK_RESERVED', 'HOLD_PLACED', 'FULFILLED', 'COMPLETED', 'FAILED',
          'CANCELLED')),
@@ -149,6 +149,7 @@ CREATE TABLE draws (
     prize_id     text NOT NULL DEFAULT '',
     points_won   bigint NOT NULL DEFAULT 0,
     coupon_code  text,
+    redemption_id bigint,                -- item prizes: the redemption fulfilling it
     state        text NOT NULL DEFAULT 'DRAWN' CHECK (state IN ('DRAWN', 'COMPLETED', 'FAILED')),
     day          date NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),

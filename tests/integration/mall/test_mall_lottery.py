@@ -110,3 +110,47 @@ async def test_daily_limit_and_insufficient_points(
     assert limited.reason == "USER_LIMIT_REACHED"
     history = await ledger.ListTransfers(lpb.ListTransfersRequest(user_id=user))
     assert sum(1 for t in history.transfers if t.reason_code == "LOTTERY_DRAW") == 2
+
+
+async def test_item_prize_is_fulfilled_like_a_redemption(
+    mall: MallStub, ledger: LedgerStub, user: str
+) -> None:
+    mug = f"mug-{uuid.uuid4().hex[:8]}"
+    await mall.UpsertItem(
+        pb.UpsertItemRequest(
+            item=pb.Item(
+                item_id=mug,
+                type=pb.ITEM_TYPE_PHYSICAL,
+                title="Mug",
+                points_price=999,
+                stock=10,
+                enabled=True,
+            )
+        )
+    )
+    lottery_id = await lottery(
+        mall,
+        prizes=[pb.Prize(prize_id="mug", kind=pb.PRIZE_KIND_ITEM, weight=1, item_id=mug, stock=1)],
+        no_prize_weight=0,
+    )
+    await credit(ledger, user, 10)
+    won = (
+        await mall.Draw(
+            pb.DrawRequest(
+                request_id=rid(), user_id=user, lottery_id=lottery_id, shipping_address="2 Road"
+            )
+        )
+    ).result
+    assert (won.prize_id, won.redemption_id != "") == ("mug", True)
+    prize = (
+        await mall.GetRedemption(
+            pb.GetRedemptionRequest(user_id=user, redemption_id=won.redemption_id)
+        )
+    ).redemption
+    assert (prize.status, prize.points, prize.shipment_status, prize.shipping_address) == (
+        pb.REDEMPTION_STATUS_COMPLETED,
+        0,
+        pb.SHIPMENT_STATUS_PENDING,
+        "2 Road",
+    )
+    assert (await balance(ledger, user)).available == 0  # only the draw was paid
