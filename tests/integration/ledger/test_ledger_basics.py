@@ -94,11 +94,11 @@ async def test_expiry_in_the_past_is_invalid(ledger: Stub, user: str) -> None:
 
 
 async def test_pending_points_cannot_be_spent_before_maturity(ledger: Stub, user: str) -> None:
-    pending = await credit(ledger, user, 40, matures_in_seconds=1.0)
+    pending = await credit(ledger, user, 40, matures_in_seconds=2.0)
     assert (pending.balance.available, pending.balance.pending) == (0, 40)
     error = await fails(debit(ledger, user, 10))
     assert error.reason == "INSUFFICIENT_POINTS"
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(2.2)
     matured = await balance(ledger, user)
     assert (matured.available, matured.pending) == (40, 0)
     assert (await debit(ledger, user, 10)).balance.available == 30

@@ -80,8 +80,8 @@ async def test_hold_cannot_reserve_more_than_available(ledger: Stub, user: str) 
 
 async def test_hold_past_deadline_is_released(ledger: Stub, user: str) -> None:
     await credit(ledger, user, 70)
-    placed = await hold(ledger, user, 70, seconds=0.5)
-    await asyncio.sleep(0.7)
+    placed = await hold(ledger, user, 70, seconds=1.5)
+    await asyncio.sleep(1.7)
     # Read time already treats the hold as released, before any sweeper ran.
     current = await balance(ledger, user)
     assert (current.available, current.held) == (70, 0)
@@ -98,7 +98,7 @@ async def test_hold_past_deadline_is_released(ledger: Stub, user: str) -> None:
 
 async def test_sweeper_releases_overdue_holds(ledger: Stub, user: str) -> None:
     await credit(ledger, user, 25)
-    placed = await hold(ledger, user, 25, seconds=0.3)
+    placed = await hold(ledger, user, 25, seconds=1.0)
     for _ in range(50):
         await asyncio.sleep(0.1)
         history = await ledger.ListTransfers(
@@ -174,9 +174,9 @@ async def test_refund_restores_the_exact_lots(ledger: Stub, user: str) -> None:
 
 
 async def test_refund_of_an_expired_lot_gets_a_grace_expiry(ledger: Stub, user: str) -> None:
-    await credit(ledger, user, 30, expires_in_seconds=0.5)
+    await credit(ledger, user, 30, expires_in_seconds=2)
     spent = await debit(ledger, user, 30)
-    await asyncio.sleep(0.7)  # the lot the points came from has now expired
+    await asyncio.sleep(2.2)  # the lot the points came from has now expired
     refund = await ledger.Reverse(
         pb.ReverseRequest(request_id=rid(), user_id=user, transfer_id=spent.transfer.transfer_id)
     )
@@ -205,9 +205,9 @@ async def test_refund_of_a_capture(ledger: Stub, user: str) -> None:
 
 
 async def test_expire_points_twice_expires_once(ledger: Stub, user: str) -> None:
-    await credit(ledger, user, 15, expires_in_seconds=0.3)
+    await credit(ledger, user, 15, expires_in_seconds=1.5)
     await credit(ledger, user, 5, expires_in_days=30)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.7)
     assert (await balance(ledger, user)).available == 5  # read time already excludes it
     first = await ledger.ExpirePoints(pb.ExpirePointsRequest(request_id=rid()))
     assert first.points_expired >= 15 and first.members_affected >= 1
