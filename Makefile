@@ -55,8 +55,7 @@ lint: setup node_modules/.installed
 
 ## bench: benchmarks printing figures against a baseline measured in the same run
 bench: setup
-	@for script in bench/*.py; do \
-		[ "$$(basename $$script)" = "__init__.py" ] && continue; \
+	@for script in bench/*_*.py; do \
 		echo "== $$script"; $(PY) $$script || exit 1; \
 	done
 
