@@ -41,6 +41,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.state.backends = services
     app.state.authenticator = Authenticator(settings.auth)
+    app.state.sse_keepalive_seconds = settings.sse_keepalive_seconds
     errors.install(app)
     for router in (me.router, mall.router, checkout.router, events.router, admin.router):
         app.include_router(router)

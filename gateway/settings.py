@@ -53,6 +53,7 @@ class GatewaySettings:
     backends: dict[str, str]  # service name -> host:port
     backend_timeout_seconds: float
     auth: AuthSettings
+    sse_keepalive_seconds: float  # idle Server-Sent Event streams get a comment this often
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -65,4 +66,5 @@ class GatewaySettings:
             backends={name: peer_address(name, source) for name in BACKENDS},
             backend_timeout_seconds=env.number("BACKEND_TIMEOUT_SECONDS", 1.0, minimum=0.01),
             auth=AuthSettings.from_env(env, telemetry.environment),
+            sse_keepalive_seconds=env.number("GATEWAY_SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1),
         )

@@ -153,19 +153,31 @@ def _points_json(balance: lpb.Balance) -> dict[str, Any]:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def wallet_stream(me: Me, services: Services, request: Request) -> StreamingResponse:
-    """Server-Sent Events: a `balance` event now and after every change to the user's points."""
+    """Server-Sent Events: a `balance` event now and after every change to the user's points,
+    and a comment line every `SSE_KEEPALIVE_SECONDS` so proxies keep an idle stream open."""
     call = services.ledger.WatchBalance(lpb.WatchBalanceRequest(user_id=me.user_id))
+    keepalive: float = request.app.state.sse_keepalive_seconds
 
     async def events() -> AsyncIterator[str]:
+        next_message = asyncio.ensure_future(call.read())
         try:
-            async for message in call:
+            while True:
+                done, _ = await asyncio.wait({next_message}, timeout=keepalive)
                 if await request.is_disconnected():
                     break
+                if not done:
+                    yield ": keepalive\n\n"
+                    continue
+                message = next_message.result()
+                if not isinstance(message, lpb.WatchBalanceResponse):
+                    break  # grpc.aio.EOF: the ledger ended the stream
                 yield f"event: balance\ndata: {json.dumps(_points_json(message.balance))}\n\n"
+                next_message = asyncio.ensure_future(call.read())
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
                 yield f"event: error\ndata: {json.dumps({'status': exc.code().name})}\n\n"
         finally:
+            next_message.cancel()
             call.cancel()
 
     return StreamingResponse(

@@ -32,6 +32,7 @@ def gateway_env(ledger_port: int, rules_port: int, mall_port: int) -> dict[str, 
         "RULES_ADDR": f"127.0.0.1:{rules_port}",
         "MALL_ADDR": f"127.0.0.1:{mall_port}",
         "BACKEND_TIMEOUT_SECONDS": "1",
+        "GATEWAY_SSE_KEEPALIVE_SECONDS": "0.3",
     }
 
 
@@ -182,16 +183,19 @@ async def test_stream_relays_balance_changes(
 ) -> None:
     async with http.stream("GET", "/v1/me/wallet/stream", headers=bearer(user)) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
-        lines = stream.aiter_lines()
         seen: list[dict[str, int]] = []
-        async for line in lines:
-            if line.startswith("data: "):
-                seen.append(json.loads(line[6:]))
-                if len(seen) == 1:
+        keepalives = 0
+        async for line in stream.aiter_lines():
+            if line.startswith(": keepalive"):
+                keepalives += 1
+                if keepalives == 2:  # the idle stream stayed open: now change the balance
                     await credit(ledger, user, 33)
-                else:
+            elif line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+                if len(seen) == 2:
                     break
     assert [s["available"] for s in seen] == [0, 33]
+    assert keepalives >= 2
 
 
 async def test_admin_manages_rules_and_blacklist(http: httpx.AsyncClient, user: str) -> None:
