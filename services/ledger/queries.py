@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
 
 from services.common.db import Conn
-from services.common.errors import FieldViolation, InvalidArgument
 
 MAX_VIOLATIONS = 1000
-
-
-def encode_token(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode()
-
-
-def decode_token(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument.fields(
-            [FieldViolation("page_token", "is not a token returned by this RPC")]
-        ) from None
 
 
 async def list_transfers(

@@ -14,6 +14,7 @@ from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc as pb_grpc
 from services.common.db import Conn
 from services.common.errors import DomainError, FieldViolation, InvalidArgument
+from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp
 from services.ledger import convert, idempotency, queries, validation
 from services.ledger import repository as repo
@@ -161,9 +162,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         checker.done()
         before = None
         if request.page_token:
-            token = queries.decode_token(request.page_token)
+            [token] = decode_token(request.page_token, 1)
             if not token.isdigit():
-                raise InvalidArgument.fields([FieldViolation("page_token", "is not valid")])
+                raise invalid_token()
             before = int(token)
         limit = request.page_size or 50
         span = request.time_range
@@ -180,7 +181,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         page = rows[:limit]
         response = pb.ListTransfersResponse(transfers=[convert.transfer(r) for r in page])
         if len(rows) > limit:
-            response.next_page_token = queries.encode_token(str(page[-1]["transfer_id"]))
+            response.next_page_token = encode_token(str(page[-1]["transfer_id"]))
         return response
 
     async def WatchBalance(
@@ -239,7 +240,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             checker.fail("min_available", "must be >= 0")
         checker.page_size(request.page_size, 1000)
         checker.done()
-        after = queries.decode_token(request.page_token) if request.page_token else ""
+        after = decode_token(request.page_token, 1)[0] if request.page_token else ""
         limit = request.page_size or 100
         async with self.pool.acquire() as conn:
             users, next_after = await queries.members_at_least(
@@ -247,7 +248,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             )
         response = pb.ListMembersResponse(members=await self._balances(users, 0) if users else [])
         if next_after is not None:
-            response.next_page_token = queries.encode_token(next_after)
+            response.next_page_token = encode_token(next_after)
         return response
 
     async def GetStats(self, request: pb.GetStatsRequest, context: Context) -> pb.GetStatsResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Any
 
@@ -15,6 +14,7 @@ from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc as pb_grpc
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import fingerprint, key_reused
+from services.common.paging import decode_token, encode_token
 from services.common.timestamps import to_timestamp
 from services.mall import catalog, coupons
 from services.mall import repository as repo
@@ -59,19 +59,6 @@ def redemption(row: Record) -> pb.Redemption:
             f"SHIPMENT_STATUS_{row['shipment_status']}"
         )
     return message
-
-
-def _token(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode()
-
-
-def _untoken(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument.fields(
-            [FieldViolation("page_token", "is not a token returned by this RPC")]
-        ) from None
 
 
 def _check_user(user_id: str, bad: list[FieldViolation]) -> None:
@@ -266,14 +253,14 @@ class MallServicer(pb_grpc.MallServiceServicer):
         if bad:
             raise InvalidArgument.fields(bad)
         limit = request.page_size or 50
-        after = _untoken(request.page_token) if request.page_token else ""
+        after = decode_token(request.page_token, 1)[0] if request.page_token else ""
         item_type = pb.ItemType.Name(request.type) if request.type else None
         async with self.pool.acquire() as conn:
             rows = await repo.list_items(conn, item_type, request.max_points_price, after, limit)
         page = rows[:limit]
         response = pb.ListItemsResponse(items=[repo.item_of(r) for r in page])
         if len(rows) > limit:
-            response.next_page_token = _token(page[-1]["item_id"])
+            response.next_page_token = encode_token(page[-1]["item_id"])
         return response
 
     async def Redeem(self, request: pb.RedeemRequest, context: Context) -> pb.RedeemResponse:
@@ -371,7 +358,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
             bad.append(FieldViolation("page_size", "must be between 0 and 100"))
         before = None
         if request.page_token:
-            token = _untoken(request.page_token)
+            [token] = decode_token(request.page_token, 1)
             if not token.isdigit():
                 bad.append(FieldViolation("page_token", "is not valid"))
             else:
@@ -384,7 +371,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
         page = rows[:limit]
         response = pb.ListRedemptionsResponse(redemptions=[redemption(r) for r in page])
         if len(rows) > limit:
-            response.next_page_token = _token(str(page[-1]["redemption_id"]))
+            response.next_page_token = encode_token(str(page[-1]["redemption_id"]))
         return response
 
     async def CancelRedemption(

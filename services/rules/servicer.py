@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +13,7 @@ from loyalty.rules.v1 import rules_pb2 as pb
 from loyalty.rules.v1 import rules_pb2_grpc as pb_grpc
 from services.common.errors import DomainError, FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import fingerprint, key_reused
+from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp, to_timestamp
 from services.rules import definitions
 from services.rules import repository as repo
@@ -55,6 +54,13 @@ def check_event(event: pb.Event, prefix: str = "event") -> None:
             fail(name, "must not contain NUL characters")  # PostgreSQL text cannot hold them
     if bad:
         raise InvalidArgument.fields(bad)
+
+
+def _token_time(stamp: str) -> datetime:
+    try:
+        return datetime.fromisoformat(stamp)
+    except ValueError:
+        raise invalid_token() from None
 
 
 class RulesServicer(pb_grpc.RulesServiceServicer):
@@ -255,17 +261,12 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             bad.append(FieldViolation("user_id", "is required"))
         if not 0 <= request.page_size <= 100:
             bad.append(FieldViolation("page_size", "between 0 and 100"))
-        before = None
-        if request.page_token:
-            try:
-                stamp, event_id = json.loads(base64.urlsafe_b64decode(request.page_token))
-                before = (datetime.fromisoformat(stamp), str(event_id))
-                if "\x00" in before[1]:
-                    raise ValueError("NUL")
-            except (ValueError, TypeError):
-                bad.append(FieldViolation("page_token", "is not a token returned by this RPC"))
         if bad:
             raise InvalidArgument.fields(bad)
+        before = None
+        if request.page_token:
+            stamp, event_id = decode_token(request.page_token, 2)
+            before = (_token_time(stamp), event_id)
         limit = request.page_size or 20
         async with self.pool.acquire() as conn:
             rows = await repo.user_events(conn, request.user_id, before, limit)
@@ -283,9 +284,9 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         )
         if len(rows) > limit:
             last = page[-1]
-            response.next_page_token = base64.urlsafe_b64encode(
-                json.dumps([last["recorded_at"].isoformat(), last["event_id"]]).encode()
-            ).decode()
+            response.next_page_token = encode_token(
+                last["recorded_at"].isoformat(), last["event_id"]
+            )
         return response
 
     async def GetIssuanceReport(
@@ -400,17 +401,8 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             raise InvalidArgument.fields([FieldViolation("page_size", "between 0 and 200")])
         after = None
         if request.page_token:
-            try:
-                stamp, user_id, event_id = json.loads(
-                    base64.urlsafe_b64decode(request.page_token.encode())
-                )
-                after = (datetime.fromisoformat(stamp), str(user_id), str(event_id))
-                if "\x00" in after[1] + after[2]:
-                    raise ValueError("NUL")
-            except (ValueError, TypeError):
-                raise InvalidArgument.fields(
-                    [FieldViolation("page_token", "is not a token returned by this RPC")]
-                ) from None
+            stamp, user_id, event_id = decode_token(request.page_token, 3)
+            after = (_token_time(stamp), user_id, event_id)
         limit = request.page_size or 50
         async with self.pool.acquire() as conn:
             rows = await repo.reviews(conn, after, limit)
@@ -430,11 +422,9 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         )
         if len(rows) > limit:
             last = page[-1]
-            response.next_page_token = base64.urlsafe_b64encode(
-                json.dumps(
-                    [last["recorded_at"].isoformat(), last["user_id"], last["event_id"]]
-                ).encode()
-            ).decode()
+            response.next_page_token = encode_token(
+                last["recorded_at"].isoformat(), last["user_id"], last["event_id"]
+            )
         return response
 
     async def _decide(self, user_id: str, event_id: str, decision: str) -> int:
