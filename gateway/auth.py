@@ -15,6 +15,7 @@ from fastapi import Request
 
 from gateway.errors import HttpError
 from gateway.settings import AuthSettings
+from services.common.validation import MAX_USER_ID, storable
 
 SCOPES = ("admin", "events:write")
 
@@ -47,7 +48,7 @@ class Authenticator:
         except jwt.InvalidTokenError as exc:
             raise HttpError(401, "INVALID_TOKEN", f"the token is not valid: {exc}") from None
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not 0 < len(subject) <= 128 or "\x00" in subject:
+        if not isinstance(subject, str) or not storable(subject, MAX_USER_ID):
             raise HttpError(401, "INVALID_TOKEN", "the token's sub must be a user id")
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from loyalty.mall.v1 import mall_pb2 as pb
 from services.common.errors import FieldViolation, InvalidArgument
+from services.common.validation import storable
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -26,10 +27,12 @@ def check_item(item: pb.Item) -> None:
         fail("item_id", "lower-case letters, digits, '_.-', at most 64")
     if item.type == pb.ITEM_TYPE_UNSPECIFIED or item.type not in pb.ItemType.values():
         fail("type", "must be PHYSICAL, VIRTUAL, COUPON or POINTS_PLUS_CASH")
-    if not 0 < len(item.title) <= 200:
-        fail("title", "is required (at most 200 characters)")
-    if len(item.description) > 4000 or len(item.image_url) > 2000:
-        fail("description", "description at most 4000, image_url at most 2000 characters")
+    if not storable(item.title, 200):
+        fail("title", "is required (at most 200 characters, no NUL)")
+    if not storable(item.description, 4000, required=False):
+        fail("description", "at most 4000 characters, no NUL")
+    if not storable(item.image_url, 2000, required=False):
+        fail("image_url", "at most 2000 characters, no NUL")
     if not 0 < item.points_price <= 10**9:
         fail("points_price", "must be > 0")
     if item.stock < 0:
@@ -54,8 +57,6 @@ def check_item(item: pb.Item) -> None:
         and item.available_until.ToDatetime() <= item.available_from.ToDatetime()
     ):
         fail("available_until", "must be after available_from")
-    if any("\x00" in text for text in (item.title, item.description, item.image_url)):
-        fail("title", "text must not contain NUL characters")
     if bad:
         raise InvalidArgument.fields(bad)
 

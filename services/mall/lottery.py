@@ -35,6 +35,7 @@ from services.common.errors import (
     NotFound,
     parse_rpc_error,
 )
+from services.common.validation import storable
 from services.mall.config import MallConfig
 from services.mall.saga import new_code
 
@@ -64,7 +65,7 @@ def check_lottery(lottery: pb.Lottery) -> None:
     bad: list[FieldViolation] = []
     if not _ID.match(lottery.lottery_id):
         bad.append(FieldViolation("lottery.lottery_id", "lower-case letters, digits, '_.-'"))
-    if not 0 < len(lottery.title) <= 200 or "\x00" in lottery.title:
+    if not storable(lottery.title, 200):
         bad.append(FieldViolation("lottery.title", "is required"))
     if lottery.points_per_draw <= 0:
         bad.append(FieldViolation("lottery.points_per_draw", "must be > 0"))

@@ -16,6 +16,7 @@ from services.common.errors import FailedPrecondition, FieldViolation, InvalidAr
 from services.common.idempotency import fingerprint, key_reused
 from services.common.paging import decode_token, encode_token
 from services.common.timestamps import to_timestamp
+from services.common.validation import MAX_USER_ID, storable
 from services.mall import catalog, coupons
 from services.mall import repository as repo
 from services.mall.checkout import Checkout
@@ -62,7 +63,7 @@ def redemption(row: Record) -> pb.Redemption:
 
 
 def _check_user(user_id: str, bad: list[FieldViolation]) -> None:
-    if not 0 < len(user_id) <= 128 or "\x00" in user_id:
+    if not storable(user_id, MAX_USER_ID):
         bad.append(FieldViolation("user_id", "is required (at most 128 characters)"))
 
 
@@ -81,13 +82,9 @@ def _check_order(
     currency: str | None = None,
 ) -> None:
     _check_user(request.user_id, bad)
-    if hasattr(request, "order_id") and (
-        not 0 < len(request.order_id) <= 128 or "\x00" in request.order_id
-    ):
+    if hasattr(request, "order_id") and (not storable(request.order_id, 128)):
         bad.append(FieldViolation("order_id", "is required (at most 128 characters)"))
-    if hasattr(request, "request_id") and (
-        not 0 < len(request.request_id) <= 256 or "\x00" in request.request_id
-    ):
+    if hasattr(request, "request_id") and (not storable(request.request_id, 256)):
         bad.append(FieldViolation("request_id", "is required (at most 256 characters)"))
     if amount_field:
         money = getattr(request, amount_field)
@@ -150,7 +147,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
     def _check_coupon_request(request: Any) -> None:
         bad: list[FieldViolation] = []
         _check_order(request, bad)
-        if not 0 < len(request.code) <= 64 or "\x00" in request.code:
+        if not storable(request.code, 64):
             bad.append(FieldViolation("code", "is required"))
         if bad:
             raise InvalidArgument.fields(bad)
@@ -176,9 +173,9 @@ class MallServicer(pb_grpc.MallServiceServicer):
     async def Draw(self, request: pb.DrawRequest, context: Context) -> pb.DrawResponse:
         bad: list[FieldViolation] = []
         _check_user(request.user_id, bad)
-        if not 0 < len(request.request_id) <= 256 or "\x00" in request.request_id:
+        if not storable(request.request_id, 256):
             bad.append(FieldViolation("request_id", "is required (at most 256 characters)"))
-        if len(request.shipping_address) > 500 or "\x00" in request.shipping_address:
+        if not storable(request.shipping_address, 500, required=False):
             bad.append(FieldViolation("shipping_address", "at most 500 characters"))
         if bad:
             raise InvalidArgument.fields(bad)
@@ -265,7 +262,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
 
     async def Redeem(self, request: pb.RedeemRequest, context: Context) -> pb.RedeemResponse:
         bad: list[FieldViolation] = []
-        if not 0 < len(request.request_id) <= 256 or "\x00" in request.request_id:
+        if not storable(request.request_id, 256):
             bad.append(FieldViolation("request_id", "is required (at most 256 characters)"))
         _check_user(request.user_id, bad)
         if not catalog.valid_item_id(request.item_id):
@@ -273,7 +270,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
         if not 1 <= request.quantity <= 100:
             bad.append(FieldViolation("quantity", "must be between 1 and 100"))
         for name in ("shipping_address", "device_id", "ip"):
-            if len(getattr(request, name)) > 500 or "\x00" in getattr(request, name):
+            if not storable(getattr(request, name), 500, required=False):
                 bad.append(FieldViolation(name, "at most 500 characters, no NUL characters"))
         if bad:
             raise InvalidArgument.fields(bad)

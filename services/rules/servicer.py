@@ -15,6 +15,7 @@ from services.common.errors import DomainError, FieldViolation, InvalidArgument,
 from services.common.idempotency import fingerprint, key_reused
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp, to_timestamp
+from services.common.validation import MAX_USER_ID, require_user_id, storable
 from services.rules import definitions
 from services.rules import repository as repo
 from services.rules.config import RulesConfig
@@ -33,10 +34,10 @@ def check_event(event: pb.Event, prefix: str = "event") -> None:
     def fail(field: str, description: str) -> None:
         bad.append(FieldViolation(f"{prefix}.{field}", description))
 
-    if not 0 < len(event.event_id) <= 256:
-        fail("event_id", "is required (at most 256 characters)")
-    if not 0 < len(event.user_id) <= 128:
-        fail("user_id", "is required (at most 128 characters)")
+    if not storable(event.event_id, 256):
+        fail("event_id", "is required (at most 256 characters, no NUL)")
+    if not storable(event.user_id, MAX_USER_ID):
+        fail("user_id", "is required (at most 128 characters, no NUL)")
     if event.type == pb.EVENT_TYPE_UNSPECIFIED or event.type not in pb.EventType.values():
         fail("type", "must be a known event type")
     if event.type == pb.EVENT_TYPE_PURCHASE:
@@ -47,11 +48,8 @@ def check_event(event: pb.Event, prefix: str = "event") -> None:
     if event.type in NEEDS_ITEM and not event.item_id:
         fail("item_id", "is required for lessons and tasks")
     for name in ("order_id", "item_id", "device_id", "ip", "referrer_id"):
-        if len(getattr(event, name)) > 128:
-            fail(name, "at most 128 characters")
-    for name in ("event_id", "user_id", "order_id", "item_id", "device_id", "ip", "referrer_id"):
-        if "\x00" in getattr(event, name):
-            fail(name, "must not contain NUL characters")  # PostgreSQL text cannot hold them
+        if not storable(getattr(event, name), 128, required=False):
+            fail(name, "at most 128 characters, no NUL")
     if bad:
         raise InvalidArgument.fields(bad)
 
@@ -256,9 +254,8 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
     async def ListUserEvents(
         self, request: pb.ListUserEventsRequest, context: Context
     ) -> pb.ListUserEventsResponse:
+        require_user_id(request.user_id)
         bad = []
-        if not 0 < len(request.user_id) <= 128 or "\x00" in request.user_id:
-            bad.append(FieldViolation("user_id", "is required"))
         if not 0 <= request.page_size <= 100:
             bad.append(FieldViolation("page_size", "between 0 and 100"))
         if bad:
@@ -328,8 +325,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
     async def GetUserTier(
         self, request: pb.GetUserTierRequest, context: Context
     ) -> pb.GetUserTierResponse:
-        if not 0 < len(request.user_id) <= 128 or "\x00" in request.user_id:
-            raise InvalidArgument.fields([FieldViolation("user_id", "is required")])
+        require_user_id(request.user_id)
         async with self.pool.acquire() as conn, conn.transaction():
             tiers = await repo.all_tiers(conn)
             response = pb.GetUserTierResponse()
@@ -428,11 +424,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         return response
 
     async def _decide(self, user_id: str, event_id: str, decision: str) -> int:
-        if (
-            not 0 < len(user_id) <= 128
-            or not 0 < len(event_id) <= 256
-            or "\x00" in (user_id + event_id)
-        ):
+        if not storable(user_id, MAX_USER_ID) or not storable(event_id, 256):
             raise InvalidArgument.fields([FieldViolation("event_id", "user_id and event_id")])
         async with self.pool.acquire() as conn:
             points = await repo.decide_review(conn, user_id, event_id, decision)
@@ -462,7 +454,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         bad = []
         if kind == pb.BLACKLIST_KIND_UNSPECIFIED or kind not in pb.BlacklistKind.values():
             bad.append(FieldViolation("kind", "must be USER, DEVICE or IP"))
-        if not 0 < len(value) <= 128 or "\x00" in value:
+        if not storable(value, 128):
             bad.append(FieldViolation("value", "is required (at most 128 characters, no NUL)"))
         if bad:
             raise InvalidArgument.fields(bad)
@@ -472,7 +464,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         self, request: pb.AddBlacklistEntryRequest, context: Context
     ) -> pb.AddBlacklistEntryResponse:
         kind = self._blacklist_key(request.kind, request.value)
-        if len(request.reason) > 500 or "\x00" in request.reason:
+        if not storable(request.reason, 500, required=False):
             raise InvalidArgument.fields([FieldViolation("reason", "at most 500 characters")])
         expires = from_timestamp(request.expire_time) if request.HasField("expire_time") else None
         async with self.pool.acquire() as conn:
@@ -499,8 +491,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
     async def GetUserCaps(
         self, request: pb.GetUserCapsRequest, context: Context
     ) -> pb.GetUserCapsResponse:
-        if not 0 < len(request.user_id) <= 128 or "\x00" in request.user_id:
-            raise InvalidArgument.fields([FieldViolation("user_id", "is required")])
+        require_user_id(request.user_id)
         async with self.pool.acquire() as conn:
             now: datetime = await conn.fetchval("SELECT now()")
             today = f"day:{self.evaluator.day_of(now).isoformat()}"

@@ -331,3 +331,10 @@ async def test_purchase_refund_loops_go_to_review(rules: RulesStub, user: str) -
     )
     assert (again.decision, list(again.risk_reasons)) == (pb.DECISION_REVIEW, ["REFUND_LOOP"])
     assert again.awards[0].in_review
+
+
+async def test_text_postgresql_cannot_store_is_refused(rules: RulesStub, user: str) -> None:
+    request = event(user, pb.EVENT_TYPE_LIKE, device_id="d\x00")
+    request.event.event_id = "e\x00"
+    error = await fails(rules.RecordEvent(request))
+    assert {v.field for v in error.violations} == {"event.event_id", "event.device_id"}

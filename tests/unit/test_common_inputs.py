@@ -4,6 +4,7 @@ import pytest
 
 from services.common.errors import InvalidArgument
 from services.common.paging import decode_token, encode_token
+from services.common.validation import storable
 
 
 def test_tokens_round_trip() -> None:
@@ -27,3 +28,11 @@ def test_anything_else_is_invalid(token: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         decode_token(token, 2)
     assert [v.field for v in caught.value.violations] == ["page_token"]
+
+
+def test_storable_text() -> None:
+    assert storable("alice", 128)
+    assert not storable("", 128)
+    assert storable("", 128, required=False)
+    assert not storable("a" * 129, 128)
+    assert not storable("a\x00b", 128, required=False)
