@@ -109,6 +109,7 @@ class Operations:
     async def _spend(
         self,
         conn: Conn,
+        now: datetime,
         req: pb.DebitRequest | pb.HoldRequest,
         kind: str,
         credit: str,
@@ -133,7 +134,7 @@ class Operations:
             overdue = await repo.overdue_holds(conn, req.user_id)
             for hold in overdue:
                 await self.release_hold_row(
-                    conn, hold, "EXPIRED", f"hold-expired:{hold['hold_id']}"
+                    conn, now, hold, "EXPIRED", f"hold-expired:{hold['hold_id']}"
                 )
             if overdue:
                 spent = await spend()
@@ -149,6 +150,7 @@ class Operations:
         adjustment = req.kind == pb.TRANSFER_KIND_ADJUSTMENT
         spent = await self._spend(
             conn,
+            now,
             req,
             "ADJUSTMENT" if adjustment else "SPEND",
             ADJUSTMENT if adjustment else REDEMPTION,
@@ -164,7 +166,7 @@ class Operations:
         if deadline <= now:
             raise InvalidArgument.fields([FieldViolation("deadline_time", "must be in the future")])
         hold_id = await repo.next_hold_id(conn)
-        spent = await self._spend(conn, req, "HOLD", HOLDS, hold_id)
+        spent = await self._spend(conn, now, req, "HOLD", HOLDS, hold_id)
         assert spent.transfer is not None
         hold = await repo.insert_hold(
             conn, req.user_id, hold_id, spent.transfer["transfer_id"], req.amount, deadline
@@ -195,7 +197,7 @@ class Operations:
         return hold
 
     async def release_hold_row(
-        self, conn: Conn, hold: asyncpg.Record, status: str, request_id: str
+        self, conn: Conn, now: datetime, hold: asyncpg.Record, status: str, request_id: str
     ) -> tuple[asyncpg.Record, asyncpg.Record]:
         """Give all of an active hold back to the member (by request, or at its deadline)."""
         user_id, amount = hold["user_id"], hold["amount"]
@@ -211,17 +213,26 @@ class Operations:
             related_transfer_id=hold["hold_transfer_id"],
             hold_id=hold["hold_id"],
         )
-        grace = await self._grace_until(conn)
-        await repo.give_back(
-            conn, user_id, amount, hold["hold_transfer_id"], row["transfer_id"], grace
+        await self._give_back(
+            conn, now, user_id, amount, hold["hold_transfer_id"], row["transfer_id"]
         )
         resolved = await repo.resolve_hold(conn, user_id, hold["hold_id"], status, 0, amount)
         await repo.adjust_member(conn, user_id, balance=amount, held=-amount)
         return resolved, row
 
-    async def _grace_until(self, conn: Conn) -> datetime:
-        now: datetime = await conn.fetchval("SELECT now()")
-        return now + self.config.refund_grace
+    async def _give_back(
+        self,
+        conn: Conn,
+        now: datetime,
+        user_id: str,
+        amount: int,
+        origin: int,
+        transfer_id: int,
+    ) -> list[repo.Taken]:
+        """Return points to their lots; those whose lot already expired get the grace expiry."""
+        return await repo.give_back(
+            conn, user_id, amount, origin, transfer_id, now, now + self.config.refund_grace
+        )
 
     async def capture_hold(
         self, conn: Conn, now: datetime, req: pb.CaptureHoldRequest
@@ -252,13 +263,8 @@ class Operations:
             release = await repo.insert_transfer(
                 conn, kind="RELEASE", debit=HOLDS, credit=MEMBER, amount=rest, **common
             )
-            await repo.give_back(
-                conn,
-                req.user_id,
-                rest,
-                hold["hold_transfer_id"],
-                release["transfer_id"],
-                await self._grace_until(conn),
+            await self._give_back(
+                conn, now, req.user_id, rest, hold["hold_transfer_id"], release["transfer_id"]
             )
             response.release.CopyFrom(convert.transfer(release))
         resolved = await repo.resolve_hold(
@@ -272,7 +278,7 @@ class Operations:
         self, conn: Conn, now: datetime, req: pb.ReleaseHoldRequest
     ) -> pb.ReleaseHoldResponse:
         hold = await self._active_hold(conn, req.user_id, req.hold_id)
-        resolved, release = await self.release_hold_row(conn, hold, "RELEASED", req.request_id)
+        resolved, release = await self.release_hold_row(conn, now, hold, "RELEASED", req.request_id)
         return pb.ReleaseHoldResponse(
             hold=convert.hold(resolved), release=convert.transfer(release)
         )
@@ -291,9 +297,9 @@ class Operations:
         if original["credit_account"] == MEMBER and kind in ("EARN", "ADJUSTMENT"):
             response = await self._take_back(conn, req, original)
         elif original["debit_account"] == MEMBER and kind in ("SPEND", "ADJUSTMENT"):
-            response = await self._refund(conn, req, original, original["transfer_id"])
+            response = await self._refund(conn, now, req, original, original["transfer_id"])
         elif kind == "CAPTURE":
-            response = await self._refund(conn, req, original, original["related_transfer_id"])
+            response = await self._refund(conn, now, req, original, original["related_transfer_id"])
         else:
             raise FailedPrecondition(
                 "TRANSFER_NOT_REVERSIBLE",
@@ -347,6 +353,7 @@ class Operations:
     async def _refund(
         self,
         conn: Conn,
+        now: datetime,
         req: pb.ReverseRequest,
         original: asyncpg.Record,
         origin: int,
@@ -370,13 +377,8 @@ class Operations:
                 metadata=req.metadata,
                 related_transfer_id=original["transfer_id"],
             )
-            returned = await repo.give_back(
-                conn,
-                req.user_id,
-                amount,
-                origin,
-                row["transfer_id"],
-                await self._grace_until(conn),
+            returned = await self._give_back(
+                conn, now, req.user_id, amount, origin, row["transfer_id"]
             )
             await repo.adjust_member(conn, req.user_id, balance=amount, spent=-amount)
             response.reversal.CopyFrom(convert.transfer(row))

@@ -352,12 +352,14 @@ async def give_back(
     amount: int,
     origin: int,
     transfer_id: int,
+    now: datetime,
     grace_until: datetime,
 ) -> list[Taken]:
     """Return `amount` of what `origin` took, to the lots it came from (latest expiry first).
 
-    Points whose lot has already expired are re-issued into a new lot expiring at
-    `grace_until` (the old lot gets them back and passes them on, so every lot still adds up).
+    Points whose lot has expired by `now` (the transaction's time) are re-issued into a new lot
+    expiring at `grace_until` (the old lot gets them back and passes them on, so every lot
+    still adds up).
     """
     rows = await conn.fetch(
         """
@@ -371,7 +373,6 @@ async def give_back(
         user_id,
         origin,
     )
-    now: datetime = await conn.fetchval("SELECT now()")
     left = amount
     returned: list[Taken] = []
     for row in rows:

@@ -24,11 +24,13 @@ async def release_overdue_holds(pool: asyncpg.Pool, ops: Operations) -> int:
     released = 0
     for item in due:
         async with pool.acquire() as conn, conn.transaction():
-            await repo.lock_members(conn, [item["user_id"]])
+            now = await repo.lock_members(conn, [item["user_id"]])
             hold = await repo.get_hold(conn, item["user_id"], item["hold_id"])
             if hold is None or hold["status"] != "ACTIVE" or not hold["overdue"]:
                 continue  # resolved meanwhile
-            await ops.release_hold_row(conn, hold, "EXPIRED", f"hold-expired:{hold['hold_id']}")
+            await ops.release_hold_row(
+                conn, now, hold, "EXPIRED", f"hold-expired:{hold['hold_id']}"
+            )
             await conn.execute("SELECT pg_notify('ledger_balance', $1)", item["user_id"])
             released += 1
     return released
