@@ -51,13 +51,17 @@ HTTP_STATUS_NAMES = {
 _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
+def http_status(status: grpc.StatusCode, reason: str) -> int:
+    """The HTTP code for a backend's gRPC status (anything unexpected: the backend failed)."""
+    if status == grpc.StatusCode.FAILED_PRECONDITION and reason in UNPROCESSABLE_REASONS:
+        return 422
+    return GRPC_TO_HTTP.get(status, 502)
+
+
 def http_code(status_number: int, reason: str) -> tuple[int, str]:
     """The HTTP code and gRPC status name for a numeric gRPC status (e.g. from a batch)."""
     status = _STATUS_BY_NUMBER.get(status_number, grpc.StatusCode.UNKNOWN)
-    code = GRPC_TO_HTTP.get(status, 502)
-    if status == grpc.StatusCode.FAILED_PRECONDITION and reason in UNPROCESSABLE_REASONS:
-        code = 422
-    return code, status.name
+    return http_status(status, reason), status.name
 
 
 class HttpError(Exception):
@@ -87,9 +91,7 @@ def body(
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
     rich = parse_rpc_error(error)
-    code = GRPC_TO_HTTP.get(rich.code, 502)  # anything else is the backend's failure
-    if rich.code == grpc.StatusCode.FAILED_PRECONDITION and rich.reason in UNPROCESSABLE_REASONS:
-        code = 422
+    code = http_status(rich.code, rich.reason)
     details: dict[str, Any] = dict(rich.metadata)
     if rich.violations:
         details["field_violations"] = [
