@@ -17,7 +17,6 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
 
 import asyncpg
 import grpc
@@ -36,6 +35,7 @@ from services.common.errors import (
     parse_rpc_error,
 )
 from services.common.validation import storable
+from services.mall import repository as repo
 from services.mall.config import MallConfig
 from services.mall.saga import new_code
 
@@ -309,16 +309,7 @@ class Lotteries:
     async def _draw(self, request: pb.DrawRequest) -> Record:
         """Pick the outcome and take the prize from stock, in one transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
-            now: datetime = await conn.fetchval(
-                """
-                WITH locked AS (
-                    INSERT INTO users AS u (user_id) VALUES ($1)
-                    ON CONFLICT (user_id) DO UPDATE SET created_at = u.created_at RETURNING 1
-                )
-                SELECT now() FROM locked
-                """,
-                request.user_id,
-            )
+            now = await repo.lock_user(conn, request.user_id)
             lottery = await self._lottery(conn, request.lottery_id)
             if not lottery.enabled:
                 raise FailedPrecondition(

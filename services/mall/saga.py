@@ -200,23 +200,12 @@ class Saga:
             except grpc.aio.AioRpcError as exc:
                 if parse_rpc_error(exc).reason not in HOLD_GONE:
                     raise
-        async with self.pool.acquire() as conn, conn.transaction():
-            failed = await repo.advance(
-                conn,
-                row,
-                ("STARTED", "STOCK_RESERVED", "HOLD_PLACED", "FULFILLED"),
-                step="FAILED",
-                failure_reason=reason,
-                stock_reserved=False,
-                code=None,
-                code_expires_at=None,
-                shipment_status=None,
-            )
-            if failed is not None:
-                await coupons.revoke(conn, row["user_id"], row["redemption_id"])
-                if row["stock_reserved"]:
-                    await repo.restore_stock(conn, row["item_id"], row["quantity"])
-        return failed
+        return await self._unwind(
+            row,
+            ("STARTED", "STOCK_RESERVED", "HOLD_PLACED", "FULFILLED"),
+            step="FAILED",
+            failure_reason=reason,
+        )
 
     async def cancel(self, row: Record) -> Record:
         """Refund a completed redemption to the lots its points came from; restore stock."""
@@ -249,22 +238,30 @@ class Saga:
             async with self.pool.acquire() as conn:
                 await coupons.reinstate(conn, row["user_id"], row["redemption_id"])
             raise
+        cancelled = await self._unwind(row, ("COMPLETED",), step="CANCELLED")
+        return cancelled or await self._load(row["user_id"], row["redemption_id"])
+
+    async def _unwind(
+        self, row: Record, from_steps: tuple[str, ...], **changes: object
+    ) -> Record | None:
+        """End a redemption (FAILED or CANCELLED) and give back what it held: its coupon is
+        revoked and its stock restored, once, by whichever driver moves it first."""
         async with self.pool.acquire() as conn, conn.transaction():
-            cancelled = await repo.advance(
+            ended = await repo.advance(
                 conn,
                 row,
-                ("COMPLETED",),
-                step="CANCELLED",
+                from_steps,
                 stock_reserved=False,
                 code=None,
                 code_expires_at=None,
                 shipment_status=None,
+                **changes,
             )
-            if cancelled is not None:
+            if ended is not None:
                 await coupons.revoke(conn, row["user_id"], row["redemption_id"])
                 if row["stock_reserved"]:
                     await repo.restore_stock(conn, row["item_id"], row["quantity"])
-        return cancelled or await self._load(row["user_id"], row["redemption_id"])
+        return ended
 
     async def _now(self) -> datetime:
         async with self.pool.acquire() as conn:
