@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 from typing import TypeAlias
 
 import asyncpg
@@ -43,3 +44,10 @@ async def create_pool(
                 raise
             log.warning("database not reachable yet, retrying", extra={"error": str(exc)})
             await asyncio.sleep(0.5)
+
+
+async def database_time(pool: asyncpg.Pool) -> datetime:
+    """The database's clock: deadlines and expiries are judged by it, not by ours."""
+    async with pool.acquire() as conn:
+        now: datetime = await conn.fetchval("SELECT now()")
+    return now

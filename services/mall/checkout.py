@@ -3,7 +3,7 @@ payment, and pro-rata refunds to the exact lots."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import grpc
@@ -13,6 +13,7 @@ from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2 as pb
+from services.common.db import database_time
 from services.common.errors import AlreadyExists, FailedPrecondition, NotFound, parse_rpc_error
 from services.common.timestamps import to_timestamp
 from services.mall.config import CheckoutPolicy, MallConfig
@@ -122,7 +123,7 @@ class Checkout:
                 f"at most {quote.max_points} points, in steps of {self.policy.step_points}",
                 {"max_points": str(quote.max_points), "step_points": str(self.policy.step_points)},
             )
-        now = await self._now()
+        now = await database_time(self.pool)
         try:
             hold = await self.ledger.Hold(
                 lpb.HoldRequest(
@@ -278,8 +279,3 @@ class Checkout:
             )
         assert updated is not None
         return updated
-
-    async def _now(self) -> datetime:
-        async with self.pool.acquire() as conn:
-            now: datetime = await conn.fetchval("SELECT now()")
-        return now

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import logging
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import grpc
@@ -23,6 +23,7 @@ from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.rules.v1 import rules_pb2 as rpb
 from loyalty.rules.v1 import rules_pb2_grpc
+from services.common.db import database_time
 from services.common.errors import FailedPrecondition, parse_rpc_error
 from services.mall import catalog, coupons
 from services.mall import repository as repo
@@ -122,7 +123,7 @@ class Saga:
     async def _hold(self, row: Record) -> Record | None:
         # Derived from the redemption, not the clock: a retried Hold must be the same request.
         deadline = row["created_at"] + timedelta(seconds=self.config.hold_seconds)
-        if deadline <= await self._now():
+        if deadline <= await database_time(self.pool):
             return await self._fail(row, "TIMED_OUT")  # recovered too late to place a hold
         try:
             hold = await self.ledger.Hold(
@@ -158,7 +159,9 @@ class Saga:
         else:
             days = item.code_valid_days if item is not None else 0
             changes["code"] = new_code()
-            changes["code_expires_at"] = await self._now() + timedelta(days=days) if days else None
+            changes["code_expires_at"] = (
+                await database_time(self.pool) + timedelta(days=days) if days else None
+            )
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await repo.advance(conn, row, ("HOLD_PLACED",), **changes)
             if moved is not None and item is not None and item.type == pb.ITEM_TYPE_COUPON:
@@ -262,11 +265,6 @@ class Saga:
                 if row["stock_reserved"]:
                     await repo.restore_stock(conn, row["item_id"], row["quantity"])
         return ended
-
-    async def _now(self) -> datetime:
-        async with self.pool.acquire() as conn:
-            now: datetime = await conn.fetchval("SELECT now()")
-        return now
 
     async def recover_forever(self) -> None:
         """Finish or compensate sagas a crash (or an outage) left unfinished."""
