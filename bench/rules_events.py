@@ -68,7 +68,9 @@ async def main() -> None:
 
         base_count, base_lat = await closed_loop(CLIENTS, SECONDS / 2, check)
         await closed_loop(CLIENTS, 1, record)
+        cpu = running.cpu_seconds()
         count, lat = await closed_loop(CLIENTS, SECONDS, record)
+        cpu_per_event = running.cpu_ms_per(cpu, count)
     base = base_count / (SECONDS / 2)
     print(
         f"health check x{CLIENTS} : {base:7.0f} rps  p99 {p(base_lat, 0.99):.1f} ms "
@@ -78,6 +80,7 @@ async def main() -> None:
         f"RecordEvent x{CLIENTS}  : {count / SECONDS:7.0f} events/s  p50 {p(lat, 0.5):.1f} ms"
         f"  p99 {p(lat, 0.99):.1f} ms  ({count / SECONDS / base:.2f} of baseline)"
     )
+    print(f"CPU ms per event      : {cpu_per_event}")
 
 
 if __name__ == "__main__":

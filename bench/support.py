@@ -69,6 +69,23 @@ class Suite:
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) each service process has used so far: per-request CPU is
+        far steadier than throughput on a shared, noisy machine."""
+        return {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def cpu_ms_per(self, before: dict[str, float], count: int) -> str:
+        after = self.cpu_seconds()
+        return "  ".join(
+            f"{name} {(after[name] - before[name]) * 1000 / max(count, 1):.2f}"
+            for name in self.pids
+        )
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 @asynccontextmanager
 async def suite(

@@ -15,6 +15,7 @@ from services.common.timestamps import to_timestamp
 from services.rules import definitions
 from services.rules import repository as repo
 from services.rules.config import RulesConfig
+from services.rules.program import Program
 
 
 @dataclass(frozen=True)
@@ -34,20 +35,18 @@ async def assess(
     """DENY on a blacklist match or a velocity breach; REVIEW on softer farming signals (a
     burst of events, many accounts on one device or IP, a referrer inviting in bulk, purchases
     by a user who keeps refunding); else ALLOW. Always with reasons."""
-    deny = [f"BLACKLISTED_{kind}" for kind in await repo.blacklisted(conn, user_id, device_id, ip)]
-    recent = await repo.recent_events(conn, user_id)
-    if recent >= config.velocity_per_minute:
+    signals = await repo.risk_signals(conn, user_id, device_id, ip)
+    deny = [f"BLACKLISTED_{kind}" for kind in signals.blacklisted]
+    if signals.recent_events >= config.velocity_per_minute:
         deny.append("VELOCITY")
     if deny:
         return Risk(pb.DECISION_DENY, deny)
     review = []
-    if recent >= config.review_per_minute:
+    if signals.recent_events >= config.review_per_minute:
         review.append("BURST")
-    if device_id and await repo.accounts_seen(conn, "device_id", device_id, user_id) >= (
-        config.accounts_per_device
-    ):
+    if device_id and signals.device_accounts >= config.accounts_per_device:
         review.append("SHARED_DEVICE")
-    if ip and await repo.accounts_seen(conn, "ip", ip, user_id) >= config.accounts_per_ip:
+    if ip and signals.ip_accounts >= config.accounts_per_ip:
         review.append("SHARED_IP")
     if (
         event is not None
@@ -72,7 +71,7 @@ class Evaluator:
         return moment.astimezone(self.config.zone).date()
 
     async def evaluate(
-        self, conn: Conn, event: pb.Event, occurred_at: datetime
+        self, conn: Conn, program: Program, event: pb.Event, occurred_at: datetime
     ) -> pb.RecordEventResponse:
         risk = await assess(conn, self.config, event.user_id, event.device_id, event.ip, event)
         response = pb.RecordEventResponse(
@@ -88,19 +87,22 @@ class Evaluator:
             response.referral = await repo.record_referral(
                 conn, event.user_id, event.referrer_id, event.event_id
             )
-        rules = await repo.rules_for(conn, event.type)
+        rules = program.rules_for(event.type)
         if not rules:
             return response
-        campaigns = await self._campaigns(conn, event, occurred_at)
+        campaigns = await self._campaigns(conn, program, event, occurred_at)
         budget = await Budgets.open(
-            conn, campaigns, self.day_of(occurred_at), self.config.points_per_major_unit
+            conn,
+            program.budgets_for([c.budget_id for c in campaigns if c.budget_id]),
+            self.day_of(occurred_at),
+            self.config.points_per_major_unit,
         )
-        tiers = await repo.all_tiers(conn)
-        tier_percent = await self._tier_percent(conn, tiers, event.user_id)
+        tiers = program.tiers
+        tier_percent = await self._tier_percent(conn, tiers, event.user_id) if tiers else 100
         in_review = risk.decision == pb.DECISION_REVIEW
         for rule in rules:
             award = await self._award(
-                conn, event, occurred_at, rule, campaigns, budget, in_review, tier_percent
+                conn, program, event, occurred_at, rule, campaigns, budget, in_review, tier_percent
             )
             response.awards.append(award)
             response.total_points += award.points
@@ -127,10 +129,10 @@ class Evaluator:
         return after
 
     async def _campaigns(
-        self, conn: Conn, event: pb.Event, occurred_at: datetime
+        self, conn: Conn, program: Program, event: pb.Event, occurred_at: datetime
     ) -> list[pb.Campaign]:
         found = []
-        for campaign in await repo.active_campaigns(conn, occurred_at):
+        for campaign in program.active_campaigns(occurred_at):
             if event.type not in campaign.event_types:
                 continue
             if campaign.audience == pb.AUDIENCE_NEW_USERS:
@@ -143,6 +145,7 @@ class Evaluator:
     async def _award(
         self,
         conn: Conn,
+        program: Program,
         event: pb.Event,
         occurred_at: datetime,
         rule: pb.Rule,
@@ -205,7 +208,7 @@ class Evaluator:
             tier_percent if earner == event.user_id else 100,
         )
         points, award.capped_by, keys = await self._caps(
-            conn, earner, rule, day, award.base_points + extra
+            conn, program, earner, rule, day, award.base_points + extra
         )
         extra = max(0, points - award.base_points)
         points, cut_by = budget.take(points, extra, [c.budget_id for c in campaigns if extra])
@@ -231,7 +234,7 @@ class Evaluator:
         return award
 
     async def _caps(
-        self, conn: Conn, user_id: str, rule: pb.Rule, day: date, points: int
+        self, conn: Conn, program: Program, user_id: str, rule: pb.Rule, day: date, points: int
     ) -> tuple[int, str, list[tuple[str, str]]]:
         """Cut to the rule's daily, weekly, monthly and lifetime caps and its group's daily
         cap; return the points, what cut them, and the counters to count them in."""
@@ -244,7 +247,7 @@ class Evaluator:
             "rule_lifetime_cap": ("life", rule.lifetime_cap),
         }
         keys = [(scope, period) for period, _ in periods.values()]
-        group_cap = await repo.cap_group(conn, rule.cap_group) if rule.cap_group else None
+        group_cap = program.cap_groups.get(rule.cap_group) if rule.cap_group else None
         group_key = (f"group:{rule.cap_group}", f"day:{day.isoformat()}")
         if group_cap is not None:
             keys.append(group_key)
@@ -284,10 +287,8 @@ class Budgets:
 
     @classmethod
     async def open(
-        cls, conn: Conn, campaigns: list[pb.Campaign], day: date, points_per_major: int
+        cls, conn: Conn, budgets: list[pb.Budget], day: date, points_per_major: int
     ) -> Budgets:
-        named = sorted({c.budget_id for c in campaigns if c.budget_id})
-        budgets = await repo.budgets(conn, named, global_only=True)
         used = await repo.lock_budget_usage(
             conn, [(b.budget_id, definitions.period_key(b.period, day)) for b in budgets]
         )

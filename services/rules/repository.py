@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
@@ -15,20 +16,22 @@ from services.common.db import Conn
 M = TypeVar("M", bound=Message)
 
 
-async def lock_user(conn: Conn, user_id: str) -> datetime:
-    """Create the user if new and lock it for this transaction; return database time."""
-    now: datetime = await conn.fetchval(
+async def lock_user(conn: Conn, user_id: str) -> tuple[datetime, int]:
+    """Create the user if new and lock it for this transaction; return database time and the
+    configuration generation (see program.py)."""
+    row = await conn.fetchrow(
         """
         WITH locked AS (
             INSERT INTO users AS u (user_id) VALUES ($1)
             ON CONFLICT (user_id) DO UPDATE SET created_at = u.created_at
             RETURNING 1
         )
-        SELECT now() FROM locked
+        SELECT now(), (SELECT generation FROM config_generation) FROM locked
         """,
         user_id,
     )
-    return now
+    assert row is not None
+    return row[0], row[1]
 
 
 async def find_event(conn: Conn, user_id: str, event_id: str) -> Record | None:
@@ -67,47 +70,50 @@ async def save_event(
     )
 
 
-async def blacklisted(conn: Conn, user_id: str, device_id: str, ip: str) -> list[str]:
-    """Kinds (USER, DEVICE, IP) with an active entry matching these values."""
-    rows = await conn.fetch(
+@dataclass(frozen=True)
+class RiskSignals:
+    blacklisted: list[str]  # kinds (USER, DEVICE, IP) with an active entry matching the event
+    recent_events: int  # events recorded for the user in the last minute
+    device_accounts: int  # distinct accounts (this one included) on the device in the last day
+    ip_accounts: int  # the same for the IP
+
+
+async def risk_signals(conn: Conn, user_id: str, device_id: str, ip: str) -> RiskSignals:
+    """Every signal the risk decision always needs, in one round trip."""
+    row = await conn.fetchrow(
         """
-        SELECT kind FROM blacklist
-        WHERE (expires_at IS NULL OR expires_at > now())
-          AND ((kind = 'USER' AND value = $1) OR (kind = 'DEVICE' AND value = $2 AND $2 <> '')
-               OR (kind = 'IP' AND value = $3 AND $3 <> ''))
-        ORDER BY kind
+        SELECT
+            ARRAY(
+                SELECT kind FROM blacklist
+                WHERE (expires_at IS NULL OR expires_at > now())
+                  AND ((kind = 'USER' AND value = $1)
+                       OR (kind = 'DEVICE' AND value = $2 AND $2 <> '')
+                       OR (kind = 'IP' AND value = $3 AND $3 <> ''))
+                ORDER BY kind
+            ) AS blacklisted,
+            (SELECT count(*) FROM events
+             WHERE user_id = $1 AND recorded_at > now() - interval '1 min') AS recent,
+            CASE WHEN $2 = '' THEN 0 ELSE (
+                SELECT count(*) FROM (
+                    SELECT user_id FROM events
+                    WHERE device_id = $2 AND recorded_at > now() - interval '1 day'
+                    UNION SELECT $1
+                ) accounts) END AS device_accounts,
+            CASE WHEN $3 = '' THEN 0 ELSE (
+                SELECT count(*) FROM (
+                    SELECT user_id FROM events
+                    WHERE ip = $3 AND recorded_at > now() - interval '1 day'
+                    UNION SELECT $1
+                ) accounts) END AS ip_accounts
         """,
         user_id,
         device_id,
         ip,
     )
-    return [r["kind"] for r in rows]
-
-
-async def accounts_seen(conn: Conn, column: str, value: str, user_id: str) -> int:
-    """Distinct accounts (this one included) seen on a device or IP in the last day."""
-    assert column in ("device_id", "ip")
-    count: int = await conn.fetchval(
-        f"""
-        SELECT count(*) FROM (
-            SELECT user_id FROM events
-            WHERE {column} = $1 AND recorded_at > now() - interval '1 day'
-            UNION SELECT $2
-        ) accounts
-        """,
-        value,
-        user_id,
+    assert row is not None
+    return RiskSignals(
+        row["blacklisted"], row["recent"], row["device_accounts"], row["ip_accounts"]
     )
-    return count
-
-
-async def recent_events(conn: Conn, user_id: str) -> int:
-    """Events recorded for the user in the last minute."""
-    count: int = await conn.fetchval(
-        "SELECT count(*) FROM events WHERE user_id = $1 AND recorded_at > now() - interval '1 min'",
-        user_id,
-    )
-    return count
 
 
 async def rules_for(conn: Conn, event_type: int) -> list[pb.Rule]:
@@ -160,11 +166,6 @@ async def save_cap_group(conn: Conn, name: str, daily_cap: int) -> None:
         name,
         daily_cap,
     )
-
-
-async def cap_group(conn: Conn, name: str) -> int | None:
-    cap: int | None = await conn.fetchval("SELECT daily_cap FROM cap_groups WHERE name = $1", name)
-    return cap
 
 
 async def counted(conn: Conn, user_id: str, keys: Sequence[tuple[str, str]]) -> dict[str, int]:
@@ -398,15 +399,6 @@ async def all_campaigns(conn: Conn) -> list[pb.Campaign]:
     return [pb.Campaign.FromString(r["definition"]) for r in rows]
 
 
-async def active_campaigns(conn: Conn, at: datetime) -> list[pb.Campaign]:
-    rows = await conn.fetch(
-        "SELECT definition FROM campaigns WHERE enabled AND starts_at <= $1 AND ends_at > $1 "
-        "ORDER BY campaign_id",
-        at,
-    )
-    return [pb.Campaign.FromString(r["definition"]) for r in rows]
-
-
 async def user_since(conn: Conn, user_id: str) -> datetime:
     since: datetime = await conn.fetchval(
         "SELECT created_at FROM users WHERE user_id = $1", user_id
@@ -427,42 +419,24 @@ async def save_budget(conn: Conn, budget: pb.Budget) -> None:
     )
 
 
-async def budgets(
-    conn: Conn,
-    ids: Sequence[str] = (),
-    global_only: bool = False,
-) -> list[pb.Budget]:
-    """The global budgets plus those named in `ids` (all budgets when both are empty)."""
-    rows = await conn.fetch(
-        """
-        SELECT definition FROM budgets
-        WHERE (NOT $2 AND cardinality($1::text[]) = 0) OR global OR budget_id = ANY($1::text[])
-        ORDER BY budget_id
-        """,
-        list(ids),
-        global_only,
-    )
+async def all_budgets(conn: Conn) -> list[pb.Budget]:
+    rows = await conn.fetch("SELECT definition FROM budgets ORDER BY budget_id")
     return [pb.Budget.FromString(r["definition"]) for r in rows]
 
 
 async def lock_budget_usage(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict[str, int]:
-    """Lock (budget_id, period_key) usage rows in id order; return used points by budget id."""
+    """Lock (budget_id, period_key) usage rows in id order, creating missing ones; return used
+    points by budget id. One statement: the upsert locks each row and returns its latest use."""
+    if not keys:
+        return {}
     ordered = sorted(set(keys))
-    await conn.execute(
-        """
-        INSERT INTO budget_usage (budget_id, period_key)
-        SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING
-        """,
-        [k[0] for k in ordered],
-        [k[1] for k in ordered],
-    )
     rows = await conn.fetch(
         """
-        SELECT u.budget_id, u.used FROM budget_usage u
-        JOIN unnest($1::text[], $2::text[]) AS k(budget_id, period_key)
-          ON u.budget_id = k.budget_id AND u.period_key = k.period_key
-        ORDER BY u.budget_id
-        FOR UPDATE OF u
+        INSERT INTO budget_usage AS u (budget_id, period_key)
+        SELECT * FROM unnest($1::text[], $2::text[]) AS k(budget_id, period_key)
+        ORDER BY k.budget_id, k.period_key
+        ON CONFLICT (budget_id, period_key) DO UPDATE SET used = u.used
+        RETURNING u.budget_id, u.used
         """,
         [k[0] for k in ordered],
         [k[1] for k in ordered],

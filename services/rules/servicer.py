@@ -20,6 +20,7 @@ from services.rules import definitions
 from services.rules import repository as repo
 from services.rules.config import RulesConfig
 from services.rules.evaluator import Evaluator, assess
+from services.rules.program import Program, ProgramCache
 from services.rules.settlement import Settlement
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -66,13 +67,14 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         self.pool = pool
         self.config = config
         self.evaluator = Evaluator(config)
+        self.programs = ProgramCache()
         self.settlement = settlement
 
     async def _record(self, event: pb.Event, prefix: str = "event") -> pb.RecordEventResponse:
         check_event(event, prefix)
         print_ = fingerprint("RecordEvent", event)
         async with self.pool.acquire() as conn, conn.transaction():
-            now = await repo.lock_user(conn, event.user_id)
+            now, generation = await repo.lock_user(conn, event.user_id)
             prior = await repo.find_event(conn, event.user_id, event.event_id)
             if prior is not None:
                 if bytes(prior["payload_sha256"]) != print_:
@@ -80,7 +82,8 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
                 response = pb.RecordEventResponse.FromString(prior["response"])
             else:
                 occurred_at = self._occurred_at(event, now, prefix)
-                response = await self.evaluator.evaluate(conn, event, occurred_at)
+                program = await self.programs.at(conn, generation)
+                response = await self.evaluator.evaluate(conn, program, event, occurred_at)
                 await repo.save_event(conn, event, occurred_at, print_, response)
         # Credit (or reverse) right away so users see the points now; retried if it fails.
         for user_id in sorted(
@@ -238,7 +241,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
     ) -> pb.ListBudgetsResponse:
         async with self.pool.acquire() as conn:
             now: datetime = await conn.fetchval("SELECT now()")
-            budgets = await repo.budgets(conn)
+            budgets = await repo.all_budgets(conn)
             day = self.evaluator.day_of(now)
             keys = {b.budget_id: definitions.period_key(b.period, day) for b in budgets}
             used = await repo.budget_usage(conn, list(keys.items()))
@@ -378,12 +381,13 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             try:  # everything below is rolled back: a simulation has no effects
                 for rule in request.draft_rules:
                     await repo.save_rule(conn, rule)
+                program = await Program.load(conn)  # with the drafts; never cached
                 for index, event in enumerate(request.events):
-                    now = await repo.lock_user(conn, event.user_id)
+                    now, _ = await repo.lock_user(conn, event.user_id)
                     occurred_at = self._occurred_at(event, now, f"events[{index}]")
                     # Streaks, caps and budgets move within the simulation; risk signals see
                     # only recorded events.
-                    result = await self.evaluator.evaluate(conn, event, occurred_at)
+                    result = await self.evaluator.evaluate(conn, program, event, occurred_at)
                     response.results.append(result)
                     response.total_points += result.total_points
             finally:
