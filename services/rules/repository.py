@@ -285,16 +285,17 @@ async def reverse_order(conn: Conn, user_id: str, order_id: str, refund_event_id
     return total
 
 
-async def unsettled(conn: Conn, user_id: str) -> list[Record]:
+async def unsettled(conn: Conn, user_ids: Sequence[str]) -> list[Record]:
+    """Awards of these users the ledger has yet to credit or reverse, oldest first per user."""
     return list(
         await conn.fetch(
             """
-        SELECT * FROM awards
-        WHERE user_id = $1 AND review IN ('', 'APPROVED')
-          AND (transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed))
-        ORDER BY created_at, event_id, rule_id
-        """,
-            user_id,
+            SELECT * FROM awards
+            WHERE user_id = ANY($1::text[]) AND review IN ('', 'APPROVED')
+              AND (transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed))
+            ORDER BY user_id, created_at, event_id, rule_id
+            """,
+            list(user_ids),
         )
     )
 
@@ -312,22 +313,32 @@ async def users_with_unsettled(conn: Conn, limit: int) -> list[str]:
     return [r["user_id"] for r in rows]
 
 
-async def mark_credited(conn: Conn, award: Record, transfer_id: str) -> None:
+async def mark_credited(conn: Conn, credited: Sequence[tuple[Record, str]]) -> None:
+    """Record the ledger transfer of each credited award."""
     await conn.execute(
-        "UPDATE awards SET transfer_id = $4 WHERE user_id = $1 AND event_id = $2 AND rule_id = $3",
-        award["user_id"],
-        award["event_id"],
-        award["rule_id"],
-        transfer_id,
+        """
+        UPDATE awards a SET transfer_id = c.transfer_id
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+             AS c(user_id, event_id, rule_id, transfer_id)
+        WHERE a.user_id = c.user_id AND a.event_id = c.event_id AND a.rule_id = c.rule_id
+        """,
+        [award["user_id"] for award, _ in credited],
+        [award["event_id"] for award, _ in credited],
+        [award["rule_id"] for award, _ in credited],
+        [transfer_id for _, transfer_id in credited],
     )
 
 
-async def mark_reversed(conn: Conn, award: Record) -> None:
+async def mark_reversed(conn: Conn, awards: Sequence[Record]) -> None:
     await conn.execute(
-        "UPDATE awards SET reversed = true WHERE user_id = $1 AND event_id = $2 AND rule_id = $3",
-        award["user_id"],
-        award["event_id"],
-        award["rule_id"],
+        """
+        UPDATE awards a SET reversed = true
+        FROM unnest($1::text[], $2::text[], $3::text[]) AS r(user_id, event_id, rule_id)
+        WHERE a.user_id = r.user_id AND a.event_id = r.event_id AND a.rule_id = r.rule_id
+        """,
+        [award["user_id"] for award in awards],
+        [award["event_id"] for award in awards],
+        [award["rule_id"] for award in awards],
     )
 
 

@@ -86,11 +86,12 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
                 response = await self.evaluator.evaluate(conn, program, event, occurred_at)
                 await repo.save_event(conn, event, occurred_at, print_, response)
         # Credit (or reverse) right away so users see the points now; retried if it fails.
-        for user_id in sorted(
-            {event.user_id}
-            | {a.beneficiary_user_id for a in response.awards if a.beneficiary_user_id}
-        ):
-            await self.settlement.try_settle_user(user_id)
+        await self.settlement.settle_soon(
+            [
+                event.user_id,
+                *(a.beneficiary_user_id for a in response.awards if a.beneficiary_user_id),
+            ]
+        )
         return response
 
     def _occurred_at(self, event: pb.Event, now: datetime, prefix: str) -> datetime:
@@ -444,7 +445,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         self, request: pb.ApproveReviewRequest, context: Context
     ) -> pb.ApproveReviewResponse:
         points = await self._decide(request.user_id, request.event_id, "APPROVED")
-        await self.settlement.try_settle_user(request.user_id)
+        await self.settlement.settle_soon([request.user_id])
         return pb.ApproveReviewResponse(points=points)
 
     async def RejectReview(

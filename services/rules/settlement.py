@@ -1,17 +1,24 @@
-"""Settling awards with the ledger (an outbox): credits, then reversals, per user in order.
+"""Settling awards with the ledger (an outbox): credits, then reversals.
 
 Awards are written in the event's transaction; this sends them after commit and records the
 ledger's answer. Ledger request ids derive from the event and rule, so sending again (after a
 crash, or from two places at once) never credits twice.
+
+Users asked for while a round is running are settled together in the next round: one query, one
+ledger PostBatch and one update for all of them, instead of a round trip each per event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 import grpc
+from asyncpg import Record
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from loyalty.ledger.v1 import ledger_pb2 as ledger
 from loyalty.ledger.v1 import ledger_pb2_grpc
@@ -19,6 +26,42 @@ from services.common.timestamps import to_timestamp
 from services.rules import repository as repo
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+MAX_BATCH = 1000  # operations per ledger PostBatch (the ledger accepts up to 5000)
+SETTLE_ERRORS = (grpc.aio.AioRpcError, asyncpg.PostgresError, OSError)
+
+
+def _key(award: Record) -> tuple[str, str, str]:
+    return award["user_id"], award["event_id"], award["rule_id"]
+
+
+def _credit(award: Record) -> ledger.BatchOperation:
+    request = ledger.CreditRequest(
+        request_id=f"rules:{award['event_id']}:{award['rule_id']}",
+        user_id=award["user_id"],
+        amount=award["points"],
+        source=f"rule:{award['rule_id']}",
+        reason_code="RULE_AWARD",
+        metadata={"event_id": award["event_id"], "rule_id": award["rule_id"]},
+    )
+    if award["matures_at"] is not None:
+        request.mature_time.CopyFrom(to_timestamp(award["matures_at"]))
+    if award["expires_at"] is not None:
+        request.expire_time.CopyFrom(to_timestamp(award["expires_at"]))
+    return ledger.BatchOperation(credit=request)
+
+
+def _reversal(award: Record, transfer_id: str) -> ledger.BatchOperation:
+    return ledger.BatchOperation(
+        reverse=ledger.ReverseRequest(
+            request_id=f"rules-refund:{award['reversed_by']}:{award['event_id']}"
+            f":{award['rule_id']}",
+            user_id=award["user_id"],
+            transfer_id=transfer_id,
+            reason_code="ORDER_REFUNDED",
+        )
+    )
 
 
 class Settlement:
@@ -31,55 +74,100 @@ class Settlement:
         self.pool = pool
         self.ledger = ledger_stub
         self.timeout = timeout
+        self._queued: dict[str, None] = {}  # users for the next round, in arrival order
+        # Who waits for the next round, with the trace context each asked from.
+        self._waiting: list[tuple[asyncio.Future[None], otel_context.Context]] = []
+        self._rounds: asyncio.Task[None] | None = None
 
-    async def settle_user(self, user_id: str) -> None:
-        """Send every unsettled award of the user; raises if the ledger cannot be reached."""
+    async def settle(self, user_ids: Sequence[str]) -> None:
+        """Send every unsettled award of these users; raises if the ledger cannot be reached.
+        An operation the ledger refuses is logged and left for an operator."""
         async with self.pool.acquire() as conn:
-            for award in await repo.unsettled(conn, user_id):
-                if award["transfer_id"] is None:
-                    request = ledger.CreditRequest(
-                        request_id=f"rules:{award['event_id']}:{award['rule_id']}",
-                        user_id=user_id,
-                        amount=award["points"],
-                        source=f"rule:{award['rule_id']}",
-                        reason_code="RULE_AWARD",
-                        metadata={"event_id": award["event_id"], "rule_id": award["rule_id"]},
-                    )
-                    if award["matures_at"] is not None:
-                        request.mature_time.CopyFrom(to_timestamp(award["matures_at"]))
-                    if award["expires_at"] is not None:
-                        request.expire_time.CopyFrom(to_timestamp(award["expires_at"]))
-                    credited = await self.ledger.Credit(request, timeout=self.timeout)
-                    await repo.mark_credited(conn, award, credited.transfer.transfer_id)
-                    transfer_id = credited.transfer.transfer_id
-                else:
-                    transfer_id = award["transfer_id"]
-                if award["reversed_by"] is not None:
-                    await self.ledger.Reverse(
-                        ledger.ReverseRequest(
-                            request_id=f"rules-refund:{award['reversed_by']}:{award['event_id']}"
-                            f":{award['rule_id']}",
-                            user_id=user_id,
-                            transfer_id=transfer_id,
-                            reason_code="ORDER_REFUNDED",
-                        ),
-                        timeout=self.timeout,
-                    )
-                    await repo.mark_reversed(conn, award)
+            awards = await repo.unsettled(conn, user_ids)
+            transfers = {_key(a): a["transfer_id"] for a in awards if a["transfer_id"]}
+            credits = [a for a in awards if a["transfer_id"] is None]
+            credited = []
+            for award, result in await self._post(credits, [_credit(a) for a in credits]):
+                credited.append((award, result.credit.transfer.transfer_id))
+                transfers[_key(award)] = result.credit.transfer.transfer_id
+            if credited:
+                await repo.mark_credited(conn, credited)
+            reversals = [a for a in awards if a["reversed_by"] is not None and _key(a) in transfers]
+            operations = [_reversal(a, transfers[_key(a)]) for a in reversals]
+            reversed_ = [award for award, _ in await self._post(reversals, operations)]
+            if reversed_:
+                await repo.mark_reversed(conn, reversed_)
 
-    async def try_settle_user(self, user_id: str) -> None:
-        """Best effort right after an event; what fails is retried by `run_forever`."""
-        try:
-            await self.settle_user(user_id)
-        except (grpc.aio.AioRpcError, asyncpg.PostgresError, OSError) as exc:
-            log.warning(
-                "awards not settled yet; will retry", extra={"user_id": user_id, "error": str(exc)}
+    async def _post(
+        self, awards: list[Record], operations: list[ledger.BatchOperation]
+    ) -> list[tuple[Record, ledger.BatchResult]]:
+        """Post in batches; the awards whose operation succeeded, with its result."""
+        done = []
+        for start in range(0, len(operations), MAX_BATCH):
+            reply = await self.ledger.PostBatch(
+                ledger.PostBatchRequest(operations=operations[start : start + MAX_BATCH]),
+                timeout=self.timeout,
             )
+            chunk = awards[start : start + MAX_BATCH]
+            for award, result in zip(chunk, reply.results, strict=True):
+                if result.HasField("error"):
+                    log.error(
+                        "the ledger refused an award operation",
+                        extra={"award": _key(award), "reason": result.error.reason},
+                    )
+                else:
+                    done.append((award, result))
+        return done
+
+    async def settle_soon(self, user_ids: Iterable[str]) -> None:
+        """Best effort right after an event, together with whoever else is waiting; what fails
+        is retried by `run_forever`. Returns when the round that took these users has ended."""
+        self._queued.update(dict.fromkeys(user_ids))
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append((waiter, otel_context.get_current()))
+        if self._rounds is None or self._rounds.done():
+            self._rounds = asyncio.create_task(self._run_rounds(), name="settlement-rounds")
+        await waiter
+
+    async def _run_rounds(self) -> None:
+        while self._queued:
+            users, self._queued = list(self._queued), {}
+            waiting, self._waiting = self._waiting, []
+            # The round belongs to the first waiter's trace and links the others' (as the
+            # ledger's group commit does), so each event's trace still reaches the ledger.
+            links = [trace.Link(trace.get_current_span(c).get_span_context()) for _, c in waiting]
+            try:
+                with _tracer.start_as_current_span(
+                    "rules.settle",
+                    context=waiting[0][1] if waiting else None,
+                    links=links[1:],
+                    attributes={"points.users": len(users)},
+                ):
+                    await self._try_settle(users)
+            finally:
+                for waiter, _ in waiting:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    async def _try_settle(self, user_ids: list[str]) -> None:
+        try:
+            await self.settle(user_ids)
+        except SETTLE_ERRORS as exc:
+            log.warning(
+                "awards not settled yet; will retry",
+                extra={"users": len(user_ids), "error": str(exc)},
+            )
+        except Exception:
+            log.exception("settling awards failed; will retry")
 
     async def run_forever(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            async with self.pool.acquire() as conn:
-                users = await repo.users_with_unsettled(conn, 200)
-            for user_id in users:
-                await self.try_settle_user(user_id)
+            try:
+                async with self.pool.acquire() as conn:
+                    users = await repo.users_with_unsettled(conn, 200)
+            except SETTLE_ERRORS as exc:
+                log.warning("cannot look for unsettled awards", extra={"error": str(exc)})
+                continue
+            if users:
+                await self._try_settle(users)

@@ -141,9 +141,10 @@ def check_edges(received: list[ReceivedSpan], trace_id: str) -> None:
     assert gateway in ancestors(to_rules)
     rules = one("rules", SERVER, "RulesService/RecordEvent")
     assert parent(rules) == to_rules  # the edge between two processes
-    to_ledger = one("rules", CLIENT, "LedgerService/Credit")
+    # Awards reach the ledger in a settlement round (one PostBatch for the events waiting).
+    to_ledger = one("rules", CLIENT, "LedgerService/PostBatch")
     assert rules in ancestors(to_ledger)
-    ledger = one("ledger", SERVER, "LedgerService/Credit")
+    ledger = one("ledger", SERVER, "LedgerService/PostBatch")
     assert parent(ledger) == to_ledger
     ledger_sql = [s for s in spans if s.service == "ledger" and s.kind == CLIENT]
     assert ledger_sql and all(ledger in ancestors(s) for s in ledger_sql)

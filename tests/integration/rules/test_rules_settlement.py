@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import grpc
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from loyalty.rules.v1 import rules_pb2_grpc
@@ -13,7 +16,7 @@ from services.rules.server import SPEC as RULES
 from tests.support.hosts import free_port, running
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance
-from tests.support.rules_calls import event
+from tests.support.rules_calls import RulesStub, define_program, event
 
 
 async def test_awards_are_credited_when_the_ledger_comes_back(
@@ -56,3 +59,32 @@ async def define_forward_rule(database_url: str) -> None:
                     )
                 )
             )
+
+
+async def test_concurrent_events_are_credited_in_shared_rounds_that_keep_every_trace(
+    rules: RulesStub, ledger: LedgerStub, spans: InMemorySpanExporter
+) -> None:
+    await define_program(rules)
+    users = [f"round-{uuid.uuid4().hex[:8]}" for _ in range(30)]
+    tracer = trace.get_tracer(__name__)
+
+    async def like(user: str) -> int:
+        with tracer.start_as_current_span("caller") as caller:
+            reply = await rules.RecordEvent(event(user, pb.EVENT_TYPE_LIKE))
+            assert reply.total_points == 1
+            return caller.get_span_context().trace_id
+
+    traces = await asyncio.gather(*(like(user) for user in users))
+    # Credited when the reply came: no waiting for the background retry.
+    assert [(await balance(ledger, user)).available for user in users] == [1] * 30
+    rounds = [
+        s
+        for s in spans.get_finished_spans()
+        if s.name == "rules.settle" and s.context.trace_id in traces
+    ]
+    users_per_round = [dict(r.attributes or {})["points.users"] for r in rounds]
+    assert sum(int(str(n)) for n in users_per_round) == 30  # each user in exactly one round
+    reached = {r.context.trace_id for r in rounds} | {
+        link.context.trace_id for r in rounds for link in r.links
+    }
+    assert reached >= set(traces)  # every event's trace leads to the round that credited it
