@@ -71,8 +71,14 @@ class Evaluator:
         return moment.astimezone(self.config.zone).date()
 
     async def evaluate(
-        self, conn: Conn, program: Program, event: pb.Event, occurred_at: datetime
+        self,
+        conn: Conn,
+        program: Program,
+        event: pb.Event,
+        occurred_at: datetime,
+        lock_budgets: bool = False,
     ) -> pb.RecordEventResponse:
+        """Raises BudgetContention unless `lock_budgets` (see Budgets)."""
         risk = await assess(conn, self.config, event.user_id, event.device_id, event.ip, event)
         response = pb.RecordEventResponse(
             event_id=event.event_id, decision=risk.decision, risk_reasons=risk.reasons
@@ -96,6 +102,7 @@ class Evaluator:
             program.budgets_for([c.budget_id for c in campaigns if c.budget_id]),
             self.day_of(occurred_at),
             self.config.points_per_major_unit,
+            locked=lock_budgets,
         )
         tiers = program.tiers
         tier_percent = await self._tier_percent(conn, tiers, event.user_id) if tiers else 100
@@ -268,31 +275,50 @@ class Evaluator:
         return granted, capped_by, keys
 
 
+class BudgetContention(Exception):
+    """An optimistic budget spend lost a race or would cut an award: evaluate again with the
+    budget rows locked from the start."""
+
+
 class Budgets:
-    """The budgets an event's awards draw on, locked for the event's transaction.
+    """The budgets an event's awards draw on.
 
     Global budgets bound every award; a campaign's budget bounds only the extra points the
-    campaign adds. Rows are locked once per event, in id order (after the user's row), so
-    concurrent events never overspend and never deadlock.
+    campaign adds. Budgets are hot rows every event touches, so by default their use is read
+    without a lock and spent at the end with a conditional update that holds the row only until
+    commit. When that spend would cut an award, or loses a race, `close` raises
+    BudgetContention and the event runs again with `locked=True`: rows locked once, in id order
+    (after the user's row), so concurrent events never overspend and never deadlock.
     """
 
     def __init__(
-        self, budgets: list[pb.Budget], day: date, used: dict[str, int], points_per_major: int
+        self,
+        budgets: list[pb.Budget],
+        day: date,
+        used: dict[str, int],
+        points_per_major: int,
+        locked: bool,
     ) -> None:
         self.budgets = {b.budget_id: b for b in budgets}
         self.limits = {b.budget_id: definitions.budget_points(b, points_per_major) for b in budgets}
         self.day = day
         self.used = used
+        self.locked = locked
         self.spent: dict[str, int] = {}
+        self.cut = False  # some award was cut or refused by a budget
 
     @classmethod
     async def open(
-        cls, conn: Conn, budgets: list[pb.Budget], day: date, points_per_major: int
+        cls, conn: Conn, budgets: list[pb.Budget], day: date, points_per_major: int, locked: bool
     ) -> Budgets:
-        used = await repo.lock_budget_usage(
-            conn, [(b.budget_id, definitions.period_key(b.period, day)) for b in budgets]
-        )
-        return cls(budgets, day, used, points_per_major)
+        keys = [(b.budget_id, definitions.period_key(b.period, day)) for b in budgets]
+        if not keys:
+            used = {}
+        elif locked:
+            used = await repo.lock_budget_usage(conn, keys)
+        else:
+            used = await repo.budget_usage(conn, keys)
+        return cls(budgets, day, used, points_per_major, locked)
 
     def _allow(self, budget_id: str, amount: int) -> int:
         budget = self.budgets.get(budget_id)
@@ -328,14 +354,20 @@ class Budgets:
             if share:
                 self.used[budget_id] = self.used.get(budget_id, 0) + share
                 self.spent[budget_id] = self.spent.get(budget_id, 0) + share
+        self.cut = self.cut or bool(cut_by)
         return points, cut_by
 
     async def close(self, conn: Conn) -> None:
-        if self.spent:
-            await repo.spend_budgets(
-                conn,
-                [
-                    (budget_id, definitions.period_key(self.budgets[budget_id].period, self.day), n)
-                    for budget_id, n in sorted(self.spent.items())
-                ],
-            )
+        """Spend what the awards took; raises BudgetContention (see the class)."""
+        if not self.spent:
+            return
+        spent = [
+            (budget_id, definitions.period_key(self.budgets[budget_id].period, self.day), n)
+            for budget_id, n in sorted(self.spent.items())
+        ]
+        if self.locked:
+            await repo.spend_budgets(conn, spent)
+        elif self.cut or not await repo.spend_within_limits(
+            conn, [(*s, self.limits[s[0]]) for s in spent]
+        ):
+            raise BudgetContention()

@@ -455,6 +455,40 @@ async def lock_budget_usage(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict
     return {r["budget_id"]: r["used"] for r in rows}
 
 
+async def spend_within_limits(conn: Conn, spent: Sequence[tuple[str, str, int, int]]) -> bool:
+    """Add (budget_id, period_key, points) to each budget's use only where the use stays within
+    its limit (the fourth field), creating missing rows; whether every budget took its share.
+    Each row is locked only from here to commit; False means a concurrent event got there
+    first (the caller starts over under `lock_budget_usage`)."""
+    taken: int = await conn.fetchval(
+        """
+        WITH wanted AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+                AS w(budget_id, period_key, points, points_limit)
+        ), created AS (
+            INSERT INTO budget_usage (budget_id, period_key, used)
+            SELECT budget_id, period_key, points FROM wanted WHERE points <= points_limit
+            ORDER BY budget_id, period_key
+            ON CONFLICT DO NOTHING
+            RETURNING budget_id, period_key
+        ), added AS (
+            UPDATE budget_usage u SET used = u.used + w.points
+            FROM wanted w
+            WHERE u.budget_id = w.budget_id AND u.period_key = w.period_key
+              AND u.used + w.points <= w.points_limit
+              AND (w.budget_id, w.period_key) NOT IN (SELECT * FROM created)
+            RETURNING u.budget_id
+        )
+        SELECT (SELECT count(*) FROM created) + (SELECT count(*) FROM added)
+        """,
+        [s[0] for s in spent],
+        [s[1] for s in spent],
+        [s[2] for s in spent],
+        [s[3] for s in spent],
+    )
+    return taken == len(spent)
+
+
 async def spend_budgets(conn: Conn, spent: Sequence[tuple[str, str, int]]) -> None:
     await conn.execute(
         """

@@ -19,7 +19,7 @@ from services.common.validation import MAX_USER_ID, require_user_id, storable
 from services.rules import definitions
 from services.rules import repository as repo
 from services.rules.config import RulesConfig
-from services.rules.evaluator import Evaluator, assess
+from services.rules.evaluator import BudgetContention, Evaluator, assess
 from services.rules.program import Program, ProgramCache
 from services.rules.settlement import Settlement
 
@@ -73,18 +73,10 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
     async def _record(self, event: pb.Event, prefix: str = "event") -> pb.RecordEventResponse:
         check_event(event, prefix)
         print_ = fingerprint("RecordEvent", event)
-        async with self.pool.acquire() as conn, conn.transaction():
-            now, generation = await repo.lock_user(conn, event.user_id)
-            prior = await repo.find_event(conn, event.user_id, event.event_id)
-            if prior is not None:
-                if bytes(prior["payload_sha256"]) != print_:
-                    raise key_reused(event.event_id)
-                response = pb.RecordEventResponse.FromString(prior["response"])
-            else:
-                occurred_at = self._occurred_at(event, now, prefix)
-                program = await self.programs.at(conn, generation)
-                response = await self.evaluator.evaluate(conn, program, event, occurred_at)
-                await repo.save_event(conn, event, occurred_at, print_, response)
+        try:
+            response = await self._record_once(event, print_, prefix, lock_budgets=False)
+        except BudgetContention:  # rolled back; rare: a budget nearly spent, or a close race
+            response = await self._record_once(event, print_, prefix, lock_budgets=True)
         # Credit (or reverse) right away so users see the points now; retried if it fails.
         await self.settlement.settle_soon(
             [
@@ -93,6 +85,25 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
             ]
         )
         return response
+
+    async def _record_once(
+        self, event: pb.Event, print_: bytes, prefix: str, lock_budgets: bool
+    ) -> pb.RecordEventResponse:
+        """One transaction: the stored answer for a replay, else the event evaluated."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            now, generation = await repo.lock_user(conn, event.user_id)
+            prior = await repo.find_event(conn, event.user_id, event.event_id)
+            if prior is not None:
+                if bytes(prior["payload_sha256"]) != print_:
+                    raise key_reused(event.event_id)
+                return pb.RecordEventResponse.FromString(prior["response"])
+            occurred_at = self._occurred_at(event, now, prefix)
+            program = await self.programs.at(conn, generation)
+            response = await self.evaluator.evaluate(
+                conn, program, event, occurred_at, lock_budgets
+            )
+            await repo.save_event(conn, event, occurred_at, print_, response)
+            return response
 
     def _occurred_at(self, event: pb.Event, now: datetime, prefix: str) -> datetime:
         if not event.HasField("occurred_at"):
@@ -388,7 +399,9 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
                     occurred_at = self._occurred_at(event, now, f"events[{index}]")
                     # Streaks, caps and budgets move within the simulation; risk signals see
                     # only recorded events.
-                    result = await self.evaluator.evaluate(conn, program, event, occurred_at)
+                    result = await self.evaluator.evaluate(
+                        conn, program, event, occurred_at, lock_budgets=True
+                    )
                     response.results.append(result)
                     response.total_points += result.total_points
             finally:
