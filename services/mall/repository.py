@@ -99,7 +99,7 @@ async def create_redemption(conn: Conn, values: dict[str, Any]) -> Record | None
                                  cash_minor, cash_currency)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (user_id, request_id) DO NOTHING
-        RETURNING *
+        RETURNING *, now() AS read_at
         """,
         values["user_id"],
         values["request_id"],
@@ -116,9 +116,13 @@ async def create_redemption(conn: Conn, values: dict[str, Any]) -> Record | None
     )
 
 
+# Redemption rows come with `read_at`, the database's time when they were read: the saga
+# judges deadlines and code expiries by it without asking the database for the time again.
+
+
 async def get_redemption(conn: Conn, user_id: str, redemption_id: int) -> Record | None:
     return await conn.fetchrow(
-        "SELECT * FROM redemptions WHERE user_id = $1 AND redemption_id = $2",
+        "SELECT *, now() AS read_at FROM redemptions WHERE user_id = $1 AND redemption_id = $2",
         user_id,
         redemption_id,
     )
@@ -126,7 +130,9 @@ async def get_redemption(conn: Conn, user_id: str, redemption_id: int) -> Record
 
 async def redemption_by_request(conn: Conn, user_id: str, request_id: str) -> Record | None:
     return await conn.fetchrow(
-        "SELECT * FROM redemptions WHERE user_id = $1 AND request_id = $2", user_id, request_id
+        "SELECT *, now() AS read_at FROM redemptions WHERE user_id = $1 AND request_id = $2",
+        user_id,
+        request_id,
     )
 
 
@@ -199,7 +205,7 @@ async def advance(
         f"""
         UPDATE redemptions SET {assignments}, updated_at = now()
         WHERE user_id = $1 AND redemption_id = $2 AND step = ANY($3::text[])
-        RETURNING *
+        RETURNING *, now() AS read_at
         """,
         row["user_id"],
         row["redemption_id"],

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import grpc
@@ -23,7 +23,7 @@ from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.rules.v1 import rules_pb2 as rpb
 from loyalty.rules.v1 import rules_pb2_grpc
-from services.common.db import database_time
+from services.common.db import Conn
 from services.common.errors import FailedPrecondition, parse_rpc_error
 from services.mall import catalog, coupons
 from services.mall import repository as repo
@@ -60,9 +60,13 @@ class Saga:
         assert row is not None
         return row
 
-    async def drive(self, row: Record) -> Record:
+    async def drive(self, row: Record, item_row: Record | None = None) -> Record:
         """Run the saga to a final state. Raises on a transient failure (a backend down); the
-        redemption then stays PENDING and recovery picks it up again later."""
+        redemption then stays PENDING and recovery picks it up again later. `item_row` is the
+        item as the caller read it (read here when not given and a step needs it)."""
+        if item_row is None and row["step"] in ("STARTED", "HOLD_PLACED"):
+            async with self.pool.acquire() as conn:
+                item_row = await repo.get_item(conn, row["item_id"])
         steps = {
             "STARTED": self._reserve,
             "STOCK_RESERVED": self._hold,
@@ -70,7 +74,7 @@ class Saga:
             "FULFILLED": self._capture,
         }
         while row["step"] in steps:
-            moved = await steps[row["step"]](row)
+            moved = await steps[row["step"]](row, item_row)
             row = (
                 moved
                 if moved is not None
@@ -78,7 +82,7 @@ class Saga:
             )
         return row
 
-    async def _reserve(self, row: Record) -> Record | None:
+    async def _reserve(self, row: Record, item_row: Record | None) -> Record | None:
         risk = await self.rules.CheckRisk(
             rpb.CheckRiskRequest(
                 user_id=row["user_id"], device_id=row["device_id"], ip=row["ip"], action="redeem"
@@ -87,8 +91,6 @@ class Saga:
         )
         if risk.decision != rpb.DECISION_ALLOW:
             return await self._fail(row, "RISK_DENIED")
-        async with self.pool.acquire() as conn:
-            item_row = await repo.get_item(conn, row["item_id"])
         eligible = repo.item_of(item_row).eligible_tier_ids if item_row is not None else []
         if eligible:
             tier = await self.rules.GetUserTier(
@@ -101,16 +103,16 @@ class Saga:
             current = await repo.get_redemption(conn, row["user_id"], row["redemption_id"])
             if current is None or current["step"] != "STARTED":
                 return current  # another driver got here first
-            item_row = await repo.get_item(conn, row["item_id"])
+            # Availability as of the drive's read, moments ago; stock is taken atomically.
             if item_row is None or not item_row["available"]:
                 reason = "ITEM_NOT_AVAILABLE"
             else:
                 item = repo.item_of(item_row)
-                since = catalog.period_start(item.limit_period, now, self.config.zone)
-                held = await repo.redeemed_in_period(
-                    conn, row["user_id"], row["item_id"], since, row["redemption_id"]
-                )
-                if item.per_user_limit and held + row["quantity"] > item.per_user_limit:
+                if (
+                    item.per_user_limit
+                    and await self._redeemed_in_period(conn, row, item, now) + row["quantity"]
+                    > item.per_user_limit
+                ):
                     reason = "USER_LIMIT_REACHED"
                 elif not await repo.take_stock(conn, row["item_id"], row["quantity"]):
                     reason = "OUT_OF_STOCK"
@@ -120,10 +122,18 @@ class Saga:
                     )
         return await self._fail(row, reason)
 
-    async def _hold(self, row: Record) -> Record | None:
+    async def _redeemed_in_period(
+        self, conn: Conn, row: Record, item: pb.Item, now: datetime
+    ) -> int:
+        since = catalog.period_start(item.limit_period, now, self.config.zone)
+        return await repo.redeemed_in_period(
+            conn, row["user_id"], row["item_id"], since, row["redemption_id"]
+        )
+
+    async def _hold(self, row: Record, item_row: Record | None) -> Record | None:
         # Derived from the redemption, not the clock: a retried Hold must be the same request.
         deadline = row["created_at"] + timedelta(seconds=self.config.hold_seconds)
-        if deadline <= await database_time(self.pool):
+        if deadline <= row["read_at"]:
             return await self._fail(row, "TIMED_OUT")  # recovered too late to place a hold
         try:
             hold = await self.ledger.Hold(
@@ -149,26 +159,22 @@ class Saga:
                 conn, row, ("STOCK_RESERVED",), step="HOLD_PLACED", hold_id=hold.hold.hold_id
             )
 
-    async def _fulfil(self, row: Record) -> Record | None:
+    async def _fulfil(self, row: Record, item_row: Record | None) -> Record | None:
         changes: dict[str, object] = {"step": "FULFILLED"}
-        async with self.pool.acquire() as conn:
-            item_row = await repo.get_item(conn, row["item_id"])
         item = repo.item_of(item_row) if item_row is not None else None
         if row["item_type"] in catalog.SHIPPED:
             changes["shipment_status"] = "PENDING"
         else:
             days = item.code_valid_days if item is not None else 0
             changes["code"] = new_code()
-            changes["code_expires_at"] = (
-                await database_time(self.pool) + timedelta(days=days) if days else None
-            )
+            changes["code_expires_at"] = row["read_at"] + timedelta(days=days) if days else None
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await repo.advance(conn, row, ("HOLD_PLACED",), **changes)
             if moved is not None and item is not None and item.type == pb.ITEM_TYPE_COUPON:
                 await coupons.issue(conn, moved, item)
         return moved
 
-    async def _capture(self, row: Record) -> Record | None:
+    async def _capture(self, row: Record, item_row: Record | None) -> Record | None:
         try:
             captured = await self.ledger.CaptureHold(
                 lpb.CaptureHoldRequest(

@@ -275,6 +275,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
         if bad:
             raise InvalidArgument.fields(bad)
         print_ = fingerprint("Redeem", request)
+        item = None
         async with self.pool.acquire() as conn:
             row = await repo.redemption_by_request(conn, request.user_id, request.request_id)
             if row is None:
@@ -309,7 +310,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
         if bytes(row["payload_sha256"]) != print_:
             raise key_reused(request.request_id)
         try:
-            row = await self.saga.drive(row)
+            row = await self.saga.drive(row, item)
         except (grpc.aio.AioRpcError, OSError) as exc:
             # A backend is unreachable: the redemption stays PENDING; recovery finishes it.
             log.warning("redemption pending", extra={"error": str(exc)})
