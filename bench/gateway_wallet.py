@@ -119,14 +119,17 @@ async def main() -> None:
                 await closed_loop(CLIENTS, 1, wallet)
                 if shutil.which("wrk"):
                     h_rate, _, h_p99 = await asyncio.to_thread(wrk, f"{base}/healthz", {})
+                    cpu = running.cpu_seconds()
                     rate, p50, p99 = await asyncio.to_thread(wrk, f"{base}/v1/me/wallet", headers)
                     tool = "wrk"
                 else:  # fall back to a Python client (slower: it competes for the CPU)
                     h_count, h_lat = await closed_loop(CLIENTS, SECONDS, health)
+                    cpu = running.cpu_seconds()
                     count, lat = await closed_loop(CLIENTS, SECONDS, wallet)
                     h_rate, h_p99 = h_count / SECONDS, p(h_lat, 0.99)
                     rate, p50, p99 = count / SECONDS, p(lat, 0.5), p(lat, 0.99)
                     tool = "httpx"
+                cpu_per_wallet = running.cpu_ms_per(cpu, int(rate * SECONDS))
                 normal = await latency_ms(http, headers, 50)
             memory = {n: rss_mb(running.pids[n]) for n in ("gateway", "ledger", "rules", "mall")}
         proxy_port = free_port()
@@ -150,6 +153,7 @@ async def main() -> None:
         f"one client: wallet p50 {normal:.1f} ms; with rules slowed by {DELAY * 1000:.0f} ms:"
         f" {slowed:.1f} ms (+{slowed - normal:.1f} ms; 6 backend calls in parallel)"
     )
+    print(f"CPU ms per wallet : {cpu_per_wallet}")
     print("RSS after load: " + ", ".join(f"{n} {mb:.0f} MB" for n, mb in memory.items()))
 
 

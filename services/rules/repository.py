@@ -34,6 +34,13 @@ async def lock_user(conn: Conn, user_id: str) -> tuple[datetime, int]:
     return row[0], row[1]
 
 
+async def clock(conn: Conn) -> tuple[datetime, int]:
+    """Database time and the configuration generation, for reads that lock no user."""
+    row = await conn.fetchrow("SELECT now(), (SELECT generation FROM config_generation)")
+    assert row is not None
+    return row[0], row[1]
+
+
 async def find_event(conn: Conn, user_id: str, event_id: str) -> Record | None:
     return await conn.fetchrow(
         "SELECT payload_sha256, response FROM events WHERE user_id = $1 AND event_id = $2",
@@ -114,14 +121,6 @@ async def risk_signals(conn: Conn, user_id: str, device_id: str, ip: str) -> Ris
     return RiskSignals(
         row["blacklisted"], row["recent"], row["device_accounts"], row["ip_accounts"]
     )
-
-
-async def rules_for(conn: Conn, event_type: int) -> list[pb.Rule]:
-    rows = await conn.fetch(
-        "SELECT definition FROM rules WHERE enabled AND event_type = $1 ORDER BY rule_id",
-        pb.EventType.Name(event_type),  # type: ignore[arg-type]
-    )
-    return [pb.Rule.FromString(r["definition"]) for r in rows]
 
 
 async def all_rules(conn: Conn) -> list[pb.Rule]:
@@ -743,11 +742,6 @@ async def blacklist(conn: Conn) -> list[Record]:
             "ORDER BY kind, value LIMIT 10000"
         )
     )
-
-
-async def enabled_rules(conn: Conn) -> list[pb.Rule]:
-    rows = await conn.fetch("SELECT definition FROM rules WHERE enabled ORDER BY rule_id")
-    return [pb.Rule.FromString(r["definition"]) for r in rows]
 
 
 async def invites_today(conn: Conn, referrer_id: str) -> int:

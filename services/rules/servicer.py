@@ -161,10 +161,10 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         if not 0 < len(request.user_id) <= 128:
             raise InvalidArgument.fields([FieldViolation("user_id", "is required")])
         async with self.pool.acquire() as conn:
-            now: datetime = await conn.fetchval("SELECT now()")
+            now, generation = await repo.clock(conn)
             today = self.evaluator.day_of(now)
             response = pb.GetCheckInStatusResponse(today=today.isoformat())
-            rules = await repo.rules_for(conn, pb.EVENT_TYPE_CHECK_IN)
+            rules = (await self.programs.at(conn, generation)).rules_for(pb.EVENT_TYPE_CHECK_IN)
             if not rules:
                 return response
             rule = rules[0]
@@ -342,7 +342,8 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
     ) -> pb.GetUserTierResponse:
         require_user_id(request.user_id)
         async with self.pool.acquire() as conn, conn.transaction():
-            tiers = await repo.all_tiers(conn)
+            _, generation = await repo.clock(conn)
+            tiers = (await self.programs.at(conn, generation)).tiers
             response = pb.GetUserTierResponse()
             if not tiers:
                 return response
@@ -511,9 +512,11 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
     ) -> pb.GetUserCapsResponse:
         require_user_id(request.user_id)
         async with self.pool.acquire() as conn:
-            now: datetime = await conn.fetchval("SELECT now()")
+            now, generation = await repo.clock(conn)
             today = f"day:{self.evaluator.day_of(now).isoformat()}"
-            capped = [r for r in await repo.enabled_rules(conn) if r.daily_cap]
+            program = await self.programs.at(conn, generation)
+            capped = [r for rules in program.rules.values() for r in rules if r.daily_cap]
+            capped.sort(key=lambda r: r.rule_id)
             used = await repo.counted(
                 conn, request.user_id, [(f"rule:{r.rule_id}", today) for r in capped]
             )
