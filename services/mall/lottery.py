@@ -35,6 +35,7 @@ from services.common.errors import (
     parse_rpc_error,
 )
 from services.common.validation import storable
+from services.mall import catalog
 from services.mall import repository as repo
 from services.mall.config import MallConfig
 from services.mall.saga import new_code
@@ -411,7 +412,7 @@ class Lotteries:
         """Fulfil an item prize like a redemption (no points: the draw paid for it)."""
         item_row = await conn.fetchrow("SELECT * FROM items WHERE item_id = $1", item_id)
         item_type = item_row["item_type"] if item_row is not None else "ITEM_TYPE_VIRTUAL"
-        shipped = item_type in ("ITEM_TYPE_PHYSICAL", "ITEM_TYPE_POINTS_PLUS_CASH")
+        shipped = item_type in catalog.SHIPPED
         redemption_id = await conn.fetchval(
             """
             INSERT INTO redemptions (user_id, request_id, payload_sha256, item_id, item_type,
