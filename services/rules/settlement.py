@@ -130,7 +130,9 @@ class Settlement:
         await waiter
 
     async def _run_rounds(self) -> None:
-        while self._queued:
+        # Rounds run while anyone waits (queued users always come with a waiter), so no caller
+        # is left waiting, whatever it asked for.
+        while self._waiting:
             users, self._queued = list(self._queued), {}
             waiting, self._waiting = self._waiting, []
             # The round belongs to the first waiter's trace and links the others' (as the
@@ -139,11 +141,12 @@ class Settlement:
             try:
                 with _tracer.start_as_current_span(
                     "rules.settle",
-                    context=waiting[0][1] if waiting else None,
+                    context=waiting[0][1],
                     links=links[1:],
                     attributes={"points.users": len(users)},
                 ):
-                    await self._try_settle(users)
+                    if users:
+                        await self._try_settle(users)
             finally:
                 for waiter, _ in waiting:
                     if not waiter.done():

@@ -9,10 +9,13 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.rules.v1 import rules_pb2 as pb
 from loyalty.rules.v1 import rules_pb2_grpc
+from services.common.db import create_pool
 from services.ledger.server import SPEC as LEDGER
 from services.rules.server import SPEC as RULES
+from services.rules.settlement import Settlement
 from tests.support.hosts import free_port, running
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance
@@ -88,3 +91,13 @@ async def test_concurrent_events_are_credited_in_shared_rounds_that_keep_every_t
         link.context.trace_id for r in rounds for link in r.links
     }
     assert reached >= set(traces)  # every event's trace leads to the round that credited it
+
+
+async def test_asking_to_settle_nobody_returns_at_once(database_url: str) -> None:
+    pool = await create_pool(database_url, schema="rules", application_name="t", min_size=1)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}") as channel:
+            settlement = Settlement(pool, ledger_pb2_grpc.LedgerServiceStub(channel))
+            await asyncio.wait_for(settlement.settle_soon([]), 5)  # no waiter is ever stranded
+    finally:
+        await pool.close()
