@@ -15,12 +15,11 @@ import shutil
 import statistics
 import subprocess
 import time
-from pathlib import Path
 
 import grpc
 import httpx
 
-from bench.support import closed_loop, p, scratch_database, suite
+from bench.support import closed_loop, p, rss_mb, scratch_database, suite
 from gateway.auth import mint
 from gateway.settings import DEV_SECRET, AuthSettings
 from loyalty.ledger.v1 import ledger_pb2 as lpb
@@ -30,13 +29,6 @@ from tests.support.hosts import free_port
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CLIENTS = 50
 DELAY = 0.020
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def slow_proxy(port: int, target: str) -> grpc.aio.Server:
