@@ -150,12 +150,41 @@ def parse_rpc_error(error: grpc.aio.AioRpcError) -> RichError:
 Behavior = Callable[[Any, Any], Any]  # (request, servicer context) -> response(s)
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps exceptions raised by handlers to statuses; refuses calls until the service is ready."""
+class Undecodable:
+    """Stands in for a request grpcio could not parse (e.g. a string field that is not UTF-8)."""
 
-    def __init__(self, domain: str, is_ready: Callable[[], bool]) -> None:
+
+UNDECODABLE = Undecodable()
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that hands the handler a marker instead of failing inside grpcio, which
+    would answer UNKNOWN or INTERNAL for what is the caller's mistake."""
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:
+            return UNDECODABLE
+
+    return parse
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps exceptions raised by handlers to statuses; refuses calls until the service is ready;
+    refuses malformed requests (undecodable, timestamps or enums out of range) before handlers."""
+
+    def __init__(
+        self,
+        domain: str,
+        is_ready: Callable[[], bool],
+        check_request: Callable[[Any], None] = lambda request: None,
+    ) -> None:
         self._domain = domain
         self._is_ready = is_ready
+        self._check_request = check_request  # raises InvalidArgument before the handler runs
 
     async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
         if isinstance(exc, DomainError):
@@ -188,6 +217,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             await self._refuse_if_not_ready(context)
             try:
+                self._check_request(request)
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
@@ -202,6 +232,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         ) -> AsyncIterator[Any]:
             await self._refuse_if_not_ready(context)
             try:
+                self._check_request(request)
                 async for response in behavior(request, context):
                     yield response
             except grpc.aio.AbortError:
@@ -225,13 +256,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler

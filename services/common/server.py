@@ -28,6 +28,7 @@ from services.common.logs import configure_logging
 from services.common.migrations import load_migrations, migrate
 from services.common.settings import ServiceSettings, SettingsError
 from services.common.telemetry import setup_telemetry
+from services.common.validation import check_request
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class ServiceHost:
         )
         runtime = self._runtime = Runtime(settings, pool)
         server = self._server = grpc.aio.server(
-            interceptors=[ErrorInterceptor(self.spec.name, lambda: self._ready)],
+            interceptors=[ErrorInterceptor(self.spec.name, lambda: self._ready, check_request)],
             options=[("grpc.so_reuseport", 0)],
         )
         await self.spec.register(server, runtime)

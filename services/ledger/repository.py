@@ -48,7 +48,7 @@ RequestKey = tuple[str, str]  # (user_id, request_id)
 
 async def find_request(conn: Conn, user_id: str, request_id: str) -> Record | None:
     return await conn.fetchrow(
-        "SELECT method, payload_sha256, response, error FROM requests "
+        "SELECT request_id, method, payload_sha256, response, error FROM requests "
         "WHERE user_id = $1 AND request_id = $2",
         user_id,
         request_id,

@@ -9,10 +9,8 @@ from google.protobuf.message import Message
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from services.common.errors import FieldViolation, InvalidArgument
+from services.common.validation import MAX_POINTS, check_request_id, check_user_id
 
-MAX_POINTS = 10**12  # one request never moves more than this; catches unit mistakes
-MAX_USER_ID = 128
-MAX_REQUEST_ID = 256
 MAX_METADATA_ENTRIES = 32
 MAX_METADATA_VALUE = 1024
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_:.-]{0,63}$")
@@ -29,20 +27,10 @@ class Checker:
         self.violations.append(FieldViolation(field, description))
 
     def user_id(self, value: str, field: str = "user_id") -> None:
-        if not value:
-            self.fail(field, "is required")
-        elif "\x00" in value:
-            self.fail(field, "must not contain NUL characters")
-        elif len(value) > MAX_USER_ID:
-            self.fail(field, f"must be at most {MAX_USER_ID} characters")
+        check_user_id(self.violations, value, field)
 
     def request_id(self, value: str) -> None:
-        if not value:
-            self.fail("request_id", "is required")
-        elif "\x00" in value:
-            self.fail("request_id", "must not contain NUL characters")
-        elif len(value) > MAX_REQUEST_ID:
-            self.fail("request_id", f"must be at most {MAX_REQUEST_ID} characters")
+        check_request_id(self.violations, value)
 
     def amount(self, value: int, *, zero_allowed: bool = False) -> None:
         if value < 0 or (value == 0 and not zero_allowed):

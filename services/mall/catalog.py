@@ -34,7 +34,7 @@ def check_item(item: pb.Item) -> None:
     if not storable(item.image_url, 2000, required=False):
         fail("image_url", "at most 2000 characters, no NUL")
     if not 0 < item.points_price <= 10**9:
-        fail("points_price", "must be > 0")
+        fail("points_price", "must be > 0 and <= 1000000000")
     if item.stock < 0:
         fail("stock", "must be >= 0")
     if item.per_user_limit < 0:

@@ -16,7 +16,13 @@ from services.common.errors import FailedPrecondition, FieldViolation, InvalidAr
 from services.common.idempotency import fingerprint, key_reused
 from services.common.paging import decode_token, encode_token
 from services.common.timestamps import to_timestamp
-from services.common.validation import MAX_USER_ID, storable
+from services.common.validation import (
+    MAX_MONEY_MINOR,
+    check_identifier,
+    check_request_id,
+    check_user_id,
+    storable,
+)
 from services.mall import catalog, coupons
 from services.mall import repository as repo
 from services.mall.checkout import Checkout
@@ -63,8 +69,7 @@ def redemption(row: Record) -> pb.Redemption:
 
 
 def _check_user(user_id: str, bad: list[FieldViolation]) -> None:
-    if not storable(user_id, MAX_USER_ID):
-        bad.append(FieldViolation("user_id", "is required (at most 128 characters)"))
+    check_user_id(bad, user_id)
 
 
 def _redemption_id(value: str, bad: list[FieldViolation]) -> int:
@@ -82,14 +87,18 @@ def _check_order(
     currency: str | None = None,
 ) -> None:
     _check_user(request.user_id, bad)
-    if hasattr(request, "order_id") and (not storable(request.order_id, 128)):
-        bad.append(FieldViolation("order_id", "is required (at most 128 characters)"))
-    if hasattr(request, "request_id") and (not storable(request.request_id, 256)):
-        bad.append(FieldViolation("request_id", "is required (at most 256 characters)"))
+    if hasattr(request, "order_id"):
+        check_identifier(bad, "order_id", request.order_id, 128)
+    if hasattr(request, "request_id"):
+        check_request_id(bad, request.request_id)
     if amount_field:
         money = getattr(request, amount_field)
-        if not 0 < money.amount_minor <= 10**15:
-            bad.append(FieldViolation(f"{amount_field}.amount_minor", "must be > 0"))
+        if not 0 < money.amount_minor <= MAX_MONEY_MINOR:
+            bad.append(
+                FieldViolation(
+                    f"{amount_field}.amount_minor", f"must be > 0 and <= {MAX_MONEY_MINOR}"
+                )
+            )
         if currency is not None and money.currency != currency:
             bad.append(FieldViolation(f"{amount_field}.currency", f"must be {currency}"))
 
@@ -173,8 +182,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
     async def Draw(self, request: pb.DrawRequest, context: Context) -> pb.DrawResponse:
         bad: list[FieldViolation] = []
         _check_user(request.user_id, bad)
-        if not storable(request.request_id, 256):
-            bad.append(FieldViolation("request_id", "is required (at most 256 characters)"))
+        check_request_id(bad, request.request_id)
         if not storable(request.shipping_address, 500, required=False):
             bad.append(FieldViolation("shipping_address", "at most 500 characters"))
         if bad:
@@ -262,8 +270,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
 
     async def Redeem(self, request: pb.RedeemRequest, context: Context) -> pb.RedeemResponse:
         bad: list[FieldViolation] = []
-        if not storable(request.request_id, 256):
-            bad.append(FieldViolation("request_id", "is required (at most 256 characters)"))
+        check_request_id(bad, request.request_id)
         _check_user(request.user_id, bad)
         if not catalog.valid_item_id(request.item_id):
             bad.append(FieldViolation("item_id", "is required"))

@@ -15,7 +15,16 @@ from services.common.errors import DomainError, FieldViolation, InvalidArgument,
 from services.common.idempotency import fingerprint, key_reused
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp, to_timestamp
-from services.common.validation import MAX_USER_ID, require_user_id, storable
+from services.common.validation import (
+    MAX_REQUEST_ID,
+    MAX_USER_ID,
+    check_identifier,
+    check_user_id,
+    identifier_problem,
+    raise_if,
+    require_user_id,
+    storable,
+)
 from services.rules import definitions
 from services.rules import repository as repo
 from services.rules.config import RulesConfig
@@ -35,10 +44,10 @@ def check_event(event: pb.Event, prefix: str = "event") -> None:
     def fail(field: str, description: str) -> None:
         bad.append(FieldViolation(f"{prefix}.{field}", description))
 
-    if not storable(event.event_id, 256):
-        fail("event_id", "is required (at most 256 characters, no NUL)")
-    if not storable(event.user_id, MAX_USER_ID):
-        fail("user_id", "is required (at most 128 characters, no NUL)")
+    for name, limit in (("event_id", MAX_REQUEST_ID), ("user_id", MAX_USER_ID)):
+        problem = identifier_problem(getattr(event, name), limit)
+        if problem is not None:
+            fail(name, problem)
     if event.type == pb.EVENT_TYPE_UNSPECIFIED or event.type not in pb.EventType.values():
         fail("type", "must be a known event type")
     if event.type == pb.EVENT_TYPE_PURCHASE:
@@ -49,8 +58,9 @@ def check_event(event: pb.Event, prefix: str = "event") -> None:
     if event.type in NEEDS_ITEM and not event.item_id:
         fail("item_id", "is required for lessons and tasks")
     for name in ("order_id", "item_id", "device_id", "ip", "referrer_id"):
-        if not storable(getattr(event, name), 128, required=False):
-            fail(name, "at most 128 characters, no NUL")
+        problem = identifier_problem(getattr(event, name), 128, required=False)
+        if problem is not None:
+            fail(name, problem)
     if bad:
         raise InvalidArgument.fields(bad)
 
@@ -443,8 +453,10 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         return response
 
     async def _decide(self, user_id: str, event_id: str, decision: str) -> int:
-        if not storable(user_id, MAX_USER_ID) or not storable(event_id, 256):
-            raise InvalidArgument.fields([FieldViolation("event_id", "user_id and event_id")])
+        bad: list[FieldViolation] = []
+        check_user_id(bad, user_id)
+        check_identifier(bad, "event_id", event_id, MAX_REQUEST_ID)
+        raise_if(bad)
         async with self.pool.acquire() as conn:
             points = await repo.decide_review(conn, user_id, event_id, decision)
         if points is None:
@@ -473,8 +485,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         bad = []
         if kind == pb.BLACKLIST_KIND_UNSPECIFIED or kind not in pb.BlacklistKind.values():
             bad.append(FieldViolation("kind", "must be USER, DEVICE or IP"))
-        if not storable(value, 128):
-            bad.append(FieldViolation("value", "is required (at most 128 characters, no NUL)"))
+        check_identifier(bad, "value", value, 128)
         if bad:
             raise InvalidArgument.fields(bad)
         return pb.BlacklistKind.Name(kind).removeprefix("BLACKLIST_KIND_")  # type: ignore[arg-type]

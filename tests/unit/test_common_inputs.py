@@ -2,9 +2,16 @@ import base64
 
 import pytest
 
-from services.common.errors import InvalidArgument
+from loyalty.ledger.v1 import ledger_pb2
+from services.common.errors import UNDECODABLE, InvalidArgument
 from services.common.paging import decode_token, encode_token
-from services.common.validation import storable
+from services.common.validation import (
+    MAX_SECONDS,
+    check_request,
+    identifier_problem,
+    storable,
+    structural_violations,
+)
 
 
 def test_tokens_round_trip() -> None:
@@ -36,3 +43,34 @@ def test_storable_text() -> None:
     assert storable("", 128, required=False)
     assert not storable("a" * 129, 128)
     assert not storable("a\x00b", 128, required=False)
+
+
+def test_identifiers_refuse_control_and_bidi_characters() -> None:
+    assert identifier_problem("order-42", 128) is None
+    assert identifier_problem("订单-42", 128) is None
+    assert identifier_problem("abc\u202etxt", 128) == (
+        "must not contain control or formatting characters"
+    )
+    assert identifier_problem("a\nb", 128) is not None
+    assert identifier_problem("a\x00b", 128) == "must not contain NUL characters"
+    assert identifier_problem("", 128) == "is required"
+    assert identifier_problem("x" * 129, 128) == "must be at most 128 characters"
+
+
+def test_structural_checks_name_nested_timestamps_and_unknown_enums() -> None:
+    request = ledger_pb2.CreditRequest(kind=99)  # type: ignore[arg-type]
+    request.expire_time.seconds = 10**12
+    request.mature_time.nanos = -1
+    violations = {v.field: v.description for v in structural_violations(request)}
+    assert set(violations) == {"kind", "expire_time", "mature_time"}
+    assert "0001-01-01" in violations["expire_time"]
+    assert "nanos" in violations["mature_time"]
+    ok = ledger_pb2.CreditRequest(kind=ledger_pb2.TRANSFER_KIND_EARN)
+    ok.expire_time.seconds = MAX_SECONDS
+    assert structural_violations(ok) == []
+
+
+def test_undecodable_requests_are_invalid_arguments() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        check_request(UNDECODABLE)
+    assert [v.field for v in caught.value.violations] == ["request"]
