@@ -74,6 +74,26 @@ class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Translatable(Exception):
+    """An exception that knows which domain error to answer with (e.g. a peer's refusal)."""
+
+    def as_domain_error(self) -> DomainError:
+        raise NotImplementedError
+
+
+_BY_CODE: dict[grpc.StatusCode, type[DomainError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+}
+
+
+def domain_error_for(code: grpc.StatusCode) -> type[DomainError]:
+    """The error class answering with `code` (FAILED_PRECONDITION for anything unlisted)."""
+    return _BY_CODE.get(code, FailedPrecondition)
+
+
 class Internal(DomainError):
     """Only raised by the chassis for unexpected failures; the message stays generic."""
 
@@ -187,6 +207,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         self._check_request = check_request  # raises InvalidArgument before the handler runs
 
     async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+        if isinstance(exc, Translatable):
+            exc = exc.as_domain_error()
         if isinstance(exc, DomainError):
             await context.abort_with_status(to_grpc_status(exc, self._domain))
         if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in DEPENDENCY_DOWN:

@@ -22,10 +22,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common import periodic
 from services.common.db import create_pool
 from services.common.errors import ErrorInterceptor
 from services.common.logs import configure_logging
 from services.common.migrations import load_migrations, migrate
+from services.common.periodic import Job
 from services.common.settings import ServiceSettings, SettingsError
 from services.common.telemetry import setup_telemetry
 from services.common.validation import check_request
@@ -51,8 +53,13 @@ class Runtime:
         """Run after the server stopped, before the pool closes (reverse order)."""
         self._on_stop.append(hook)
 
+    def every(self, job: Job) -> None:
+        """Run `job` periodically once serving (see `periodic.py`); cancelled on stop."""
+        self.spawn(job.name, lambda: periodic.run_forever(job, self.pool))
+
     def spawn(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run a background loop (sweepers, listeners) once serving; cancelled on stop."""
+        """Run a background task (listeners, loops) once serving; cancelled on stop. If it ever
+        ends on its own, the service reports NOT_SERVING: something it needs stopped."""
 
         async def start() -> None:
             self._tasks.append(asyncio.create_task(factory(), name=name))
@@ -84,6 +91,8 @@ class ServiceHost:
         self._ready = False
         self._server: grpc.aio.Server | None = None
         self._runtime: Runtime | None = None
+        self._not_serving: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def ready(self) -> bool:
@@ -120,6 +129,8 @@ class ServiceHost:
             log.info("migrations checked", extra={"applied": applied})
         for hook in runtime._on_start:
             await hook()
+        for task in runtime._tasks:
+            task.add_done_callback(self._task_ended)
         self._ready = True
         for name in ("", *self.spec.service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -128,8 +139,22 @@ class ServiceHost:
         )
         return self.port
 
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stopping:
+            return
+        log.error(
+            "background task ended; reporting NOT_SERVING",
+            extra={"task": task.get_name(), "error": repr(task.exception())},
+        )
+        self._not_serving = asyncio.create_task(self._report_not_serving())
+
+    async def _report_not_serving(self) -> None:
+        for name in ("", *self.spec.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
     async def stop(self) -> None:
         """Drain and stop; safe to call once the host started (or failed half-way)."""
+        self._stopping = True
         await self.health.enter_graceful_shutdown()
         if self._ready and self.settings.drain_seconds > 0:
             await asyncio.sleep(self.settings.drain_seconds)

@@ -45,6 +45,8 @@ class LedgerConfig:
     refund_grace: timedelta  # expiry given to refunded points whose original lot already expired
     zone: ZoneInfo  # for grouping "expiring soon" by date
     hold_sweep_seconds: float
+    expiry_sweep_seconds: float  # how often due lots are expired (0: never, by schedule)
+    request_retention: timedelta  # how long request ids are remembered for replay
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> LedgerConfig:
@@ -55,4 +57,8 @@ class LedgerConfig:
             refund_grace=timedelta(days=env.integer("LEDGER_REFUND_GRACE_DAYS", 30, minimum=1)),
             zone=zone,
             hold_sweep_seconds=env.number("LEDGER_HOLD_SWEEP_SECONDS", 5.0, minimum=0.1),
+            expiry_sweep_seconds=env.number("LEDGER_EXPIRY_SWEEP_SECONDS", 3600.0),
+            request_retention=timedelta(
+                days=env.integer("LEDGER_REQUEST_RETENTION_DAYS", 90, minimum=1)
+            ),
         )

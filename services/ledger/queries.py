@@ -84,7 +84,10 @@ async def stats(
     totals = await conn.fetchrow(
         """
         SELECT
-          (SELECT coalesce(sum(balance + held), 0) FROM members)::bigint AS liability,
+          -- What members hold, less what is due to expire and only awaits the sweep.
+          ((SELECT coalesce(sum(balance + held), 0) FROM members)
+           - (SELECT coalesce(sum(remaining), 0) FROM lots
+              WHERE remaining > 0 AND expires_at <= now()))::bigint AS liability,
           coalesce(sum(amount) FILTER (WHERE credit_account = 'member'
                                        AND kind IN ('EARN', 'ADJUSTMENT')), 0)::bigint AS issued,
           (coalesce(sum(amount) FILTER (WHERE kind IN ('SPEND', 'CAPTURE')

@@ -9,8 +9,8 @@ import grpc
 from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from services.common.server import Runtime, ServiceSpec, run
 from services.ledger.config import LedgerConfig
+from services.ledger.jobs import jobs
 from services.ledger.servicer import LedgerServicer
-from services.ledger.sweeper import sweep_forever
 from services.ledger.watch import BalanceWatchers
 
 
@@ -23,9 +23,8 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     runtime.on_start(servicer.group_commit.start)
     runtime.on_stop(servicer.group_commit.stop)
     runtime.on_stop(watchers.stop)
-    runtime.spawn(
-        "hold-sweeper", lambda: sweep_forever(runtime.pool, servicer.ops, config.hold_sweep_seconds)
-    )
+    for job in jobs(runtime.pool, servicer.ops, config):
+        runtime.every(job)
 
 
 SPEC = ServiceSpec(

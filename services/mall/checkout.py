@@ -1,21 +1,38 @@
 """Points-as-cash at checkout: quote, then a ledger hold confirmed or cancelled with the
-payment, and pro-rata refunds to the exact lots."""
+payment, and pro-rata refunds to the exact lots.
+
+A deduction is a small state machine on the order's row:
+PENDING (claimed, hold being placed) → APPLIED (hold placed) → CONFIRMED (captured) or
+CANCELLED (released, or the hold expired); PENDING → FAILED when risk or the ledger refuses.
+Claiming the row before calling the ledger makes concurrent applies on one order meet in
+PostgreSQL: the same request replays, another request is refused DEDUCTION_EXISTS. Confirm and
+cancel race only in the ledger, where exactly one of capture and release can win; the loser
+reads the winner's outcome as a business error, never as INTERNAL.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import hashlib
 
 import asyncpg
-import grpc
 from asyncpg import Record
 
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
-from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2 as pb
-from services.common.db import database_time
-from services.common.errors import AlreadyExists, FailedPrecondition, NotFound, parse_rpc_error
+from services.common.db import Conn
+from services.common.errors import AlreadyExists, FailedPrecondition, NotFound
+from services.common.idempotency import fingerprint, key_reused
+from services.common.ledger_client import (
+    HoldCaptured,
+    HoldGone,
+    InsufficientPoints,
+    LedgerClient,
+)
+from services.common.peers import PeerRefused
+from services.common.rules_client import RulesClient
 from services.common.timestamps import to_timestamp
+from services.mall import checkout_repository as repo
 from services.mall.config import CheckoutPolicy, MallConfig
 
 STATUS = {
@@ -60,23 +77,16 @@ def deduction(row: Record) -> pb.Deduction:
 
 class Checkout:
     def __init__(
-        self,
-        pool: asyncpg.Pool,
-        config: MallConfig,
-        ledger: ledger_pb2_grpc.LedgerServiceAsyncStub,
-        timeout: float = 5.0,
+        self, pool: asyncpg.Pool, config: MallConfig, ledger: LedgerClient, rules: RulesClient
     ) -> None:
         self.pool = pool
         self.policy = config.checkout
         self.hold_seconds = config.hold_seconds
         self.ledger = ledger
-        self.timeout = timeout
+        self.rules = rules
 
     async def quote(self, user_id: str, order_minor: int) -> pb.QuoteDeductionResponse:
-        balance = await self.ledger.GetBalance(
-            lpb.GetBalanceRequest(user_id=user_id), timeout=self.timeout
-        )
-        available = balance.balance.available
+        available = (await self.ledger.get_balance(user_id)).available
         points = max_points(self.policy, order_minor, available)
         return pb.QuoteDeductionResponse(
             max_points=points,
@@ -89,193 +99,213 @@ class Checkout:
 
     async def _find(self, user_id: str, order_id: str) -> Record:
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT * FROM deductions WHERE user_id = $1 AND order_id = $2",
-                user_id,
-                order_id,
-            )
-        if row is None:
+            row = await repo.find(conn, user_id, order_id)
+        if row is None or row["status"] in ("PENDING", "FAILED"):
             raise NotFound(
                 "DEDUCTION_NOT_FOUND", f"no deduction for order {order_id}", {"order_id": order_id}
             )
         return row
 
     async def apply(self, request: pb.ApplyDeductionRequest) -> Record:
+        print_ = fingerprint("ApplyDeduction", request)
         async with self.pool.acquire() as conn:
-            existing = await conn.fetchrow(
-                "SELECT * FROM deductions WHERE user_id = $1 AND order_id = $2",
-                request.user_id,
-                request.order_id,
+            row = await repo.find(conn, request.user_id, request.order_id)
+        if row is None or (row["status"] == "FAILED" and row["request_id"] != request.request_id):
+            row = await self._claim(request, print_)
+        if row["request_id"] != request.request_id:
+            raise AlreadyExists(
+                "DEDUCTION_EXISTS",
+                "the order already has a deduction",
+                {"order_id": row["order_id"]},
             )
-        if existing is not None:
-            if existing["request_id"] != request.request_id or existing["points"] != request.points:
-                raise AlreadyExists(
-                    "DEDUCTION_EXISTS",
-                    "the order already has a deduction",
-                    {"order_id": request.order_id},
-                )
-            return existing
-        order_minor = request.order_amount.amount_minor
-        quote = await self.quote(request.user_id, order_minor)
+        stored = row["payload_sha256"]  # NULL on deductions made before fingerprints
+        if (stored is not None and bytes(stored) != print_) or row["points"] != request.points:
+            raise key_reused(request.request_id)
+        if row["status"] == "FAILED":
+            raise _failure(row)
+        if row["status"] == "PENDING":
+            row = await self._place_hold(row)
+        return row
+
+    async def _claim(self, request: pb.ApplyDeductionRequest, print_: bytes) -> Record:
+        """Check risk and the quote, then claim the order (or read who claimed it first)."""
+        risk = await self.rules.check_risk(
+            request.user_id, "checkout", request.device_id, request.ip
+        )
+        if not risk.allowed:
+            raise FailedPrecondition(
+                "RISK_DENIED",
+                "points cannot be used for this order",
+                {"decision": risk.decision, "reasons": ",".join(risk.reasons)},
+            )
+        quote = await self.quote(request.user_id, request.order_amount.amount_minor)
         if request.points % self.policy.step_points or request.points > quote.max_points:
             raise FailedPrecondition(
                 "DEDUCTION_EXCEEDS_LIMIT",
                 f"at most {quote.max_points} points, in steps of {self.policy.step_points}",
                 {"max_points": str(quote.max_points), "step_points": str(self.policy.step_points)},
             )
-        now = await database_time(self.pool)
-        try:
-            hold = await self.ledger.Hold(
-                lpb.HoldRequest(
-                    request_id=f"checkout:{request.order_id}:hold",
-                    user_id=request.user_id,
-                    amount=request.points,
-                    reason_code="CHECKOUT",
-                    deadline_time=to_timestamp(now + timedelta(seconds=self.hold_seconds)),
-                    metadata={"order_id": request.order_id},
-                ),
-                timeout=self.timeout,
-            )
-        except grpc.aio.AioRpcError as exc:
-            error = parse_rpc_error(exc)
-            if error.reason == "INSUFFICIENT_POINTS":
-                raise FailedPrecondition(error.reason, error.message, error.metadata) from None
-            raise
+        key = hashlib.sha256(f"{request.order_id}\0{request.request_id}".encode()).hexdigest()
+        values = {
+            "user_id": request.user_id,
+            "order_id": request.order_id,
+            "request_id": request.request_id,
+            "payload_sha256": print_,
+            "points": request.points,
+            "order_minor": request.order_amount.amount_minor,
+            "currency": self.policy.currency,
+            "covered_minor": covered_minor(self.policy, request.points),
+            "hold_request_id": f"checkout:{key[:48]}:hold",
+        }
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                """
-                INSERT INTO deductions (user_id, order_id, request_id, points, order_minor,
-                                        currency, covered_minor, hold_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                ON CONFLICT (user_id, order_id) DO NOTHING RETURNING *
-                """,
-                request.user_id,
-                request.order_id,
-                request.request_id,
-                request.points,
-                order_minor,
-                self.policy.currency,
-                covered_minor(self.policy, request.points),
-                hold.hold.hold_id,
+            row = await repo.claim(conn, values, self.hold_seconds)
+            if row is None:
+                row = await repo.find(conn, request.user_id, request.order_id)
+        assert row is not None
+        return row
+
+    async def _place_hold(self, row: Record) -> Record:
+        try:
+            hold = await self.ledger.hold(
+                lpb.HoldRequest(
+                    request_id=row["hold_request_id"],
+                    user_id=row["user_id"],
+                    amount=row["points"],
+                    reason_code="CHECKOUT",
+                    deadline_time=to_timestamp(row["hold_deadline"]),
+                    metadata={"order_id": row["order_id"]},
+                )
             )
-        return row if row is not None else await self._find(request.user_id, request.order_id)
+        except PeerRefused as exc:
+            reason = "INSUFFICIENT_POINTS" if isinstance(exc, InsufficientPoints) else exc.reason
+            async with self.pool.acquire() as conn:
+                failed = await repo.move(conn, row, "PENDING", "FAILED", failure_reason=reason)
+            raise _failure(failed or row, reason) from None
+        async with self.pool.acquire() as conn:
+            moved = await repo.move(conn, row, "PENDING", "APPLIED", hold_id=hold.hold.hold_id)
+            return moved or await self._reread(conn, row)
 
     async def confirm(self, user_id: str, order_id: str) -> Record:
         row = await self._find(user_id, order_id)
         if row["status"] == "CONFIRMED":
             return row
-        if row["status"] != "APPLIED":
-            raise FailedPrecondition(
-                "DEDUCTION_CANCELLED", "the deduction was cancelled", {"order_id": order_id}
+        if row["status"] == "CANCELLED":
+            raise _cancelled(order_id)
+        try:
+            captured = await self.ledger.capture_hold(
+                lpb.CaptureHoldRequest(
+                    request_id=f"checkout:{order_id}:capture",
+                    user_id=user_id,
+                    hold_id=row["hold_id"],
+                )
             )
-        captured = await self.ledger.CaptureHold(
-            lpb.CaptureHoldRequest(
-                request_id=f"checkout:{order_id}:capture", user_id=user_id, hold_id=row["hold_id"]
-            ),
-            timeout=self.timeout,
-        )
-        return await self._set(row, "CONFIRMED", captured.capture.transfer_id)
+        except HoldGone as exc:
+            # Released by a cancel that won the race, or expired: the points are back.
+            async with self.pool.acquire() as conn:
+                await repo.move(conn, row, "APPLIED", "CANCELLED")
+            if exc.reason == "HOLD_EXPIRED":
+                raise FailedPrecondition(
+                    "DEDUCTION_EXPIRED",
+                    "the points were reserved too long ago and went back to the member",
+                    {"order_id": order_id},
+                ) from None
+            raise _cancelled(order_id) from None
+        async with self.pool.acquire() as conn:
+            moved = await repo.move(
+                conn, row, "APPLIED", "CONFIRMED", capture_id=captured.capture.transfer_id
+            )
+            return moved or await self._reread(conn, row)
 
     async def cancel(self, user_id: str, order_id: str) -> Record:
         row = await self._find(user_id, order_id)
         if row["status"] == "CANCELLED":
             return row
-        if row["status"] != "APPLIED":
-            raise FailedPrecondition(
-                "DEDUCTION_CONFIRMED", "a paid order is refunded instead", {"order_id": order_id}
-            )
+        if row["status"] == "CONFIRMED":
+            raise _confirmed(order_id)
         try:
-            await self.ledger.ReleaseHold(
+            await self.ledger.release_hold(
                 lpb.ReleaseHoldRequest(
                     request_id=f"checkout:{order_id}:release",
                     user_id=user_id,
                     hold_id=row["hold_id"],
-                ),
-                timeout=self.timeout,
+                )
             )
-        except grpc.aio.AioRpcError as exc:
-            if parse_rpc_error(exc).reason not in ("HOLD_EXPIRED", "HOLD_ALREADY_RELEASED"):
-                raise
-        return await self._set(row, "CANCELLED", None)
+        except HoldCaptured:
+            raise _confirmed(order_id) from None  # a confirm won the race
+        except HoldGone:
+            pass  # expired or already released: the points are back either way
+        async with self.pool.acquire() as conn:
+            moved = await repo.move(conn, row, "APPLIED", "CANCELLED")
+            return moved or await self._reread(conn, row)
 
     async def refund(self, request: pb.RefundDeductionRequest) -> tuple[Record, int]:
-        row = await self._find(request.user_id, request.order_id)
-        async with self.pool.acquire() as conn:
-            done = await conn.fetchval(
-                "SELECT points FROM deduction_refunds "
-                "WHERE user_id = $1 AND order_id = $2 AND request_id = $3",
-                request.user_id,
-                request.order_id,
-                request.request_id,
-            )
-        if done is not None:
-            return row, done  # a replay
-        if row["status"] != "CONFIRMED":
-            raise FailedPrecondition(
-                "DEDUCTION_NOT_CONFIRMED",
-                "only paid orders are refunded",
-                {"order_id": request.order_id},
-            )
+        """Refunds of one order run one at a time (the row stays locked across the ledger
+        call), so concurrent partial refunds add up exactly and never ask for too much."""
         amount = request.refund_amount.amount_minor
-        if row["refunded_minor"] + amount > row["order_minor"]:
-            raise FailedPrecondition(
-                "REFUND_EXCEEDS_ORDER",
-                "refunds would exceed the order amount",
-                {"refundable_minor": str(row["order_minor"] - row["refunded_minor"])},
-            )
-        # Cumulative rounding: the last refund of the whole order returns every point.
-        total = refund_points(row["points"], row["order_minor"], row["refunded_minor"] + amount)
-        points = total - row["refunded_points"]
-        if points:
-            await self.ledger.Reverse(
-                lpb.ReverseRequest(
-                    request_id=f"checkout:{request.order_id}:refund:{request.request_id}",
-                    user_id=request.user_id,
-                    transfer_id=row["capture_id"],
-                    amount=points,
-                    reason_code="ORDER_REFUNDED",
-                ),
-                timeout=self.timeout,
-            )
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                """
-                INSERT INTO deduction_refunds (user_id, order_id, request_id, amount_minor, points)
-                VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true
-                """,
-                request.user_id,
-                request.order_id,
-                request.request_id,
-                amount,
-                points,
-            )
-            if inserted:
-                updated = await conn.fetchrow(
-                    """
-                    UPDATE deductions SET refunded_points = refunded_points + $3,
-                                          refunded_minor = refunded_minor + $4
-                    WHERE user_id = $1 AND order_id = $2 RETURNING *
-                    """,
-                    request.user_id,
-                    request.order_id,
-                    points,
-                    amount,
+            row = await repo.find(conn, request.user_id, request.order_id, lock=True)
+            if row is None or row["status"] in ("PENDING", "FAILED"):
+                raise NotFound(
+                    "DEDUCTION_NOT_FOUND",
+                    f"no deduction for order {request.order_id}",
+                    {"order_id": request.order_id},
                 )
-                assert updated is not None
-                row = updated
+            done = await repo.find_refund(
+                conn, request.user_id, request.order_id, request.request_id
+            )
+            if done is not None:
+                if done["amount_minor"] != amount:
+                    raise key_reused(request.request_id)
+                return row, done["points"]  # a replay
+            if row["status"] != "CONFIRMED":
+                raise FailedPrecondition(
+                    "DEDUCTION_NOT_CONFIRMED",
+                    "only paid orders are refunded",
+                    {"order_id": request.order_id},
+                )
+            if row["refunded_minor"] + amount > row["order_minor"]:
+                raise FailedPrecondition(
+                    "REFUND_EXCEEDS_ORDER",
+                    "refunds would exceed the order amount",
+                    {"refundable_minor": str(row["order_minor"] - row["refunded_minor"])},
+                )
+            # Cumulative rounding: the last refund of the whole order returns every point.
+            total = refund_points(row["points"], row["order_minor"], row["refunded_minor"] + amount)
+            points = total - row["refunded_points"]
+            if points:
+                await self.ledger.reverse(
+                    lpb.ReverseRequest(
+                        request_id=f"checkout:{request.order_id}:refund:{request.request_id}",
+                        user_id=request.user_id,
+                        transfer_id=row["capture_id"],
+                        amount=points,
+                        reason_code="ORDER_REFUNDED",
+                    )
+                )
+            row = await repo.record_refund(conn, row, request.request_id, amount, points)
         return row, points
 
-    async def _set(self, row: Record, status: str, capture_id: str | None) -> Record:
-        async with self.pool.acquire() as conn:
-            updated = await conn.fetchrow(
-                """
-                UPDATE deductions SET status = $3, capture_id = coalesce($4, capture_id)
-                WHERE user_id = $1 AND order_id = $2 RETURNING *
-                """,
-                row["user_id"],
-                row["order_id"],
-                status,
-                capture_id,
-            )
-        assert updated is not None
-        return updated
+    @staticmethod
+    async def _reread(conn: Conn, row: Record) -> Record:
+        current = await repo.find(conn, row["user_id"], row["order_id"])
+        assert current is not None
+        return current
+
+
+def _failure(row: Record, reason: str | None = None) -> FailedPrecondition:
+    reason = reason or row["failure_reason"] or "DEDUCTION_FAILED"
+    return FailedPrecondition(
+        reason, f"the points could not be reserved: {reason}", {"order_id": row["order_id"]}
+    )
+
+
+def _cancelled(order_id: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "DEDUCTION_CANCELLED", "the deduction was cancelled", {"order_id": order_id}
+    )
+
+
+def _confirmed(order_id: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "DEDUCTION_CONFIRMED", "a paid order is refunded instead", {"order_id": order_id}
+    )

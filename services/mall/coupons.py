@@ -28,6 +28,21 @@ async def issue(conn: Conn, redemption: Record, item: pb.Item) -> None:
     )
 
 
+async def issue_prize(conn: Conn, user_id: str, code: str, prize: pb.Prize) -> None:
+    """A coupon won in a lottery draw (no redemption behind it)."""
+    await conn.execute(
+        """
+        INSERT INTO coupons (user_id, code, value_minor, min_spend_minor, currency)
+        VALUES ($1, $2, $3, $4, $5)
+        """,
+        user_id,
+        code,
+        prize.coupon_value.amount_minor,
+        prize.coupon_min_spend.amount_minor,
+        prize.coupon_value.currency,
+    )
+
+
 async def revoke(conn: Conn, user_id: str, redemption_id: int) -> None:
     await conn.execute(
         "UPDATE coupons SET state = 'REVOKED' "

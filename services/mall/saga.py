@@ -8,30 +8,26 @@ right away, and the recovery loop calls it for sagas left unfinished.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import secrets
 from datetime import datetime, timedelta
 
 import asyncpg
-import grpc
 from asyncpg import Record
 
 from loyalty.ledger.v1 import ledger_pb2 as lpb
-from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2 as pb
-from loyalty.rules.v1 import rules_pb2 as rpb
-from loyalty.rules.v1 import rules_pb2_grpc
 from services.common.db import Conn
-from services.common.errors import FailedPrecondition, parse_rpc_error
+from services.common.errors import FailedPrecondition
+from services.common.ledger_client import HoldGone, InsufficientPoints, LedgerClient
+from services.common.peers import PeerError, PeerRefused
+from services.common.rules_client import RulesClient
 from services.mall import catalog, coupons
 from services.mall import repository as repo
 from services.mall.config import MallConfig
 
 log = logging.getLogger(__name__)
-# Ledger answers that mean "this hold is gone": the redemption can no longer be paid.
-HOLD_GONE = {"HOLD_EXPIRED", "HOLD_ALREADY_RELEASED", "HOLD_NOT_FOUND"}
 
 
 def new_code() -> str:
@@ -44,15 +40,13 @@ class Saga:
         self,
         pool: asyncpg.Pool,
         config: MallConfig,
-        ledger: ledger_pb2_grpc.LedgerServiceAsyncStub,
-        rules: rules_pb2_grpc.RulesServiceAsyncStub,
-        timeout: float = 5.0,
+        ledger: LedgerClient,
+        rules: RulesClient,
     ) -> None:
         self.pool = pool
         self.config = config
         self.ledger = ledger
         self.rules = rules
-        self.timeout = timeout
 
     async def _load(self, user_id: str, redemption_id: int) -> Record:
         async with self.pool.acquire() as conn:
@@ -61,8 +55,9 @@ class Saga:
         return row
 
     async def drive(self, row: Record, item_row: Record | None = None) -> Record:
-        """Run the saga to a final state. Raises on a transient failure (a backend down); the
-        redemption then stays PENDING and recovery picks it up again later. `item_row` is the
+        """Run the saga to a final state. Raises `PeerUnavailable` on a transient failure (a
+        backend down); the redemption then stays PENDING and recovery picks it up again later.
+        A permanent refusal by a peer fails the redemption and compensates. `item_row` is the
         item as the caller read it (read here when not given and a step needs it)."""
         if item_row is None and row["step"] in ("STARTED", "HOLD_PLACED"):
             async with self.pool.acquire() as conn:
@@ -74,7 +69,11 @@ class Saga:
             "FULFILLED": self._capture,
         }
         while row["step"] in steps:
-            moved = await steps[row["step"]](row, item_row)
+            try:
+                moved = await steps[row["step"]](row, item_row)
+            except PeerRefused as exc:
+                log.warning("a peer refused a redemption step", extra={"error": str(exc)})
+                moved = await self._fail(row, exc.reason)
             row = (
                 moved
                 if moved is not None
@@ -83,21 +82,12 @@ class Saga:
         return row
 
     async def _reserve(self, row: Record, item_row: Record | None) -> Record | None:
-        risk = await self.rules.CheckRisk(
-            rpb.CheckRiskRequest(
-                user_id=row["user_id"], device_id=row["device_id"], ip=row["ip"], action="redeem"
-            ),
-            timeout=self.timeout,
-        )
-        if risk.decision != rpb.DECISION_ALLOW:
+        risk = await self.rules.check_risk(row["user_id"], "redeem", row["device_id"], row["ip"])
+        if not risk.allowed:
             return await self._fail(row, "RISK_DENIED")
         eligible = repo.item_of(item_row).eligible_tier_ids if item_row is not None else []
-        if eligible:
-            tier = await self.rules.GetUserTier(
-                rpb.GetUserTierRequest(user_id=row["user_id"]), timeout=self.timeout
-            )
-            if tier.tier.tier_id not in eligible:
-                return await self._fail(row, "TIER_NOT_ELIGIBLE")
+        if eligible and await self.rules.user_tier_id(row["user_id"]) not in eligible:
+            return await self._fail(row, "TIER_NOT_ELIGIBLE")
         async with self.pool.acquire() as conn, conn.transaction():
             now = await repo.lock_user(conn, row["user_id"])  # serialises this user's sagas
             current = await repo.get_redemption(conn, row["user_id"], row["redemption_id"])
@@ -136,7 +126,7 @@ class Saga:
         if deadline <= row["read_at"]:
             return await self._fail(row, "TIMED_OUT")  # recovered too late to place a hold
         try:
-            hold = await self.ledger.Hold(
+            hold = await self.ledger.hold(
                 lpb.HoldRequest(
                     request_id=f"mall:{row['redemption_id']}:hold",
                     user_id=row["user_id"],
@@ -147,13 +137,10 @@ class Saga:
                         "redemption_id": str(row["redemption_id"]),
                         "item_id": row["item_id"],
                     },
-                ),
-                timeout=self.timeout,
+                )
             )
-        except grpc.aio.AioRpcError as exc:
-            if parse_rpc_error(exc).reason == "INSUFFICIENT_POINTS":
-                return await self._fail(row, "INSUFFICIENT_POINTS")
-            raise
+        except InsufficientPoints:
+            return await self._fail(row, "INSUFFICIENT_POINTS")
         async with self.pool.acquire() as conn:
             return await repo.advance(
                 conn, row, ("STOCK_RESERVED",), step="HOLD_PLACED", hold_id=hold.hold.hold_id
@@ -176,19 +163,15 @@ class Saga:
 
     async def _capture(self, row: Record, item_row: Record | None) -> Record | None:
         try:
-            captured = await self.ledger.CaptureHold(
+            captured = await self.ledger.capture_hold(
                 lpb.CaptureHoldRequest(
                     request_id=f"mall:{row['redemption_id']}:capture",
                     user_id=row["user_id"],
                     hold_id=row["hold_id"],
-                ),
-                timeout=self.timeout,
+                )
             )
-        except grpc.aio.AioRpcError as exc:
-            reason = parse_rpc_error(exc).reason
-            if reason in HOLD_GONE:
-                return await self._fail(row, "HOLD_EXPIRED")
-            raise
+        except HoldGone:
+            return await self._fail(row, "HOLD_EXPIRED")
         async with self.pool.acquire() as conn:
             return await repo.advance(
                 conn, row, ("FULFILLED",), step="COMPLETED", capture_id=captured.capture.transfer_id
@@ -198,17 +181,15 @@ class Saga:
         """Compensate whatever the saga did (hold, stock, code) and end it as FAILED."""
         if row["hold_id"] is not None:
             try:
-                await self.ledger.ReleaseHold(
+                await self.ledger.release_hold(
                     lpb.ReleaseHoldRequest(
                         request_id=f"mall:{row['redemption_id']}:release",
                         user_id=row["user_id"],
                         hold_id=row["hold_id"],
-                    ),
-                    timeout=self.timeout,
+                    )
                 )
-            except grpc.aio.AioRpcError as exc:
-                if parse_rpc_error(exc).reason not in HOLD_GONE:
-                    raise
+            except HoldGone:
+                pass  # released or expired already: the points are back
         return await self._unwind(
             row,
             ("STARTED", "STOCK_RESERVED", "HOLD_PLACED", "FULFILLED"),
@@ -234,16 +215,15 @@ class Saga:
             if not await coupons.revoke_unless_used(conn, row["user_id"], row["redemption_id"]):
                 raise refusal
         try:
-            await self.ledger.Reverse(
+            await self.ledger.reverse(
                 lpb.ReverseRequest(
                     request_id=f"mall:{row['redemption_id']}:refund",
                     user_id=row["user_id"],
                     transfer_id=row["capture_id"],
                     reason_code="REDEMPTION_CANCELLED",
-                ),
-                timeout=self.timeout,
+                )
             )
-        except grpc.aio.AioRpcError:
+        except PeerError:
             async with self.pool.acquire() as conn:
                 await coupons.reinstate(conn, row["user_id"], row["redemption_id"])
             raise
@@ -272,18 +252,17 @@ class Saga:
                     await repo.restore_stock(conn, row["item_id"], row["quantity"])
         return ended
 
-    async def recover_forever(self) -> None:
-        """Finish or compensate sagas a crash (or an outage) left unfinished."""
-        while True:
-            await asyncio.sleep(self.config.recovery_seconds)
-            async with self.pool.acquire() as conn:
-                rows = await repo.unfinished(conn, self.config.recovery_after_seconds, 100)
-            for item in rows:
-                row = await self._load(item["user_id"], item["redemption_id"])
-                try:
-                    await self.drive(row)
-                except (grpc.aio.AioRpcError, asyncpg.PostgresError, OSError) as exc:
-                    log.warning(
-                        "saga still unfinished",
-                        extra={"redemption_id": item["redemption_id"], "error": str(exc)},
-                    )
+    async def recover_once(self) -> int:
+        """Finish or compensate sagas a crash (or an outage) left unfinished; one failing
+        saga does not hold up the others. Returns how many were looked at."""
+        async with self.pool.acquire() as conn:
+            rows = await repo.unfinished(conn, self.config.recovery_after_seconds, 100)
+        for item in rows:
+            try:
+                await self.drive(await self._load(item["user_id"], item["redemption_id"]))
+            except (PeerError, asyncpg.PostgresError, OSError) as exc:
+                log.warning(
+                    "saga still unfinished",
+                    extra={"redemption_id": item["redemption_id"], "error": str(exc)},
+                )
+        return len(rows)

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import grpc
 
-from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2, mall_pb2_grpc
-from loyalty.rules.v1 import rules_pb2_grpc
+from services.common.dead_letter_desk import DeadLetterDesk, not_retryable
+from services.common.dead_letters import Letter
+from services.common.ledger_client import LedgerClient
+from services.common.periodic import Job
+from services.common.rules_client import RulesClient
 from services.common.server import Runtime, ServiceSpec, run
 from services.common.settings import peer_address
 from services.mall.checkout import Checkout
@@ -21,28 +24,24 @@ from services.mall.servicer import MallServicer
 async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     source = runtime.settings.source
     config = MallConfig.from_env(source)
-    ledger_channel = grpc.aio.insecure_channel(peer_address("ledger", source))
-    rules_channel = grpc.aio.insecure_channel(peer_address("rules", source))
-    saga = Saga(
-        runtime.pool,
-        config,
-        ledger_pb2_grpc.LedgerServiceStub(ledger_channel),
-        rules_pb2_grpc.RulesServiceStub(rules_channel),
-    )
-    ledger = ledger_pb2_grpc.LedgerServiceStub(ledger_channel)
-    checkout = Checkout(runtime.pool, config, ledger)
-    lotteries = Lotteries(runtime.pool, config, ledger)
+    ledger = LedgerClient(peer_address("ledger", source))
+    rules = RulesClient(peer_address("rules", source))
+    saga = Saga(runtime.pool, config, ledger, rules)
+    checkout = Checkout(runtime.pool, config, ledger, rules)
+    lotteries = Lotteries(runtime.pool, config, ledger, rules)
+    desk = DeadLetterDesk(runtime.pool, retry_dead_letter)
     mall_pb2_grpc.add_MallServiceServicer_to_server(
-        MallServicer(runtime.pool, saga, checkout, lotteries), server
+        MallServicer(runtime.pool, saga, checkout, lotteries, desk), server
     )
-    runtime.spawn("saga-recovery", saga.recover_forever)
-    runtime.spawn("draw-recovery", lotteries.recover_forever)
+    runtime.every(Job("saga-recovery", config.recovery_seconds, saga.recover_once))
+    runtime.every(Job("draw-recovery", config.recovery_seconds, lotteries.recover_once))
+    runtime.on_stop(ledger.close)
+    runtime.on_stop(rules.close)
 
-    async def close_channels() -> None:
-        await ledger_channel.close()
-        await rules_channel.close()
 
-    runtime.on_stop(close_channels)
+async def retry_dead_letter(letter: Letter) -> None:
+    """A refused prize was settled by refunding the draw: the member may simply draw again."""
+    raise not_retryable(letter)
 
 
 SPEC = ServiceSpec(

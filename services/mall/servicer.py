@@ -12,9 +12,11 @@ from asyncpg import Record
 from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc as pb_grpc
+from services.common.dead_letter_desk import DeadLetterDesk
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import fingerprint, key_reused
 from services.common.paging import decode_token, encode_token
+from services.common.peers import PeerUnavailable
 from services.common.timestamps import to_timestamp
 from services.common.validation import (
     MAX_MONEY_MINOR,
@@ -110,12 +112,38 @@ def _check_lottery_id(lottery_id: str) -> None:
 
 class MallServicer(pb_grpc.MallServiceServicer):
     def __init__(
-        self, pool: asyncpg.Pool, saga: Saga, checkout: Checkout, lotteries: Lotteries
+        self,
+        pool: asyncpg.Pool,
+        saga: Saga,
+        checkout: Checkout,
+        lotteries: Lotteries,
+        dead_letters: DeadLetterDesk,
     ) -> None:
         self.pool = pool
         self.saga = saga
         self.checkout = checkout
         self.lotteries = lotteries
+        self.dead_letters = dead_letters
+
+    async def ListDeadLetters(
+        self, request: pb.ListDeadLettersRequest, context: Context
+    ) -> pb.ListDeadLettersResponse:
+        letters, token = await self.dead_letters.list(
+            request.status, request.page_size, request.page_token
+        )
+        return pb.ListDeadLettersResponse(dead_letters=letters, next_page_token=token)
+
+    async def RetryDeadLetter(
+        self, request: pb.RetryDeadLetterRequest, context: Context
+    ) -> pb.RetryDeadLetterResponse:
+        letter = await self.dead_letters.retry(request.user_id, request.letter_id)
+        return pb.RetryDeadLetterResponse(dead_letter=letter)
+
+    async def ResolveDeadLetter(
+        self, request: pb.ResolveDeadLetterRequest, context: Context
+    ) -> pb.ResolveDeadLetterResponse:
+        letter = await self.dead_letters.resolve(request.user_id, request.letter_id, request.note)
+        return pb.ResolveDeadLetterResponse(dead_letter=letter)
 
     def _validate(self, request: Any, amount_field: str = "order_amount") -> None:
         bad: list[FieldViolation] = []
@@ -318,7 +346,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
             raise key_reused(request.request_id)
         try:
             row = await self.saga.drive(row, item)
-        except (grpc.aio.AioRpcError, OSError) as exc:
+        except PeerUnavailable as exc:
             # A backend is unreachable: the redemption stays PENDING; recovery finishes it.
             log.warning("redemption pending", extra={"error": str(exc)})
             async with self.pool.acquire() as conn:

@@ -7,7 +7,7 @@ change one event at a time: caps hold exactly under any concurrency.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.db import Conn
@@ -230,9 +230,10 @@ class Evaluator:
         await repo.count(conn, earner, keys, points)
         expires_at = None
         if rule.expiry_days:
-            expires_at = max(occurred_at, matures_at or occurred_at) + timedelta(
-                days=rule.expiry_days
-            )
+            # From when the points are credited (never before now): an event reported late
+            # must not earn points that are already expired, which the ledger would refuse.
+            credited_at = max(occurred_at, matures_at or occurred_at, datetime.now(UTC))
+            expires_at = credited_at + timedelta(days=rule.expiry_days)
         await repo.add_award(conn, event, rule, award, matures_at, expires_at, in_review)
         award.in_review = in_review
         if matures_at is not None:

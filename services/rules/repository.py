@@ -328,6 +328,39 @@ async def mark_credited(conn: Conn, credited: Sequence[tuple[Record, str]]) -> N
     )
 
 
+async def mark_refused(conn: Conn, user_id: str, event_id: str, rule_id: str) -> None:
+    """The ledger will never credit this award: stop sending it and stop counting it."""
+    await conn.execute(
+        "UPDATE awards SET review = 'REFUSED' "
+        "WHERE user_id = $1 AND event_id = $2 AND rule_id = $3 AND transfer_id IS NULL",
+        user_id,
+        event_id,
+        rule_id,
+    )
+
+
+async def reopen_refused(conn: Conn, user_id: str, event_id: str, rule_id: str) -> bool:
+    """Send a refused award again (an operator's retry); False when it is not refused."""
+    reopened = await conn.fetchval(
+        "UPDATE awards SET review = '' WHERE user_id = $1 AND event_id = $2 AND rule_id = $3 "
+        "AND review = 'REFUSED' RETURNING true",
+        user_id,
+        event_id,
+        rule_id,
+    )
+    return bool(reopened)
+
+
+async def credited_transfer(conn: Conn, user_id: str, event_id: str, rule_id: str) -> str | None:
+    transfer_id: str | None = await conn.fetchval(
+        "SELECT transfer_id FROM awards WHERE user_id = $1 AND event_id = $2 AND rule_id = $3",
+        user_id,
+        event_id,
+        rule_id,
+    )
+    return transfer_id
+
+
 async def mark_reversed(conn: Conn, awards: Sequence[Record]) -> None:
     await conn.execute(
         """
@@ -634,7 +667,7 @@ async def points_12m(conn: Conn, user_id: str) -> int:
         """
         SELECT coalesce(sum(points), 0)::bigint FROM awards
         WHERE user_id = $1 AND created_at > now() - interval '365 days'
-          AND review <> 'REJECTED' AND reversed_by IS NULL
+          AND review NOT IN ('REJECTED', 'REFUSED') AND reversed_by IS NULL
         """,
         user_id,
     )
@@ -702,7 +735,7 @@ async def issuance(
     """
     points: int = await conn.fetchval(
         f"SELECT coalesce(sum(points), 0)::bigint FROM awards "
-        f"WHERE review <> 'REJECTED' AND {window}",
+        f"WHERE review NOT IN ('REJECTED', 'REFUSED') AND {window}",
         start,
         end,
     )
@@ -719,7 +752,7 @@ async def issuance(
     )
     by_rule = await conn.fetch(
         f"SELECT rule_id AS id, sum(points)::bigint AS points FROM awards "
-        f"WHERE review <> 'REJECTED' AND {window} GROUP BY 1 ORDER BY 1",
+        f"WHERE review NOT IN ('REJECTED', 'REFUSED') AND {window} GROUP BY 1 ORDER BY 1",
         start,
         end,
     )
@@ -727,7 +760,7 @@ async def issuance(
         f"""
         SELECT campaign_id AS id, sum(campaign_points)::bigint AS points
         FROM awards, unnest(campaign_ids) AS campaign_id
-        WHERE review <> 'REJECTED' AND {window} GROUP BY 1 ORDER BY 1
+        WHERE review NOT IN ('REJECTED', 'REFUSED') AND {window} GROUP BY 1 ORDER BY 1
         """,
         start,
         end,

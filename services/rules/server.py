@@ -6,8 +6,10 @@ from pathlib import Path
 
 import grpc
 
-from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.rules.v1 import rules_pb2, rules_pb2_grpc
+from services.common.dead_letter_desk import DeadLetterDesk
+from services.common.ledger_client import LedgerClient
+from services.common.periodic import Job
 from services.common.server import Runtime, ServiceSpec, run
 from services.common.settings import peer_address
 from services.rules.config import RulesConfig
@@ -17,17 +19,14 @@ from services.rules.settlement import Settlement
 
 async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     config = RulesConfig.from_env(runtime.settings.source)
-    ledger_channel = grpc.aio.insecure_channel(peer_address("ledger", runtime.settings.source))
-    settlement = Settlement(runtime.pool, ledger_pb2_grpc.LedgerServiceStub(ledger_channel))
+    ledger = LedgerClient(peer_address("ledger", runtime.settings.source))
+    settlement = Settlement(runtime.pool, ledger)
+    desk = DeadLetterDesk(runtime.pool, settlement.retry)
     rules_pb2_grpc.add_RulesServiceServicer_to_server(
-        RulesServicer(runtime.pool, config, settlement), server
+        RulesServicer(runtime.pool, config, settlement, desk), server
     )
-    runtime.spawn("settlement", lambda: settlement.run_forever(config.settle_seconds))
-
-    async def close_channel() -> None:
-        await ledger_channel.close()
-
-    runtime.on_stop(close_channel)
+    runtime.every(Job("settlement", config.settle_seconds, settlement.settle_backlog))
+    runtime.on_stop(ledger.close)
 
 
 SPEC = ServiceSpec(

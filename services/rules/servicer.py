@@ -11,6 +11,7 @@ import grpc
 from loyalty.common.v1 import common_pb2
 from loyalty.rules.v1 import rules_pb2 as pb
 from loyalty.rules.v1 import rules_pb2_grpc as pb_grpc
+from services.common.dead_letter_desk import DeadLetterDesk
 from services.common.errors import DomainError, FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import fingerprint, key_reused
 from services.common.paging import decode_token, encode_token, invalid_token
@@ -73,12 +74,39 @@ def _token_time(stamp: str) -> datetime:
 
 
 class RulesServicer(pb_grpc.RulesServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, config: RulesConfig, settlement: Settlement) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        config: RulesConfig,
+        settlement: Settlement,
+        dead_letters: DeadLetterDesk,
+    ) -> None:
         self.pool = pool
         self.config = config
         self.evaluator = Evaluator(config)
         self.programs = ProgramCache()
         self.settlement = settlement
+        self.dead_letters = dead_letters
+
+    async def ListDeadLetters(
+        self, request: pb.ListDeadLettersRequest, context: Context
+    ) -> pb.ListDeadLettersResponse:
+        letters, token = await self.dead_letters.list(
+            request.status, request.page_size, request.page_token
+        )
+        return pb.ListDeadLettersResponse(dead_letters=letters, next_page_token=token)
+
+    async def RetryDeadLetter(
+        self, request: pb.RetryDeadLetterRequest, context: Context
+    ) -> pb.RetryDeadLetterResponse:
+        letter = await self.dead_letters.retry(request.user_id, request.letter_id)
+        return pb.RetryDeadLetterResponse(dead_letter=letter)
+
+    async def ResolveDeadLetter(
+        self, request: pb.ResolveDeadLetterRequest, context: Context
+    ) -> pb.ResolveDeadLetterResponse:
+        letter = await self.dead_letters.resolve(request.user_id, request.letter_id, request.note)
+        return pb.ResolveDeadLetterResponse(dead_letter=letter)
 
     async def _record(self, event: pb.Event, prefix: str = "event") -> pb.RecordEventResponse:
         check_event(event, prefix)

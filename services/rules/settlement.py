@@ -6,6 +6,10 @@ crash, or from two places at once) never credits twice.
 
 Users asked for while a round is running are settled together in the next round: one query, one
 ledger PostBatch and one update for all of them, instead of a round trip each per event.
+
+An operation the ledger refuses for good (a permanent reason, see `services/common/peers.py`)
+is never sent again: a refused credit marks the award REFUSED (no longer counted as issued), a
+refused reversal is closed, and either leaves a dead letter that an operator can retry.
 """
 
 from __future__ import annotations
@@ -15,13 +19,18 @@ import logging
 from collections.abc import Iterable, Sequence
 
 import asyncpg
-import grpc
 from asyncpg import Record
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from loyalty.ledger.v1 import ledger_pb2 as ledger
-from loyalty.ledger.v1 import ledger_pb2_grpc
+from services.common import dead_letters
+from services.common.db import Conn
+from services.common.dead_letter_desk import not_retryable
+from services.common.dead_letters import Letter
+from services.common.errors import FailedPrecondition
+from services.common.ledger_client import LedgerClient
+from services.common.peers import PeerError, PeerRefused
 from services.common.timestamps import to_timestamp
 from services.rules import repository as repo
 
@@ -29,11 +38,22 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 MAX_BATCH = 1000  # operations per ledger PostBatch (the ledger accepts up to 5000)
-SETTLE_ERRORS = (grpc.aio.AioRpcError, asyncpg.PostgresError, OSError)
+SETTLE_ERRORS = (PeerError, asyncpg.PostgresError, OSError)
+AWARD, REVERSAL = "RULE_AWARD", "RULE_REVERSAL"  # dead letter kinds
 
 
 def _key(award: Record) -> tuple[str, str, str]:
     return award["user_id"], award["event_id"], award["rule_id"]
+
+
+def _subject(award: Record) -> str:
+    return f"event:{award['event_id']}:rule:{award['rule_id']}"
+
+
+def _award_of(subject: str) -> tuple[str, str]:
+    """(event_id, rule_id) of a dead letter's subject (rule ids hold no ':')."""
+    event, _, rule_id = subject.removeprefix("event:").rpartition(":rule:")
+    return event, rule_id
 
 
 def _credit(award: Record) -> ledger.BatchOperation:
@@ -65,15 +85,9 @@ def _reversal(award: Record, transfer_id: str) -> ledger.BatchOperation:
 
 
 class Settlement:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        ledger_stub: ledger_pb2_grpc.LedgerServiceAsyncStub,
-        timeout: float = 5.0,
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, ledger_client: LedgerClient) -> None:
         self.pool = pool
-        self.ledger = ledger_stub
-        self.timeout = timeout
+        self.ledger = ledger_client
         self._queued: dict[str, None] = {}  # users for the next round, in arrival order
         # Who waits for the next round, with the trace context each asked from.
         self._waiting: list[tuple[asyncio.Future[None], otel_context.Context]] = []
@@ -81,43 +95,75 @@ class Settlement:
 
     async def settle(self, user_ids: Sequence[str]) -> None:
         """Send every unsettled award of these users; raises if the ledger cannot be reached.
-        An operation the ledger refuses is logged and left for an operator."""
+        An operation the ledger refuses for good is settled and becomes a dead letter."""
         async with self.pool.acquire() as conn:
             awards = await repo.unsettled(conn, user_ids)
             transfers = {_key(a): a["transfer_id"] for a in awards if a["transfer_id"]}
             credits = [a for a in awards if a["transfer_id"] is None]
             credited = []
-            for award, result in await self._post(credits, [_credit(a) for a in credits]):
+            posted = await self._post(conn, AWARD, credits, [_credit(a) for a in credits])
+            for award, result in posted:
                 credited.append((award, result.credit.transfer.transfer_id))
                 transfers[_key(award)] = result.credit.transfer.transfer_id
             if credited:
                 await repo.mark_credited(conn, credited)
             reversals = [a for a in awards if a["reversed_by"] is not None and _key(a) in transfers]
             operations = [_reversal(a, transfers[_key(a)]) for a in reversals]
-            reversed_ = [award for award, _ in await self._post(reversals, operations)]
+            reversed_ = [a for a, _ in await self._post(conn, REVERSAL, reversals, operations)]
             if reversed_:
                 await repo.mark_reversed(conn, reversed_)
 
     async def _post(
-        self, awards: list[Record], operations: list[ledger.BatchOperation]
+        self, conn: Conn, kind: str, awards: list[Record], operations: list[ledger.BatchOperation]
     ) -> list[tuple[Record, ledger.BatchResult]]:
-        """Post in batches; the awards whose operation succeeded, with its result."""
+        """Post in batches; the awards whose operation succeeded, with its result. Refusals
+        for good are settled here; anything else stays unsettled for the next round."""
         done = []
         for start in range(0, len(operations), MAX_BATCH):
-            reply = await self.ledger.PostBatch(
-                ledger.PostBatchRequest(operations=operations[start : start + MAX_BATCH]),
-                timeout=self.timeout,
+            reply = await self.ledger.post_batch(
+                ledger.PostBatchRequest(operations=operations[start : start + MAX_BATCH])
             )
             chunk = awards[start : start + MAX_BATCH]
             for award, result in zip(chunk, reply.results, strict=True):
-                if result.HasField("error"):
-                    log.error(
-                        "the ledger refused an award operation",
-                        extra={"award": _key(award), "reason": result.error.reason},
-                    )
-                else:
+                if not result.HasField("error"):
                     done.append((award, result))
+                    continue
+                error = self.ledger.batch_error(result.error)
+                if isinstance(error, PeerRefused):
+                    await self._refused(conn, kind, award, error)
+                else:
+                    log.warning("award operation not settled yet", extra={"error": str(error)})
         return done
+
+    async def _refused(self, conn: Conn, kind: str, award: Record, refusal: PeerRefused) -> None:
+        log.error(
+            "the ledger refused an award operation for good; recorded as a dead letter",
+            extra={"award": _key(award), "kind": kind, "reason": refusal.reason},
+        )
+        async with conn.transaction():
+            if kind == AWARD:
+                await repo.mark_refused(conn, *_key(award))
+            else:
+                await repo.mark_reversed(conn, [award])  # nothing more can be taken back
+            await dead_letters.record(conn, award["user_id"], kind, _subject(award), refusal)
+
+    async def retry(self, letter: Letter) -> None:
+        """An operator's retry of a refused award: send it again, now."""
+        event_id, rule_id = _award_of(letter.subject)
+        async with self.pool.acquire() as conn:
+            if letter.kind != AWARD or not await repo.reopen_refused(
+                conn, letter.user_id, event_id, rule_id
+            ):
+                raise not_retryable(letter)
+        await self.settle([letter.user_id])
+        async with self.pool.acquire() as conn:
+            credited = await repo.credited_transfer(conn, letter.user_id, event_id, rule_id)
+        if credited is None:
+            raise FailedPrecondition(
+                "AWARD_REFUSED_AGAIN",
+                "the ledger refused the award again; see the dead letter",
+                {"letter_id": str(letter.letter_id)},
+            )
 
     async def settle_soon(self, user_ids: Iterable[str]) -> None:
         """Best effort right after an event, together with whoever else is waiting; what fails
@@ -163,14 +209,11 @@ class Settlement:
         except Exception:
             log.exception("settling awards failed; will retry")
 
-    async def run_forever(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                async with self.pool.acquire() as conn:
-                    users = await repo.users_with_unsettled(conn, 200)
-            except SETTLE_ERRORS as exc:
-                log.warning("cannot look for unsettled awards", extra={"error": str(exc)})
-                continue
-            if users:
-                await self._try_settle(users)
+    async def settle_backlog(self) -> int:
+        """One pass of the periodic job: settle whoever has awards left unsettled (after an
+        outage, or a crash between commit and settlement). Returns how many users."""
+        async with self.pool.acquire() as conn:
+            users = await repo.users_with_unsettled(conn, 200)
+        if users:
+            await self.settle(users)
+        return len(users)

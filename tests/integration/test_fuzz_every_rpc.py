@@ -8,11 +8,9 @@ whatever the fuzzer configures (rules, blacklists, items) cannot leak into other
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import asyncpg
 import grpc
 import pytest
 from google.protobuf import message_factory
@@ -29,7 +27,7 @@ from services.common.server import ServiceHost
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
-from tests.conftest import with_database
+from tests.support.databases import fresh_database
 from tests.support.hosts import health_status, running
 
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -143,22 +141,13 @@ def _invalid_utf8(descriptor: Descriptor) -> bytes | None:
 
 @pytest.fixture(scope="module")
 async def suite(server_url: str) -> AsyncIterator[dict[str, ServiceHost]]:
-    name = f"points_fuzz_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = with_database(server_url, name)
-    try:
+    async with fresh_database(server_url, "points_fuzz") as url:
         async with running(LEDGER, url) as ledger:
             peers = {"LEDGER_ADDR": f"127.0.0.1:{ledger.port}"}
             async with running(RULES, url, peers) as rules:
                 peers["RULES_ADDR"] = f"127.0.0.1:{rules.port}"
                 async with running(MALL, url, peers) as mall:
                     yield {"ledger": ledger, "rules": rules, "mall": mall}
-    finally:
-        admin = await asyncpg.connect(server_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def _raw(data: bytes) -> bytes:

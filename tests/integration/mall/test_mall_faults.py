@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
-import pytest
 
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
@@ -21,24 +19,11 @@ from loyalty.mall.v1 import mall_pb2_grpc
 from services.common.timestamps import to_timestamp
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
-from tests.conftest import with_database
+from services.rules.server import SPEC as RULES
 from tests.integration.mall.test_mall_redemptions import stock_of
 from tests.support.hosts import free_port, running
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, fails
-
-
-@pytest.fixture
-async def private_database(server_url: str) -> AsyncIterator[str]:
-    """A database of its own: no other mall's recovery loop may finish this saga for us."""
-    name = f"points_fault_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 async def test_ledger_down_between_hold_and_capture(private_database: str, user: str) -> None:
@@ -128,15 +113,17 @@ async def test_ledger_down_between_hold_and_capture(private_database: str, user:
 async def test_draw_interrupted_by_a_ledger_outage_is_settled_later(
     private_database: str, user: str
 ) -> None:
-    ledger_port = free_port()
+    ledger_port, rules_port = free_port(), free_port()
     env = {
         "LEDGER_ADDR": f"127.0.0.1:{ledger_port}",
-        "RULES_ADDR": f"127.0.0.1:{free_port()}",
+        "RULES_ADDR": f"127.0.0.1:{rules_port}",
+        "RULES_PORT": str(rules_port),
         "MALL_RECOVERY_SECONDS": "0.2",
         "MALL_RECOVERY_AFTER_SECONDS": "0.3",
     }
     async with (
         running(LEDGER, private_database) as setup_ledger,
+        running(RULES, private_database, env),  # the draw's risk check; the ledger stays down
         running(MALL, private_database, env) as mall_host,
         grpc.aio.insecure_channel(f"127.0.0.1:{setup_ledger.port}") as lchannel,
         grpc.aio.insecure_channel(f"127.0.0.1:{mall_host.port}") as channel,

@@ -13,6 +13,7 @@ from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.rules.v1 import rules_pb2 as pb
 from loyalty.rules.v1 import rules_pb2_grpc
 from services.common.db import create_pool
+from services.common.ledger_client import LedgerClient
 from services.ledger.server import SPEC as LEDGER
 from services.rules.server import SPEC as RULES
 from services.rules.settlement import Settlement
@@ -23,12 +24,18 @@ from tests.support.rules_calls import RulesStub, define_program, event
 
 
 async def test_awards_are_credited_when_the_ledger_comes_back(
-    database_url: str, ledger: LedgerStub, user: str
+    private_database: str, user: str
 ) -> None:
+    database_url = private_database  # no other rules server may settle these awards for us
     await define_forward_rule(database_url)
     dead_port = free_port()  # nothing listens here yet
     env = {"LEDGER_ADDR": f"127.0.0.1:{dead_port}", "RULES_SETTLE_SECONDS": "0.2"}
-    async with running(RULES, database_url, env) as rules_host:
+    async with (
+        running(LEDGER, database_url) as reader,  # for the test's reads only
+        grpc.aio.insecure_channel(f"127.0.0.1:{reader.port}") as reader_channel,
+        running(RULES, database_url, env) as rules_host,
+    ):
+        ledger: LedgerStub = ledger_pb2_grpc.LedgerServiceStub(reader_channel)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{rules_host.port}") as channel:
             rules = rules_pb2_grpc.RulesServiceStub(channel)
             request = event(user, pb.EVENT_TYPE_FORWARD)
@@ -44,7 +51,7 @@ async def test_awards_are_credited_when_the_ledger_comes_back(
                 assert await rules.RecordEvent(request) == reply  # replay: same, no new credit
                 await asyncio.sleep(0.5)
                 assert (await balance(ledger, user)).available == 3
-    await audit_clean(ledger)
+        await audit_clean(ledger)
 
 
 async def define_forward_rule(database_url: str) -> None:
@@ -96,8 +103,11 @@ async def test_concurrent_events_are_credited_in_shared_rounds_that_keep_every_t
 async def test_asking_to_settle_nobody_returns_at_once(database_url: str) -> None:
     pool = await create_pool(database_url, schema="rules", application_name="t", min_size=1)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}") as channel:
-            settlement = Settlement(pool, ledger_pb2_grpc.LedgerServiceStub(channel))
+        ledger = LedgerClient(f"127.0.0.1:{free_port()}")
+        try:
+            settlement = Settlement(pool, ledger)
             await asyncio.wait_for(settlement.settle_soon([]), 5)  # no waiter is ever stranded
+        finally:
+            await ledger.close()
     finally:
         await pool.close()

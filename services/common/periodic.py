@@ -1,0 +1,78 @@
+"""One periodic-task runner for every background job (sweeps, recovery, expiry, retention).
+
+A job is one pass of work; the runner repeats it forever:
+- every failure is logged and the next pass waits longer (exponential backoff with jitter, up
+  to `max_backoff`), so a database blip slows a job down and never ends it;
+- a job marked `once_across_replicas` takes a PostgreSQL advisory lock for its pass (a
+  transaction-level lock on a connection of its own: it is released when the pass ends or
+  the connection dies, so a SIGKILLed replica never keeps it), and replicas that do not get
+  the lock skip the pass;
+- a runner that dies anyway (a bug in the runner itself) turns health NOT_SERVING, see
+  `server.Runtime.every`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval: float  # seconds between passes when all is well
+    run: Callable[[], Awaitable[object]]  # one pass
+    once_across_replicas: bool = False
+    max_backoff: float | None = None  # default: 16 intervals, at most a minute
+
+    @property
+    def backoff_cap(self) -> float:
+        if self.max_backoff is not None:
+            return self.max_backoff
+        return max(self.interval, min(60.0, 16 * self.interval))
+
+
+def next_delay(job: Job, failures: int) -> float:
+    """Seconds before the next pass: the interval, doubled per consecutive failure up to the
+    cap, spread by ±20 % so replicas and jobs do not fall into step."""
+    base: float = job.interval * 2.0 ** min(failures, 30)
+    return max(job.interval, min(job.backoff_cap, base)) * random.uniform(0.8, 1.2)
+
+
+async def run_once(job: Job, pool: asyncpg.Pool) -> bool:
+    """One pass; False when another replica holds the job's lock."""
+    if not job.once_across_replicas:
+        await job.run()
+        return True
+    async with pool.acquire() as conn, conn.transaction():
+        locked = await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", f"points.job.{job.name}"
+        )
+        if not locked:
+            return False
+        await job.run()
+        return True
+
+
+async def run_forever(job: Job, pool: asyncpg.Pool) -> None:
+    failures = 0
+    while True:
+        await asyncio.sleep(next_delay(job, failures))
+        try:
+            await run_once(job, pool)
+        except Exception as exc:
+            failures += 1
+            log.warning(
+                "background job failed; retrying with backoff",
+                extra={"job": job.name, "failures": failures, "error": repr(exc)},
+                exc_info=not isinstance(exc, (asyncpg.PostgresError, OSError)),
+            )
+        else:
+            failures = 0

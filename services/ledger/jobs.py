@@ -1,0 +1,93 @@
+"""The ledger's background jobs, each one pass run by the chassis' periodic runner.
+
+- Hold sweep: releases holds whose deadline passed (reads already treat them as released).
+- Expiry: expires what is left of every due lot, on a schedule (LEDGER_EXPIRY_SWEEP_SECONDS),
+  so balances, liability and the audit agree without anyone calling ExpirePoints.
+- Request retention: forgets idempotency records older than LEDGER_REQUEST_RETENTION_DAYS;
+  after that a reused request id counts as a new request.
+Expiry and retention run on one replica at a time (advisory lock); holds are locked row by
+row, so every replica may sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import asyncpg
+
+from services.common.periodic import Job
+from services.ledger import repository as repo
+from services.ledger.config import LedgerConfig
+from services.ledger.expiry import expire_due
+from services.ledger.operations import Operations
+
+log = logging.getLogger(__name__)
+HOLD_BATCH = 500
+RETENTION_BATCH = 10_000
+
+
+async def release_overdue_holds(pool: asyncpg.Pool, ops: Operations) -> int:
+    """One pass; returns how many holds it released."""
+    async with pool.acquire() as conn:
+        due = await repo.due_holds(conn, HOLD_BATCH)
+    released = 0
+    for item in due:
+        async with pool.acquire() as conn, conn.transaction():
+            now = await repo.lock_members(conn, [item["user_id"]])
+            hold = await repo.get_hold(conn, item["user_id"], item["hold_id"])
+            if hold is None or hold["status"] != "ACTIVE" or not hold["overdue"]:
+                continue  # resolved meanwhile
+            await ops.release_hold_row(
+                conn, now, hold, "EXPIRED", f"hold-expired:{hold['hold_id']}"
+            )
+            await conn.execute("SELECT pg_notify('ledger_balance', $1)", item["user_id"])
+            released += 1
+    if released:
+        log.info("released overdue holds", extra={"count": released})
+    return released
+
+
+async def expire_now(pool: asyncpg.Pool) -> int:
+    """Expire every lot due by now (database time); returns the points expired."""
+    async with pool.acquire() as conn:
+        now: datetime = await conn.fetchval("SELECT now()")
+    totals = await expire_due(pool, now, f"scheduled:{now.isoformat()}")
+    if totals.points:
+        log.info(
+            "expired due lots",
+            extra={"lots": totals.lots, "points": totals.points, "members": totals.members},
+        )
+    return totals.points
+
+
+async def forget_old_requests(pool: asyncpg.Pool, config: LedgerConfig) -> int:
+    forgotten = 0
+    while True:
+        async with pool.acquire() as conn:
+            deleted = await repo.forget_requests(conn, config.request_retention, RETENTION_BATCH)
+        forgotten += deleted
+        if deleted < RETENTION_BATCH:
+            return forgotten
+
+
+def jobs(pool: asyncpg.Pool, ops: Operations, config: LedgerConfig) -> list[Job]:
+    scheduled = [
+        Job("hold-sweep", config.hold_sweep_seconds, lambda: release_overdue_holds(pool, ops)),
+        Job(
+            "request-retention",
+            3600.0,
+            lambda: forget_old_requests(pool, config),
+            once_across_replicas=True,
+        ),
+    ]
+    if config.expiry_sweep_seconds > 0:
+        scheduled.append(
+            Job(
+                "expiry",
+                config.expiry_sweep_seconds,
+                lambda: expire_now(pool),
+                once_across_replicas=True,
+            )
+        )
+    return scheduled
