@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -17,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from scripts import devdb
 from services.common.settings import TelemetrySettings
 from services.common.telemetry import build_provider, instrument_libraries
+from tests.support.databases import fresh_database, with_database
 
 # Installed before any server, channel or pool exists: instrumentation patches at creation.
 SPANS = InMemorySpanExporter()
@@ -27,11 +27,6 @@ trace.set_tracer_provider(
     )
 )
 instrument_libraries()
-
-
-def with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +57,14 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def private_database(server_url: str) -> AsyncIterator[str]:
+    """A database of its own: no other test's background loop (recovery, settlement) may
+    finish this test's work for it."""
+    async with fresh_database(server_url, "points_private") as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,11 +7,13 @@ input, `BadRequest` field violations. Anything else becomes INTERNAL without lea
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import asyncpg
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
@@ -22,6 +24,18 @@ log = logging.getLogger(__name__)
 DETAILS_KEY = "grpc-status-details-bin"
 # A downstream call failing with these means "try again later", not a bug.
 DEPENDENCY_DOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# The database could not be reached or dropped the connection: transient, nothing applied
+# that a retry with the same request id would apply twice.
+DATABASE_DOWN = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,  # the connection broke mid-call
+    asyncpg.OperatorInterventionError,  # terminated, shutting down, cannot connect now
+    asyncpg.TooManyConnectionsError,
+    # A pooled connection the server terminated while it sat idle fails its next statement
+    # this way; the pool then replaces it.
+    asyncpg.InternalClientError,
+)
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,19 @@ def parse_rpc_error(error: grpc.aio.AioRpcError) -> RichError:
     return RichError(result.code, result.message, reason, domain, metadata, violations)
 
 
+def database_down(exc: BaseException) -> bool:
+    """Whether `exc`, or what it was raised while handling, says the database went away
+    (a closed connection also fails the transaction's exit with an InterfaceError)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, DATABASE_DOWN):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 Behavior = Callable[[Any, Any], Any]  # (request, servicer context) -> response(s)
 
 
@@ -211,6 +238,17 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             exc = exc.as_domain_error()
         if isinstance(exc, DomainError):
             await context.abort_with_status(to_grpc_status(exc, self._domain))
+        if database_down(exc):
+            log.warning("the database is unavailable", extra={"error": repr(exc)})
+            await context.abort_with_status(
+                to_grpc_status(
+                    Unavailable(
+                        "DATABASE_UNAVAILABLE",
+                        "the database is unavailable; retry with the same request id",
+                    ),
+                    self._domain,
+                )
+            )
         if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in DEPENDENCY_DOWN:
             log.warning("a dependency is unavailable", extra={"status": exc.code().name})
             await context.abort_with_status(

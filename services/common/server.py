@@ -8,7 +8,6 @@ stop accepting and let in-flight calls finish within the grace period → stop h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -165,9 +164,8 @@ class ServiceHost:
         if runtime is not None:
             for task in runtime._tasks:
                 task.cancel()
-            for task in runtime._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # A task that died already reported why (see `_task_ended`).
+            await asyncio.gather(*runtime._tasks, return_exceptions=True)
             for hook in reversed(runtime._on_stop):
                 await hook()
             await runtime.pool.close()

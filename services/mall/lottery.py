@@ -280,7 +280,7 @@ class Lotteries:
                 await self._settle({**dict(row), "cost": cost})  # type: ignore[arg-type]
             except DomainError:
                 pass  # settled as FAILED, which is a final state
-            except (PeerError, asyncpg.PostgresError, OSError) as exc:
+            except (PeerError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 log.warning(
                     "draw not settled yet", extra={"draw_id": row["draw_id"], "error": str(exc)}
                 )

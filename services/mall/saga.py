@@ -260,7 +260,7 @@ class Saga:
         for item in rows:
             try:
                 await self.drive(await self._load(item["user_id"], item["redemption_id"]))
-            except (PeerError, asyncpg.PostgresError, OSError) as exc:
+            except (PeerError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 log.warning(
                     "saga still unfinished",
                     extra={"redemption_id": item["redemption_id"], "error": str(exc)},

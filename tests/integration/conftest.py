@@ -15,7 +15,6 @@ from services.common.server import ServiceHost
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
-from tests.support.databases import fresh_database
 from tests.support.hosts import running
 
 
@@ -67,14 +66,6 @@ async def mall_host(
 async def mall(mall_host: ServiceHost) -> AsyncIterator[mall_pb2_grpc.MallServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{mall_host.port}") as channel:
         yield mall_pb2_grpc.MallServiceStub(channel)
-
-
-@pytest.fixture
-async def private_database(server_url: str) -> AsyncIterator[str]:
-    """A database of its own: no other test's background loop (recovery, settlement) may
-    finish this test's work for it."""
-    async with fresh_database(server_url, "points_private") as url:
-        yield url
 
 
 @pytest.fixture
