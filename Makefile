@@ -62,12 +62,12 @@ bench: setup
 		echo "== $$script"; $(PY) $$script || exit 1; \
 	done
 
-## clean: remove everything generated or installed (keeps the database in .data/)
+## clean: remove everything generated or installed (keeps the embedded database's data)
 clean:
 	-[ -x $(PY) ] && $(PY) scripts/devdb.py stop
 	rm -rf $(VENV) $(GEN) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis
 
 ## clean-data: stop the embedded database and delete its data
 clean-data:
-	-$(PYTHON) scripts/devdb.py stop
+	-$(PYTHON) scripts/devdb.py destroy
 	rm -rf .data

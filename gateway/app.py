@@ -15,12 +15,14 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from gateway import errors
 from gateway.auth import Authenticator
 from gateway.backends import Backends
+from gateway.limits import EdgeGuard
 from gateway.models import ErrorResponse
-from gateway.routes import admin, checkout, events, mall, me
+from gateway.routes import admin, checkout, dead_letters, events, mall, me
 from gateway.settings import GatewaySettings
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429, 503, 504)
+    code: {"model": ErrorResponse}
+    for code in (400, 401, 403, 404, 409, 413, 422, 429, 431, 503, 504)
 }
 
 
@@ -40,10 +42,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.backends = services
-    app.state.authenticator = Authenticator(settings.auth)
+    authenticator = Authenticator(settings.auth)
+    app.state.authenticator = authenticator
     app.state.sse_keepalive_seconds = settings.sse_keepalive_seconds
     errors.install(app)
-    for router in (me.router, mall.router, checkout.router, events.router, admin.router):
+    routers = (me, mall, checkout, events, admin, dead_letters)
+    for router in (module.router for module in routers):
         app.include_router(router)
 
     async def backend_status(name: str) -> str:
@@ -68,6 +72,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         body = {"status": "ready" if ready else "not_ready", "backends": statuses}
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    # Outermost: limits and authentication before anything reads the request.
+    app.add_middleware(EdgeGuard, limits=settings.limits, authenticator=authenticator)
     # Server spans for every request, continuing a caller's `traceparent`.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app

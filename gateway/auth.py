@@ -1,21 +1,25 @@
 """Bearer-token authentication: `sub` is the user id; scopes `admin` and `events:write`.
 
 A user acts only on their own wallet: routes under /v1/me take the user from the token,
-never from the path or body.
+never from the path or body. Tokens are HS256 with a shared secret, or RS256/ES256 with the
+identity provider's public key (PEM) or its JWKS URL (keys cached, looked up by `kid`).
+The token is checked before the request's body is read (see `limits.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from fastapi import Request
 
 from gateway.errors import HttpError
 from gateway.settings import AuthSettings
-from services.common.validation import MAX_USER_ID, storable
+from services.common.validation import MAX_USER_ID, identifier_problem
 
 SCOPES = ("admin", "events:write")
 
@@ -29,15 +33,35 @@ class Principal:
 class Authenticator:
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
+        self._jwks = (
+            jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300, timeout=5)
+            if settings.jwks_url
+            else None
+        )
 
-    def verify(self, header: str | None) -> Principal:
+    async def _key(self, token: str) -> Any:
+        if self._jwks is None:
+            return self.settings.key
+        try:
+            # PyJWKClient fetches with urllib (blocking): off the event loop. Keys are cached.
+            found = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+        except jwt.PyJWKClientConnectionError:
+            raise HttpError(
+                503, "IDENTITY_PROVIDER_UNAVAILABLE", "the token's keys could not be fetched"
+            ) from None
+        except (jwt.PyJWKClientError, jwt.InvalidTokenError) as exc:
+            raise HttpError(401, "INVALID_TOKEN", f"the token is not valid: {exc}") from None
+        return found.key
+
+    async def verify(self, header: str | None) -> Principal:
         if not header or not header.lower().startswith("bearer "):
             raise HttpError(401, "MISSING_TOKEN", "an Authorization: Bearer token is required")
         token = header[7:].strip()
+        key = await self._key(token)
         try:
             claims = jwt.decode(
                 token,
-                self.settings.key,
+                key,
                 algorithms=[self.settings.algorithm],
                 issuer=self.settings.issuer,
                 audience=self.settings.audience,
@@ -48,7 +72,7 @@ class Authenticator:
         except jwt.InvalidTokenError as exc:
             raise HttpError(401, "INVALID_TOKEN", f"the token is not valid: {exc}") from None
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not storable(subject, MAX_USER_ID):
+        if not isinstance(subject, str) or identifier_problem(subject, MAX_USER_ID) is not None:
             raise HttpError(401, "INVALID_TOKEN", "the token's sub must be a user id")
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
@@ -59,8 +83,10 @@ def requires(scope: str | None = None) -> Callable[[Request], Awaitable[Principa
     """A FastAPI dependency: the caller, who must hold `scope` when one is named."""
 
     async def dependency(request: Request) -> Principal:
-        authenticator: Authenticator = request.app.state.authenticator
-        principal = authenticator.verify(request.headers.get("authorization"))
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:  # not verified at the edge yet (requests without a body)
+            authenticator: Authenticator = request.app.state.authenticator
+            principal = await authenticator.verify(request.headers.get("authorization"))
         if scope is not None and scope not in principal.scopes:
             raise HttpError(
                 403, "MISSING_SCOPE", f"this route needs the {scope!r} scope", {"scope": scope}

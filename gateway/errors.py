@@ -40,6 +40,8 @@ HTTP_STATUS_NAMES = {
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    431: "HEADERS_TOO_LARGE",
     422: "FAILED_PRECONDITION",
     429: "RESOURCE_EXHAUSTED",
     502: "BAD_GATEWAY",
@@ -64,11 +66,14 @@ def http_code(status_number: int, reason: str) -> tuple[int, str]:
     return http_status(status, reason), status.name
 
 
-class HttpError(Exception):
+class HttpError(StarletteHTTPException):
+    """A refusal with our reason. An HTTPException, so that FastAPI lets one raised while it
+    reads the body (the edge's size limit) through to its handler."""
+
     def __init__(
         self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
     ) -> None:
-        super().__init__(message)
+        super().__init__(code, message)
         self.code = code
         self.reason = reason
         self.message = message

@@ -17,20 +17,32 @@ BACKENDS = ("ledger", "rules", "mall")
 DEV_SECRET = "points-development-secret-do-not-use-in-production"
 
 
+ASYMMETRIC = ("RS256", "ES256")
+
+
 @dataclass(frozen=True)
 class AuthSettings:
-    """How bearer tokens are verified: HS256 with a shared secret, or RS256 with a public key."""
+    """How bearer tokens are verified: HS256 with a shared secret, or RS256/ES256 (what
+    identity providers issue) with a public key in PEM or the provider's JWKS URL."""
 
     algorithm: str
-    key: str  # the HS256 secret or the RS256 public key (PEM)
+    key: str  # the HS256 secret or the public key (PEM); empty when keys come from a JWKS URL
     issuer: str | None
     audience: str | None
+    jwks_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Env, environment: str) -> AuthSettings:
-        algorithm = env.choice("GATEWAY_JWT_ALGORITHM", "HS256", ("HS256", "RS256"))
-        if algorithm == "RS256":
-            key = env.text("GATEWAY_JWT_PUBLIC_KEY")
+        algorithm = env.choice("GATEWAY_JWT_ALGORITHM", "HS256", ("HS256", *ASYMMETRIC))
+        jwks_url = env.optional("GATEWAY_JWKS_URL")
+        if algorithm in ASYMMETRIC:
+            if jwks_url is None and env.optional("GATEWAY_JWT_PUBLIC_KEY") is None:
+                raise SettingsError(
+                    f"{algorithm} needs GATEWAY_JWKS_URL or GATEWAY_JWT_PUBLIC_KEY (PEM)"
+                )
+            if jwks_url is not None and not jwks_url.startswith(("https://", "http://")):
+                raise SettingsError(f"GATEWAY_JWKS_URL must be an http(s) URL, got {jwks_url!r}")
+            key = (env.optional("GATEWAY_JWT_PUBLIC_KEY") or "").replace("\\n", "\n")
         elif environment == "development":
             key = env.text("GATEWAY_JWT_SECRET", DEV_SECRET)
         else:  # never run a real deployment on the well-known development secret
@@ -42,7 +54,16 @@ class AuthSettings:
             key=key,
             issuer=env.optional("GATEWAY_JWT_ISSUER"),
             audience=env.optional("GATEWAY_JWT_AUDIENCE"),
+            jwks_url=jwks_url if algorithm in ASYMMETRIC else None,
         )
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """What the gateway reads from a client before refusing it."""
+
+    max_header_bytes: int  # all request headers together (431 above)
+    max_body_bytes: int  # one request body (413 above)
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,7 @@ class GatewaySettings:
     backend_timeout_seconds: float
     auth: AuthSettings
     sse_keepalive_seconds: float  # idle Server-Sent Event streams get a comment this often
+    limits: EdgeLimits
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -67,4 +89,12 @@ class GatewaySettings:
             backend_timeout_seconds=env.number("BACKEND_TIMEOUT_SECONDS", 1.0, minimum=0.01),
             auth=AuthSettings.from_env(env, telemetry.environment),
             sse_keepalive_seconds=env.number("GATEWAY_SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1),
+            limits=EdgeLimits(
+                max_header_bytes=env.integer(
+                    "GATEWAY_MAX_HEADER_BYTES", 16_384, minimum=1024, maximum=1_048_576
+                ),
+                max_body_bytes=env.integer(
+                    "GATEWAY_MAX_BODY_BYTES", 1_048_576, minimum=1024, maximum=104_857_600
+                ),
+            ),
         )

@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
-"""The embedded default database: a private PostgreSQL cluster under `.data/`.
+"""The embedded default database: a private PostgreSQL cluster.
 
 Used by `make run` and `make test` when no DATABASE_URL / TEST_DATABASE_URL is given. The
-cluster persists between runs (a restart loses no data). PostgreSQL refuses to run as root,
-so as root the cluster belongs to an unprivileged system user. Standard library only.
+cluster persists between runs (a restart loses no data). It lives in `.data/pg` of the
+checkout; as root it belongs to an unprivileged system user (PostgreSQL refuses to run as
+root), who may not be able to enter the checkout (`/root/...`, a `mktemp -d` directory), so as
+root it lives in /var/lib/points-pg/<checkout id>/ instead. POINTS_PG_DATA overrides both.
+Standard library only.
 
-    python scripts/devdb.py start   # init if needed, start, print the URL
+    python scripts/devdb.py start    # init if needed, start, print the URL
     python scripts/devdb.py stop
     python scripts/devdb.py url
+    python scripts/devdb.py destroy  # stop and delete the cluster's data
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -21,10 +26,24 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("POINTS_PG_DATA", ROOT / ".data" / "pg"))
-PORT = int(os.environ.get("POINTS_PG_PORT", "55432"))
 DATABASE = "points"
 OWNER = "points-pg"  # system user owning the cluster when we run as root
+SYSTEM_DATA = Path("/var/lib/points-pg")
+
+
+def data_dir(root: Path = ROOT, *, as_root: bool | None = None) -> Path:
+    """Where the cluster lives (see the module docstring)."""
+    configured = os.environ.get("POINTS_PG_DATA")
+    if configured:
+        return Path(configured)
+    if as_root if as_root is not None else os.geteuid() == 0:
+        checkout = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+        return SYSTEM_DATA / checkout / "pg"
+    return root / ".data" / "pg"
+
+
+DATA = data_dir()
+PORT = int(os.environ.get("POINTS_PG_PORT", "55432"))
 
 
 class DevDbError(RuntimeError):
@@ -101,6 +120,12 @@ def init() -> None:
     owner = _owner()
     if owner is not None:
         shutil.chown(DATA, owner, owner)
+        # The owner must reach the data directory through every parent we created.
+        for parent in DATA.parents:
+            if parent == SYSTEM_DATA.parent or parent == Path("/"):
+                break
+            if SYSTEM_DATA in (parent, *parent.parents):
+                shutil.chown(parent, owner, owner)
     DATA.chmod(0o700)
     _require(
         _run(
@@ -180,6 +205,11 @@ def main(argv: list[str]) -> int:
             print(url())
         elif command == "status":
             print("running" if is_running() else "stopped")
+        elif command == "destroy":
+            stop()
+            shutil.rmtree(DATA, ignore_errors=True)
+            if DATA.parent.parent == SYSTEM_DATA:
+                shutil.rmtree(DATA.parent, ignore_errors=True)
         else:
             print(__doc__, file=sys.stderr)
             return 2

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StrictInt
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
-from gateway.routes.common import backends, idempotency_key
+from gateway.routes.common import Client, backends, client, idempotency_key
 from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as mpb
 
@@ -68,7 +68,13 @@ async def quote(body: QuoteIn, me: Me, services: Services) -> dict[str, Any]:
 
 
 @router.post("/apply")
-async def apply(body: ApplyIn, me: Me, key: Key, services: Services) -> dict[str, Any]:
+async def apply(
+    body: ApplyIn,
+    me: Me,
+    key: Key,
+    services: Services,
+    origin: Annotated[Client, Depends(client)],
+) -> dict[str, Any]:
     """Reserve points for the order until it is paid (confirm) or not (cancel)."""
     reply = await services.mall.ApplyDeduction(
         mpb.ApplyDeductionRequest(
@@ -77,6 +83,8 @@ async def apply(body: ApplyIn, me: Me, key: Key, services: Services) -> dict[str
             order_id=body.order_id,
             order_amount=body.order_amount.money(),
             points=body.points,
+            device_id=origin.device_id,
+            ip=origin.ip,
         ),
         timeout=services.timeout * 3,
     )

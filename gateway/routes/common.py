@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Header, Request
 
 from gateway.backends import Backends
 from gateway.errors import HttpError
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a request comes from, for the risk checks every earn and spend path passes."""
+
+    device_id: str
+    ip: str
+
+
+def client(request: Request) -> Client:
+    return Client(
+        device_id=request.headers.get("x-device-id", "")[:128],
+        ip=request.client.host if request.client else "",
+    )
 
 
 def backends(request: Request) -> Backends:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
 from gateway.models import Catalog, Item, RedeemIn, Redemption, Redemptions
-from gateway.routes.common import backends, idempotency_key
+from gateway.routes.common import Client, backends, client, idempotency_key
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 
@@ -67,8 +67,8 @@ async def redeem(
             item_id=body.item_id,
             quantity=body.quantity,
             shipping_address=body.shipping_address,
-            device_id=request.headers.get("x-device-id", "")[:128],
-            ip=request.client.host if request.client else "",
+            device_id=client(request).device_id,
+            ip=client(request).ip,
         ),
         timeout=services.timeout * SAGA_TIMEOUT_FACTOR,
     )
@@ -139,6 +139,7 @@ async def draw(
     me: Me,
     services: Services,
     key: Annotated[str, Depends(idempotency_key)],
+    origin: Annotated[Client, Depends(client)],
     body: DrawIn | None = None,
 ) -> dict[str, Any]:
     """Draw once (charged in points); the same Idempotency-Key returns the same draw. Give a
@@ -149,6 +150,8 @@ async def draw(
             user_id=me.user_id,
             lottery_id=lottery_id,
             shipping_address=body.shipping_address if body else "",
+            device_id=origin.device_id,
+            ip=origin.ip,
         ),
         timeout=services.timeout * SAGA_TIMEOUT_FACTOR,
     )

@@ -27,7 +27,7 @@ from gateway.models import (
     Transfer,
     Wallet,
 )
-from gateway.routes.common import backends, idempotency_key
+from gateway.routes.common import backends, client, idempotency_key
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -199,8 +199,8 @@ async def check_in(
         event_id=key,
         user_id=me.user_id,
         type=rpb.EVENT_TYPE_CHECK_IN,
-        device_id=request.headers.get("x-device-id", "")[:128],
-        ip=request.client.host if request.client else "",
+        device_id=client(request).device_id,
+        ip=client(request).ip,
     )
     reply = await services.rules.RecordEvent(
         rpb.RecordEventRequest(event=event), timeout=services.timeout * 3

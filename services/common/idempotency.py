@@ -1,12 +1,35 @@
-"""Idempotency keys shared by every service: payload fingerprints and the reuse error."""
+"""One idempotency design for every service: a request id (client-chosen, unique per member)
+with a fingerprint of the payload and the recorded outcome.
+
+- The same id with the same payload answers the recorded outcome: the response, or the same
+  business error. The same id with another payload (or method) fails ALREADY_EXISTS, reason
+  IDEMPOTENCY_KEY_REUSED.
+- Where a request creates a row of its own (a redemption, a draw, a deduction, an event), that
+  row holds the id and the fingerprint. Where it does not (confirming or cancelling), the
+  `requests` table does, through `RequestLog`: the id is claimed before the work runs, so a
+  concurrent duplicate with another payload is refused instead of applied, and the outcome is
+  recorded after. The ledger records many outcomes per transaction the same way (engine.py).
+- Records older than the retention period are forgotten (`forget`, run by a periodic job):
+  after that, a reused id counts as a new request.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
 
+import asyncpg
+from asyncpg import Record
 from google.protobuf.message import Message
 
+from services.common import errors
+from services.common.db import Conn
 from services.common.errors import AlreadyExists
+
+M = TypeVar("M", bound=Message)
 
 
 def fingerprint(method: str, request: Message) -> bytes:
@@ -22,3 +45,145 @@ def key_reused(key: str) -> AlreadyExists:
         "this idempotency key was already used with a different request",
         {"key": key},
     )
+
+
+_ERROR_TYPES: dict[str, type[errors.DomainError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.FailedPrecondition,
+        errors.NotFound,
+        errors.AlreadyExists,
+        errors.ResourceExhausted,
+        errors.InvalidArgument,
+    )
+}
+
+
+def encode_error(error: errors.DomainError) -> str:
+    encoded: dict[str, Any] = {
+        "type": type(error).__name__,
+        "reason": error.reason,
+        "message": error.message,
+        "metadata": dict(error.metadata),
+    }
+    if isinstance(error, errors.InvalidArgument):
+        encoded["violations"] = [[v.field, v.description] for v in error.violations]
+    return json.dumps(encoded)
+
+
+def decode_error(encoded: dict[str, Any]) -> errors.DomainError:
+    cls = _ERROR_TYPES.get(encoded["type"], errors.FailedPrecondition)
+    if cls is errors.InvalidArgument:
+        violations = [errors.FieldViolation(f, d) for f, d in encoded.get("violations", [])]
+        return errors.InvalidArgument(
+            encoded["reason"], encoded["message"], encoded["metadata"], violations
+        )
+    return cls(encoded["reason"], encoded["message"], encoded["metadata"])
+
+
+def outcome_of(
+    prior: Record, method: str, fingerprint_: bytes, response_type: type[M]
+) -> M | errors.DomainError:
+    """What a recorded request answered, or IDEMPOTENCY_KEY_REUSED for another payload."""
+    if prior["method"] != method or bytes(prior["payload_sha256"]) != fingerprint_:
+        return key_reused(prior["request_id"])
+    if prior["response"] is not None:
+        return response_type.FromString(bytes(prior["response"]))
+    if prior["error"] is not None:
+        return decode_error(json.loads(prior["error"]))
+    raise RuntimeError("a committed request has no recorded outcome")
+
+
+async def forget(conn: Conn, older_than: timedelta, limit: int) -> int:
+    """Delete up to `limit` records older than the retention; how many went."""
+    deleted: int = await conn.fetchval(
+        """
+        WITH old AS (
+            SELECT user_id, request_id FROM requests
+            WHERE created_at < now() - $1::interval ORDER BY created_at LIMIT $2
+        ), gone AS (
+            DELETE FROM requests r USING old
+            WHERE r.user_id = old.user_id AND r.request_id = old.request_id RETURNING 1
+        )
+        SELECT count(*) FROM gone
+        """,
+        older_than,
+        limit,
+    )
+    return deleted
+
+
+async def forget_all(pool: asyncpg.Pool, older_than: timedelta, batch: int = 10_000) -> int:
+    """Forget every record older than the retention, a batch per transaction."""
+    forgotten = 0
+    while True:
+        async with pool.acquire() as conn:
+            deleted = await forget(conn, older_than, batch)
+        forgotten += deleted
+        if deleted < batch:
+            return forgotten
+
+
+class RequestLog:
+    """Idempotency for RPCs without a row of their own, on the service's `requests` table."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def run(
+        self,
+        user_id: str,
+        request_id: str,
+        method: str,
+        request: Message,
+        response_type: type[M],
+        work: Callable[[], Awaitable[M]],
+    ) -> M:
+        print_ = fingerprint(method, request)
+        async with self.pool.acquire() as conn:
+            prior = await conn.fetchrow(
+                """
+                WITH claimed AS (
+                    INSERT INTO requests (user_id, request_id, method, payload_sha256)
+                    VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING request_id
+                )
+                SELECT request_id, method, payload_sha256, response, error FROM requests
+                WHERE user_id = $1 AND request_id = $2 AND NOT EXISTS (SELECT FROM claimed)
+                """,
+                user_id,
+                request_id,
+                method,
+                print_,
+            )
+        if prior is not None:
+            if prior["response"] is None and prior["error"] is None:
+                # Claimed by an earlier attempt still running or cut short: run it again
+                # (the work is idempotent) when it is the same request.
+                if prior["method"] != method or bytes(prior["payload_sha256"]) != print_:
+                    raise key_reused(request_id)
+            else:
+                outcome = outcome_of(prior, method, print_, response_type)
+                if isinstance(outcome, errors.DomainError):
+                    raise outcome
+                return outcome
+        try:
+            response = await work()
+        except errors.DomainError as error:
+            if not isinstance(error, errors.Unavailable):
+                await self._record(user_id, request_id, None, encode_error(error))
+            raise
+        await self._record(user_id, request_id, response.SerializeToString(), None)
+        return response
+
+    async def _record(
+        self, user_id: str, request_id: str, response: bytes | None, error: str | None
+    ) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE requests SET response = $3, error = $4::jsonb "
+                "WHERE user_id = $1 AND request_id = $2 AND response IS NULL AND error IS NULL",
+                user_id,
+                request_id,
+                response,
+                error,
+            )

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import asyncpg
 
+from services.common import idempotency
 from services.common.periodic import Job
 from services.ledger import repository as repo
 from services.ledger.config import LedgerConfig
@@ -24,7 +25,6 @@ from services.ledger.operations import Operations
 
 log = logging.getLogger(__name__)
 HOLD_BATCH = 500
-RETENTION_BATCH = 10_000
 
 
 async def release_overdue_holds(pool: asyncpg.Pool, ops: Operations) -> int:
@@ -61,23 +61,13 @@ async def expire_now(pool: asyncpg.Pool) -> int:
     return totals.points
 
 
-async def forget_old_requests(pool: asyncpg.Pool, config: LedgerConfig) -> int:
-    forgotten = 0
-    while True:
-        async with pool.acquire() as conn:
-            deleted = await repo.forget_requests(conn, config.request_retention, RETENTION_BATCH)
-        forgotten += deleted
-        if deleted < RETENTION_BATCH:
-            return forgotten
-
-
 def jobs(pool: asyncpg.Pool, ops: Operations, config: LedgerConfig) -> list[Job]:
     scheduled = [
         Job("hold-sweep", config.hold_sweep_seconds, lambda: release_overdue_holds(pool, ops)),
         Job(
             "request-retention",
             3600.0,
-            lambda: forget_old_requests(pool, config),
+            lambda: idempotency.forget_all(pool, config.request_retention),
             once_across_replicas=True,
         ),
     ]

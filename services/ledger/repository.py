@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 from google.protobuf.message import Message
@@ -483,25 +483,6 @@ async def due_holds(conn: Conn, limit: int) -> list[Record]:
         "ORDER BY deadline_at LIMIT $1",
         limit,
     )
-
-
-async def forget_requests(conn: Conn, older_than: timedelta, limit: int) -> int:
-    """Delete up to `limit` idempotency records older than the retention; how many went."""
-    deleted: int = await conn.fetchval(
-        """
-        WITH old AS (
-            SELECT user_id, request_id FROM requests
-            WHERE created_at < now() - $1::interval ORDER BY created_at LIMIT $2
-        ), gone AS (
-            DELETE FROM requests r USING old
-            WHERE r.user_id = old.user_id AND r.request_id = old.request_id RETURNING 1
-        )
-        SELECT count(*) FROM gone
-        """,
-        older_than,
-        limit,
-    )
-    return deleted
 
 
 async def get_hold(conn: Conn, user_id: str, hold_id: int) -> Record | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import grpc
 
 from loyalty.mall.v1 import mall_pb2, mall_pb2_grpc
+from services.common import idempotency
 from services.common.dead_letter_desk import DeadLetterDesk, not_retryable
 from services.common.dead_letters import Letter
 from services.common.ledger_client import LedgerClient
@@ -35,6 +36,14 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     )
     runtime.every(Job("saga-recovery", config.recovery_seconds, saga.recover_once))
     runtime.every(Job("draw-recovery", config.recovery_seconds, lotteries.recover_once))
+    runtime.every(
+        Job(
+            "request-retention",
+            3600.0,
+            lambda: idempotency.forget_all(runtime.pool, config.request_retention),
+            once_across_replicas=True,
+        )
+    )
     runtime.on_stop(ledger.close)
     runtime.on_stop(rules.close)
 

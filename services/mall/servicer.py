@@ -14,7 +14,7 @@ from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc as pb_grpc
 from services.common.dead_letter_desk import DeadLetterDesk
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from services.common.idempotency import fingerprint, key_reused
+from services.common.idempotency import RequestLog, fingerprint, key_reused
 from services.common.paging import decode_token, encode_token
 from services.common.peers import PeerUnavailable
 from services.common.timestamps import to_timestamp
@@ -23,6 +23,7 @@ from services.common.validation import (
     check_identifier,
     check_request_id,
     check_user_id,
+    raise_if,
     storable,
 )
 from services.mall import catalog, coupons
@@ -124,6 +125,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
         self.checkout = checkout
         self.lotteries = lotteries
         self.dead_letters = dead_letters
+        self.requests = RequestLog(pool)
 
     async def ListDeadLetters(
         self, request: pb.ListDeadLettersRequest, context: Context
@@ -248,15 +250,37 @@ class MallServicer(pb_grpc.MallServiceServicer):
         self, request: pb.ConfirmDeductionRequest, context: Context
     ) -> pb.ConfirmDeductionResponse:
         self._validate(request, amount_field="")
-        row = await self.checkout.confirm(request.user_id, request.order_id)
-        return pb.ConfirmDeductionResponse(deduction=checkout_deduction(row))
+
+        async def confirm() -> pb.ConfirmDeductionResponse:
+            row = await self.checkout.confirm(request.user_id, request.order_id)
+            return pb.ConfirmDeductionResponse(deduction=checkout_deduction(row))
+
+        return await self.requests.run(
+            request.user_id,
+            request.request_id,
+            "ConfirmDeduction",
+            request,
+            pb.ConfirmDeductionResponse,
+            confirm,
+        )
 
     async def CancelDeduction(
         self, request: pb.CancelDeductionRequest, context: Context
     ) -> pb.CancelDeductionResponse:
         self._validate(request, amount_field="")
-        row = await self.checkout.cancel(request.user_id, request.order_id)
-        return pb.CancelDeductionResponse(deduction=checkout_deduction(row))
+
+        async def cancel() -> pb.CancelDeductionResponse:
+            row = await self.checkout.cancel(request.user_id, request.order_id)
+            return pb.CancelDeductionResponse(deduction=checkout_deduction(row))
+
+        return await self.requests.run(
+            request.user_id,
+            request.request_id,
+            "CancelDeduction",
+            request,
+            pb.CancelDeductionResponse,
+            cancel,
+        )
 
     async def RefundDeduction(
         self, request: pb.RefundDeductionRequest, context: Context
@@ -410,8 +434,22 @@ class MallServicer(pb_grpc.MallServiceServicer):
     async def CancelRedemption(
         self, request: pb.CancelRedemptionRequest, context: Context
     ) -> pb.CancelRedemptionResponse:
+        bad: list[FieldViolation] = []
+        check_request_id(bad, request.request_id)
+        raise_if(bad)
         row = await self._find(request.user_id, request.redemption_id)
-        return pb.CancelRedemptionResponse(redemption=redemption(await self.saga.cancel(row)))
+
+        async def cancel() -> pb.CancelRedemptionResponse:
+            return pb.CancelRedemptionResponse(redemption=redemption(await self.saga.cancel(row)))
+
+        return await self.requests.run(
+            request.user_id,
+            request.request_id,
+            "CancelRedemption",
+            request,
+            pb.CancelRedemptionResponse,
+            cancel,
+        )
 
     async def UpdateShipment(
         self, request: pb.UpdateShipmentRequest, context: Context

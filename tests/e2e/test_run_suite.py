@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,3 +108,27 @@ def test_embedded_database_starts_keeps_data_and_stops() -> None:
     finally:
         subprocess.run([*script, "stop"], cwd=ROOT, env=env, timeout=60)
         subprocess.run(["rm", "-rf", str(data)], check=False)
+
+
+def test_embedded_database_works_from_a_checkout_others_cannot_enter(tmp_path: Path) -> None:
+    """As root the cluster's user cannot enter /root/... or a `mktemp -d` directory: the
+    cluster must live where it can (and `destroy` removes it)."""
+    checkout = tmp_path / "private-checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "devdb.py", checkout / "scripts" / "devdb.py")
+    tmp_path.chmod(0o700)  # like mktemp -d, or /root
+    env = {k: v for k, v in os.environ.items() if k != "POINTS_PG_DATA"}
+    env["POINTS_PG_PORT"] = str(free_port())
+    script = [sys.executable, str(checkout / "scripts" / "devdb.py")]
+    try:
+        url = subprocess.run(
+            [*script, "start"], env=env, capture_output=True, text=True, timeout=120, check=True
+        ).stdout.strip()
+        psql = [str(devdb.bindir() / "psql"), url, "-tAc", "SELECT 1"]
+        assert (
+            subprocess.run(psql, capture_output=True, text=True, check=True).stdout.strip() == "1"
+        )
+    finally:
+        subprocess.run([*script, "destroy"], env=env, timeout=60, check=False)
+    status = subprocess.run([*script, "status"], env=env, capture_output=True, text=True)
+    assert status.stdout.strip() == "stopped"

@@ -12,6 +12,7 @@ import pytest
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
+from services.common import idempotency
 from services.common.db import create_pool
 from services.ledger import repository as repo
 from services.ledger.server import SPEC as LEDGER
@@ -65,7 +66,7 @@ async def test_idempotency_records_older_than_the_retention_are_forgotten(
     pool = await create_pool(database_url, schema="ledger", application_name="t", min_size=1)
     try:
         async with pool.acquire() as conn:
-            while await repo.forget_requests(conn, timedelta(seconds=0.5), 1000):
+            while await idempotency.forget(conn, timedelta(seconds=0.5), 1000):
                 pass
             assert await repo.find_request(conn, user, old) is None
             assert await repo.find_request(conn, user, recent) is not None

@@ -228,3 +228,38 @@ async def test_lotteries_the_ledger_could_not_pay_are_refused_up_front(
     error = await fails(mall.UpsertLottery(pb.UpsertLotteryRequest(lottery=definition)))
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert field in [v.field for v in error.violations]
+
+
+async def test_one_key_cannot_confirm_or_cancel_two_things(
+    mall: MallStub, ledger: LedgerStub, user: str
+) -> None:
+    await credit(ledger, user, 10_000)
+    for order in ("o-k1", "o-k2"):
+        await mall.ApplyDeduction(apply(user, order, 1000))
+    key = rid()
+    first = await mall.ConfirmDeduction(
+        pb.ConfirmDeductionRequest(request_id=key, user_id=user, order_id="o-k1")
+    )
+    replay = await mall.ConfirmDeduction(
+        pb.ConfirmDeductionRequest(request_id=key, user_id=user, order_id="o-k1")
+    )
+    assert replay == first
+    error = await fails(
+        mall.CancelDeduction(
+            pb.CancelDeductionRequest(request_id=key, user_id=user, order_id="o-k2")
+        )
+    )
+    assert (error.code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+    error = await fails(
+        mall.ConfirmDeduction(
+            pb.ConfirmDeductionRequest(request_id=key, user_id=user, order_id="o-k2")
+        )
+    )
+    assert (error.code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+    current = await balance(ledger, user)
+    assert (current.available, current.held, current.lifetime_spent) == (8000, 1000, 1000)
+    # A refusal is recorded too: the same request answers the same error.
+    cancel_confirmed = pb.CancelDeductionRequest(request_id=rid(), user_id=user, order_id="o-k1")
+    for _ in range(2):
+        error = await fails(mall.CancelDeduction(cancel_confirmed))
+        assert error.reason == "DEDUCTION_CONFIRMED"

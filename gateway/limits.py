@@ -1,0 +1,94 @@
+"""Limits at the edge, applied before a route reads anything (a pure ASGI middleware).
+
+- Headers: all request headers together at most GATEWAY_MAX_HEADER_BYTES (431 otherwise).
+- Body: at most GATEWAY_MAX_BODY_BYTES, refused from Content-Length before reading (413), and
+  counted while reading when the client streams it (chunked).
+- Authentication first: a request with a body to an authenticated route (/v1/...) has its
+  token checked before one byte of the body is read, so an anonymous client cannot make the
+  gateway read or parse megabytes. The verified caller is passed on to the route.
+Put the same or tighter limits on the proxy in front of the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.auth import Authenticator
+from gateway.errors import HTTP_STATUS_NAMES, HttpError, body
+from gateway.settings import EdgeLimits
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class EdgeGuard:
+    def __init__(self, app: ASGIApp, limits: EdgeLimits, authenticator: Authenticator) -> None:
+        self.app = app
+        self.limits = limits
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self._check(scope)
+        except HttpError as error:
+            await _refuse(send, error)
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    async def _check(self, scope: Scope) -> None:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if sum(len(k) + len(v) + 4 for k, v in headers) > self.limits.max_header_bytes:
+            raise HttpError(
+                431,
+                "HEADERS_TOO_LARGE",
+                f"request headers exceed {self.limits.max_header_bytes} bytes",
+            )
+        length = next((v for k, v in headers if k == b"content-length"), None)
+        if length is not None and (
+            not length.isdigit() or int(length) > self.limits.max_body_bytes
+        ):
+            raise _too_large(self.limits.max_body_bytes)
+        if scope["method"] in BODY_METHODS and scope["path"].startswith("/v1/"):
+            authorization = next((v for k, v in headers if k == b"authorization"), None)
+            principal = await self.authenticator.verify(
+                authorization.decode("latin-1") if authorization is not None else None
+            )
+            scope.setdefault("state", {})["principal"] = principal
+
+    def _counting(self, receive: Receive) -> Receive:
+        limit = self.limits.max_body_bytes
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _too_large(limit)
+            return message
+
+        return counted
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, "BODY_TOO_LARGE", f"the request body exceeds {limit} bytes")
+
+
+async def _refuse(send: Send, error: HttpError) -> None:
+    status = HTTP_STATUS_NAMES.get(error.code, "ERROR")
+    payload = json.dumps(body(error.code, status, error.message, error.reason)).encode()
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"connection", b"close"),
+    ]
+    if error.code == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": error.code, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,16 @@
+-- Idempotency records of RPCs that have no row of their own to hold their request id
+-- (confirming or cancelling a deduction, cancelling a redemption): see
+-- services/common/idempotency.py. Same shape as the ledger's; forgotten after
+-- MALL_REQUEST_RETENTION_DAYS.
+CREATE TABLE requests (
+    user_id        text NOT NULL,
+    request_id     text NOT NULL CHECK (length(request_id) BETWEEN 1 AND 256),
+    method         text NOT NULL,
+    payload_sha256 bytea NOT NULL,
+    response       bytea,
+    error          jsonb,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, request_id),
+    CHECK (response IS NULL OR error IS NULL)
+);
+CREATE INDEX requests_created ON requests (created_at);

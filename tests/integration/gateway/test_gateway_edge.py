@@ -1,0 +1,177 @@
+"""The gateway's edge: tokens from a real identity provider's algorithms (RS256 through a JWKS
+URL, ES256 from a PEM key), size limits checked before anything is read, authentication before
+the body, and identifiers that refuse spoofing characters."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from services.common.server import ServiceHost
+from tests.integration.gateway.test_gateway import assert_error, bearer, gateway_env
+from tests.support.hosts import serving_gateway
+
+
+def token(key: Any, algorithm: str, user: str, kid: str | None = None) -> str:
+    claims = {"sub": user, "exp": int(time.time()) + 300}
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, key, algorithm=algorithm, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
+    """An identity provider's JWKS endpoint, over real HTTP on loopback."""
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key()))
+    document = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]})
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            payload = document.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def backends_env(
+    ledger_host: ServiceHost, rules_host: ServiceHost, mall_host: ServiceHost
+) -> dict[str, str]:
+    return gateway_env(ledger_host.port, rules_host.port, mall_host.port)
+
+
+async def test_rs256_tokens_verified_with_keys_from_a_jwks_url(
+    backends_env: dict[str, str], jwks_url: str, rsa_key: rsa.RSAPrivateKey, user: str
+) -> None:
+    env = {**backends_env, "GATEWAY_JWT_ALGORITHM": "RS256", "GATEWAY_JWKS_URL": jwks_url}
+    async with serving_gateway(env) as url, httpx.AsyncClient(base_url=url) as http:
+        good = token(rsa_key, "RS256", user, kid="k1")
+        reply = await http.get("/v1/me/wallet", headers={"Authorization": f"Bearer {good}"})
+        assert reply.status_code == 200, reply.text
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        forged = token(other, "RS256", user, kid="k1")
+        reply = await http.get("/v1/me/wallet", headers={"Authorization": f"Bearer {forged}"})
+        assert_error(reply, 401, "INVALID_TOKEN")
+        unknown = token(rsa_key, "RS256", user, kid="nope")
+        reply = await http.get("/v1/me/wallet", headers={"Authorization": f"Bearer {unknown}"})
+        assert_error(reply, 401, "INVALID_TOKEN")
+
+
+async def test_es256_tokens_verified_with_a_pem_key(
+    backends_env: dict[str, str], user: str
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    env = {
+        **backends_env,
+        "GATEWAY_JWT_ALGORITHM": "ES256",
+        "GATEWAY_JWT_PUBLIC_KEY": pem.decode().replace("\n", "\\n"),  # one line, as in a .env
+    }
+    async with serving_gateway(env) as url, httpx.AsyncClient(base_url=url) as http:
+        good = token(key, "ES256", user)
+        reply = await http.get("/v1/me/wallet", headers={"Authorization": f"Bearer {good}"})
+        assert reply.status_code == 200, reply.text
+        hs = jwt.encode({"sub": user, "exp": time.time() + 60}, "x" * 32, algorithm="HS256")
+        reply = await http.get("/v1/me/wallet", headers={"Authorization": f"Bearer {hs}"})
+        assert_error(reply, 401, "INVALID_TOKEN")
+
+
+@pytest.fixture(scope="module")
+async def http(backends_env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    env = {**backends_env, "GATEWAY_MAX_BODY_BYTES": "65536", "GATEWAY_MAX_HEADER_BYTES": "8192"}
+    async with serving_gateway(env) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        yield client
+
+
+async def test_oversized_headers_and_bodies_are_refused(http: httpx.AsyncClient, user: str) -> None:
+    headers = {**bearer(user), "X-Padding": "a" * 20_000}
+    assert_error(await http.get("/v1/me/wallet", headers=headers), 431, "HEADERS_TOO_LARGE")
+    big = b'{"order_amount": {"amount_minor": 100, "currency": "CNY"}, "pad": "' + b"x" * 100_000
+    reply = await http.post(
+        "/v1/checkout/quote",
+        content=big + b'"}',
+        headers={**bearer(user), "Content-Type": "application/json"},
+    )
+    assert_error(reply, 413, "BODY_TOO_LARGE")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"x" * 10_000
+
+    streamed = await http.post(
+        "/v1/checkout/quote",
+        content=chunks(),
+        headers={**bearer(user), "Content-Type": "application/json"},
+    )
+    assert_error(streamed, 413, "BODY_TOO_LARGE")
+
+
+async def test_the_token_is_checked_before_the_body_is_read(http: httpx.AsyncClient) -> None:
+    reply = await http.post(
+        "/v1/checkout/quote", content=b"{" * 50_000, headers={"Content-Type": "application/json"}
+    )
+    assert_error(reply, 401, "MISSING_TOKEN")  # not a parse error: the body was never read
+
+
+async def test_identifiers_refuse_bidirectional_overrides(
+    http: httpx.AsyncClient, user: str
+) -> None:
+    reply = await http.post(
+        "/v1/checkout/apply",
+        json={
+            "order_id": "order-\u202e1",
+            "order_amount": {"amount_minor": 100_000, "currency": "CNY"},
+            "points": 100,
+        },
+        headers={**bearer(user), "Idempotency-Key": "bidi-1"},
+    )
+    error = assert_error(reply, 400, "INVALID_ARGUMENT")
+    fields = [v["field"] for v in error["details"]["field_violations"]]  # type: ignore[index]
+    assert fields == ["order_id"]
+
+
+async def test_dead_letters_are_listed_per_service(http: httpx.AsyncClient) -> None:
+    for service in ("rules", "mall"):
+        reply = await http.get(
+            "/v1/admin/dead-letters",
+            params={"service": service, "status": "OPEN"},
+            headers=bearer("operator", "admin"),
+        )
+        assert reply.status_code == 200, reply.text
+        assert all(
+            letter["status"] == "DEAD_LETTER_STATUS_OPEN"
+            for letter in reply.json().get("dead_letters", [])
+        )
+    reply = await http.post(
+        "/v1/admin/dead-letters/retry",
+        json={"service": "mall", "user_id": "nobody", "letter_id": "1"},
+        headers=bearer("operator", "admin"),
+    )
+    assert_error(reply, 404, "DEAD_LETTER_NOT_FOUND")
