@@ -8,8 +8,16 @@ from dataclasses import dataclass, field
 import grpc
 
 from loyalty.ledger.v1 import ledger_pb2_grpc
-from loyalty.mall.v1 import mall_pb2_grpc
+from loyalty.mall.v1 import mall_pb2, mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2_grpc
+from services.common import ledger_client, rules_client
+from services.common.peers import open_channel
+
+SERVICES = {
+    "ledger": ledger_client.SERVICE,
+    "rules": rules_client.SERVICE,
+    "mall": mall_pb2.DESCRIPTOR.services_by_name["MallService"].full_name,
+}
 
 
 @dataclass
@@ -20,7 +28,11 @@ class Backends:
 
     def open(self) -> None:
         # Channels connect lazily; a backend that is down fails its calls, not the gateway.
-        self.channels = {name: grpc.aio.insecure_channel(a) for name, a in self.addresses.items()}
+        # Transient failures are retried by the channel within the call's deadline (the same
+        # policy services use between themselves: services/common/peers.py).
+        self.channels = {
+            name: open_channel(address, SERVICES[name]) for name, address in self.addresses.items()
+        }
 
     async def close(self) -> None:
         await asyncio.gather(*(channel.close() for channel in self.channels.values()))

@@ -54,8 +54,13 @@ async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     connection), no SET (only SET LOCAL) and no advisory lock held past its release."""
 
 
-async def database_time(pool: asyncpg.Pool) -> datetime:
-    """The database's clock: deadlines and expiries are judged by it, not by ours."""
-    async with pool.acquire() as conn:
-        now: datetime = await conn.fetchval("SELECT now()")
+async def current_time(conn: Conn) -> datetime:
+    """The database's clock (the transaction's start, inside one): deadlines and expiries are
+    judged by it, not by ours."""
+    now: datetime = await conn.fetchval("SELECT now()")
     return now
+
+
+async def database_time(pool: asyncpg.Pool) -> datetime:
+    async with pool.acquire() as conn:
+        return await current_time(conn)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from types import ModuleType
+from typing import Any
 
 import asyncpg
 
@@ -121,6 +123,28 @@ class DeadLetterDesk:
             raise_if([FieldViolation("note", "is required")])
         async with self.pool.acquire() as conn:
             return message(await dead_letters.mark(conn, letter, "RESOLVED", note))
+
+
+class DeadLetterRpcs:
+    """The three admin RPCs over a desk, mixed into a servicer whose package (`messages`, its
+    *_pb2 module) defines the ListDeadLetters/RetryDeadLetter/ResolveDeadLetter messages."""
+
+    dead_letters: DeadLetterDesk
+    messages: ModuleType
+
+    async def ListDeadLetters(self, request: Any, context: Any) -> Any:
+        letters, token = await self.dead_letters.list(
+            request.status, request.page_size, request.page_token
+        )
+        return self.messages.ListDeadLettersResponse(dead_letters=letters, next_page_token=token)
+
+    async def RetryDeadLetter(self, request: Any, context: Any) -> Any:
+        letter = await self.dead_letters.retry(request.user_id, request.letter_id)
+        return self.messages.RetryDeadLetterResponse(dead_letter=letter)
+
+    async def ResolveDeadLetter(self, request: Any, context: Any) -> Any:
+        letter = await self.dead_letters.resolve(request.user_id, request.letter_id, request.note)
+        return self.messages.ResolveDeadLetterResponse(dead_letter=letter)
 
 
 def not_retryable(letter: Letter) -> FailedPrecondition:

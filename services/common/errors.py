@@ -238,6 +238,19 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             exc = exc.as_domain_error()
         if isinstance(exc, DomainError):
             await context.abort_with_status(to_grpc_status(exc, self._domain))
+        if isinstance(exc, asyncpg.DataError):
+            # A value the database cannot hold (NUL in text, a number out of range) that a
+            # handler's checks missed: still the caller's input, never INTERNAL. Logged in full
+            # so the missing check gets written.
+            log.warning("input refused by the database", exc_info=exc)
+            await context.abort_with_status(
+                to_grpc_status(
+                    InvalidArgument.fields(
+                        [FieldViolation("request", "holds a value that cannot be stored")]
+                    ),
+                    self._domain,
+                )
+            )
         if database_down(exc):
             log.warning("the database is unavailable", extra={"error": repr(exc)})
             await context.abort_with_status(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from loyalty.rules.v1 import rules_pb2 as rpb
 from loyalty.rules.v1 import rules_pb2_grpc
+from services.common.errors import FailedPrecondition
 from services.common.peers import PeerClient, open_channel
 
 SERVICE = rpb.DESCRIPTOR.services_by_name["RulesService"].full_name
@@ -42,6 +43,18 @@ class RulesClient(PeerClient):
         )
         decision = rpb.Decision.Name(reply.decision).removeprefix("DECISION_")
         return Risk(reply.decision == rpb.DECISION_ALLOW, decision, tuple(reply.reasons))
+
+    async def require_allowed(
+        self, user_id: str, action: str, device_id: str = "", ip: str = ""
+    ) -> None:
+        """Refuse the spend (FAILED_PRECONDITION, RISK_DENIED) unless risk allows it."""
+        risk = await self.check_risk(user_id, action, device_id, ip)
+        if not risk.allowed:
+            raise FailedPrecondition(
+                "RISK_DENIED",
+                f"this member cannot {action} now",
+                {"decision": risk.decision, "reasons": ",".join(risk.reasons)},
+            )
 
     async def user_tier_id(self, user_id: str) -> str:
         reply = await self.call(self.stub.GetUserTier, rpb.GetUserTierRequest(user_id=user_id))

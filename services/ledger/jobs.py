@@ -12,11 +12,11 @@ row, so every replica may sweep.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 import asyncpg
 
 from services.common import idempotency
+from services.common.db import database_time
 from services.common.periodic import Job
 from services.ledger import repository as repo
 from services.ledger.config import LedgerConfig
@@ -41,7 +41,7 @@ async def release_overdue_holds(pool: asyncpg.Pool, ops: Operations) -> int:
             await ops.release_hold_row(
                 conn, now, hold, "EXPIRED", f"hold-expired:{hold['hold_id']}"
             )
-            await conn.execute("SELECT pg_notify('ledger_balance', $1)", item["user_id"])
+            await repo.notify_balance(conn, item["user_id"])
             released += 1
     if released:
         log.info("released overdue holds", extra={"count": released})
@@ -50,8 +50,7 @@ async def release_overdue_holds(pool: asyncpg.Pool, ops: Operations) -> int:
 
 async def expire_now(pool: asyncpg.Pool) -> int:
     """Expire every lot due by now (database time); returns the points expired."""
-    async with pool.acquire() as conn:
-        now: datetime = await conn.fetchval("SELECT now()")
+    now = await database_time(pool)
     totals = await expire_due(pool, now, f"scheduled:{now.isoformat()}")
     if totals.points:
         log.info(

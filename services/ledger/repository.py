@@ -485,6 +485,11 @@ async def due_holds(conn: Conn, limit: int) -> list[Record]:
     )
 
 
+async def notify_balance(conn: Conn, user_id: str) -> None:
+    """Tell balance watchers (see watch.py) when this transaction commits."""
+    await conn.execute("SELECT pg_notify('ledger_balance', $1)", user_id)
+
+
 async def get_hold(conn: Conn, user_id: str, hold_id: int) -> Record | None:
     return await conn.fetchrow(
         "SELECT *, deadline_at <= now() AS overdue FROM holds WHERE user_id = $1 AND hold_id = $2",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -12,7 +11,7 @@ import grpc
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc as pb_grpc
-from services.common.db import Conn
+from services.common.db import Conn, current_time
 from services.common.errors import DomainError, FieldViolation, InvalidArgument
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp
@@ -209,7 +208,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             prior = await _recorded_expiry(conn, request.request_id, fingerprint)
             if prior is not None:
                 return prior
-            now: datetime = await conn.fetchval("SELECT now()")
+            now = await current_time(conn)
         as_of = from_timestamp(request.as_of_time) if request.HasField("as_of_time") else now
         if as_of > now:
             raise InvalidArgument.fields(

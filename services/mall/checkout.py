@@ -26,7 +26,6 @@ from services.common.idempotency import fingerprint, key_reused
 from services.common.ledger_client import (
     HoldCaptured,
     HoldGone,
-    InsufficientPoints,
     LedgerClient,
 )
 from services.common.peers import PeerRefused
@@ -129,15 +128,7 @@ class Checkout:
 
     async def _claim(self, request: pb.ApplyDeductionRequest, print_: bytes) -> Record:
         """Check risk and the quote, then claim the order (or read who claimed it first)."""
-        risk = await self.rules.check_risk(
-            request.user_id, "checkout", request.device_id, request.ip
-        )
-        if not risk.allowed:
-            raise FailedPrecondition(
-                "RISK_DENIED",
-                "points cannot be used for this order",
-                {"decision": risk.decision, "reasons": ",".join(risk.reasons)},
-            )
+        await self.rules.require_allowed(request.user_id, "checkout", request.device_id, request.ip)
         quote = await self.quote(request.user_id, request.order_amount.amount_minor)
         if request.points % self.policy.step_points or request.points > quote.max_points:
             raise FailedPrecondition(
@@ -177,10 +168,9 @@ class Checkout:
                 )
             )
         except PeerRefused as exc:
-            reason = "INSUFFICIENT_POINTS" if isinstance(exc, InsufficientPoints) else exc.reason
             async with self.pool.acquire() as conn:
-                failed = await repo.move(conn, row, "PENDING", "FAILED", failure_reason=reason)
-            raise _failure(failed or row, reason) from None
+                failed = await repo.move(conn, row, "PENDING", "FAILED", failure_reason=exc.reason)
+            raise _failure(failed or row, exc.reason) from None
         async with self.pool.acquire() as conn:
             moved = await repo.move(conn, row, "PENDING", "APPLIED", hold_id=hold.hold.hold_id)
             return moved or await self._reread(conn, row)

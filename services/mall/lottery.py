@@ -31,7 +31,7 @@ from services.common import dead_letters
 from services.common.db import Conn
 from services.common.errors import DomainError, FailedPrecondition, FieldViolation, NotFound
 from services.common.idempotency import fingerprint, key_reused
-from services.common.ledger_client import InsufficientPoints, LedgerClient
+from services.common.ledger_client import LedgerClient
 from services.common.peers import PeerError, PeerRefused
 from services.common.rules_client import RulesClient
 from services.common.validation import (
@@ -195,15 +195,7 @@ class Lotteries:
         async with self.pool.acquire() as conn:
             done = await repo.draw_by_request(conn, request.user_id, request.request_id)
         if done is None:
-            risk = await self.rules.check_risk(
-                request.user_id, "lottery", request.device_id, request.ip
-            )
-            if not risk.allowed:
-                raise FailedPrecondition(
-                    "RISK_DENIED",
-                    "this member cannot draw now",
-                    {"decision": risk.decision, "reasons": ",".join(risk.reasons)},
-                )
+            await self.rules.require_allowed(request.user_id, "draw", request.device_id, request.ip)
             row, fresh = await self._draw(request, print_)
             if fresh:
                 return await self._settle(row)
@@ -229,9 +221,8 @@ class Lotteries:
                 )
             )
         except PeerRefused as exc:
-            reason = "INSUFFICIENT_POINTS" if isinstance(exc, InsufficientPoints) else exc.reason
-            await self._void(row, reason)
-            raise _draw_failed(row, reason) from None
+            await self._void(row, exc.reason)
+            raise _draw_failed(row, exc.reason) from None
         if row["points_won"]:
             try:
                 await self.ledger.credit(

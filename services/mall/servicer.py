@@ -12,7 +12,7 @@ from asyncpg import Record
 from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc as pb_grpc
-from services.common.dead_letter_desk import DeadLetterDesk
+from services.common.dead_letter_desk import DeadLetterDesk, DeadLetterRpcs
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import RequestLog, fingerprint, key_reused
 from services.common.paging import decode_token, encode_token
@@ -21,6 +21,7 @@ from services.common.timestamps import to_timestamp
 from services.common.validation import (
     MAX_MONEY_MINOR,
     check_identifier,
+    check_points,
     check_request_id,
     check_user_id,
     raise_if,
@@ -106,12 +107,22 @@ def _check_order(
             bad.append(FieldViolation(f"{amount_field}.currency", f"must be {currency}"))
 
 
+def _check_origin(request: Any, bad: list[FieldViolation]) -> None:
+    """The device and IP a spend came from, passed on to the risk check."""
+    check_identifier(bad, "device_id", request.device_id, 128, required=False)
+    check_identifier(bad, "ip", request.ip, 128, required=False)
+
+
 def _check_lottery_id(lottery_id: str) -> None:
     if not catalog.valid_item_id(lottery_id):
-        raise InvalidArgument.fields([FieldViolation("lottery_id", "is required")])
+        raise InvalidArgument.fields(
+            [FieldViolation("lottery_id", "is required: lower-case letters, digits, '_.-'")]
+        )
 
 
-class MallServicer(pb_grpc.MallServiceServicer):
+class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
+    messages = pb
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -126,26 +137,6 @@ class MallServicer(pb_grpc.MallServiceServicer):
         self.lotteries = lotteries
         self.dead_letters = dead_letters
         self.requests = RequestLog(pool)
-
-    async def ListDeadLetters(
-        self, request: pb.ListDeadLettersRequest, context: Context
-    ) -> pb.ListDeadLettersResponse:
-        letters, token = await self.dead_letters.list(
-            request.status, request.page_size, request.page_token
-        )
-        return pb.ListDeadLettersResponse(dead_letters=letters, next_page_token=token)
-
-    async def RetryDeadLetter(
-        self, request: pb.RetryDeadLetterRequest, context: Context
-    ) -> pb.RetryDeadLetterResponse:
-        letter = await self.dead_letters.retry(request.user_id, request.letter_id)
-        return pb.RetryDeadLetterResponse(dead_letter=letter)
-
-    async def ResolveDeadLetter(
-        self, request: pb.ResolveDeadLetterRequest, context: Context
-    ) -> pb.ResolveDeadLetterResponse:
-        letter = await self.dead_letters.resolve(request.user_id, request.letter_id, request.note)
-        return pb.ResolveDeadLetterResponse(dead_letter=letter)
 
     def _validate(self, request: Any, amount_field: str = "order_amount") -> None:
         bad: list[FieldViolation] = []
@@ -186,8 +177,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
     def _check_coupon_request(request: Any) -> None:
         bad: list[FieldViolation] = []
         _check_order(request, bad)
-        if not storable(request.code, 64):
-            bad.append(FieldViolation("code", "is required"))
+        check_identifier(bad, "code", request.code, 64)
         if bad:
             raise InvalidArgument.fields(bad)
 
@@ -215,6 +205,7 @@ class MallServicer(pb_grpc.MallServiceServicer):
         check_request_id(bad, request.request_id)
         if not storable(request.shipping_address, 500, required=False):
             bad.append(FieldViolation("shipping_address", "at most 500 characters"))
+        _check_origin(request, bad)
         if bad:
             raise InvalidArgument.fields(bad)
         _check_lottery_id(request.lottery_id)
@@ -240,9 +231,11 @@ class MallServicer(pb_grpc.MallServiceServicer):
     async def ApplyDeduction(
         self, request: pb.ApplyDeductionRequest, context: Context
     ) -> pb.ApplyDeductionResponse:
-        self._validate(request)
-        if request.points <= 0:
-            raise InvalidArgument.fields([FieldViolation("points", "must be greater than 0")])
+        bad: list[FieldViolation] = []
+        _check_order(request, bad, currency=self.checkout.policy.currency)
+        check_points(bad, "points", request.points)
+        _check_origin(request, bad)
+        raise_if(bad)
         row = await self.checkout.apply(request)
         return pb.ApplyDeductionResponse(deduction=checkout_deduction(row))
 
@@ -325,12 +318,12 @@ class MallServicer(pb_grpc.MallServiceServicer):
         check_request_id(bad, request.request_id)
         _check_user(request.user_id, bad)
         if not catalog.valid_item_id(request.item_id):
-            bad.append(FieldViolation("item_id", "is required"))
+            bad.append(FieldViolation("item_id", "is required: lower-case letters, digits, '_.-'"))
         if not 1 <= request.quantity <= 100:
             bad.append(FieldViolation("quantity", "must be between 1 and 100"))
-        for name in ("shipping_address", "device_id", "ip"):
-            if not storable(getattr(request, name), 500, required=False):
-                bad.append(FieldViolation(name, "at most 500 characters, no NUL characters"))
+        if not storable(request.shipping_address, 500, required=False):
+            bad.append(FieldViolation("shipping_address", "at most 500 characters, no NUL"))
+        _check_origin(request, bad)
         if bad:
             raise InvalidArgument.fields(bad)
         print_ = fingerprint("Redeem", request)

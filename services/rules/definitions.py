@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.errors import FieldViolation, InvalidArgument
-from services.common.validation import storable
+from services.common.validation import check_text
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,57}$")  # "rule:" + id stays a valid ledger source
 MAX_POINTS = 10**9
@@ -182,8 +182,7 @@ def check_tier(tier: pb.Tier) -> None:
     bad: list[FieldViolation] = []
     if not valid_name(tier.tier_id):
         bad.append(FieldViolation("tier.tier_id", "lower-case letters, digits, '_.-'"))
-    if not storable(tier.name, 100):
-        bad.append(FieldViolation("tier.name", "is required"))
+    check_text(bad, "tier.name", tier.name, 100)
     if tier.min_points_12m < 0:
         bad.append(FieldViolation("tier.min_points_12m", "must be >= 0"))
     if not 100 <= tier.multiplier_percent <= 1000:

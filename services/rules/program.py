@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.db import Conn
+from services.rules import repository as repo
 
 
 @dataclass(frozen=True)
@@ -29,20 +30,7 @@ class Program:
     @classmethod
     async def load(cls, conn: Conn) -> Program:
         """The configuration as this statement sees it, with its generation (one snapshot)."""
-        row = await conn.fetchrow(
-            """
-            SELECT (SELECT generation FROM config_generation) AS generation,
-                   ARRAY(SELECT definition FROM rules WHERE enabled ORDER BY rule_id) AS rules,
-                   ARRAY(SELECT name FROM cap_groups ORDER BY name) AS group_names,
-                   ARRAY(SELECT daily_cap FROM cap_groups ORDER BY name) AS group_caps,
-                   ARRAY(SELECT definition FROM campaigns WHERE enabled
-                         ORDER BY campaign_id) AS campaigns,
-                   ARRAY(SELECT definition FROM budgets ORDER BY budget_id) AS budgets,
-                   ARRAY(SELECT definition FROM tiers
-                         ORDER BY min_points_12m, tier_id) AS tiers
-            """
-        )
-        assert row is not None
+        row = await repo.program_snapshot(conn)
         rules: dict[int, list[pb.Rule]] = defaultdict(list)
         for definition in row["rules"]:
             rule = pb.Rule.FromString(definition)

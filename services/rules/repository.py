@@ -128,6 +128,33 @@ async def all_rules(conn: Conn) -> list[pb.Rule]:
     return [pb.Rule.FromString(r["definition"]) for r in rows]
 
 
+async def program_snapshot(conn: Conn) -> Record:
+    """Every enabled rule, cap group, campaign, budget and tier with the configuration's
+    generation, in one statement (one snapshot)."""
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT generation FROM config_generation) AS generation,
+               ARRAY(SELECT definition FROM rules WHERE enabled ORDER BY rule_id) AS rules,
+               ARRAY(SELECT name FROM cap_groups ORDER BY name) AS group_names,
+               ARRAY(SELECT daily_cap FROM cap_groups ORDER BY name) AS group_caps,
+               ARRAY(SELECT definition FROM campaigns WHERE enabled
+                     ORDER BY campaign_id) AS campaigns,
+               ARRAY(SELECT definition FROM budgets ORDER BY budget_id) AS budgets,
+               ARRAY(SELECT definition FROM tiers
+                     ORDER BY min_points_12m, tier_id) AS tiers
+        """
+    )
+    assert row is not None
+    return row
+
+
+async def lock_rule(conn: Conn, rule_id: str) -> None:
+    """Serialise changes to one rule (its versions), for this transaction."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"points.rules.{rule_id}"
+    )
+
+
 async def save_rule(conn: Conn, rule: pb.Rule) -> pb.Rule:
     """Store a new version of the rule (kept forever in rule_versions); return it as stored."""
     version: int = await conn.fetchval(

@@ -11,7 +11,8 @@ import grpc
 from loyalty.common.v1 import common_pb2
 from loyalty.rules.v1 import rules_pb2 as pb
 from loyalty.rules.v1 import rules_pb2_grpc as pb_grpc
-from services.common.dead_letter_desk import DeadLetterDesk
+from services.common.db import current_time
+from services.common.dead_letter_desk import DeadLetterDesk, DeadLetterRpcs
 from services.common.errors import DomainError, FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import fingerprint, key_reused
 from services.common.paging import decode_token, encode_token, invalid_token
@@ -20,6 +21,7 @@ from services.common.validation import (
     MAX_REQUEST_ID,
     MAX_USER_ID,
     check_identifier,
+    check_text,
     check_user_id,
     identifier_problem,
     raise_if,
@@ -73,7 +75,9 @@ def _token_time(stamp: str) -> datetime:
         raise invalid_token() from None
 
 
-class RulesServicer(pb_grpc.RulesServiceServicer):
+class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
+    messages = pb
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -87,26 +91,6 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         self.programs = ProgramCache()
         self.settlement = settlement
         self.dead_letters = dead_letters
-
-    async def ListDeadLetters(
-        self, request: pb.ListDeadLettersRequest, context: Context
-    ) -> pb.ListDeadLettersResponse:
-        letters, token = await self.dead_letters.list(
-            request.status, request.page_size, request.page_token
-        )
-        return pb.ListDeadLettersResponse(dead_letters=letters, next_page_token=token)
-
-    async def RetryDeadLetter(
-        self, request: pb.RetryDeadLetterRequest, context: Context
-    ) -> pb.RetryDeadLetterResponse:
-        letter = await self.dead_letters.retry(request.user_id, request.letter_id)
-        return pb.RetryDeadLetterResponse(dead_letter=letter)
-
-    async def ResolveDeadLetter(
-        self, request: pb.ResolveDeadLetterRequest, context: Context
-    ) -> pb.ResolveDeadLetterResponse:
-        letter = await self.dead_letters.resolve(request.user_id, request.letter_id, request.note)
-        return pb.ResolveDeadLetterResponse(dead_letter=letter)
 
     async def _record(self, event: pb.Event, prefix: str = "event") -> pb.RecordEventResponse:
         check_event(event, prefix)
@@ -196,8 +180,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
     async def GetCheckInStatus(
         self, request: pb.GetCheckInStatusRequest, context: Context
     ) -> pb.GetCheckInStatusResponse:
-        if not 0 < len(request.user_id) <= 128:
-            raise InvalidArgument.fields([FieldViolation("user_id", "is required")])
+        require_user_id(request.user_id)
         async with self.pool.acquire() as conn:
             now, generation = await repo.clock(conn)
             today = self.evaluator.day_of(now)
@@ -220,8 +203,12 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
     async def CheckRisk(
         self, request: pb.CheckRiskRequest, context: Context
     ) -> pb.CheckRiskResponse:
-        if not 0 < len(request.user_id) <= 128:
-            raise InvalidArgument.fields([FieldViolation("user_id", "is required")])
+        bad: list[FieldViolation] = []
+        check_user_id(bad, request.user_id)
+        check_identifier(bad, "device_id", request.device_id, 128, required=False)
+        check_identifier(bad, "ip", request.ip, 128, required=False)
+        check_text(bad, "action", request.action, 64, required=False)
+        raise_if(bad)
         async with self.pool.acquire() as conn:
             risk = await assess(conn, self.config, request.user_id, request.device_id, request.ip)
         return pb.CheckRiskResponse(decision=risk.decision, reasons=risk.reasons)
@@ -231,10 +218,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
     ) -> pb.UpsertRuleResponse:
         definitions.check_rule(request.rule)
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                f"points.rules.{request.rule.rule_id}",
-            )
+            await repo.lock_rule(conn, request.rule.rule_id)
             stored = await repo.save_rule(conn, request.rule)
         return pb.UpsertRuleResponse(rule=stored)
 
@@ -290,7 +274,7 @@ class RulesServicer(pb_grpc.RulesServiceServicer):
         self, request: pb.ListBudgetsRequest, context: Context
     ) -> pb.ListBudgetsResponse:
         async with self.pool.acquire() as conn:
-            now: datetime = await conn.fetchval("SELECT now()")
+            now = await current_time(conn)
             budgets = await repo.all_budgets(conn)
             day = self.evaluator.day_of(now)
             keys = {b.budget_id: definitions.period_key(b.period, day) for b in budgets}

@@ -54,7 +54,20 @@ _INT_EDGES = {
     FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
     FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
 }
-_ODD_TEXT = ["", "u-fuzz", "1", "0", "-1", "a\x00b", "\u202eevil", "x" * 5000, "😀", " "]
+_ODD_TEXT = [
+    "",
+    "u-fuzz",
+    "1",
+    "0",
+    "-1",
+    "a\x00b",
+    "\x00",
+    "\u202eevil",
+    "x" * 5000,
+    "😀",
+    " ",
+    "a\nb",
+]
 
 
 def _integers(low: int, high: int) -> st.SearchStrategy[int]:
@@ -183,7 +196,7 @@ async def test_no_rpc_answers_internal_for_any_input(
     host = suite[service]
 
     @settings(
-        max_examples=25,
+        max_examples=50,
         deadline=None,
         derandomize=True,
         database=None,

@@ -72,13 +72,23 @@ COMMON = listed(common_pb2.ErrorReason)
         ("ledger", ledger_pb2.ErrorReason),
         ("rules", rules_pb2.ErrorReason),
         ("mall", mall_pb2.ErrorReason),
-        ("common", common_pb2.ErrorReason),
     ],
 )
 def test_every_reason_a_service_returns_is_in_its_proto(service: str, enum: Any) -> None:
     found = reasons_in((ROOT / "services" / service).glob("*.py"))
     assert found, "the scan found no reasons at all"
     assert found - listed(enum) - COMMON == set()
+
+
+def test_the_chassis_returns_only_listed_reasons() -> None:
+    """The chassis raises shared reasons, and on a service's behalf (a peer client's refusal
+    such as RISK_DENIED) reasons of the service that uses it."""
+    found = reasons_in((ROOT / "services" / "common").glob("*.py"))
+    everywhere = COMMON | set().union(
+        *(listed(p.ErrorReason) for p in (ledger_pb2, rules_pb2, mall_pb2))
+    )
+    assert "IDEMPOTENCY_KEY_REUSED" in found
+    assert found - everywhere == set()
 
 
 def test_the_scan_finds_reasons_in_assignments_and_calls(tmp_path: Path) -> None:
