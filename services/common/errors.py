@@ -32,6 +32,8 @@ DATABASE_DOWN = (
     asyncpg.PostgresConnectionError,  # the connection broke mid-call
     asyncpg.OperatorInterventionError,  # terminated, shutting down, cannot connect now
     asyncpg.TooManyConnectionsError,
+    # "not currently accepting connections", "lock not available", "object in use"
+    asyncpg.ObjectNotInPrerequisiteStateError,
     # A pooled connection the server terminated while it sat idle fails its next statement
     # this way; the pool then replaces it.
     asyncpg.InternalClientError,

@@ -40,7 +40,8 @@ from services.common.validation import (
     check_text,
     raise_if,
 )
-from services.mall import catalog, coupons
+from services.mall import catalog
+from services.mall import coupons_repository as coupon_repo
 from services.mall import lottery_repository as repo
 from services.mall import repository as mall_repo
 from services.mall.config import MallConfig
@@ -345,7 +346,7 @@ class Lotteries:
                 lottery.points_per_draw,
             )
             if code is not None and prize is not None:
-                await coupons.issue_prize(conn, request.user_id, code, prize)
+                await coupon_repo.issue_prize(conn, request.user_id, code, prize)
             if prize is not None and prize.kind == pb.PRIZE_KIND_ITEM:
                 row = await self._item_prize(conn, row, prize.item_id, request.shipping_address)
         return row, True

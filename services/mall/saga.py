@@ -23,7 +23,8 @@ from services.common.errors import FailedPrecondition
 from services.common.ledger_client import HoldGone, InsufficientPoints, LedgerClient
 from services.common.peers import PeerError, PeerRefused
 from services.common.rules_client import RulesClient
-from services.mall import catalog, coupons
+from services.mall import catalog
+from services.mall import coupons_repository as coupon_repo
 from services.mall import repository as repo
 from services.mall.config import MallConfig
 
@@ -158,7 +159,7 @@ class Saga:
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await repo.advance(conn, row, ("HOLD_PLACED",), **changes)
             if moved is not None and item is not None and item.type == pb.ITEM_TYPE_COUPON:
-                await coupons.issue(conn, moved, item)
+                await coupon_repo.issue(conn, moved, item)
         return moved
 
     async def _capture(self, row: Record, item_row: Record | None) -> Record | None:
@@ -212,7 +213,7 @@ class Saga:
             raise refusal
         # Revoke the coupon first, atomically, so it cannot be used while the refund runs.
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await coupons.revoke_unless_used(conn, row["user_id"], row["redemption_id"]):
+            if not await coupon_repo.revoke_unless_used(conn, row["user_id"], row["redemption_id"]):
                 raise refusal
         try:
             await self.ledger.reverse(
@@ -225,7 +226,7 @@ class Saga:
             )
         except PeerError:
             async with self.pool.acquire() as conn:
-                await coupons.reinstate(conn, row["user_id"], row["redemption_id"])
+                await coupon_repo.reinstate(conn, row["user_id"], row["redemption_id"])
             raise
         cancelled = await self._unwind(row, ("COMPLETED",), step="CANCELLED")
         return cancelled or await self._load(row["user_id"], row["redemption_id"])
@@ -247,7 +248,7 @@ class Saga:
                 **changes,
             )
             if ended is not None:
-                await coupons.revoke(conn, row["user_id"], row["redemption_id"])
+                await coupon_repo.revoke(conn, row["user_id"], row["redemption_id"])
                 if row["stock_reserved"]:
                     await repo.restore_stock(conn, row["item_id"], row["quantity"])
         return ended

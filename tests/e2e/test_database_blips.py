@@ -56,10 +56,15 @@ async def suite(
                 )
 
 
-async def terminate_connections(server_url: str, database: str, seconds: float) -> int:
-    """Kill every backend connected to `database`, every few milliseconds, for `seconds`."""
+async def terminate_connections(
+    server_url: str, database: str, seconds: float, *, refuse_new: bool = False
+) -> int:
+    """Kill every backend connected to `database`, every few milliseconds, for `seconds`;
+    with `refuse_new`, the database also refuses new connections meanwhile."""
     admin = await asyncpg.connect(server_url)
     killed = 0
+    if refuse_new:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
     try:
         deadline = asyncio.get_running_loop().time() + seconds
         while asyncio.get_running_loop().time() < deadline:
@@ -70,6 +75,8 @@ async def terminate_connections(server_url: str, database: str, seconds: float) 
             )
             await asyncio.sleep(0.03)
     finally:
+        if refuse_new:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         await admin.close()
     return killed
 
@@ -83,8 +90,12 @@ async def redeem(mall: MallStub, request: pb.RedeemRequest) -> grpc.StatusCode:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("refuse_new", [False, True], ids=["dropped", "dropped-and-refused"])
 async def test_redemptions_survive_connections_dropped_under_load(
-    suite: tuple[list[ServiceHost], LedgerStub, MallStub], server_url: str, private_database: str
+    suite: tuple[list[ServiceHost], LedgerStub, MallStub],
+    server_url: str,
+    private_database: str,
+    refuse_new: bool,
 ) -> None:
     hosts, ledger, mall = suite
     item_id = await item(mall, stock=STOCK, points_price=PRICE)
@@ -97,7 +108,9 @@ async def test_redemptions_survive_connections_dropped_under_load(
         for _ in range(2)
     ]
     database = private_database.rsplit("/", 1)[1]
-    killer = asyncio.create_task(terminate_connections(server_url, database, 2.0))
+    killer = asyncio.create_task(
+        terminate_connections(server_url, database, 2.0, refuse_new=refuse_new)
+    )
     codes = await asyncio.gather(*(redeem(mall, r) for r in requests))
     assert await killer > 0
     assert set(codes) <= {
