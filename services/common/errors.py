@@ -221,6 +221,36 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return parse
 
 
+def answer_for(exc: Exception) -> DomainError:
+    """The error a caller gets for what a handler raised (logged when it is not a plain
+    business refusal)."""
+    if isinstance(exc, Translatable):
+        return exc.as_domain_error()
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, asyncpg.DataError):
+        # A value the database cannot hold (NUL in text, a number out of range) that a
+        # handler's checks missed: still the caller's input, never INTERNAL. Logged in full
+        # so the missing check gets written.
+        log.warning("input refused by the database", exc_info=exc)
+        return InvalidArgument.fields(
+            [FieldViolation("request", "holds a value that cannot be stored")]
+        )
+    if database_down(exc):
+        log.warning("the database is unavailable", extra={"error": repr(exc)})
+        return Unavailable(
+            "DATABASE_UNAVAILABLE", "the database is unavailable; retry with the same request id"
+        )
+    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in DEPENDENCY_DOWN:
+        log.warning("a dependency is unavailable", extra={"status": exc.code().name})
+        return Unavailable(
+            "DEPENDENCY_UNAVAILABLE",
+            "a service this call needs is unavailable; retry with the same request id",
+        )
+    log.exception("unhandled error in handler", exc_info=exc)
+    return Internal("INTERNAL", "internal error")
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Maps exceptions raised by handlers to statuses; refuses calls until the service is ready;
     refuses malformed requests (undecodable, timestamps or enums out of range) before handlers."""
@@ -236,49 +266,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         self._check_request = check_request  # raises InvalidArgument before the handler runs
 
     async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
-        if isinstance(exc, Translatable):
-            exc = exc.as_domain_error()
-        if isinstance(exc, DomainError):
-            await context.abort_with_status(to_grpc_status(exc, self._domain))
-        if isinstance(exc, asyncpg.DataError):
-            # A value the database cannot hold (NUL in text, a number out of range) that a
-            # handler's checks missed: still the caller's input, never INTERNAL. Logged in full
-            # so the missing check gets written.
-            log.warning("input refused by the database", exc_info=exc)
-            await context.abort_with_status(
-                to_grpc_status(
-                    InvalidArgument.fields(
-                        [FieldViolation("request", "holds a value that cannot be stored")]
-                    ),
-                    self._domain,
-                )
-            )
-        if database_down(exc):
-            log.warning("the database is unavailable", extra={"error": repr(exc)})
-            await context.abort_with_status(
-                to_grpc_status(
-                    Unavailable(
-                        "DATABASE_UNAVAILABLE",
-                        "the database is unavailable; retry with the same request id",
-                    ),
-                    self._domain,
-                )
-            )
-        if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in DEPENDENCY_DOWN:
-            log.warning("a dependency is unavailable", extra={"status": exc.code().name})
-            await context.abort_with_status(
-                to_grpc_status(
-                    Unavailable(
-                        "DEPENDENCY_UNAVAILABLE",
-                        "a service this call needs is unavailable; retry with the same request id",
-                    ),
-                    self._domain,
-                )
-            )
-        log.exception("unhandled error in handler")
-        await context.abort_with_status(
-            to_grpc_status(Internal("INTERNAL", "internal error"), self._domain)
-        )
+        await context.abort_with_status(to_grpc_status(answer_for(exc), self._domain))
 
     async def _refuse_if_not_ready(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if not self._is_ready():

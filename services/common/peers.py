@@ -116,7 +116,6 @@ def open_channel(address: str, service: str) -> grpc.aio.Channel:
     )
 
 
-Request = TypeVar("Request")
 Response = TypeVar("Response")
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator
-from functools import cache
+from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -107,12 +108,40 @@ def raise_if(bad: list[FieldViolation]) -> None:
 # --- structural checks, run by the chassis on every request -----------------------------------
 
 
-@cache
-def _interesting(descriptor: Descriptor) -> tuple[FieldDescriptor, ...]:
-    """Fields of this message type that can hold a timestamp or an enum, directly or nested."""
-    return tuple(
-        f for f in descriptor.fields if f.enum_type is not None or _holds_checks(f.message_type)
-    )
+@dataclass(frozen=True)
+class _Check:
+    """What to check in one field: its kind, and the enum numbers it may hold."""
+
+    kind: str  # "enum", "message" (may hold a timestamp or enum) or "map" (of those)
+    numbers: frozenset[int] = frozenset()  # enums, and maps of enums
+    enum: str = ""
+
+
+_PLANS: dict[str, dict[int, _Check]] = {}
+
+
+def _plan(descriptor: Any) -> dict[int, _Check]:  # a Descriptor (upb or pure Python)
+    """Field number -> check, for the fields of this message type that can hold a timestamp or
+    an enum, directly or nested (empty: nothing to check). Built once per message type."""
+    plan = _PLANS.get(descriptor.full_name)
+    if plan is None:
+        plan = _PLANS[descriptor.full_name] = {}
+        for f in descriptor.fields:
+            if f.message_type is not None and f.message_type.GetOptions().map_entry:
+                value = f.message_type.fields_by_name["value"]
+                if value.enum_type is not None or _holds_checks(value.message_type):
+                    plan[f.number] = _enum_check("map", value)
+            elif f.enum_type is not None:
+                plan[f.number] = _enum_check("enum", f)
+            elif _holds_checks(f.message_type):
+                plan[f.number] = _Check("message")
+    return plan
+
+
+def _enum_check(kind: str, field: FieldDescriptor) -> _Check:
+    if field.enum_type is None:
+        return _Check(kind)
+    return _Check(kind, frozenset(field.enum_type.values_by_number), field.enum_type.name)
 
 
 def _holds_checks(descriptor: Descriptor | None, seen: frozenset[str] = frozenset()) -> bool:
@@ -136,39 +165,60 @@ def _timestamp_problem(value: Message) -> str | None:
     return None
 
 
+def _valid(message: Message) -> bool:
+    """The fast path (no names, no generators): True when nothing needs reporting."""
+    descriptor = message.DESCRIPTOR
+    if descriptor.full_name == _TIMESTAMP:
+        return _timestamp_problem(message) is None
+    plan = _plan(descriptor)
+    if not plan:
+        return True
+    for field, value in message.ListFields():  # only the fields that are set
+        check = plan.get(field.number)
+        if check is None:
+            continue
+        items = list(value.values()) if check.kind == "map" else value
+        if check.numbers:
+            many = check.kind == "map" or field.is_repeated
+            if any(v not in check.numbers for v in items) if many else value not in check.numbers:
+                return False
+        elif check.kind == "map" or field.is_repeated:
+            if not all(_valid(v) for v in items):
+                return False
+        elif not _valid(value):
+            return False
+    return True
+
+
 def _walk(message: Message, prefix: str) -> Iterator[FieldViolation]:
+    """The slow path, naming each field (only run when `_valid` found something)."""
     if message.DESCRIPTOR.full_name == _TIMESTAMP:
         problem = _timestamp_problem(message)
         if problem is not None:
             yield FieldViolation(prefix or "request", problem)
         return
-    for field in _interesting(message.DESCRIPTOR):
-        name = f"{prefix}.{field.name}" if prefix else field.name
-        value = getattr(message, field.name)
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            entry_value = field.message_type.fields_by_name["value"]
-            if entry_value.message_type is not None:
-                for key, item in value.items():
-                    yield from _walk(item, f"{name}[{key!r}]")
+    plan = _plan(message.DESCRIPTOR)
+    for field, value in message.ListFields():
+        check = plan.get(field.number)
+        if check is None:
             continue
-        if field.is_repeated:
-            for index, item in enumerate(value):
-                yield from _one(field, item, f"{name}[{index}]")
-        elif field.message_type is None or message.HasField(field.name):
-            yield from _one(field, value, name)
-
-
-def _one(field: FieldDescriptor, value: object, name: str) -> Iterator[FieldViolation]:
-    if field.enum_type is not None:
-        if value not in field.enum_type.values_by_number:
-            yield FieldViolation(name, f"unknown {field.enum_type.name} value {value}")
-    elif isinstance(value, Message):
-        yield from _walk(value, name)
+        name = f"{prefix}.{field.name}" if prefix else field.name
+        if check.kind == "map":
+            named = [(f"{name}[{key!r}]", item) for key, item in value.items()]
+        elif field.is_repeated:
+            named = [(f"{name}[{index}]", item) for index, item in enumerate(value)]
+        else:
+            named = [(name, value)]
+        for item_name, item in named:
+            if check.numbers and item not in check.numbers:
+                yield FieldViolation(item_name, f"unknown {check.enum} value {item}")
+            elif not check.numbers and isinstance(item, Message):
+                yield from _walk(item, item_name)
 
 
 def structural_violations(request: Message) -> list[FieldViolation]:
     """Out-of-range timestamps and unknown enum numbers anywhere in `request`."""
-    return list(_walk(request, ""))
+    return [] if _valid(request) else list(_walk(request, ""))
 
 
 def check_request(request: object) -> None:

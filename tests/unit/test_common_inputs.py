@@ -74,3 +74,15 @@ def test_undecodable_requests_are_invalid_arguments() -> None:
     with pytest.raises(InvalidArgument) as caught:
         check_request(UNDECODABLE)
     assert [v.field for v in caught.value.violations] == ["request"]
+
+
+def test_structural_checks_reach_into_repeated_fields() -> None:
+    good = ledger_pb2.CreditRequest(request_id="r", user_id="u", amount=1, source="s")
+    bad = ledger_pb2.CreditRequest(request_id="r2", user_id="u", amount=1, source="s")
+    bad.expire_time.nanos = 10**9
+    batch = ledger_pb2.PostBatchRequest(
+        operations=[ledger_pb2.BatchOperation(credit=good), ledger_pb2.BatchOperation(credit=bad)]
+    )
+    assert [v.field for v in structural_violations(batch)] == ["operations[1].credit.expire_time"]
+    batch.operations[1].credit.ClearField("expire_time")
+    assert structural_violations(batch) == []
