@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PYTEST_ARGS ?=
 
-.PHONY: setup protos run test lint bench clean clean-data
+.PHONY: setup protos openapi run test lint bench clean clean-data
 
 ## setup: virtualenv in .venv with pinned dependencies, generated protobuf code in gen/
 setup: $(VENV)/.installed $(GEN)/.stamp
@@ -33,6 +33,10 @@ $(GEN)/.stamp: $(VENV)/.installed $(PROTOS)
 protos:
 	rm -f $(GEN)/.stamp
 	$(MAKE) $(GEN)/.stamp
+
+## openapi: write the gateway's OpenAPI document to openapi.json (committed; a test checks it)
+openapi: setup
+	$(PY) scripts/openapi.py
 
 ## run: start the database (embedded when DATABASE_URL is unset) and every service; Ctrl-C stops all
 run: setup

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import grpc
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -16,12 +15,12 @@ from gateway import errors
 from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.limits import EdgeGuard
-from gateway.models import ErrorResponse
-from gateway.routes import admin, checkout, dead_letters, events, mall, me
+from gateway.models import Problem, Readiness
+from gateway.routes import admin, checkout, coupons, dead_letters, events, mall, me, members
 from gateway.settings import GatewaySettings
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse}
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (400, 401, 403, 404, 409, 413, 422, 429, 431, 503, 504)
 }
 
@@ -46,7 +45,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.authenticator = authenticator
     app.state.sse_keepalive_seconds = settings.sse_keepalive_seconds
     errors.install(app)
-    routers = (me, mall, checkout, events, admin, dead_letters)
+    routers = (me, mall, checkout, coupons, events, admin, members, dead_letters)
     for router in (module.router for module in routers):
         app.include_router(router)
 
@@ -63,14 +62,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
-    async def readyz() -> JSONResponse:
-        """Readiness: every backend reports SERVING on the gRPC health service."""
+    @app.get("/readyz", tags=["health"], response_model=Readiness)
+    async def readyz() -> Readiness:
+        """Readiness of this gateway: it answers 200 whenever it can serve, backends or not,
+        because every route degrades or fails cleanly on its own when a backend is down (taking
+        every gateway out of a load balancer at once would turn a partial outage into a full
+        one). The backends' health is reported for operators."""
         names = sorted(services.channels)
         statuses = dict(zip(names, await asyncio.gather(*map(backend_status, names)), strict=True))
-        ready = all(status == "SERVING" for status in statuses.values())
-        body = {"status": "ready" if ready else "not_ready", "backends": statuses}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        degraded = sorted(name for name, status in statuses.items() if status != "SERVING")
+        return Readiness(status="ready", backends=statuses, degraded=degraded)
 
     # Outermost: limits and authentication before anything reads the request.
     app.add_middleware(EdgeGuard, limits=settings.limits, authenticator=authenticator)

@@ -1,11 +1,17 @@
-"""Errors as HTTP: one JSON shape, `{"error": {code, status, message, reason, details}}`.
+"""Errors as HTTP: one shape for every 4xx and 5xx, RFC 9457 `application/problem+json`.
 
-gRPC statuses from the backends map to HTTP codes; a client's mistake is always a 4xx.
+    {"type": "urn:points:problem:insufficient-points", "title": "Insufficient points",
+     "status": 422, "detail": "...", "reason": "INSUFFICIENT_POINTS",
+     "violations": [{"field": "...", "description": "..."}], "metadata": {...}}
+
+`reason` is stable (listed in `REASONS`, and in the OpenAPI); `detail` is for people. gRPC
+statuses from the backends map to HTTP codes; a client's mistake is always a 4xx.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -14,9 +20,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loyalty.common.v1 import common_pb2
+from loyalty.ledger.v1 import ledger_pb2
+from loyalty.mall.v1 import mall_pb2
+from loyalty.rules.v1 import rules_pb2
 from services.common.errors import parse_rpc_error
 
 log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
 
 GRPC_TO_HTTP = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -31,39 +42,72 @@ GRPC_TO_HTTP = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
-# Failed preconditions that are about the request's content rather than the resource's state.
-UNPROCESSABLE_REASONS = {"INSUFFICIENT_POINTS", "AMOUNT_EXCEEDS_REVERSIBLE"}
-HTTP_STATUS_NAMES = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    431: "HEADERS_TOO_LARGE",
-    422: "FAILED_PRECONDITION",
-    429: "RESOURCE_EXHAUSTED",
-    502: "BAD_GATEWAY",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
+# Reasons about the request's content rather than the resource's state (IETF Idempotency-Key
+# draft: a key reused with another body is 422).
+UNPROCESSABLE_REASONS = {
+    "INSUFFICIENT_POINTS",
+    "AMOUNT_EXCEEDS_REVERSIBLE",
+    "IDEMPOTENCY_KEY_REUSED",
 }
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    431: "Request header fields too large",
+    500: "Internal error",
+    502: "Bad gateway",
+    503: "Service unavailable",
+    504: "Gateway timeout",
+}
+# Reasons the gateway itself gives (the services' are in their protos' ErrorReason enums).
+GATEWAY_REASONS = (
+    "MISSING_TOKEN",
+    "INVALID_TOKEN",
+    "TOKEN_EXPIRED",
+    "MISSING_SCOPE",
+    "IDENTITY_PROVIDER_UNAVAILABLE",
+    "MISSING_IDEMPOTENCY_KEY",
+    "HEADERS_TOO_LARGE",
+    "BODY_TOO_LARGE",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "BACKEND_ERROR",
+)
 
 
+def _proto_reasons() -> tuple[str, ...]:
+    names: list[str] = []
+    for enum in (
+        common_pb2.ErrorReason,
+        ledger_pb2.ErrorReason,
+        rules_pb2.ErrorReason,
+        mall_pb2.ErrorReason,
+    ):
+        names += [n.removeprefix("ERROR_REASON_") for n in enum.keys()[1:]]
+    return tuple(dict.fromkeys(names))
+
+
+# Every reason a problem can carry: the OpenAPI enumerates these.
+REASONS = tuple(dict.fromkeys((*_proto_reasons(), *GATEWAY_REASONS)))
 _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def http_status(status: grpc.StatusCode, reason: str) -> int:
     """The HTTP code for a backend's gRPC status (anything unexpected: the backend failed)."""
-    if status == grpc.StatusCode.FAILED_PRECONDITION and reason in UNPROCESSABLE_REASONS:
+    if reason in UNPROCESSABLE_REASONS and status in (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ALREADY_EXISTS,
+    ):
         return 422
     return GRPC_TO_HTTP.get(status, 502)
-
-
-def http_code(status_number: int, reason: str) -> tuple[int, str]:
-    """The HTTP code and gRPC status name for a numeric gRPC status (e.g. from a batch)."""
-    status = _STATUS_BY_NUMBER.get(status_number, grpc.StatusCode.UNKNOWN)
-    return http_status(status, reason), status.name
 
 
 class HttpError(StarletteHTTPException):
@@ -71,53 +115,77 @@ class HttpError(StarletteHTTPException):
     reads the body (the edge's size limit) through to its handler."""
 
     def __init__(
-        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
+        self, code: int, reason: str, message: str, metadata: Mapping[str, str] | None = None
     ) -> None:
         super().__init__(code, message)
         self.code = code
         self.reason = reason
         self.message = message
-        self.details = details or {}
+        self.metadata = dict(metadata or {})
 
 
-def body(
-    code: int, status: str, message: str, reason: str, details: dict[str, Any] | None = None
+def problem(
+    status: int,
+    reason: str,
+    detail: str,
+    *,
+    violations: Sequence[Mapping[str, str]] = (),
+    metadata: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "error": {
-            "code": code,
-            "status": status,
-            "message": message,
-            "reason": reason,
-            "details": details or {},
-        }
+    """The problem document (RFC 9457) for a refusal."""
+    body: dict[str, Any] = {
+        "type": f"urn:points:problem:{reason.lower().replace('_', '-')}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "reason": reason,
+        "violations": list(violations),
+        "metadata": dict(metadata or {}),
     }
+    return body
+
+
+def problem_response(
+    status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    extra = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM, headers={**extra, **(headers or {})}
+    )
+
+
+def problem_of_status(
+    code: int, reason: str, message: str, metadata: Mapping[str, str]
+) -> dict[str, Any]:
+    """The problem for a numeric gRPC status (one item of a batch)."""
+    status = _STATUS_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
+    http = http_status(status, reason)
+    if http == 502:
+        return problem(502, reason or "BACKEND_ERROR", "a backend failed")
+    return problem(http, reason or status.name, message, metadata=metadata)
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
     rich = parse_rpc_error(error)
     code = http_status(rich.code, rich.reason)
-    details: dict[str, Any] = dict(rich.metadata)
-    if rich.violations:
-        details["field_violations"] = [
-            {"field": v.field, "description": v.description} for v in rich.violations
-        ]
     if code == 502:
-        message, reason = "a backend failed", rich.reason or "BACKEND_ERROR"
-    else:
-        message, reason = rich.message, rich.reason or rich.code.name
-    return JSONResponse(body(code, rich.code.name, message, reason, details), status_code=code)
+        return problem_response(502, problem(502, "BACKEND_ERROR", "a backend failed"))
+    violations = [{"field": v.field, "description": v.description} for v in rich.violations]
+    body = problem(
+        code,
+        rich.reason or rich.code.name,
+        rich.message,
+        violations=violations,
+        metadata=rich.metadata,
+    )
+    return problem_response(code, body)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
     async def http_error(_: Request, exc: HttpError) -> JSONResponse:
-        status = HTTP_STATUS_NAMES.get(exc.code, "ERROR")
-        headers = {"WWW-Authenticate": "Bearer"} if exc.code == 401 else None
-        return JSONResponse(
-            body(exc.code, status, exc.message, exc.reason, exc.details),
-            status_code=exc.code,
-            headers=headers,
+        return problem_response(
+            exc.code, problem(exc.code, exc.reason, exc.message, metadata=exc.metadata)
         )
 
     @app.exception_handler(grpc.aio.AioRpcError)
@@ -130,25 +198,18 @@ def install(app: FastAPI) -> None:
             {"field": ".".join(str(p) for p in e["loc"]), "description": e["msg"]}
             for e in exc.errors()
         ]
-        return JSONResponse(
-            body(
-                400,
-                "INVALID_ARGUMENT",
-                "the request is invalid",
-                "INVALID_ARGUMENT",
-                {"field_violations": violations},
-            ),
-            status_code=400,
-        )
+        body = problem(400, "INVALID_ARGUMENT", "the request is invalid", violations=violations)
+        return problem_response(400, body)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(body(500, "INTERNAL", "internal error", "INTERNAL"), status_code=500)
+        return problem_response(500, problem(500, "INTERNAL", "internal error"))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_exception(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        status = HTTP_STATUS_NAMES.get(exc.status_code, "ERROR")
-        return JSONResponse(
-            body(exc.status_code, status, str(exc.detail), status), status_code=exc.status_code
+        reason = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+        body = problem(
+            exc.status_code, reason.get(exc.status_code, "INVALID_ARGUMENT"), str(exc.detail)
         )
+        return problem_response(exc.status_code, body, exc.headers)

@@ -3,6 +3,7 @@
 - Headers: all request headers together at most GATEWAY_MAX_HEADER_BYTES (431 otherwise).
 - Body: at most GATEWAY_MAX_BODY_BYTES, refused from Content-Length before reading (413), and
   counted while reading when the client streams it (chunked).
+- Bodies are JSON: anything else is 415 (a missing Content-Type included).
 - Authentication first: a request with a body to an authenticated route (/v1/...) has its
   token checked before one byte of the body is read, so an anonymous client cannot make the
   gateway read or parse megabytes. The verified caller is passed on to the route.
@@ -17,7 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import Authenticator
-from gateway.errors import HTTP_STATUS_NAMES, HttpError, body
+from gateway.errors import PROBLEM, HttpError, problem
 from gateway.settings import EdgeLimits
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -53,6 +54,10 @@ class EdgeGuard:
             not length.isdigit() or int(length) > self.limits.max_body_bytes
         ):
             raise _too_large(self.limits.max_body_bytes)
+        if scope["method"] in BODY_METHODS and _has_body(headers) and not _is_json(headers):
+            raise HttpError(
+                415, "UNSUPPORTED_MEDIA_TYPE", "request bodies must be JSON (application/json)"
+            )
         if scope["method"] in BODY_METHODS and scope["path"].startswith("/v1/"):
             authorization = next((v for k, v in headers if k == b"authorization"), None)
             principal = await self.authenticator.verify(
@@ -76,15 +81,29 @@ class EdgeGuard:
         return counted
 
 
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for key, value in headers:
+        if key == b"content-length" and value not in (b"0", b""):
+            return True
+        if key == b"transfer-encoding" and b"chunked" in value.lower():
+            return True
+    return False
+
+
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    kind = next((v for k, v in headers if k == b"content-type"), b"")
+    media = kind.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
 def _too_large(limit: int) -> HttpError:
     return HttpError(413, "BODY_TOO_LARGE", f"the request body exceeds {limit} bytes")
 
 
 async def _refuse(send: Send, error: HttpError) -> None:
-    status = HTTP_STATUS_NAMES.get(error.code, "ERROR")
-    payload = json.dumps(body(error.code, status, error.message, error.reason)).encode()
+    payload = json.dumps(problem(error.code, error.reason, error.message)).encode()
     headers: list[Any] = [
-        (b"content-type", b"application/json"),
+        (b"content-type", PROBLEM.encode()),
         (b"content-length", str(len(payload)).encode()),
         (b"connection", b"close"),
     ]

@@ -27,6 +27,8 @@ def main() -> None:
             host=settings.host,
             port=settings.port,
             log_config=None,  # keep our JSON logging
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             timeout_graceful_shutdown=3,
         )
     finally:

@@ -8,9 +8,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt
 
+from gateway.errors import REASONS
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
+
+# A problem's reason: one of the enumerated reasons (a string in Python, an enum in the OpenAPI).
+Reason = Annotated[str, Field(json_schema_extra={"enum": list(REASONS)})]
 
 _ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
@@ -226,7 +230,13 @@ class Award(BaseModel):
     capped_by: str
     reason: str
     pending: bool
+    matures_at: datetime | None = Field(description="when pending points become spendable")
     streak_day: int
+    rule_version: int
+    campaign_points: int = Field(description="of `points`, added by the tier and campaigns")
+    campaign_ids: list[str]
+    in_review: bool = Field(description="waits for an operator (decision REVIEW)")
+    beneficiary_user_id: str = Field(description="who gets the points (the referrer, invites)")
 
     @classmethod
     def of(cls, award: rpb.Award) -> Award:
@@ -237,7 +247,15 @@ class Award(BaseModel):
             capped_by=award.capped_by,
             reason=award.reason,
             pending=award.pending,
+            matures_at=(
+                award.mature_time.ToDatetime(tzinfo=UTC) if award.HasField("mature_time") else None
+            ),
             streak_day=award.streak_day,
+            rule_version=award.rule_version,
+            campaign_points=award.campaign_points,
+            campaign_ids=list(award.campaign_ids),
+            in_review=award.in_review,
+            beneficiary_user_id=award.beneficiary_user_id,
         )
 
 
@@ -248,6 +266,8 @@ class EventResult(BaseModel):
     total_points: int
     reversed_points: int
     awards: list[Award]
+    referral: str = Field(description="what became of the event's referrer_id (invitations)")
+    new_tier_id: str = Field(description="the tier the user moved to, if the event moved them")
 
     @classmethod
     def of(cls, response: rpb.RecordEventResponse) -> EventResult:
@@ -258,6 +278,8 @@ class EventResult(BaseModel):
             total_points=response.total_points,
             reversed_points=response.reversed_points,
             awards=[Award.of(a) for a in response.awards],
+            referral=response.referral,
+            new_tier_id=response.new_tier_id,
         )
 
 
@@ -273,6 +295,7 @@ EventType = Literal[
     "PROFILE_COMPLETED",
     "LESSON_COMPLETED",
     "TASK_COMPLETED",
+    "ONLINE_TIME",
 ]
 
 
@@ -288,16 +311,46 @@ class EventIn(BaseModel):
     item_id: str = Field(default="", max_length=128)
     device_id: str = Field(default="", max_length=128)
     ip: str = Field(default="", max_length=128)
-    minutes: StrictInt = Field(default=0, ge=0, le=24 * 60)
+    minutes: StrictInt = Field(default=0, ge=0, le=24 * 60, description="for ONLINE_TIME")
+    referrer_id: str = Field(
+        default="", max_length=128, description="who invited this user (invitation rules)"
+    )
 
 
-class ErrorBody(BaseModel):
-    code: int
-    status: str
-    message: str
-    reason: str
-    details: dict[str, object]
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    backends: dict[str, str] = Field(description="each backend's gRPC health status")
+    degraded: list[str] = Field(description="backends not SERVING now")
 
 
-class ErrorResponse(BaseModel):
-    error: ErrorBody
+class Violation(BaseModel):
+    field: str
+    description: str
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details, `application/problem+json`)."""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "type": "urn:points:problem:insufficient-points",
+                    "title": "Unprocessable content",
+                    "status": 422,
+                    "detail": "not enough points",
+                    "reason": "INSUFFICIENT_POINTS",
+                    "violations": [],
+                    "metadata": {"available": "120"},
+                }
+            ]
+        }
+    }
+
+    type: str = Field(description="urn:points:problem:<reason in kebab case>")
+    title: str = Field(description="the HTTP status, in words")
+    status: int = Field(description="the HTTP status code")
+    detail: str = Field(description="what went wrong, for people (not for parsing)")
+    reason: Reason = Field(description="stable machine-readable reason (see the README's table)")
+    violations: list[Violation] = Field(description="each invalid field (400)")
+    metadata: dict[str, str] = Field(description="context, e.g. {'available': '120'}")

@@ -76,6 +76,10 @@ class GatewaySettings:
     auth: AuthSettings
     sse_keepalive_seconds: float  # idle Server-Sent Event streams get a comment this often
     limits: EdgeLimits
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses
+    # or networks, "*" for any). The client address feeds risk rules: a spoofed header from
+    # anyone else is ignored and the connection's own address is used.
+    forwarded_allow_ips: str
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -89,6 +93,7 @@ class GatewaySettings:
             backend_timeout_seconds=env.number("BACKEND_TIMEOUT_SECONDS", 1.0, minimum=0.01),
             auth=AuthSettings.from_env(env, telemetry.environment),
             sse_keepalive_seconds=env.number("GATEWAY_SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1),
+            forwarded_allow_ips=env.text("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
             limits=EdgeLimits(
                 max_header_bytes=env.integer(
                     "GATEWAY_MAX_HEADER_BYTES", 16_384, minimum=1024, maximum=1_048_576

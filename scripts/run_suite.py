@@ -95,7 +95,7 @@ def main() -> int:
             return 1
         if "gateway" in children:
             print(
-                "token      .venv/bin/python -m gateway.token <user> [admin] [events:write]"
+                "token      .venv/bin/python -m gateway.token <user> [--scope admin]"
                 "  (then: curl -H 'Authorization: Bearer <token>' "
                 f"http://127.0.0.1:{ports['gateway']}/v1/me/wallet)",
                 flush=True,

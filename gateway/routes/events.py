@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
-from gateway.errors import http_code
-from gateway.models import ErrorBody, EventIn, EventResult
+from gateway.errors import problem_of_status
+from gateway.models import EventIn, EventResult, Problem
 from gateway.routes.common import backends, idempotency_key
 from loyalty.common.v1 import common_pb2
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -28,6 +28,7 @@ def _message(event_id: str, event: EventIn) -> rpb.Event:
         device_id=event.device_id,
         ip=event.ip,
         minutes=event.minutes,
+        referrer_id=event.referrer_id,
     )
     if event.occurred_at is not None:
         message.occurred_at.FromDatetime(event.occurred_at)
@@ -48,7 +49,7 @@ class BatchIn(BaseModel):
 
 class BatchResultOut(BaseModel):
     result: EventResult | None
-    error: ErrorBody | None
+    error: Problem | None
 
 
 @router.post("/events/batch", response_model=list[BatchResultOut])
@@ -68,19 +69,8 @@ async def record_events(
             out.append(BatchResultOut(result=EventResult.of(result.response), error=None))
         else:
             error = result.error
-            code, status = http_code(error.code, error.reason)
-            out.append(
-                BatchResultOut(
-                    result=None,
-                    error=ErrorBody(
-                        code=code,
-                        status=status,
-                        message=error.message,
-                        reason=error.reason,
-                        details=dict(error.metadata),
-                    ),
-                )
-            )
+            found = problem_of_status(error.code, error.reason, error.message, dict(error.metadata))
+            out.append(BatchResultOut(result=None, error=Problem(**found)))
     return out
 
 

@@ -92,7 +92,13 @@ async def serving_gateway(env: Mapping[str, str]) -> AsyncIterator[str]:
     settings = GatewaySettings.from_env({**env, "GATEWAY_PORT": str(port)})
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="on",
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
     )
     task = asyncio.create_task(server.serve())

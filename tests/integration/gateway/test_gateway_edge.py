@@ -17,9 +17,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from loyalty.rules.v1 import rules_pb2 as rpb
 from services.common.server import ServiceHost
-from tests.integration.gateway.test_gateway import assert_error, bearer, gateway_env
+from tests.support.gateway_calls import assert_error, bearer, gateway_env
 from tests.support.hosts import serving_gateway
+from tests.support.rules_calls import RulesStub
 
 
 def token(key: Any, algorithm: str, user: str, kid: str | None = None) -> str:
@@ -153,7 +155,7 @@ async def test_identifiers_refuse_bidirectional_overrides(
         headers={**bearer(user), "Idempotency-Key": "bidi-1"},
     )
     error = assert_error(reply, 400, "INVALID_ARGUMENT")
-    fields = [v["field"] for v in error["details"]["field_violations"]]  # type: ignore[index]
+    fields = [v["field"] for v in error["violations"]]
     assert fields == ["order_id"]
 
 
@@ -175,3 +177,47 @@ async def test_dead_letters_are_listed_per_service(http: httpx.AsyncClient) -> N
         headers=bearer("operator", "admin"),
     )
     assert_error(reply, 404, "DEAD_LETTER_NOT_FOUND")
+
+
+async def test_bodies_must_be_json(http: httpx.AsyncClient, user: str) -> None:
+    reply = await http.post(
+        "/v1/checkout/quote",
+        content=b'{"order_amount": {"amount_minor": 100, "currency": "CNY"}}',
+        headers=bearer(user),  # no Content-Type
+    )
+    assert_error(reply, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+async def test_a_key_reused_with_another_body_is_422(http: httpx.AsyncClient, user: str) -> None:
+    headers = {**bearer(user), "Idempotency-Key": f"draw-{user}"}
+    for lottery_id in ("edge-a", "edge-b"):
+        await http.put(
+            f"/v1/admin/lotteries/{lottery_id}",
+            json={"title": "Edge", "points_per_draw": 1, "enabled": True, "no_prize_weight": 1},
+            headers=bearer("operator", "admin"),
+        )
+    first = await http.post("/v1/me/lotteries/edge-a/draws", headers=headers)
+    assert first.status_code == 422, first.text  # no points: a business refusal...
+    again = await http.post("/v1/me/lotteries/edge-a/draws", headers=headers)
+    assert again.json()["reason"] == first.json()["reason"]  # ...replayed as such
+    other = await http.post("/v1/me/lotteries/edge-b/draws", headers=headers)
+    assert_error(other, 422, "IDEMPOTENCY_KEY_REUSED")
+
+
+async def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
+    backends_env: dict[str, str], rules: RulesStub, user: str
+) -> None:
+    """The client's address feeds risk: a spoofed X-Forwarded-For must not dodge a blacklist
+    (nor frame someone else's address)."""
+    await rules.AddBlacklistEntry(
+        rpb.AddBlacklistEntryRequest(kind=rpb.BLACKLIST_KIND_IP, value="203.0.113.9", reason="t")
+    )
+    spoofed = {**bearer(user), "X-Forwarded-For": "203.0.113.9"}
+    for trusted, decision in (("10.255.255.1", "ALLOW"), ("127.0.0.1", "DENY")):
+        env = {**backends_env, "FORWARDED_ALLOW_IPS": trusted}
+        async with serving_gateway(env) as url, httpx.AsyncClient(base_url=url) as client:
+            reply = await client.post(
+                "/v1/me/check-in", headers={**spoofed, "Idempotency-Key": f"{trusted}-{user}"}
+            )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["decision"] == decision

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from services.common.server import ServiceHost
-from tests.integration.gateway.test_gateway import bearer, gateway_env
+from tests.support.gateway_calls import bearer, gateway_env
 from tests.support.hosts import serving_gateway
 from tests.support.rules_calls import RulesStub, define_program
 

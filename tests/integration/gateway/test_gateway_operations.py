@@ -1,0 +1,138 @@
+"""Operator and merchant capabilities over HTTP alone: coupons at checkout, segments, manual
+adjustments with a reason, expiry runs, online time and invitations."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.support.gateway_calls import assert_error, bearer
+from tests.support.ledger_calls import Stub as LedgerStub
+from tests.support.ledger_calls import credit
+
+ADMIN = bearer("operator", "admin")
+ORDERS = bearer("order-system", "events:write")
+
+
+async def test_a_coupon_is_validated_then_used_exactly_once(
+    http: httpx.AsyncClient,
+    ledger: LedgerStub,
+    user: str,
+) -> None:
+    item_id = f"c20-{user}"
+    item = {
+        "type": "ITEM_TYPE_COUPON",
+        "title": "20 yuan off",
+        "points_price": "100",
+        "stock": "5",
+        "enabled": True,
+        "coupon_value": {"amount_minor": "2000", "currency": "CNY"},
+        "coupon_min_spend": {"amount_minor": "5000", "currency": "CNY"},
+    }
+    assert (await http.put(f"/v1/admin/items/{item_id}", headers=ADMIN, json=item)).is_success
+    await credit(ledger, user, 100)
+    redeemed = await http.post(
+        "/v1/me/redemptions",
+        json={"item_id": item_id},
+        headers={**bearer(user), "Idempotency-Key": f"r-{user}"},
+    )
+    code = redeemed.json()["code"]
+    order = {"user_id": user, "code": code, "order_id": "o-1"}
+    small = await http.post(
+        "/v1/coupons/validate",
+        json={**order, "order_amount": {"amount_minor": 3000, "currency": "CNY"}},
+        headers=ORDERS,
+    )
+    assert small.status_code == 200, small.text
+    assert (small.json()["valid"], small.json()["reason"]) == (False, "BELOW_MIN_SPEND")
+    big = {**order, "order_amount": {"amount_minor": 10_000, "currency": "CNY"}}
+    checked = (await http.post("/v1/coupons/validate", json=big, headers=ORDERS)).json()
+    assert (checked["valid"], checked["discount_minor"]) == (True, 2000)
+    used = await http.post(
+        "/v1/coupons/use", json=big, headers={**ORDERS, "Idempotency-Key": f"use-{user}"}
+    )
+    assert used.status_code == 200, used.text
+    assert (used.json()["discount_minor"], used.json()["coupon"]["state"]) == (2000, "USED")
+    other = await http.post(
+        "/v1/coupons/use",
+        json={**big, "order_id": "o-2"},
+        headers={**ORDERS, "Idempotency-Key": f"use-2-{user}"},
+    )
+    assert_error(other, 409, "COUPON_ALREADY_USED")
+    members_cannot = await http.post("/v1/coupons/validate", json=big, headers=bearer(user))
+    assert_error(members_cannot, 403, "MISSING_SCOPE")
+
+
+async def test_segments_adjustments_and_expiry_runs(
+    http: httpx.AsyncClient,
+    ledger: LedgerStub,
+    user: str,
+) -> None:
+    rich, poor = f"{user}-rich", f"{user}-poor"
+    await credit(ledger, rich, 6000)
+    await credit(ledger, poor, 10)
+    found: set[str] = set()
+    token = ""
+    while True:
+        page = await http.get(
+            "/v1/admin/segments",
+            params={"min_available": 5000, "page_size": 50, "page_token": token},
+            headers=ADMIN,
+        )
+        assert page.status_code == 200, page.text
+        found |= {m["user_id"] for m in page.json()["members"]}
+        assert all(m["available"] >= 5000 for m in page.json()["members"])
+        token = page.json()["next_page_token"]
+        if not token:
+            break
+    assert rich in found and poor not in found
+
+    for points in (100, -30):
+        adjusted = await http.post(
+            f"/v1/admin/members/{poor}/adjustments",
+            json={"points": points, "note": "goodwill after a support call"},
+            headers={**ADMIN, "Idempotency-Key": f"adj-{points}-{user}"},
+        )
+        assert adjusted.status_code == 200, adjusted.text
+        assert adjusted.json()["operator"] == "operator"
+    assert adjusted.json()["balance"]["available"] == 80
+    zero = await http.post(
+        f"/v1/admin/members/{poor}/adjustments",
+        json={"points": 0, "note": "nothing"},
+        headers={**ADMIN, "Idempotency-Key": f"adj-0-{user}"},
+    )
+    assert_error(zero, 400, "INVALID_ARGUMENT")
+    history = (await http.get("/v1/me/history", headers=bearer(poor))).json()
+    assert {t["kind"] for t in history["transfers"]} >= {"ADJUSTMENT"}
+
+    await credit(ledger, poor, 50, expires_in_seconds=0.5)
+    detail = (await http.get(f"/v1/admin/members/{poor}", headers=ADMIN)).json()
+    assert sum(e["amount"] for e in detail["expiring"]) >= 50
+    await asyncio.sleep(0.7)
+    run = await http.post(
+        "/v1/admin/expiry-runs", json={}, headers={**ADMIN, "Idempotency-Key": f"exp-{user}"}
+    )
+    assert run.status_code == 200, run.text
+    assert run.json()["points_expired"] >= 50
+    after = (await http.get(f"/v1/admin/members/{poor}", headers=ADMIN)).json()
+    assert after["points"]["lifetime_expired"] == 50
+
+
+async def test_online_time_and_invitations_are_accepted(
+    http: httpx.AsyncClient,
+    user: str,
+) -> None:
+    online = await http.post(
+        "/v1/events",
+        json={"user_id": user, "type": "ONLINE_TIME", "minutes": 30},
+        headers={**ORDERS, "Idempotency-Key": f"online-{user}"},
+    )
+    assert online.status_code == 200, online.text
+    invited = await http.post(
+        "/v1/events",
+        json={"user_id": f"{user}-new", "type": "REGISTER", "referrer_id": user},
+        headers={**ORDERS, "Idempotency-Key": f"reg-{user}"},
+    )
+    assert invited.status_code == 200, invited.text
+    assert invited.json()["referral"] == "RECORDED"

@@ -1,0 +1,37 @@
+"""Helpers for calling the gateway in tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from gateway.auth import mint
+from gateway.settings import DEV_SECRET, AuthSettings
+
+AUTH = AuthSettings("HS256", DEV_SECRET, None, None)
+
+
+def bearer(user: str, *scopes: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint(AUTH, user, scopes)}"}
+
+
+def gateway_env(ledger_port: int, rules_port: int, mall_port: int) -> dict[str, str]:
+    return {
+        "LEDGER_ADDR": f"127.0.0.1:{ledger_port}",
+        "RULES_ADDR": f"127.0.0.1:{rules_port}",
+        "MALL_ADDR": f"127.0.0.1:{mall_port}",
+        "BACKEND_TIMEOUT_SECONDS": "1",
+        "GATEWAY_SSE_KEEPALIVE_SECONDS": "0.3",
+    }
+
+
+def assert_error(response: httpx.Response, code: int, reason: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status and reason."""
+    assert response.status_code == code, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    error = response.json()
+    assert set(error) == {"type", "title", "status", "detail", "reason", "violations", "metadata"}
+    assert (error["status"], error["reason"]) == (code, reason)
+    assert error["type"] == f"urn:points:problem:{reason.lower().replace('_', '-')}"
+    return dict(error)
