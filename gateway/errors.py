@@ -115,13 +115,19 @@ class HttpError(StarletteHTTPException):
     reads the body (the edge's size limit) through to its handler."""
 
     def __init__(
-        self, code: int, reason: str, message: str, metadata: Mapping[str, str] | None = None
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        metadata: Mapping[str, str] | None = None,
+        violations: Sequence[Mapping[str, str]] = (),
     ) -> None:
         super().__init__(code, message)
         self.code = code
         self.reason = reason
         self.message = message
         self.metadata = dict(metadata or {})
+        self.violations = list(violations)
 
 
 def problem(
@@ -184,9 +190,10 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
     async def http_error(_: Request, exc: HttpError) -> JSONResponse:
-        return problem_response(
-            exc.code, problem(exc.code, exc.reason, exc.message, metadata=exc.metadata)
+        body = problem(
+            exc.code, exc.reason, exc.message, violations=exc.violations, metadata=exc.metadata
         )
+        return problem_response(exc.code, body)
 
     @app.exception_handler(grpc.aio.AioRpcError)
     async def rpc_error(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
@@ -198,7 +205,12 @@ def install(app: FastAPI) -> None:
             {"field": ".".join(str(p) for p in e["loc"]), "description": e["msg"]}
             for e in exc.errors()
         ]
-        body = problem(400, "INVALID_ARGUMENT", "the request is invalid", violations=violations)
+        if any(tuple(e["loc"]) == ("header", "Idempotency-Key") for e in exc.errors()):
+            reason = "MISSING_IDEMPOTENCY_KEY"
+            detail = "mutating requests need an Idempotency-Key header (1-200 characters)"
+        else:
+            reason, detail = "INVALID_ARGUMENT", "the request is invalid"
+        body = problem(400, reason, detail, violations=violations)
         return problem_response(400, body)
 
     @app.exception_handler(Exception)

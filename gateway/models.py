@@ -85,12 +85,25 @@ class Transfer(BaseModel):
     amount: int = Field(description="points; positive for credits to the user, negative for debits")
     reason_code: str
     created_at: datetime | None
+    expires_at: datetime | None = Field(description="credits: when these points expire")
+    matures_at: datetime | None = Field(description="pending credits: when they can be spent")
     metadata: dict[str, str]
 
     @classmethod
     def of(cls, transfer: lpb.Transfer) -> Transfer:
         sign = 1 if transfer.credit_account == "member" else -1
+
         return cls(
+            expires_at=(
+                transfer.expire_time.ToDatetime(tzinfo=UTC)
+                if transfer.HasField("expire_time")
+                else None
+            ),
+            matures_at=(
+                transfer.mature_time.ToDatetime(tzinfo=UTC)
+                if transfer.HasField("mature_time")
+                else None
+            ),
             transfer_id=transfer.transfer_id,
             kind=lpb.TransferKind.Name(transfer.kind).removeprefix("TRANSFER_KIND_"),
             amount=sign * transfer.amount,

@@ -1,20 +1,20 @@
 """Admin routes (scope `admin`): rules, cap groups, blacklist, ledger reports and audit.
 
-Rules travel as the protobuf JSON of `loyalty.rules.v1.Rule`, so the contract stays in one
-place (protos/) for HTTP and gRPC alike.
+Rules, campaigns, tiers, budgets, items and lotteries travel in the gateway's dialect of their
+protobuf messages (gateway/dialect.py): the contract stays in one place (protos/) for HTTP and
+gRPC alike, and the OpenAPI document types every field.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query
-from google.protobuf import json_format
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, StrictInt
 
 from gateway.auth import requires
 from gateway.backends import Backends
-from gateway.errors import HttpError
+from gateway.dialect import from_json, model_for, to_json
 from gateway.models import IsoDatetime
 from gateway.routes.common import backends
 from loyalty.ledger.v1 import ledger_pb2 as lpb
@@ -26,22 +26,45 @@ Services = Annotated[Backends, Depends(backends)]
 Name = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,57}$")]
 
 
-def _json(message: Any) -> dict[str, Any]:
-    found: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
-    return found
+Json = dict[str, Any]
 
 
-@router.get("/rules")
-async def list_rules(services: Services) -> dict[str, Any]:
-    """Every rule, as protobuf JSON."""
-    return _json(await services.rules.ListRules(rpb.ListRulesRequest(), timeout=services.timeout))
+def _typed(message: Any) -> Any:
+    """The dialect model of a protobuf message type (see gateway/dialect.py)."""
+    return model_for(message.DESCRIPTOR)
 
 
-@router.put("/rules/{rule_id}")
-async def put_rule(
-    rule_id: Name, services: Services, rule: Annotated[dict[str, Any], Body()]
-) -> dict[str, Any]:
-    """Create or replace a rule (protobuf JSON of loyalty.rules.v1.Rule)."""
+def _body(message: Any) -> Any:
+    return model_for(message.DESCRIPTOR, request=True)
+
+
+if TYPE_CHECKING:  # the request models are made at run time from the protos
+    RuleIn = BaseModel
+    CampaignIn = BaseModel
+    TierIn = BaseModel
+    BudgetIn = BaseModel
+    ItemIn = BaseModel
+    LotteryIn = BaseModel
+    SimulationIn = BaseModel
+else:
+    RuleIn = _body(rpb.Rule)
+    CampaignIn = _body(rpb.Campaign)
+    TierIn = _body(rpb.Tier)
+    BudgetIn = _body(rpb.Budget)
+    ItemIn = _body(mpb.Item)
+    LotteryIn = _body(mpb.Lottery)
+    SimulationIn = _body(rpb.SimulateEventsRequest)
+
+
+@router.get("/rules", response_model=_typed(rpb.ListRulesResponse))
+async def list_rules(services: Services) -> Json:
+    """Every rule."""
+    return to_json(await services.rules.ListRules(rpb.ListRulesRequest(), timeout=services.timeout))
+
+
+@router.put("/rules/{rule_id}", response_model=_typed(rpb.Rule))
+async def put_rule(rule_id: Name, services: Services, rule: RuleIn) -> Json:
+    """Create or replace a rule (a new version when it changes)."""
     return await _upsert(
         services.rules.UpsertRule,
         rpb.UpsertRuleRequest,
@@ -53,11 +76,8 @@ async def put_rule(
     )
 
 
-def _parse(body: dict[str, Any], message: Any, what: str) -> Any:
-    try:
-        return json_format.ParseDict(body, message)
-    except json_format.ParseError as exc:
-        raise HttpError(400, "INVALID_ARGUMENT", f"not a valid {what}: {exc}") from None
+def _parse(body: BaseModel, message: Any) -> Any:
+    return from_json(body.model_dump(exclude_none=True), message)
 
 
 async def _upsert(
@@ -66,30 +86,28 @@ async def _upsert(
     field: str,
     message: Any,
     key: str,
-    body: dict[str, Any],
+    body: BaseModel,
     deadline: float,
-) -> dict[str, Any]:
-    """Parse `body` (protobuf JSON) into `message`, set its id from the path, send it in
+) -> Json:
+    """Parse `body` into `message`, set its id from the path, send it in
     `request_type(field=...)` and answer with what the backend stored."""
-    parsed = _parse(body, message, field)
+    parsed = _parse(body, message)
     setattr(parsed, f"{field}_id", key)
     reply = await call(request_type(**{field: parsed}), timeout=deadline)
-    return _json(getattr(reply, field))
+    return to_json(getattr(reply, field))
 
 
-@router.get("/campaigns")
-async def list_campaigns(services: Services) -> dict[str, Any]:
-    """Every campaign, as protobuf JSON."""
-    return _json(
+@router.get("/campaigns", response_model=_typed(rpb.ListCampaignsResponse))
+async def list_campaigns(services: Services) -> Json:
+    """Every campaign."""
+    return to_json(
         await services.rules.ListCampaigns(rpb.ListCampaignsRequest(), timeout=services.timeout)
     )
 
 
-@router.put("/campaigns/{campaign_id}")
-async def put_campaign(
-    campaign_id: Name, services: Services, campaign: Annotated[dict[str, Any], Body()]
-) -> dict[str, Any]:
-    """Create or replace a campaign (protobuf JSON of loyalty.rules.v1.Campaign)."""
+@router.put("/campaigns/{campaign_id}", response_model=_typed(rpb.Campaign))
+async def put_campaign(campaign_id: Name, services: Services, campaign: CampaignIn) -> Json:
+    """Create or replace a campaign (a time-boxed multiplier or bonus)."""
     return await _upsert(
         services.rules.UpsertCampaign,
         rpb.UpsertCampaignRequest,
@@ -101,17 +119,15 @@ async def put_campaign(
     )
 
 
-@router.get("/tiers")
-async def list_tiers(services: Services) -> dict[str, Any]:
+@router.get("/tiers", response_model=_typed(rpb.ListTiersResponse))
+async def list_tiers(services: Services) -> Json:
     """Every tier, lowest first."""
-    return _json(await services.rules.ListTiers(rpb.ListTiersRequest(), timeout=services.timeout))
+    return to_json(await services.rules.ListTiers(rpb.ListTiersRequest(), timeout=services.timeout))
 
 
-@router.put("/tiers/{tier_id}")
-async def put_tier(
-    tier_id: Name, services: Services, tier: Annotated[dict[str, Any], Body()]
-) -> dict[str, Any]:
-    """Create or replace a tier (protobuf JSON of loyalty.rules.v1.Tier)."""
+@router.put("/tiers/{tier_id}", response_model=_typed(rpb.Tier))
+async def put_tier(tier_id: Name, services: Services, tier: TierIn) -> Json:
+    """Create or replace a tier."""
     return await _upsert(
         services.rules.UpsertTier,
         rpb.UpsertTierRequest,
@@ -123,27 +139,24 @@ async def put_tier(
     )
 
 
-@router.post("/simulations")
-async def simulate(services: Services, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    """Preview events against current or draft rules (protobuf JSON of
-    loyalty.rules.v1.SimulateEventsRequest); changes nothing."""
-    request = _parse(body, rpb.SimulateEventsRequest(), "simulation")
-    return _json(await services.rules.SimulateEvents(request, timeout=services.timeout * 10))
+@router.post("/simulations", response_model=_typed(rpb.SimulateEventsResponse))
+async def simulate(services: Services, body: SimulationIn) -> Json:
+    """Preview events against current or draft rules; changes nothing."""
+    request = _parse(body, rpb.SimulateEventsRequest())
+    return to_json(await services.rules.SimulateEvents(request, timeout=services.timeout * 10))
 
 
-@router.get("/budgets")
-async def list_budgets(services: Services) -> dict[str, Any]:
+@router.get("/budgets", response_model=_typed(rpb.ListBudgetsResponse))
+async def list_budgets(services: Services) -> Json:
     """Every budget with its use in the current period."""
-    return _json(
+    return to_json(
         await services.rules.ListBudgets(rpb.ListBudgetsRequest(), timeout=services.timeout)
     )
 
 
-@router.put("/budgets/{budget_id}")
-async def put_budget(
-    budget_id: Name, services: Services, budget: Annotated[dict[str, Any], Body()]
-) -> dict[str, Any]:
-    """Create or replace a points budget (protobuf JSON of loyalty.rules.v1.Budget)."""
+@router.put("/budgets/{budget_id}", response_model=_typed(rpb.Budget))
+async def put_budget(budget_id: Name, services: Services, budget: BudgetIn) -> Json:
+    """Create or replace a points budget (disable it with `enabled: false`)."""
     return await _upsert(
         services.rules.UpsertBudget,
         rpb.UpsertBudgetRequest,
@@ -155,19 +168,32 @@ async def put_budget(
     )
 
 
-@router.get("/reviews")
+@router.get("/reviews", response_model=_typed(rpb.ListReviewsResponse))
 async def list_reviews(
     services: Services,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     page_token: Annotated[str, Query(max_length=500)] = "",
-) -> dict[str, Any]:
+) -> Json:
     """Events whose points wait for an operator, oldest first."""
-    return _json(
+    return to_json(
         await services.rules.ListReviews(
             rpb.ListReviewsRequest(page_size=page_size, page_token=page_token),
             timeout=services.timeout,
         )
     )
+
+
+@router.get("/cap-groups", response_model=_typed(rpb.ListCapGroupsResponse))
+async def list_cap_groups(services: Services) -> Json:
+    """Every cap group (a daily cap shared by several rules), with the rules in it."""
+    return to_json(
+        await services.rules.ListCapGroups(rpb.ListCapGroupsRequest(), timeout=services.timeout)
+    )
+
+
+class ReviewDecision(BaseModel):
+    decision: Literal["approve", "reject"]
+    points: int
 
 
 @router.post("/reviews/{user_id}/{event_id}/{decision}")
@@ -176,7 +202,7 @@ async def decide_review(
     event_id: Annotated[str, Path(min_length=1, max_length=256)],
     decision: Literal["approve", "reject"],
     services: Services,
-) -> dict[str, Any]:
+) -> ReviewDecision:
     """Approve (credit) or reject (never credit) a reviewed event's points."""
     if decision == "approve":
         reply: Any = await services.rules.ApproveReview(
@@ -187,20 +213,20 @@ async def decide_review(
         reply = await services.rules.RejectReview(
             rpb.RejectReviewRequest(user_id=user_id, event_id=event_id), timeout=services.timeout
         )
-    return {"decision": decision, "points": reply.points}
+    return ReviewDecision(decision=decision, points=reply.points)
 
 
 class CapGroup(BaseModel):
     daily_cap: StrictInt = Field(gt=0, le=10**9)
 
 
-@router.put("/cap-groups/{name}")
-async def put_cap_group(name: Name, body: CapGroup, services: Services) -> dict[str, Any]:
+@router.put("/cap-groups/{name}", response_model=_typed(rpb.UpsertCapGroupResponse))
+async def put_cap_group(name: Name, body: CapGroup, services: Services) -> Json:
     """Create or replace a cap group's daily cap."""
     reply = await services.rules.UpsertCapGroup(
         rpb.UpsertCapGroupRequest(name=name, daily_cap=body.daily_cap), timeout=services.timeout
     )
-    return _json(reply)
+    return to_json(reply)
 
 
 class BlacklistEntry(BaseModel):
@@ -223,12 +249,16 @@ async def add_blacklist(entry: BlacklistEntry, services: Services) -> None:
     await services.rules.AddBlacklistEntry(request, timeout=services.timeout)
 
 
-@router.get("/blacklist")
-async def list_blacklist(services: Services) -> dict[str, Any]:
+@router.get("/blacklist", response_model=_typed(rpb.ListBlacklistResponse))
+async def list_blacklist(services: Services) -> Json:
     """Every blacklist entry in force."""
-    return _json(
+    return to_json(
         await services.rules.ListBlacklist(rpb.ListBlacklistRequest(), timeout=services.timeout)
     )
+
+
+class Removed(BaseModel):
+    removed: bool
 
 
 @router.delete("/blacklist/{kind}/{value}")
@@ -236,7 +266,7 @@ async def remove_blacklist(
     kind: Literal["USER", "DEVICE", "IP"],
     value: Annotated[str, Path(min_length=1, max_length=128)],
     services: Services,
-) -> dict[str, bool]:
+) -> Removed:
     """Lift a blacklist entry."""
     reply = await services.rules.RemoveBlacklistEntry(
         rpb.RemoveBlacklistEntryRequest(
@@ -244,14 +274,12 @@ async def remove_blacklist(
         ),
         timeout=services.timeout,
     )
-    return {"removed": reply.removed}
+    return Removed(removed=reply.removed)
 
 
-@router.put("/items/{item_id}")
-async def put_item(
-    item_id: Name, services: Services, item: Annotated[dict[str, Any], Body()]
-) -> dict[str, Any]:
-    """Create or replace a catalog item (protobuf JSON of loyalty.mall.v1.Item)."""
+@router.put("/items/{item_id}", response_model=_typed(mpb.Item))
+async def put_item(item_id: Name, services: Services, item: ItemIn) -> Json:
+    """Create or replace a catalog item (stock is set with the item)."""
     return await _upsert(
         services.mall.UpsertItem,
         mpb.UpsertItemRequest,
@@ -263,42 +291,42 @@ async def put_item(
     )
 
 
-@router.put("/lotteries/{lottery_id}")
-async def put_lottery(
-    lottery_id: Name, services: Services, lottery: Annotated[dict[str, Any], Body()]
-) -> dict[str, Any]:
-    """Create or replace a lottery (protobuf JSON of loyalty.mall.v1.Lottery)."""
-    try:
-        message = json_format.ParseDict(lottery, mpb.Lottery())
-    except json_format.ParseError as exc:
-        raise HttpError(400, "INVALID_ARGUMENT", f"not a valid lottery: {exc}") from None
+@router.put("/lotteries/{lottery_id}", response_model=_typed(mpb.UpsertLotteryResponse))
+async def put_lottery(lottery_id: Name, services: Services, lottery: LotteryIn) -> Json:
+    """Create or replace a lottery and its prize table."""
+    message = _parse(lottery, mpb.Lottery())
     message.lottery_id = lottery_id
     reply = await services.mall.UpsertLottery(
         mpb.UpsertLotteryRequest(lottery=message), timeout=services.timeout
     )
-    return _json(reply)
+    return to_json(reply)
 
 
-@router.post("/lotteries/{lottery_id}/seed-rotations")
-async def rotate_seed(lottery_id: Name, services: Services) -> dict[str, Any]:
+@router.post(
+    "/lotteries/{lottery_id}/seed-rotations", response_model=_typed(mpb.RotateSeedResponse)
+)
+async def rotate_seed(lottery_id: Name, services: Services) -> Json:
     """Reveal the lottery's current seed and start a new one."""
     reply = await services.mall.RotateSeed(
         mpb.RotateSeedRequest(lottery_id=lottery_id), timeout=services.timeout
     )
-    return _json(reply)
+    return to_json(reply)
 
 
 class Shipment(BaseModel):
     status: Literal["SHIPPED", "DELIVERED"]
 
 
-@router.post("/users/{user_id}/redemptions/{redemption_id}/shipment")
+@router.post(
+    "/users/{user_id}/redemptions/{redemption_id}/shipment",
+    response_model=_typed(mpb.Redemption),
+)
 async def update_shipment(
     user_id: Annotated[str, Path(min_length=1, max_length=128)],
     redemption_id: Annotated[str, Path(pattern=r"^[0-9]{1,18}$")],
     body: Shipment,
     services: Services,
-) -> dict[str, Any]:
+) -> Json:
     """Move a physical redemption's shipment forward."""
     reply = await services.mall.UpdateShipment(
         mpb.UpdateShipmentRequest(
@@ -308,36 +336,36 @@ async def update_shipment(
         ),
         timeout=services.timeout,
     )
-    return _json(reply.redemption)
+    return to_json(reply.redemption)
 
 
-@router.get("/reports/ledger")
+@router.get("/reports/ledger", response_model=_typed(lpb.GetStatsResponse))
 async def ledger_report(
     services: Services, start: IsoDatetime | None = None, end: IsoDatetime | None = None
-) -> dict[str, Any]:
+) -> Json:
     """Outstanding liability, and points issued, spent, expired and reversed in a period."""
     request = lpb.GetStatsRequest()
     if start is not None:
         request.time_range.start_time.FromDatetime(start)
     if end is not None:
         request.time_range.end_time.FromDatetime(end)
-    return _json(await services.ledger.GetStats(request, timeout=services.timeout * 5))
+    return to_json(await services.ledger.GetStats(request, timeout=services.timeout * 5))
 
 
-@router.get("/reports/issuance")
+@router.get("/reports/issuance", response_model=_typed(rpb.GetIssuanceReportResponse))
 async def issuance_report(
     services: Services, start: IsoDatetime | None = None, end: IsoDatetime | None = None
-) -> dict[str, Any]:
+) -> Json:
     """Points issued, their cost, purchases and the issuance ratio, by rule and campaign."""
     request = rpb.GetIssuanceReportRequest()
     if start is not None:
         request.time_range.start_time.FromDatetime(start)
     if end is not None:
         request.time_range.end_time.FromDatetime(end)
-    return _json(await services.rules.GetIssuanceReport(request, timeout=services.timeout * 5))
+    return to_json(await services.rules.GetIssuanceReport(request, timeout=services.timeout * 5))
 
 
-@router.get("/audit")
-async def audit(services: Services) -> dict[str, Any]:
+@router.get("/audit", response_model=_typed(lpb.AuditResponse))
+async def audit(services: Services) -> Json:
     """Runs the ledger's invariant audit."""
-    return _json(await services.ledger.Audit(lpb.AuditRequest(), timeout=60))
+    return to_json(await services.ledger.Audit(lpb.AuditRequest(), timeout=60))

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from google.protobuf import json_format
 from pydantic import BaseModel, Field, StrictInt
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
+from gateway.dialect import model_for, to_json
 from gateway.routes.common import Client, backends, client, idempotency_key
 from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as mpb
@@ -50,24 +50,25 @@ class RefundIn(BaseModel):
     refund_amount: Amount
 
 
-def _json(message: Any) -> dict[str, Any]:
-    found: dict[str, Any] = json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    return found
+Deduction = model_for(mpb.Deduction.DESCRIPTOR)
 
 
-@router.post("/quote")
+class RefundOut(BaseModel):
+    deduction: Deduction  # type: ignore[valid-type]
+    refunded_points: int
+
+
+@router.post("/quote", response_model=model_for(mpb.QuoteDeductionResponse.DESCRIPTOR))
 async def quote(body: QuoteIn, me: Me, services: Services) -> dict[str, Any]:
     """The most points usable for an order of this amount, and the money they cover."""
     reply = await services.mall.QuoteDeduction(
         mpb.QuoteDeductionRequest(user_id=me.user_id, order_amount=body.order_amount.money()),
         timeout=services.timeout * 2,
     )
-    return _json(reply)
+    return to_json(reply)
 
 
-@router.post("/apply")
+@router.post("/apply", response_model=Deduction)
 async def apply(
     body: ApplyIn,
     me: Me,
@@ -88,30 +89,30 @@ async def apply(
         ),
         timeout=services.timeout * 3,
     )
-    return _json(reply.deduction)
+    return to_json(reply.deduction)
 
 
-@router.post("/confirm")
+@router.post("/confirm", response_model=Deduction)
 async def confirm(body: OrderIn, me: Me, key: Key, services: Services) -> dict[str, Any]:
     """The order was paid: spend the reserved points."""
     reply = await services.mall.ConfirmDeduction(
         mpb.ConfirmDeductionRequest(request_id=key, user_id=me.user_id, order_id=body.order_id),
         timeout=services.timeout * 3,
     )
-    return _json(reply.deduction)
+    return to_json(reply.deduction)
 
 
-@router.post("/cancel")
+@router.post("/cancel", response_model=Deduction)
 async def cancel(body: OrderIn, me: Me, key: Key, services: Services) -> dict[str, Any]:
     """The payment failed: release the reserved points."""
     reply = await services.mall.CancelDeduction(
         mpb.CancelDeductionRequest(request_id=key, user_id=me.user_id, order_id=body.order_id),
         timeout=services.timeout * 3,
     )
-    return _json(reply.deduction)
+    return to_json(reply.deduction)
 
 
-@router.post("/refund")
+@router.post("/refund", response_model=RefundOut)
 async def refund(
     body: RefundIn,
     key: Key,
@@ -128,4 +129,4 @@ async def refund(
         ),
         timeout=services.timeout * 3,
     )
-    return {"deduction": _json(reply.deduction), "refunded_points": reply.refunded_points}
+    return {"deduction": to_json(reply.deduction), "refunded_points": reply.refunded_points}

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Header, Request
 
 from gateway.backends import Backends
-from gateway.errors import HttpError
 
 
 @dataclass(frozen=True)
@@ -31,14 +30,21 @@ def backends(request: Request) -> Backends:
     return found
 
 
+IDEMPOTENCY_KEY = "Idempotency-Key"
+
+
 async def idempotency_key(
-    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    key: Annotated[
+        str,
+        Header(
+            alias=IDEMPOTENCY_KEY,
+            min_length=1,
+            max_length=200,
+            description="the request's id, chosen by the client: the same key and body "
+            "answer the same result; the same key with another body is 422",
+        ),
+    ],
 ) -> str:
-    """Mutating routes require it; it becomes the backend's request_id / event_id."""
-    if key is None or not 0 < len(key) <= 200:
-        raise HttpError(
-            400,
-            "MISSING_IDEMPOTENCY_KEY",
-            "mutating requests need an Idempotency-Key header (1-200 characters)",
-        )
+    """Required on mutating routes; it becomes the backend's request_id / event_id (missing:
+    400 MISSING_IDEMPOTENCY_KEY, see errors.py)."""
     return key

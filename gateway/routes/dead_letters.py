@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from google.protobuf import json_format
 from pydantic import BaseModel, Field
 
 from gateway.auth import requires
 from gateway.backends import Backends
+from gateway.dialect import model_for, to_json
 from gateway.routes.common import backends
 from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as mpb
@@ -38,16 +38,11 @@ class Resolution(LetterRef):
     note: str = Field(min_length=1, max_length=500)
 
 
-def _json(message: Any) -> dict[str, Any]:
-    found: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
-    return found
-
-
 def _stub(services: Backends, service: Service) -> Any:
     return services.rules if service == "rules" else services.mall
 
 
-@router.get("")
+@router.get("", response_model=model_for(rpb.ListDeadLettersResponse.DESCRIPTOR))
 async def list_dead_letters(
     services: Services,
     service: Service,
@@ -62,10 +57,10 @@ async def list_dead_letters(
         pb.ListDeadLettersRequest(status=number, page_size=page_size, page_token=page_token),
         timeout=services.timeout,
     )
-    return _json(reply)
+    return to_json(reply)
 
 
-@router.post("/retry")
+@router.post("/retry", response_model=model_for(common_pb2.DeadLetter.DESCRIPTOR))
 async def retry_dead_letter(body: LetterRef, services: Services) -> dict[str, Any]:
     """Run a letter's work again (409 with the reason when it is refused again)."""
     pb = PACKAGES[body.service]
@@ -73,10 +68,10 @@ async def retry_dead_letter(body: LetterRef, services: Services) -> dict[str, An
         pb.RetryDeadLetterRequest(user_id=body.user_id, letter_id=body.letter_id),
         timeout=services.timeout * 3,
     )
-    return _json(reply.dead_letter)
+    return to_json(reply.dead_letter)
 
 
-@router.post("/resolve")
+@router.post("/resolve", response_model=model_for(common_pb2.DeadLetter.DESCRIPTOR))
 async def resolve_dead_letter(body: Resolution, services: Services) -> dict[str, Any]:
     """Close a letter with a note, without retrying it."""
     pb = PACKAGES[body.service]
@@ -84,4 +79,4 @@ async def resolve_dead_letter(body: Resolution, services: Services) -> dict[str,
         pb.ResolveDeadLetterRequest(user_id=body.user_id, letter_id=body.letter_id, note=body.note),
         timeout=services.timeout,
     )
-    return _json(reply.dead_letter)
+    return to_json(reply.dead_letter)

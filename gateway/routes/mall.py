@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from google.protobuf import json_format
 from pydantic import BaseModel, Field
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
+from gateway.dialect import model_for, to_json
 from gateway.models import Catalog, Item, RedeemIn, Redemption, Redemptions
 from gateway.routes.common import Client, backends, client, idempotency_key
 from loyalty.ledger.v1 import ledger_pb2 as lpb
@@ -113,27 +113,22 @@ async def cancel(
 LotteryId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 
 
-def _proto_json(message: Any) -> dict[str, Any]:
-    found: dict[str, Any] = json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    return found
-
-
-@router.get("/lotteries/{lottery_id}")
+@router.get("/lotteries/{lottery_id}", response_model=model_for(mpb.GetLotteryResponse.DESCRIPTOR))
 async def get_lottery(lottery_id: LotteryId, me: Me, services: Services) -> dict[str, Any]:
     """A lottery's prizes and the SHA-256 of the seed its draws use (fairness is checkable)."""
     reply = await services.mall.GetLottery(
         mpb.GetLotteryRequest(lottery_id=lottery_id), timeout=services.timeout
     )
-    return _proto_json(reply)
+    return to_json(reply)
 
 
 class DrawIn(BaseModel):
     shipping_address: str = Field(default="", max_length=500)
 
 
-@router.post("/me/lotteries/{lottery_id}/draws")
+@router.post(
+    "/me/lotteries/{lottery_id}/draws", response_model=model_for(mpb.DrawResult.DESCRIPTOR)
+)
 async def draw(
     lottery_id: LotteryId,
     me: Me,
@@ -155,10 +150,13 @@ async def draw(
         ),
         timeout=services.timeout * SAGA_TIMEOUT_FACTOR,
     )
-    return _proto_json(reply.result)
+    return to_json(reply.result)
 
 
-@router.get("/me/draws/{draw_id}/verification")
+@router.get(
+    "/me/draws/{draw_id}/verification",
+    response_model=model_for(mpb.VerifyDrawResponse.DESCRIPTOR),
+)
 async def verify_draw(
     draw_id: Annotated[str, Path(pattern=r"^[0-9]{1,18}$")], me: Me, services: Services
 ) -> dict[str, Any]:
@@ -166,4 +164,4 @@ async def verify_draw(
     reply = await services.mall.VerifyDraw(
         mpb.VerifyDrawRequest(user_id=me.user_id, draw_id=draw_id), timeout=services.timeout
     )
-    return _proto_json(reply)
+    return to_json(reply)

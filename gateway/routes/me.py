@@ -10,10 +10,10 @@ from typing import Annotated, Any
 import grpc
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from google.protobuf import json_format
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
+from gateway.dialect import model_for, to_json
 from gateway.errors import HttpError
 from gateway.models import (
     CapLeft,
@@ -208,7 +208,7 @@ async def check_in(
     return EventResult.of(reply)
 
 
-@router.get("/events")
+@router.get("/events", response_model=model_for(rpb.ListUserEventsResponse.DESCRIPTOR))
 async def my_events(
     me: Me,
     services: Services,
@@ -221,5 +221,4 @@ async def my_events(
         rpb.ListUserEventsRequest(user_id=me.user_id, page_size=page_size, page_token=page_token),
         timeout=services.timeout,
     )
-    found: dict[str, Any] = json_format.MessageToDict(reply, preserving_proto_field_name=True)
-    return found
+    return to_json(reply)

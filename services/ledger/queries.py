@@ -21,17 +21,24 @@ async def list_transfers(
     start: datetime | None,
     end: datetime | None,
 ) -> list[asyncpg.Record]:
-    """A page of transfers, newest first (one row more than `limit` means there is more)."""
+    """A page of transfers, newest first (one row more than `limit` means there is more),
+    each credit with the expiry and maturity of the lot it created."""
     return list(
         await conn.fetch(
             """
-        SELECT * FROM transfers
-        WHERE user_id = $1
-          AND ($2::bigint IS NULL OR transfer_id < $2)
-          AND (cardinality($3::text[]) = 0 OR kind = ANY($3::text[]))
-          AND ($4::timestamptz IS NULL OR created_at >= $4)
-          AND ($5::timestamptz IS NULL OR created_at < $5)
-        ORDER BY transfer_id DESC
+        SELECT t.*, lot.expires_at AS lot_expires_at, lot.matures_at AS lot_matures_at
+        FROM transfers t
+        LEFT JOIN LATERAL (
+            SELECT expires_at, matures_at FROM lots l
+            WHERE l.user_id = t.user_id AND l.transfer_id = t.transfer_id
+            ORDER BY l.lot_id LIMIT 1
+        ) lot ON true
+        WHERE t.user_id = $1
+          AND ($2::bigint IS NULL OR t.transfer_id < $2)
+          AND (cardinality($3::text[]) = 0 OR t.kind = ANY($3::text[]))
+          AND ($4::timestamptz IS NULL OR t.created_at >= $4)
+          AND ($5::timestamptz IS NULL OR t.created_at < $5)
+        ORDER BY t.transfer_id DESC
         LIMIT $6
         """,
             user_id,

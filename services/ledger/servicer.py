@@ -178,7 +178,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                 from_timestamp(span.end_time) if span.HasField("end_time") else None,
             )
         page = rows[:limit]
-        response = pb.ListTransfersResponse(transfers=[convert.transfer(r) for r in page])
+        response = pb.ListTransfersResponse(
+            transfers=[convert.transfer(r, r["lot_expires_at"], r["lot_matures_at"]) for r in page]
+        )
         if len(rows) > limit:
             response.next_page_token = encode_token(str(page[-1]["transfer_id"]))
         return response

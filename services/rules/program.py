@@ -44,6 +44,18 @@ class Program:
             tiers=[pb.Tier.FromString(d) for d in row["tiers"]],
         )
 
+    def cap_group_list(self) -> list[pb.CapGroup]:
+        """Every cap group by name, with the enabled rules that share it."""
+        members: dict[str, list[str]] = defaultdict(list)
+        for rules in self.rules.values():
+            for rule in rules:
+                if rule.cap_group:
+                    members[rule.cap_group].append(rule.rule_id)
+        return [
+            pb.CapGroup(name=name, daily_cap=cap, rule_ids=sorted(members[name]))
+            for name, cap in sorted(self.cap_groups.items())
+        ]
+
     def rules_for(self, event_type: pb.EventType.ValueType) -> list[pb.Rule]:
         return self.rules.get(event_type, [])
 

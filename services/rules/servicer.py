@@ -242,6 +242,14 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
             await repo.save_cap_group(conn, request.name, request.daily_cap)
         return pb.UpsertCapGroupResponse(name=request.name, daily_cap=request.daily_cap)
 
+    async def ListCapGroups(
+        self, request: pb.ListCapGroupsRequest, context: Context
+    ) -> pb.ListCapGroupsResponse:
+        async with self.pool.acquire() as conn:
+            _, generation = await repo.clock(conn)
+            program = await self.programs.at(conn, generation)
+        return pb.ListCapGroupsResponse(cap_groups=program.cap_group_list())
+
     async def UpsertCampaign(
         self, request: pb.UpsertCampaignRequest, context: Context
     ) -> pb.UpsertCampaignResponse:

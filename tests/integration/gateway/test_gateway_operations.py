@@ -22,13 +22,13 @@ async def test_a_coupon_is_validated_then_used_exactly_once(
 ) -> None:
     item_id = f"c20-{user}"
     item = {
-        "type": "ITEM_TYPE_COUPON",
+        "type": "COUPON",
         "title": "20 yuan off",
-        "points_price": "100",
-        "stock": "5",
+        "points_price": 100,
+        "stock": 5,
         "enabled": True,
-        "coupon_value": {"amount_minor": "2000", "currency": "CNY"},
-        "coupon_min_spend": {"amount_minor": "5000", "currency": "CNY"},
+        "coupon_value": {"amount_minor": 2000, "currency": "CNY"},
+        "coupon_min_spend": {"amount_minor": 5000, "currency": "CNY"},
     }
     assert (await http.put(f"/v1/admin/items/{item_id}", headers=ADMIN, json=item)).is_success
     await credit(ledger, user, 100)
@@ -105,6 +105,10 @@ async def test_segments_adjustments_and_expiry_runs(
     assert_error(zero, 400, "INVALID_ARGUMENT")
     history = (await http.get("/v1/me/history", headers=bearer(poor))).json()
     assert {t["kind"] for t in history["transfers"]} >= {"ADJUSTMENT"}
+    granted = next(t for t in history["transfers"] if t["amount"] == 100)
+    assert granted["expires_at"] is not None  # a credit says when its points expire
+    taken = next(t for t in history["transfers"] if t["amount"] == -30)
+    assert taken["expires_at"] is None
 
     await credit(ledger, poor, 50, expires_in_seconds=0.5)
     detail = (await http.get(f"/v1/admin/members/{poor}", headers=ADMIN)).json()

@@ -41,6 +41,9 @@ async def test_due_lots_expire_on_schedule(scheduled: Stub, user: str) -> None:
     assert (current.available, current.lifetime_expired) == (30, 70)
     stats = await scheduled.GetStats(pb.GetStatsRequest())
     assert (stats.outstanding_liability, stats.expired) == (30, 70)
+    listed = await scheduled.ListTransfers(pb.ListTransfersRequest(user_id=user))
+    credits = [t for t in listed.transfers if t.kind == pb.TRANSFER_KIND_EARN]
+    assert len(credits) == 2 and all(t.HasField("expire_time") for t in credits)
     await audit_clean(scheduled)
 
 
