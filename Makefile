@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PYTEST_ARGS ?=
 
-.PHONY: setup protos openapi run test lint bench clean clean-data
+.PHONY: setup protos openapi proto-release run test lint bench clean clean-data
 
 ## setup: virtualenv in .venv with pinned dependencies, generated protobuf code in gen/
 setup: $(VENV)/.installed $(GEN)/.stamp
@@ -43,19 +43,24 @@ run: setup
 	$(PY) scripts/run_suite.py
 
 ## test: the whole test suite against a real PostgreSQL (TEST_DATABASE_URL, else embedded)
-test: setup
+test: setup node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-## lint: ruff, mypy (strict) and buf lint of the protos
+## lint: ruff, mypy (strict), buf lint of the protos and no breaking change against the release
 lint: setup node_modules/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	./node_modules/.bin/buf lint
+	./node_modules/.bin/buf breaking --against deploy/protos-release.binpb
+
+## proto-release: record the protos as released (what `make lint` checks breaking changes against)
+proto-release: node_modules/.installed
+	./node_modules/.bin/buf build -o deploy/protos-release.binpb
 
 ## bench: benchmarks printing figures against a baseline measured in the same run
 bench: setup
