@@ -57,6 +57,7 @@ lint: setup node_modules/.installed
 	$(PY) -m mypy
 	./node_modules/.bin/buf lint
 	./node_modules/.bin/buf breaking --against deploy/protos-release.binpb
+	./node_modules/.bin/redocly lint --format=summary openapi.json
 
 ## proto-release: record the protos as released (what `make lint` checks breaking changes against)
 proto-release: node_modules/.installed

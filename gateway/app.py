@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -25,6 +27,35 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+PUBLIC = ("/healthz", "/readyz")
+
+
+def _document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, declaring the bearer token every route but the probes needs."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            license_info=app.license_info,
+            servers=app.servers,
+            routes=app.routes,
+        )
+        document["components"]["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "`sub` is the member; scopes `admin` and `events:write`",
+            }
+        }
+        for path, operations in document["paths"].items():
+            for operation in operations.values():
+                operation["security"] = [] if path in PUBLIC else [{"bearer": []}]
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     services = Backends(settings.backends, settings.backend_timeout_seconds)
 
@@ -36,9 +67,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     app = FastAPI(
         title="Points gateway",
+        summary="The HTTP/JSON API of Points, an open-source loyalty-points platform.",
         version=settings.telemetry.version,
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        servers=[{"url": "/", "description": "the gateway serving this document"}],
     )
     app.state.backends = services
     authenticator = Authenticator(settings.auth)
@@ -73,6 +107,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         degraded = sorted(name for name, status in statuses.items() if status != "SERVING")
         return Readiness(status="ready", backends=statuses, degraded=degraded)
 
+    app.openapi = lambda: _document(app)  # type: ignore[method-assign]
     # Outermost: limits and authentication before anything reads the request.
     app.add_middleware(EdgeGuard, limits=settings.limits, authenticator=authenticator)
     # Server spans for every request, continuing a caller's `traceparent`.

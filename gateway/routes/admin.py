@@ -16,7 +16,7 @@ from gateway.auth import requires
 from gateway.backends import Backends
 from gateway.dialect import from_json, model_for, to_json
 from gateway.models import IsoDatetime
-from gateway.routes.common import backends
+from gateway.routes.common import backends, idempotency_key
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -27,6 +27,9 @@ Name = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,57}$")]
 
 
 Json = dict[str, Any]
+# The caller's Idempotency-Key, sent as the admin RPC's request_id: the same key and body
+# answer the same result, the same key with another body 422.
+Idem = Annotated[str, Depends(idempotency_key)]
 
 
 def _typed(message: Any) -> Any:
@@ -63,7 +66,7 @@ async def list_rules(services: Services) -> Json:
 
 
 @router.put("/rules/{rule_id}", response_model=_typed(rpb.Rule))
-async def put_rule(rule_id: Name, services: Services, rule: RuleIn) -> Json:
+async def put_rule(rule_id: Name, services: Services, idem: Idem, rule: RuleIn) -> Json:
     """Create or replace a rule (a new version when it changes)."""
     return await _upsert(
         services.rules.UpsertRule,
@@ -73,6 +76,7 @@ async def put_rule(rule_id: Name, services: Services, rule: RuleIn) -> Json:
         rule_id,
         rule,
         services.timeout,
+        idem,
     )
 
 
@@ -88,12 +92,13 @@ async def _upsert(
     key: str,
     body: BaseModel,
     deadline: float,
+    request_id: str,
 ) -> Json:
     """Parse `body` into `message`, set its id from the path, send it in
-    `request_type(field=...)` and answer with what the backend stored."""
+    `request_type(field=..., request_id=...)` and answer with what the backend stored."""
     parsed = _parse(body, message)
     setattr(parsed, f"{field}_id", key)
-    reply = await call(request_type(**{field: parsed}), timeout=deadline)
+    reply = await call(request_type(**{field: parsed}, request_id=request_id), timeout=deadline)
     return to_json(getattr(reply, field))
 
 
@@ -106,7 +111,9 @@ async def list_campaigns(services: Services) -> Json:
 
 
 @router.put("/campaigns/{campaign_id}", response_model=_typed(rpb.Campaign))
-async def put_campaign(campaign_id: Name, services: Services, campaign: CampaignIn) -> Json:
+async def put_campaign(
+    campaign_id: Name, services: Services, idem: Idem, campaign: CampaignIn
+) -> Json:
     """Create or replace a campaign (a time-boxed multiplier or bonus)."""
     return await _upsert(
         services.rules.UpsertCampaign,
@@ -116,6 +123,7 @@ async def put_campaign(campaign_id: Name, services: Services, campaign: Campaign
         campaign_id,
         campaign,
         services.timeout,
+        idem,
     )
 
 
@@ -126,7 +134,7 @@ async def list_tiers(services: Services) -> Json:
 
 
 @router.put("/tiers/{tier_id}", response_model=_typed(rpb.Tier))
-async def put_tier(tier_id: Name, services: Services, tier: TierIn) -> Json:
+async def put_tier(tier_id: Name, services: Services, idem: Idem, tier: TierIn) -> Json:
     """Create or replace a tier."""
     return await _upsert(
         services.rules.UpsertTier,
@@ -136,6 +144,7 @@ async def put_tier(tier_id: Name, services: Services, tier: TierIn) -> Json:
         tier_id,
         tier,
         services.timeout,
+        idem,
     )
 
 
@@ -155,8 +164,8 @@ async def list_budgets(services: Services) -> Json:
 
 
 @router.put("/budgets/{budget_id}", response_model=_typed(rpb.Budget))
-async def put_budget(budget_id: Name, services: Services, budget: BudgetIn) -> Json:
-    """Create or replace a points budget (disable it with `enabled: false`)."""
+async def put_budget(budget_id: Name, services: Services, idem: Idem, budget: BudgetIn) -> Json:
+    """Create or replace a points budget."""
     return await _upsert(
         services.rules.UpsertBudget,
         rpb.UpsertBudgetRequest,
@@ -165,7 +174,17 @@ async def put_budget(budget_id: Name, services: Services, budget: BudgetIn) -> J
         budget_id,
         budget,
         services.timeout,
+        idem,
     )
+
+
+@router.delete("/budgets/{budget_id}", response_model=_typed(rpb.DeleteBudgetResponse))
+async def delete_budget(budget_id: Name, services: Services, idem: Idem) -> Json:
+    """Delete a budget: awards are no longer limited by it."""
+    reply = await services.rules.DeleteBudget(
+        rpb.DeleteBudgetRequest(budget_id=budget_id, request_id=idem), timeout=services.timeout
+    )
+    return to_json(reply)
 
 
 @router.get("/reviews", response_model=_typed(rpb.ListReviewsResponse))
@@ -202,16 +221,18 @@ async def decide_review(
     event_id: Annotated[str, Path(min_length=1, max_length=256)],
     decision: Literal["approve", "reject"],
     services: Services,
+    idem: Idem,
 ) -> ReviewDecision:
     """Approve (credit) or reject (never credit) a reviewed event's points."""
     if decision == "approve":
         reply: Any = await services.rules.ApproveReview(
-            rpb.ApproveReviewRequest(user_id=user_id, event_id=event_id),
+            rpb.ApproveReviewRequest(user_id=user_id, event_id=event_id, request_id=idem),
             timeout=services.timeout * 3,
         )
     else:
         reply = await services.rules.RejectReview(
-            rpb.RejectReviewRequest(user_id=user_id, event_id=event_id), timeout=services.timeout
+            rpb.RejectReviewRequest(user_id=user_id, event_id=event_id, request_id=idem),
+            timeout=services.timeout,
         )
     return ReviewDecision(decision=decision, points=reply.points)
 
@@ -221,10 +242,11 @@ class CapGroup(BaseModel):
 
 
 @router.put("/cap-groups/{name}", response_model=_typed(rpb.UpsertCapGroupResponse))
-async def put_cap_group(name: Name, body: CapGroup, services: Services) -> Json:
+async def put_cap_group(name: Name, body: CapGroup, services: Services, idem: Idem) -> Json:
     """Create or replace a cap group's daily cap."""
     reply = await services.rules.UpsertCapGroup(
-        rpb.UpsertCapGroupRequest(name=name, daily_cap=body.daily_cap), timeout=services.timeout
+        rpb.UpsertCapGroupRequest(name=name, daily_cap=body.daily_cap, request_id=idem),
+        timeout=services.timeout,
     )
     return to_json(reply)
 
@@ -237,12 +259,13 @@ class BlacklistEntry(BaseModel):
 
 
 @router.post("/blacklist", status_code=204)
-async def add_blacklist(entry: BlacklistEntry, services: Services) -> None:
+async def add_blacklist(entry: BlacklistEntry, services: Services, idem: Idem) -> None:
     """Blacklist a user, device or IP (until `expires_at`, or for good)."""
     request = rpb.AddBlacklistEntryRequest(
         kind=rpb.BlacklistKind.Value(f"BLACKLIST_KIND_{entry.kind}"),
         value=entry.value,
         reason=entry.reason,
+        request_id=idem,
     )
     if entry.expires_at is not None:
         request.expire_time.FromDatetime(entry.expires_at)
@@ -266,11 +289,12 @@ async def remove_blacklist(
     kind: Literal["USER", "DEVICE", "IP"],
     value: Annotated[str, Path(min_length=1, max_length=128)],
     services: Services,
+    idem: Idem,
 ) -> Removed:
     """Lift a blacklist entry."""
     reply = await services.rules.RemoveBlacklistEntry(
         rpb.RemoveBlacklistEntryRequest(
-            kind=rpb.BlacklistKind.Value(f"BLACKLIST_KIND_{kind}"), value=value
+            kind=rpb.BlacklistKind.Value(f"BLACKLIST_KIND_{kind}"), value=value, request_id=idem
         ),
         timeout=services.timeout,
     )
@@ -278,7 +302,7 @@ async def remove_blacklist(
 
 
 @router.put("/items/{item_id}", response_model=_typed(mpb.Item))
-async def put_item(item_id: Name, services: Services, item: ItemIn) -> Json:
+async def put_item(item_id: Name, services: Services, idem: Idem, item: ItemIn) -> Json:
     """Create or replace a catalog item (stock is set with the item)."""
     return await _upsert(
         services.mall.UpsertItem,
@@ -288,16 +312,17 @@ async def put_item(item_id: Name, services: Services, item: ItemIn) -> Json:
         item_id,
         item,
         services.timeout,
+        idem,
     )
 
 
 @router.put("/lotteries/{lottery_id}", response_model=_typed(mpb.UpsertLotteryResponse))
-async def put_lottery(lottery_id: Name, services: Services, lottery: LotteryIn) -> Json:
+async def put_lottery(lottery_id: Name, services: Services, idem: Idem, lottery: LotteryIn) -> Json:
     """Create or replace a lottery and its prize table."""
     message = _parse(lottery, mpb.Lottery())
     message.lottery_id = lottery_id
     reply = await services.mall.UpsertLottery(
-        mpb.UpsertLotteryRequest(lottery=message), timeout=services.timeout
+        mpb.UpsertLotteryRequest(lottery=message, request_id=idem), timeout=services.timeout
     )
     return to_json(reply)
 
@@ -305,10 +330,10 @@ async def put_lottery(lottery_id: Name, services: Services, lottery: LotteryIn) 
 @router.post(
     "/lotteries/{lottery_id}/seed-rotations", response_model=_typed(mpb.RotateSeedResponse)
 )
-async def rotate_seed(lottery_id: Name, services: Services) -> Json:
+async def rotate_seed(lottery_id: Name, services: Services, idem: Idem) -> Json:
     """Reveal the lottery's current seed and start a new one."""
     reply = await services.mall.RotateSeed(
-        mpb.RotateSeedRequest(lottery_id=lottery_id), timeout=services.timeout
+        mpb.RotateSeedRequest(lottery_id=lottery_id, request_id=idem), timeout=services.timeout
     )
     return to_json(reply)
 
@@ -326,6 +351,7 @@ async def update_shipment(
     redemption_id: Annotated[str, Path(pattern=r"^[0-9]{1,18}$")],
     body: Shipment,
     services: Services,
+    idem: Idem,
 ) -> Json:
     """Move a physical redemption's shipment forward."""
     reply = await services.mall.UpdateShipment(
@@ -333,6 +359,7 @@ async def update_shipment(
             user_id=user_id,
             redemption_id=redemption_id,
             status=mpb.ShipmentStatus.Value(f"SHIPMENT_STATUS_{body.status}"),
+            request_id=idem,
         ),
         timeout=services.timeout,
     )

@@ -124,6 +124,27 @@ async def forget_all(pool: asyncpg.Pool, older_than: timedelta, batch: int = 10_
             return forgotten
 
 
+def idempotent_admin(
+    response_type: type[M],
+) -> Callable[[Callable[[Any, Any, Any], Awaitable[M]]], Callable[[Any, Any, Any], Awaitable[M]]]:
+    """Make an operator's RPC replay by its request_id (the servicer has `self.requests`)."""
+
+    def decorate(
+        method: Callable[[Any, Any, Any], Awaitable[M]],
+    ) -> Callable[[Any, Any, Any], Awaitable[M]]:
+        async def wrapped(self: Any, request: Any, context: Any) -> M:
+            log: RequestLog = self.requests
+            return await log.admin(
+                method.__name__, request, response_type, lambda: method(self, request, context)
+            )
+
+        wrapped.__name__ = method.__name__
+        wrapped.__doc__ = method.__doc__
+        return wrapped
+
+    return decorate
+
+
 class RequestLog:
     """Idempotency for RPCs without a row of their own, on the service's `requests` table."""
 
@@ -174,6 +195,24 @@ class RequestLog:
             raise
         await self._record(user_id, request_id, response.SerializeToString(), None)
         return response
+
+    async def admin(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[M],
+        work: Callable[[], Awaitable[M]],
+    ) -> M:
+        """An operator's call: its key is shared by all operators (scope ""); without a key
+        the call runs unprotected (gRPC callers may omit it; the gateway always sends one)."""
+        request_id: str = getattr(request, "request_id", "")
+        if not request_id:
+            return await work()
+        if "\x00" in request_id or len(request_id) > 256:
+            raise errors.InvalidArgument.fields(
+                [errors.FieldViolation("request_id", "at most 256 characters, no NUL")]
+            )
+        return await self.run("", request_id, method, request, response_type, work)
 
     async def _record(
         self, user_id: str, request_id: str, response: bytes | None, error: str | None

@@ -14,7 +14,7 @@ from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc as pb_grpc
 from services.common.dead_letter_desk import DeadLetterDesk, DeadLetterRpcs
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from services.common.idempotency import RequestLog, fingerprint, key_reused
+from services.common.idempotency import RequestLog, fingerprint, idempotent_admin, key_reused
 from services.common.paging import decode_token, encode_token
 from services.common.peers import PeerUnavailable
 from services.common.timestamps import to_timestamp
@@ -181,6 +181,7 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         if bad:
             raise InvalidArgument.fields(bad)
 
+    @idempotent_admin(pb.UpsertLotteryResponse)
     async def UpsertLottery(
         self, request: pb.UpsertLotteryRequest, context: Context
     ) -> pb.UpsertLotteryResponse:
@@ -193,6 +194,7 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         _check_lottery_id(request.lottery_id)
         return await self.lotteries.get(request.lottery_id)
 
+    @idempotent_admin(pb.RotateSeedResponse)
     async def RotateSeed(
         self, request: pb.RotateSeedRequest, context: Context
     ) -> pb.RotateSeedResponse:
@@ -282,6 +284,7 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         row, points = await self.checkout.refund(request)
         return pb.RefundDeductionResponse(deduction=checkout_deduction(row), refunded_points=points)
 
+    @idempotent_admin(pb.UpsertItemResponse)
     async def UpsertItem(
         self, request: pb.UpsertItemRequest, context: Context
     ) -> pb.UpsertItemResponse:
@@ -444,6 +447,7 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
             cancel,
         )
 
+    @idempotent_admin(pb.UpdateShipmentResponse)
     async def UpdateShipment(
         self, request: pb.UpdateShipmentRequest, context: Context
     ) -> pb.UpdateShipmentResponse:

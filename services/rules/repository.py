@@ -489,6 +489,14 @@ async def save_budget(conn: Conn, budget: pb.Budget) -> None:
     )
 
 
+async def delete_budget(conn: Conn, budget_id: str) -> bool:
+    """Delete a budget (its trigger bumps the configuration's generation); False if absent."""
+    deleted = await conn.fetchval(
+        "DELETE FROM budgets WHERE budget_id = $1 RETURNING true", budget_id
+    )
+    return bool(deleted)
+
+
 async def all_budgets(conn: Conn) -> list[pb.Budget]:
     rows = await conn.fetch("SELECT definition FROM budgets ORDER BY budget_id")
     return [pb.Budget.FromString(r["definition"]) for r in rows]

@@ -14,7 +14,7 @@ from loyalty.rules.v1 import rules_pb2_grpc as pb_grpc
 from services.common.db import current_time
 from services.common.dead_letter_desk import DeadLetterDesk, DeadLetterRpcs
 from services.common.errors import DomainError, FieldViolation, InvalidArgument, NotFound
-from services.common.idempotency import fingerprint, key_reused
+from services.common.idempotency import RequestLog, fingerprint, idempotent_admin, key_reused
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp, to_timestamp
 from services.common.validation import (
@@ -91,6 +91,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         self.programs = ProgramCache()
         self.settlement = settlement
         self.dead_letters = dead_letters
+        self.requests = RequestLog(pool)
 
     async def _record(self, event: pb.Event, prefix: str = "event") -> pb.RecordEventResponse:
         check_event(event, prefix)
@@ -213,6 +214,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
             risk = await assess(conn, self.config, request.user_id, request.device_id, request.ip)
         return pb.CheckRiskResponse(decision=risk.decision, reasons=risk.reasons)
 
+    @idempotent_admin(pb.UpsertRuleResponse)
     async def UpsertRule(
         self, request: pb.UpsertRuleRequest, context: Context
     ) -> pb.UpsertRuleResponse:
@@ -228,6 +230,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         async with self.pool.acquire() as conn:
             return pb.ListRulesResponse(rules=await repo.all_rules(conn))
 
+    @idempotent_admin(pb.UpsertCapGroupResponse)
     async def UpsertCapGroup(
         self, request: pb.UpsertCapGroupRequest, context: Context
     ) -> pb.UpsertCapGroupResponse:
@@ -250,6 +253,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
             program = await self.programs.at(conn, generation)
         return pb.ListCapGroupsResponse(cap_groups=program.cap_group_list())
 
+    @idempotent_admin(pb.UpsertCampaignResponse)
     async def UpsertCampaign(
         self, request: pb.UpsertCampaignRequest, context: Context
     ) -> pb.UpsertCampaignResponse:
@@ -267,6 +271,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         async with self.pool.acquire() as conn:
             return pb.ListCampaignsResponse(campaigns=await repo.all_campaigns(conn))
 
+    @idempotent_admin(pb.UpsertBudgetResponse)
     async def UpsertBudget(
         self, request: pb.UpsertBudgetRequest, context: Context
     ) -> pb.UpsertBudgetResponse:
@@ -277,6 +282,18 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
             )
             await repo.save_budget(conn, stored)
         return pb.UpsertBudgetResponse(budget=stored)
+
+    @idempotent_admin(pb.DeleteBudgetResponse)
+    async def DeleteBudget(
+        self, request: pb.DeleteBudgetRequest, context: Context
+    ) -> pb.DeleteBudgetResponse:
+        if not definitions.valid_name(request.budget_id):
+            raise InvalidArgument.fields(
+                [FieldViolation("budget_id", "lower-case letters, digits, '_.-', max 58")]
+            )
+        async with self.pool.acquire() as conn:
+            deleted = await repo.delete_budget(conn, request.budget_id)
+        return pb.DeleteBudgetResponse(deleted=deleted)
 
     async def ListBudgets(
         self, request: pb.ListBudgetsRequest, context: Context
@@ -352,6 +369,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
             by_campaign=[pb.IssuedBy(id=r["id"], points=r["points"]) for r in by_campaign],
         )
 
+    @idempotent_admin(pb.UpsertTierResponse)
     async def UpsertTier(
         self, request: pb.UpsertTierRequest, context: Context
     ) -> pb.UpsertTierResponse:
@@ -487,6 +505,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
             )
         return points
 
+    @idempotent_admin(pb.ApproveReviewResponse)
     async def ApproveReview(
         self, request: pb.ApproveReviewRequest, context: Context
     ) -> pb.ApproveReviewResponse:
@@ -494,6 +513,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         await self.settlement.settle_soon([request.user_id])
         return pb.ApproveReviewResponse(points=points)
 
+    @idempotent_admin(pb.RejectReviewResponse)
     async def RejectReview(
         self, request: pb.RejectReviewRequest, context: Context
     ) -> pb.RejectReviewResponse:
@@ -510,6 +530,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
             raise InvalidArgument.fields(bad)
         return pb.BlacklistKind.Name(kind).removeprefix("BLACKLIST_KIND_")  # type: ignore[arg-type]
 
+    @idempotent_admin(pb.AddBlacklistEntryResponse)
     async def AddBlacklistEntry(
         self, request: pb.AddBlacklistEntryRequest, context: Context
     ) -> pb.AddBlacklistEntryResponse:
@@ -565,6 +586,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
             )
         return pb.GetUserCapsResponse(caps=caps)
 
+    @idempotent_admin(pb.RemoveBlacklistEntryResponse)
     async def RemoveBlacklistEntry(
         self, request: pb.RemoveBlacklistEntryRequest, context: Context
     ) -> pb.RemoveBlacklistEntryResponse:

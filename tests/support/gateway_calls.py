@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -35,3 +36,11 @@ def assert_error(response: httpx.Response, code: int, reason: str) -> dict[str, 
     assert (error["status"], error["reason"]) == (code, reason)
     assert error["type"] == f"urn:points:problem:{reason.lower().replace('_', '-')}"
     return dict(error)
+
+
+async def operator_keys(request: httpx.Request) -> None:
+    """An httpx request hook: operators' changes carry an Idempotency-Key, as a real operator
+    console sends one per change; tests that check the key itself set their own."""
+    mutating = request.method in ("POST", "PUT", "PATCH", "DELETE")
+    if mutating and request.url.path.startswith("/v1/admin/"):
+        request.headers.setdefault("Idempotency-Key", uuid.uuid4().hex)

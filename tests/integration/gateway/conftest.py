@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from services.common.server import ServiceHost
-from tests.support.gateway_calls import gateway_env
+from tests.support.gateway_calls import gateway_env, operator_keys
 from tests.support.hosts import serving_gateway
 from tests.support.rules_calls import RulesStub, define_program
 
@@ -21,5 +21,7 @@ async def http(
     await define_program(rules)
     env = gateway_env(ledger_host.port, rules_host.port, mall_host.port)
     async with serving_gateway(env) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=10, event_hooks={"request": [operator_keys]}
+        ) as client:
             yield client

@@ -344,6 +344,10 @@ async def test_event_batch_and_review_admin(http: httpx.AsyncClient, user: str) 
     assert stored.status_code == 200, stored.text
     listed = (await http.get("/v1/admin/budgets", headers=admin)).json()["budgets"]
     assert f"b-{user[-8:]}" in {b["budget"]["budget_id"] for b in listed}
+    deleted = await http.delete(f"/v1/admin/budgets/b-{user[-8:]}", headers=admin)
+    assert deleted.json() == {"deleted": True}
+    listed = (await http.get("/v1/admin/budgets", headers=admin)).json()["budgets"]
+    assert f"b-{user[-8:]}" not in {b["budget"]["budget_id"] for b in listed}
     reviews = await http.get("/v1/admin/reviews", headers=admin)
     assert reviews.status_code == 200
     missing = await http.post(f"/v1/admin/reviews/{user}/nope/approve", headers=admin)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from loyalty.rules.v1 import rules_pb2 as rpb
 from services.common.server import ServiceHost
-from tests.support.gateway_calls import assert_error, bearer, gateway_env
+from tests.support.gateway_calls import assert_error, bearer, gateway_env, operator_keys
 from tests.support.hosts import serving_gateway
 from tests.support.rules_calls import RulesStub
 
@@ -108,7 +108,11 @@ async def test_es256_tokens_verified_with_a_pem_key(
 @pytest.fixture(scope="module")
 async def http(backends_env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     env = {**backends_env, "GATEWAY_MAX_BODY_BYTES": "65536", "GATEWAY_MAX_HEADER_BYTES": "8192"}
-    async with serving_gateway(env) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    hooks = {"request": [operator_keys]}
+    async with (
+        serving_gateway(env) as url,
+        httpx.AsyncClient(base_url=url, timeout=10, event_hooks=hooks) as client,
+    ):
         yield client
 
 

@@ -140,3 +140,31 @@ async def test_online_time_and_invitations_are_accepted(
     )
     assert invited.status_code == 200, invited.text
     assert invited.json()["referral"] == "RECORDED"
+
+
+async def test_operators_changes_replay_by_their_idempotency_key(
+    http: httpx.AsyncClient, user: str
+) -> None:
+    """Rotating a lottery's seed is not idempotent by itself: a retried request must not
+    rotate twice."""
+    lottery = {"title": "Keys", "points_per_draw": 1, "enabled": True, "no_prize_weight": 1}
+    assert (
+        await http.put(f"/v1/admin/lotteries/k-{user[-6:]}", json=lottery, headers=ADMIN)
+    ).is_success
+    headers = {**ADMIN, "Idempotency-Key": f"rotate-{user}"}
+    url = f"/v1/admin/lotteries/k-{user[-6:]}/seed-rotations"
+    first = await http.post(url, headers=headers)
+    again = await http.post(url, headers=headers)
+    assert first.status_code == 200, first.text
+    assert again.json() == first.json()  # one rotation, answered twice
+    other = await http.post(url, headers={**ADMIN, "Idempotency-Key": f"rotate-2-{user}"})
+    assert other.json()["revealed"]["seed_id"] == first.json()["revealed"]["seed_id"] + 1
+    # Each service keeps its own keys: the same key on another mall change is refused.
+    reused = await http.put(f"/v1/admin/lotteries/k2-{user[-6:]}", json=lottery, headers=headers)
+    assert_error(reused, 422, "IDEMPOTENCY_KEY_REUSED")
+    missing = await http.put(
+        f"/v1/admin/cap-groups/k-{user[-6:]}",
+        json={"daily_cap": 5},
+        headers={**ADMIN, "Idempotency-Key": ""},
+    )
+    assert_error(missing, 400, "MISSING_IDEMPOTENCY_KEY")
