@@ -47,15 +47,23 @@ async def test_due_lots_expire_on_schedule(scheduled: Stub, user: str) -> None:
     await audit_clean(scheduled)
 
 
-async def test_liability_excludes_what_is_due_before_the_sweep(
-    ledger: Stub, database_url: str, user: str
-) -> None:
-    before = (await ledger.GetStats(pb.GetStatsRequest())).outstanding_liability
-    await credit(ledger, user, 40, expires_in_seconds=0.3)
-    await credit(ledger, user, 60, expires_in_days=30)
-    await asyncio.sleep(0.5)  # due now; the session's ledger sweeps only hourly
-    after = (await ledger.GetStats(pb.GetStatsRequest())).outstanding_liability
-    assert after - before == 60
+@pytest.fixture
+async def unswept(private_database: str) -> AsyncIterator[Stub]:
+    """A ledger of its own that never expires lots by schedule."""
+    async with (
+        running(LEDGER, private_database, {"LEDGER_EXPIRY_SWEEP_SECONDS": "0"}) as host,
+        grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel,
+    ):
+        yield ledger_pb2_grpc.LedgerServiceStub(channel)
+
+
+async def test_liability_excludes_what_is_due_before_the_sweep(unswept: Stub, user: str) -> None:
+    await credit(unswept, user, 40, expires_in_seconds=0.3)
+    await credit(unswept, user, 60, expires_in_days=30)
+    await asyncio.sleep(0.5)  # due now, and nothing sweeps it
+    stats = await unswept.GetStats(pb.GetStatsRequest())
+    assert (stats.outstanding_liability, stats.expired) == (60, 0)
+    assert (await balance(unswept, user)).lifetime_expired == 0  # not swept, yet not owed
 
 
 async def test_idempotency_records_older_than_the_retention_are_forgotten(
