@@ -18,8 +18,6 @@ from asyncpg import Record
 from services.common.db import Conn
 from services.common.peers import PeerError
 
-STATUSES = ("OPEN", "RETRIED", "RESOLVED")
-
 
 @dataclass(frozen=True)
 class Letter:
@@ -78,12 +76,9 @@ async def listing(
     return [letter_of(r) for r in rows]
 
 
-async def get(conn: Conn, user_id: str, letter_id: int, *, lock: bool = False) -> Letter | None:
+async def get(conn: Conn, user_id: str, letter_id: int) -> Letter | None:
     row = await conn.fetchrow(
-        "SELECT * FROM dead_letters WHERE user_id = $1 AND letter_id = $2"
-        + (" FOR UPDATE" if lock else ""),
-        user_id,
-        letter_id,
+        "SELECT * FROM dead_letters WHERE user_id = $1 AND letter_id = $2", user_id, letter_id
     )
     return None if row is None else letter_of(row)
 
@@ -102,8 +97,3 @@ async def mark(conn: Conn, letter: Letter, status: str, note: str = "") -> Lette
     )
     assert row is not None
     return letter_of(row)
-
-
-async def count_open(conn: Conn) -> int:
-    count: int = await conn.fetchval("SELECT count(*) FROM dead_letters WHERE status = 'OPEN'")
-    return count

@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from services.common import errors
 from services.common.db import Conn
 from services.common.errors import AlreadyExists
+from services.common.validation import check_request_id, raise_if
 
 M = TypeVar("M", bound=Message)
 
@@ -208,10 +209,9 @@ class RequestLog:
         request_id: str = getattr(request, "request_id", "")
         if not request_id:
             return await work()
-        if "\x00" in request_id or len(request_id) > 256:
-            raise errors.InvalidArgument.fields(
-                [errors.FieldViolation("request_id", "at most 256 characters, no NUL")]
-            )
+        bad: list[errors.FieldViolation] = []
+        check_request_id(bad, request_id)
+        raise_if(bad)
         return await self.run("", request_id, method, request, response_type, work)
 
     async def _record(

@@ -37,7 +37,7 @@ _TIMESTAMP = "google.protobuf.Timestamp"
 def storable(value: str, max_length: int, *, required: bool = True) -> bool:
     """Text the API accepts: present (when required), at most `max_length` characters, and no
     NUL characters (PostgreSQL text cannot hold them)."""
-    return (bool(value) or not required) and len(value) <= max_length and "\x00" not in value
+    return text_problem(value, max_length, required=required) is None
 
 
 def text_problem(value: str, max_length: int, *, required: bool = True) -> str | None:

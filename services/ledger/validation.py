@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from services.common.errors import FieldViolation, InvalidArgument
-from services.common.validation import MAX_POINTS, check_request_id, check_user_id
+from services.common.validation import check_points, check_request_id, check_user_id
 
 MAX_METADATA_ENTRIES = 32
 MAX_METADATA_VALUE = 1024
@@ -33,10 +33,7 @@ class Checker:
         check_request_id(self.violations, value)
 
     def amount(self, value: int, *, zero_allowed: bool = False) -> None:
-        if value < 0 or (value == 0 and not zero_allowed):
-            self.fail("amount", "must be greater than 0" if not zero_allowed else "must be >= 0")
-        elif value > MAX_POINTS:
-            self.fail("amount", f"must be at most {MAX_POINTS}")
+        check_points(self.violations, "amount", value, zero_allowed=zero_allowed)
 
     def ledger_id(self, value: str, field: str) -> None:
         if not _ID.match(value):
