@@ -73,7 +73,10 @@ def test_run_starts_every_service_and_ctrl_c_stops_all(database_url: str) -> Non
 
 
 def test_embedded_database_starts_keeps_data_and_stops() -> None:
-    data = ROOT / ".data" / f"test-{os.getpid()}"  # under .data: reachable by the cluster's user
+    # Where the cluster's user can reach it: as root that is not the checkout (which may be a
+    # private directory), see devdb.data_dir.
+    base = devdb.SYSTEM_DATA if os.geteuid() == 0 else ROOT / ".data"
+    data = base / f"test-{os.getpid()}"
     env = {**os.environ, "POINTS_PG_DATA": str(data), "POINTS_PG_PORT": str(free_port())}
     script = [sys.executable, "scripts/devdb.py"]
     try:
