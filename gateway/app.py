@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from gateway import errors
+from gateway import errors, examples
 from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.limits import EdgeGuard
@@ -52,6 +52,7 @@ def _document(app: FastAPI) -> dict[str, Any]:
         for path, operations in document["paths"].items():
             for operation in operations.values():
                 operation["security"] = [] if path in PUBLIC else [{"bearer": []}]
+        examples.annotate(document)
         app.openapi_schema = document
     return app.openapi_schema
 

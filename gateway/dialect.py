@@ -51,6 +51,17 @@ def short_names(enum: Any) -> list[str]:
     return [v.name.removeprefix(prefix) for v in enum.values]
 
 
+def short_name(enum: Any, number: int) -> str:
+    """`short_name(rpb.Decision, 1)` -> `ALLOW` (`enum` is a generated enum type)."""
+    return str(enum.Name(number)).removeprefix(enum_prefix(enum.DESCRIPTOR))
+
+
+def enumerated(enum: Any) -> Any:
+    """`Annotated[str, enumerated(mpb.ItemType)]`: a string whose OpenAPI schema lists the
+    enum's short names."""
+    return Field(json_schema_extra={"enum": list(short_names(enum.DESCRIPTOR))})
+
+
 def _is_timestamp(field: Any) -> bool:
     return field.message_type is not None and field.message_type.full_name == _TIMESTAMP
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt
 
+from gateway.dialect import enumerated, short_name
 from gateway.errors import REASONS
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
@@ -81,7 +82,7 @@ class CheckInStatus(BaseModel):
 
 class Transfer(BaseModel):
     transfer_id: str
-    kind: str
+    kind: Annotated[str, enumerated(lpb.TransferKind)]
     amount: int = Field(description="points; positive for credits to the user, negative for debits")
     reason_code: str
     created_at: datetime | None
@@ -105,7 +106,7 @@ class Transfer(BaseModel):
                 else None
             ),
             transfer_id=transfer.transfer_id,
-            kind=lpb.TransferKind.Name(transfer.kind).removeprefix("TRANSFER_KIND_"),
+            kind=short_name(lpb.TransferKind, transfer.kind),
             amount=sign * transfer.amount,
             reason_code=transfer.reason_code,
             created_at=transfer.create_time.ToDatetime(tzinfo=UTC)
@@ -117,7 +118,7 @@ class Transfer(BaseModel):
 
 class Item(BaseModel):
     item_id: str
-    type: str
+    type: Annotated[str, enumerated(mpb.ItemType)]
     title: str
     description: str
     image_url: str
@@ -130,7 +131,7 @@ class Item(BaseModel):
     def of(cls, item: mpb.Item) -> Item:
         return cls(
             item_id=item.item_id,
-            type=mpb.ItemType.Name(item.type).removeprefix("ITEM_TYPE_"),
+            type=short_name(mpb.ItemType, item.type),
             title=item.title,
             description=item.description,
             image_url=item.image_url,
@@ -151,10 +152,10 @@ class Redemption(BaseModel):
     item_id: str
     quantity: int
     points: int
-    status: str
+    status: Annotated[str, enumerated(mpb.RedemptionStatus)]
     failure_reason: str
     code: str
-    shipment_status: str
+    shipment_status: Annotated[str, enumerated(mpb.ShipmentStatus)]
     cash_due_minor: int
     created_at: datetime | None
 
@@ -165,12 +166,10 @@ class Redemption(BaseModel):
             item_id=redemption.item_id,
             quantity=redemption.quantity,
             points=redemption.points,
-            status=mpb.RedemptionStatus.Name(redemption.status).removeprefix("REDEMPTION_STATUS_"),
+            status=short_name(mpb.RedemptionStatus, redemption.status),
             failure_reason=redemption.failure_reason,
             code=redemption.code,
-            shipment_status=mpb.ShipmentStatus.Name(redemption.shipment_status).removeprefix(
-                "SHIPMENT_STATUS_"
-            ),
+            shipment_status=short_name(mpb.ShipmentStatus, redemption.shipment_status),
             cash_due_minor=redemption.cash_due.amount_minor,
             created_at=redemption.create_time.ToDatetime(tzinfo=UTC)
             if redemption.HasField("create_time")
@@ -213,7 +212,7 @@ class TierStatus(BaseModel):
 
 class CapLeft(BaseModel):
     rule_id: str
-    event_type: str
+    event_type: Annotated[str, enumerated(rpb.EventType)]
     earned_today: int
     daily_cap: int
     remaining_today: int
@@ -274,7 +273,7 @@ class Award(BaseModel):
 
 class EventResult(BaseModel):
     event_id: str
-    decision: str
+    decision: Annotated[str, enumerated(rpb.Decision)]
     risk_reasons: list[str]
     total_points: int
     reversed_points: int
@@ -286,7 +285,7 @@ class EventResult(BaseModel):
     def of(cls, response: rpb.RecordEventResponse) -> EventResult:
         return cls(
             event_id=response.event_id,
-            decision=rpb.Decision.Name(response.decision).removeprefix("DECISION_"),
+            decision=short_name(rpb.Decision, response.decision),
             risk_reasons=list(response.risk_reasons),
             total_points=response.total_points,
             reversed_points=response.reversed_points,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
+from gateway.dialect import enumerated, short_name
 from gateway.routes.checkout import Amount
 from gateway.routes.common import backends, idempotency_key
 from loyalty.mall.v1 import mall_pb2 as mpb
@@ -33,7 +34,7 @@ class Coupon(BaseModel):
     value_minor: int
     min_spend_minor: int
     currency: str
-    state: str = Field(description="ISSUED, USED, EXPIRED or REVOKED")
+    state: Annotated[str, enumerated(mpb.CouponState)]
     expires_at: datetime | None
     used_order_id: str
 
@@ -45,7 +46,7 @@ class Coupon(BaseModel):
             value_minor=coupon.value.amount_minor,
             min_spend_minor=coupon.min_spend.amount_minor,
             currency=coupon.value.currency,
-            state=mpb.CouponState.Name(coupon.state).removeprefix("COUPON_STATE_"),
+            state=short_name(mpb.CouponState, coupon.state),
             expires_at=(
                 coupon.expire_time.ToDatetime(tzinfo=UTC)
                 if coupon.HasField("expire_time")

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
-from gateway.dialect import model_for, to_json
+from gateway.dialect import model_for, short_name, to_json
 from gateway.errors import HttpError
 from gateway.models import (
     CapLeft,
@@ -92,7 +92,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
         else [
             CapLeft(
                 rule_id=c.rule_id,
-                event_type=rpb.EventType.Name(c.event_type).removeprefix("EVENT_TYPE_"),
+                event_type=short_name(rpb.EventType, c.event_type),
                 earned_today=c.earned_today,
                 daily_cap=c.daily_cap,
                 remaining_today=c.remaining_today,

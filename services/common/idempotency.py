@@ -6,9 +6,12 @@ with a fingerprint of the payload and the recorded outcome.
   IDEMPOTENCY_KEY_REUSED.
 - Where a request creates a row of its own (a redemption, a draw, a deduction, an event), that
   row holds the id and the fingerprint. Where it does not (confirming or cancelling), the
-  `requests` table does, through `RequestLog`: the id is claimed before the work runs, so a
-  concurrent duplicate with another payload is refused instead of applied, and the outcome is
-  recorded after. The ledger records many outcomes per transaction the same way (engine.py).
+  `requests` table does, through `RequestLog`: the id is claimed before the work runs and the
+  outcome recorded after. A duplicate that arrives while the claim is fresh (younger than
+  `LEASE`) fails ABORTED, reason REQUEST_IN_PROGRESS, instead of running the work twice; it
+  gets the outcome when it retries. A claim left without an outcome (its caller crashed) is
+  taken over, by one caller only, once the lease has run out. The ledger records many
+  outcomes per transaction the same way (engine.py), in the transaction of the work itself.
 - Records older than the retention period are forgotten (`forget`, run by a periodic job):
   after that, a reused id counts as a new request.
 """
@@ -19,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import asyncpg
 from asyncpg import Record
@@ -27,10 +30,14 @@ from google.protobuf.message import Message
 
 from services.common import errors
 from services.common.db import Conn
-from services.common.errors import AlreadyExists
+from services.common.errors import Aborted, AlreadyExists
 from services.common.validation import check_request_id, raise_if
 
 M = TypeVar("M", bound=Message)
+
+# How long a claim without an outcome counts as still running: longer than any deadline our
+# callers set, so that only an attempt that died is taken over.
+LEASE: Final = timedelta(seconds=60)
 
 
 def fingerprint(method: str, request: Message) -> bytes:
@@ -38,6 +45,14 @@ def fingerprint(method: str, request: Message) -> bytes:
     return hashlib.sha256(
         method.encode() + b"\0" + request.SerializeToString(deterministic=True)
     ).digest()
+
+
+def in_progress(key: str) -> Aborted:
+    return Aborted(
+        "REQUEST_IN_PROGRESS",
+        "a request with this idempotency key is still running; retry it in a moment",
+        {"key": key},
+    )
 
 
 def key_reused(key: str) -> AlreadyExists:
@@ -177,22 +192,27 @@ class RequestLog:
                 method,
                 print_,
             )
-        if prior is not None:
-            if prior["response"] is None and prior["error"] is None:
-                # Claimed by an earlier attempt still running or cut short: run it again
-                # (the work is idempotent) when it is the same request.
+            if prior is not None and prior["response"] is None and prior["error"] is None:
                 if prior["method"] != method or bytes(prior["payload_sha256"]) != print_:
                     raise key_reused(request_id)
-            else:
-                outcome = outcome_of(prior, method, print_, response_type)
-                if isinstance(outcome, errors.DomainError):
-                    raise outcome
-                return outcome
+                if not await self._take_over(conn, user_id, request_id):
+                    raise in_progress(request_id)
+                prior = None
+        if prior is not None:
+            outcome = outcome_of(prior, method, print_, response_type)
+            if isinstance(outcome, errors.DomainError):
+                raise outcome
+            return outcome
         try:
             response = await work()
         except errors.DomainError as error:
-            if not isinstance(error, errors.Unavailable):
+            if isinstance(error, errors.Unavailable):
+                await self._release(user_id, request_id)
+            else:
                 await self._record(user_id, request_id, None, encode_error(error))
+            raise
+        except BaseException:  # a bug, or the caller gave up (cancelled): nothing was recorded
+            await self._release(user_id, request_id)
             raise
         await self._record(user_id, request_id, response.SerializeToString(), None)
         return response
@@ -213,6 +233,34 @@ class RequestLog:
         check_request_id(bad, request_id)
         raise_if(bad)
         return await self.run("", request_id, method, request, response_type, work)
+
+    @staticmethod
+    async def _take_over(conn: Conn, user_id: str, request_id: str) -> bool:
+        """Claim again a request whose claim ran out without an outcome; False while it is
+        fresh or another caller took it over first (created_at is the claim's time)."""
+        taken: bool = await conn.fetchval(
+            "UPDATE requests SET created_at = now() WHERE user_id = $1 AND request_id = $2 "
+            "AND response IS NULL AND error IS NULL AND created_at < now() - $3::interval "
+            "RETURNING true",
+            user_id,
+            request_id,
+            LEASE,
+        )
+        return bool(taken)
+
+    async def _release(self, user_id: str, request_id: str) -> None:
+        """Drop a claim whose work did not finish (a peer or the database was down), so that
+        the caller's retry runs at once; if this fails too, the lease runs out instead."""
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.execute(
+                    "DELETE FROM requests WHERE user_id = $1 AND request_id = $2 "
+                    "AND response IS NULL AND error IS NULL",
+                    user_id,
+                    request_id,
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pass
 
     async def _record(
         self, user_id: str, request_id: str, response: bytes | None, error: str | None

@@ -24,6 +24,7 @@ RAISERS = {
     "AlreadyExists",
     "ResourceExhausted",
     "Unavailable",
+    "Aborted",
     "InvalidArgument",
     "Internal",
     "_fail",
