@@ -295,3 +295,100 @@ async def test_the_documented_request_examples_are_accepted(http: httpx.AsyncCli
         headers = {**caller, "Idempotency-Key": uuid.uuid4().hex}
         reply = await http.request(method, path, json=body, headers=headers)
         assert reply.is_success, f"{method.upper()} {path}: {reply.text}"
+
+
+async def test_purchases_expiry_and_a_campaign_budget_as_the_seed_states(
+    http: httpx.AsyncClient,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    erin, frank = f"erin-{run}", f"frank-{run}"
+    rules: dict[str, dict[str, Any]] = {
+        # 1 point per yuan, pending 3 days (the return window), valid one year.
+        "purchase": {
+            "kind": "PURCHASE",
+            "event_type": "PURCHASE",
+            "purchase": {
+                "points": 1,
+                "per_amount_minor": 100,
+                "currency": "CNY",
+                "pending_days": 3,
+            },
+            "expiry_days": 365,
+        },
+        "profile": {
+            "kind": "TASK",
+            "event_type": "PROFILE_COMPLETED",
+            "task": {"points": 20},
+            "expiry_days": 30,
+        },
+        "comment": {"kind": "ACTION", "event_type": "COMMENT", "action": {"points": 5}},
+    }
+    for rule_id, rule in rules.items():
+        await ok(
+            http.put(f"/v1/admin/rules/{rule_id}", json={**rule, "enabled": True}, headers=ADMIN)
+        )
+
+    # 100 yuan -> 100 pending points; matured once the return window has passed; a refund
+    # reverses the pending ones.
+    fresh = await event(
+        http, erin, "PURCHASE", amount_minor=10_000, currency="CNY", order_id=f"new-{run}"
+    )
+    assert (fresh["total_points"], fresh["awards"][0]["pending"]) == (100, True)
+    old = await event(
+        http,
+        erin,
+        "PURCHASE",
+        amount_minor=10_000,
+        currency="CNY",
+        order_id=f"old-{run}",
+        occurred_at=days_ago(4),
+    )
+    assert old["total_points"] == 100
+    assert datetime.fromisoformat(old["awards"][0]["matures_at"]) < datetime.now(UTC)
+    wallet = await ok(http.get("/v1/me/wallet", headers=bearer(erin)))
+    assert (wallet["points"]["available"], wallet["points"]["pending"]) == (100, 100)
+    assert (await event(http, erin, "REFUND", order_id=f"new-{run}"))["reversed_points"] == 100
+    wallet = await ok(http.get("/v1/me/wallet", headers=bearer(erin)))
+    assert (wallet["points"]["available"], wallet["points"]["pending"]) == (100, 0)
+
+    # Purchase points expire a year after they are credited: not "expiring soon" today (the
+    # wallet's window is a month), listed by the day they go in a year.
+    assert wallet["expiring"] == []
+    in_a_year = (datetime.now(UTC) + timedelta(days=365)).date()
+    member = f"/v1/admin/members/{erin}"
+    year = await ok(http.get(member, params={"expiring_within_days": 366}, headers=ADMIN))
+    [lot] = year["expiring"]
+    assert lot["amount"] == 100
+    assert abs((datetime.fromisoformat(lot["date"]).date() - in_a_year).days) <= 1
+    early = await ok(http.get(member, params={"expiring_within_days": 363}, headers=ADMIN))
+    assert early["expiring"] == []
+    # Points with a month to live are "expiring soon" in the wallet from the day they come.
+    await event(http, erin, "PROFILE_COMPLETED")
+    wallet = await ok(http.get("/v1/me/wallet", headers=bearer(erin)))
+    assert [e["amount"] for e in wallet["expiring"]] == [20]
+
+    # A campaign doubles comments out of a 12-point budget: the bonus stops exactly there.
+    await ok(
+        http.put(
+            "/v1/admin/budgets/launch",
+            json={"points_limit": 12, "period": "TOTAL", "over_budget": "CUT"},
+            headers=ADMIN,
+        )
+    )
+    campaign = {
+        "event_types": ["COMMENT"],
+        "multiplier_percent": 200,
+        "audience": "ALL",
+        "start_at": days_ago(1),
+        "end_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        "budget_id": "launch",
+        "enabled": True,
+    }
+    await ok(http.put("/v1/admin/campaigns/double", json=campaign, headers=ADMIN))
+    comments = [await event(http, frank, "COMMENT") for _ in range(5)]
+    assert [c["total_points"] for c in comments] == [10, 10, 7, 5, 5]
+    assert sum(c["awards"][0]["campaign_points"] for c in comments) == 12
+    budgets = await ok(http.get("/v1/admin/budgets", headers=ADMIN))
+    [launch] = [b for b in budgets["budgets"] if b["budget"]["budget_id"] == "launch"]
+    assert launch["used_points"] == 12
+    assert await available(http, frank) == 37
