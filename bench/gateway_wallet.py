@@ -1,9 +1,9 @@
-"""GET /v1/me/wallet through the gateway with every backend up, each service its own process.
+"""GET /v1/me/wallet through the gateway with every backend up, each service its own process
+(`gateway_wallet`), against GET /healthz on the same gateway (the HTTP stack alone).
 
-Targets (issue 7): >= 800 requests/s and p99 <= 30 ms at 50 concurrent clients; the fan-out is
-concurrent: with one backend slowed by 20 ms the wallet's latency grows by about 20 ms, not by
-the sum of the calls. Also reports each process's resident memory after the load.
-Baseline in the same run: GET /healthz on the same gateway (HTTP stack, no backend calls).
+Goal (issue 13): >= 0.25 of /healthz x50. Both tracing profiles; CPU and round trips per
+wallet. The fan-out is concurrent: with one backend slowed by 20 ms the wallet's latency grows
+by about 20 ms, not by the sum of the calls. Also reports each process's resident memory.
 """
 
 from __future__ import annotations
@@ -19,7 +19,20 @@ import time
 import grpc
 import httpx
 
-from bench.support import closed_loop, p, rss_mb, scratch_database, suite
+from bench.support import (
+    PROFILES,
+    Measured,
+    Rate,
+    SpanSink,
+    closed_loop,
+    p,
+    report,
+    round_trips,
+    rss_mb,
+    scratch_database,
+    span_sink,
+    suite,
+)
 from gateway.auth import mint
 from gateway.settings import DEV_SECRET, AuthSettings
 from loyalty.ledger.v1 import ledger_pb2 as lpb
@@ -84,69 +97,94 @@ async def latency_ms(http: httpx.AsyncClient, headers: dict[str, str], rounds: i
     return statistics.median(samples) * 1000
 
 
+async def measure(sink: SpanSink, url: str, headers: dict[str, str], profile: str) -> None:
+    names = ("ledger", "rules", "mall", "gateway")
+    async with suite(url, names, sink.env(profile)) as running:
+        base = f"http://127.0.0.1:{running.ports['gateway']}"
+        limits = httpx.Limits(max_connections=CLIENTS)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as http:
+
+            async def health(client: int, i: int) -> None:
+                assert (await http.get("/healthz")).status_code == 200
+
+            async def wallet(client: int, i: int) -> None:
+                reply = await http.get("/v1/me/wallet", headers=headers)
+                assert reply.status_code == 200 and not reply.json()["degraded"]
+
+            await closed_loop(CLIENTS, 1, wallet)
+            if shutil.which("wrk"):
+                floor = Rate(
+                    "GET /healthz x50 (wrk)", *await asyncio.to_thread(wrk, f"{base}/healthz", {})
+                )
+                cpu = running.cpu_seconds()
+                path = Rate(
+                    "GET /v1/me/wallet x50 (wrk)",
+                    *await asyncio.to_thread(wrk, f"{base}/v1/me/wallet", headers),
+                )
+            else:  # fall back to a Python client (slower: it competes for the CPU)
+                count, latencies = await closed_loop(CLIENTS, SECONDS, health)
+                floor = Rate(
+                    "GET /healthz x50 (httpx)",
+                    count / SECONDS,
+                    p(latencies, 0.5),
+                    p(latencies, 0.99),
+                )
+                cpu = running.cpu_seconds()
+                count, latencies = await closed_loop(CLIENTS, SECONDS, wallet)
+                path = Rate(
+                    "GET /v1/me/wallet x50 (httpx)",
+                    count / SECONDS,
+                    p(latencies, 0.5),
+                    p(latencies, 0.99),
+                )
+            measured = Measured(
+                floor, path, running.cpu_ms_per(cpu, int(path.per_second * SECONDS))
+            )
+            measured.round_trips = await round_trips(sink, profile, wallet, 8)
+        memory = {n: rss_mb(running.pids[n]) for n in names}
+    report("gateway_wallet", profile, measured)
+    print("  RSS after load: " + ", ".join(f"{n} {mb:.0f} MB" for n, mb in memory.items()))
+
+
+async def fan_out(url: str, headers: dict[str, str]) -> None:
+    """The wallet's latency alone, then with every call to rules slowed by DELAY."""
+    names = ("ledger", "rules", "mall", "gateway")
+    async with suite(url, names) as running:
+        base = f"http://127.0.0.1:{running.ports['gateway']}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            await latency_ms(http, headers, 5)
+            normal = await latency_ms(http, headers, 50)
+    proxy_port = free_port()
+    # The gateway reaches rules through a proxy adding DELAY to every call.
+    async with suite(url, names, {"RULES_ADDR": f"127.0.0.1:{proxy_port}"}) as running:
+        proxy = await slow_proxy(proxy_port, running.address("rules"))
+        base = f"http://127.0.0.1:{running.ports['gateway']}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            await latency_ms(http, headers, 5)
+            slowed = await latency_ms(http, headers, 50)
+        await proxy.stop(None)
+    print(
+        f"one client: wallet p50 {normal:.1f} ms; with rules slowed by {DELAY * 1000:.0f} ms:"
+        f" {slowed:.1f} ms (+{slowed - normal:.1f} ms; the backend calls run in parallel)"
+    )
+
+
 async def main() -> None:
     token = mint(AuthSettings("HS256", DEV_SECRET, None, None), "bench-user")
     headers = {"Authorization": f"Bearer {token}"}
-    async with scratch_database("bench_gateway") as url:
-        names = ("ledger", "rules", "mall", "gateway")
-        async with suite(url, names) as running:
-            ports = running.ports
-            async with grpc.aio.insecure_channel(running.address("ledger")) as channel:
-                await ledger_pb2_grpc.LedgerServiceStub(channel).Credit(
-                    lpb.CreditRequest(
-                        request_id="seed", user_id="bench-user", amount=100, source="bench"
-                    )
+    async with span_sink() as sink, scratch_database("bench_gateway") as url:
+        async with (
+            suite(url, ("ledger",)) as running,
+            grpc.aio.insecure_channel(running.address("ledger")) as channel,
+        ):
+            await ledger_pb2_grpc.LedgerServiceStub(channel).Credit(
+                lpb.CreditRequest(
+                    request_id="seed", user_id="bench-user", amount=100, source="bench"
                 )
-            limits = httpx.Limits(max_connections=CLIENTS)
-            base = f"http://127.0.0.1:{ports['gateway']}"
-            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as http:
-
-                async def health(client: int, i: int) -> None:
-                    assert (await http.get("/healthz")).status_code == 200
-
-                async def wallet(client: int, i: int) -> None:
-                    reply = await http.get("/v1/me/wallet", headers=headers)
-                    assert reply.status_code == 200 and not reply.json()["degraded"]
-
-                await closed_loop(CLIENTS, 1, wallet)
-                if shutil.which("wrk"):
-                    h_rate, _, h_p99 = await asyncio.to_thread(wrk, f"{base}/healthz", {})
-                    cpu = running.cpu_seconds()
-                    rate, p50, p99 = await asyncio.to_thread(wrk, f"{base}/v1/me/wallet", headers)
-                    tool = "wrk"
-                else:  # fall back to a Python client (slower: it competes for the CPU)
-                    h_count, h_lat = await closed_loop(CLIENTS, SECONDS, health)
-                    cpu = running.cpu_seconds()
-                    count, lat = await closed_loop(CLIENTS, SECONDS, wallet)
-                    h_rate, h_p99 = h_count / SECONDS, p(h_lat, 0.99)
-                    rate, p50, p99 = count / SECONDS, p(lat, 0.5), p(lat, 0.99)
-                    tool = "httpx"
-                cpu_per_wallet = running.cpu_ms_per(cpu, int(rate * SECONDS))
-                normal = await latency_ms(http, headers, 50)
-            memory = {n: rss_mb(running.pids[n]) for n in ("gateway", "ledger", "rules", "mall")}
-        proxy_port = free_port()
-        # The proxy forwards to where the next suite's rules will listen: start it lazily.
-        # The gateway reaches rules through a proxy adding DELAY to every call.
-        async with suite(url, names, {"RULES_ADDR": f"127.0.0.1:{proxy_port}"}) as running:
-            ports = running.ports
-            proxy = await slow_proxy(proxy_port, running.address("rules"))
-            base = f"http://127.0.0.1:{ports['gateway']}"
-            async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-                await latency_ms(http, headers, 5)
-                slowed = await latency_ms(http, headers, 50)
-            await proxy.stop(None)
-    print(f"load from {tool}, {CLIENTS} connections, {SECONDS:.0f} s each")
-    print(f"GET /healthz      : {h_rate:7.0f} rps  p99 {h_p99:.1f} ms  (baseline: HTTP stack)")
-    print(
-        f"GET /v1/me/wallet : {rate:7.0f} rps  p50 {p50:.1f} ms  p99 {p99:.1f} ms"
-        f"  ({rate / h_rate:.2f} of baseline)"
-    )
-    print(
-        f"one client: wallet p50 {normal:.1f} ms; with rules slowed by {DELAY * 1000:.0f} ms:"
-        f" {slowed:.1f} ms (+{slowed - normal:.1f} ms; 6 backend calls in parallel)"
-    )
-    print(f"CPU ms per wallet : {cpu_per_wallet}")
-    print("RSS after load: " + ", ".join(f"{n} {mb:.0f} MB" for n, mb in memory.items()))
+            )
+        for profile in PROFILES:
+            await measure(sink, url, headers, profile)
+        await fan_out(url, headers)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""PostBatch of 1,000 credits: transfers per second (target, issue 4: >= 20,000/s).
+"""PostBatch of 1,000 credits (`ledger_batch`): transfers per second against pgbench's
+TPC-B-like rate (-c 8) on the same server in the same run.
 
-Baseline in the same run: pgbench's TPC-B-like rate on the same server, for scale.
+Goal (issue 13): >= 6x pgbench (about 20,000 transfers/s here). Both tracing profiles; CPU and
+round trips per transfer.
 """
 
 from __future__ import annotations
@@ -9,54 +11,86 @@ import asyncio
 import os
 import time
 
-from bench.support import ledger_process, pgbench_tps, scratch_database
+import grpc
+
+from bench.support import (
+    PROFILES,
+    Measured,
+    Rate,
+    SpanSink,
+    pgbench_tps,
+    report,
+    scratch_database,
+    span_sink,
+    suite,
+)
 from loyalty.ledger.v1 import ledger_pb2 as pb
+from loyalty.ledger.v1 import ledger_pb2_grpc
 
 BATCH = 1000
 BATCHES = int(os.environ.get("BENCH_BATCHES", "30"))
 
 
-async def main() -> None:
-    async with scratch_database("bench_pgbench") as url:
-        baseline = await asyncio.to_thread(pgbench_tps, url, 8, 10)
-    async with scratch_database("bench_batch") as url, ledger_process(url) as ledger:
-
-        def batch(n: int) -> pb.PostBatchRequest:
-            return pb.PostBatchRequest(
-                operations=[
-                    pb.BatchOperation(
-                        credit=pb.CreditRequest(
-                            request_id=f"b{n}-{i}",
-                            user_id=f"member-{(n * BATCH + i) % 20000}",
-                            amount=5,
-                            source="bench",
-                        )
-                    )
-                    for i in range(BATCH)
-                ]
+def batch(n: int) -> pb.PostBatchRequest:
+    return pb.PostBatchRequest(
+        operations=[
+            pb.BatchOperation(
+                credit=pb.CreditRequest(
+                    request_id=f"b{n}-{i}",
+                    user_id=f"member-{(n * BATCH + i) % 20000}",
+                    amount=5,
+                    source="bench",
+                )
             )
+            for i in range(BATCH)
+        ]
+    )
 
+
+async def measure(sink: SpanSink, profile: str) -> None:
+    async with scratch_database("bench_pgbench") as url:
+        floor = await asyncio.to_thread(pgbench_tps, url, 8, 10)
+    async with (
+        scratch_database("bench_batch") as url,
+        suite(url, ("ledger",), sink.env(profile)) as running,
+        grpc.aio.insecure_channel(running.address("ledger")) as channel,
+    ):
+        ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
         requests = [batch(n) for n in range(BATCHES + 1)]
         await ledger.PostBatch(requests[0])  # warm up
+        cpu = running.cpu_seconds()
         started = time.perf_counter()
         for request in requests[1:]:
             response = await ledger.PostBatch(request)
             assert all(r.WhichOneof("result") == "credit" for r in response.results)
         elapsed = time.perf_counter() - started
-        # Two batches at once (two clients), to show batches do not serialise everything.
-        started2 = time.perf_counter()
-        more = [batch(n) for n in range(BATCHES + 1, BATCHES + 11)]
-        await asyncio.gather(*(ledger.PostBatch(r) for r in more))
-        elapsed2 = time.perf_counter() - started2
-        audit = await ledger.Audit(pb.AuditRequest())
-    rate = BATCHES * BATCH / elapsed
-    print(f"pgbench tpcb-like -c 8        : {baseline:9.0f} tps")
-    print(
-        f"PostBatch x{BATCH} (sequential) : {rate:9.0f} transfers/s  "
-        f"({elapsed / BATCHES * 1000:.0f} ms per batch), {rate / baseline:.1f}x pgbench"
-    )
-    print(f"PostBatch x{BATCH} (10 at once) : {10 * BATCH / elapsed2:9.0f} transfers/s")
-    print(f"audit ok: {audit.ok}")
+        measured = Measured(
+            Rate("pgbench tpcb-like -c 8 (tps)", floor),
+            Rate(f"PostBatch x{BATCH}, one at a time", BATCHES * BATCH / elapsed),
+            running.cpu_ms_per(cpu, BATCHES * BATCH),
+        )
+        if profile == "full":
+
+            async def one_more() -> int:
+                await ledger.PostBatch(batch(BATCHES + 1))
+                return BATCH
+
+            measured.round_trips = await sink.per_operation(one_more)
+        # Ten batches at once, to show that batches do not serialise everything.
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(ledger.PostBatch(batch(n)) for n in range(BATCHES + 2, BATCHES + 12))
+        )
+        at_once = 10 * BATCH / (time.perf_counter() - started)
+        assert (await ledger.Audit(pb.AuditRequest())).ok
+    report("ledger_batch", profile, measured)
+    print(f"  10 batches at once: {at_once:9.0f} transfers/s")
+
+
+async def main() -> None:
+    async with span_sink() as sink:
+        for profile in PROFILES:
+            await measure(sink, profile)
 
 
 if __name__ == "__main__":

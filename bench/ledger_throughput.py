@@ -1,28 +1,48 @@
-"""Single Credit/Debit RPCs from 64 concurrent gRPC clients, against pgbench on the same server.
+"""Single Credit/Debit RPCs from 64 concurrent gRPC clients (`ledger_write`).
 
-Target (issue 4): ratio >= 1.0 against `pgbench -b tpcb-like -c 8`, p99 <= 50 ms.
+Goal (issue 13): >= 0.6 of the ledger's health RPC x64 on the same process, p99 <= 2x the
+floor's p99. Both tracing profiles; CPU and round trips per operation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import uuid
 
-from bench.support import closed_loop, ledger_process, p, pgbench_tps, scratch_database
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.support import (
+    PROFILES,
+    SpanSink,
+    floor_and_path,
+    report,
+    round_trips,
+    scratch_database,
+    span_sink,
+    suite,
+)
 from loyalty.ledger.v1 import ledger_pb2 as pb
+from loyalty.ledger.v1 import ledger_pb2_grpc
 
 CLIENTS = 64
-SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 
 
-async def main() -> None:
-    async with scratch_database("bench_pgbench") as url:
-        baseline = await asyncio.to_thread(pgbench_tps, url, 8, int(SECONDS))
-    async with scratch_database("bench_ledger") as url, ledger_process(url) as ledger:
+async def measure(sink: SpanSink, profile: str) -> None:
+    async with (
+        scratch_database("bench_ledger") as url,
+        suite(url, ("ledger",), sink.env(profile)) as running,
+        grpc.aio.insecure_channel(running.address("ledger")) as channel,
+    ):
+        ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+
+        async def check(client: int, i: int) -> None:
+            await health.Check(health_pb2.HealthCheckRequest())
+
         # Each client owns a member; credits dominate, with a debit every fourth call.
         async def call(client: int, i: int) -> None:
-            user = f"bench-{client}"
-            request_id = f"{client}-{i}"
+            user, request_id = f"bench-{client}", uuid.uuid4().hex
             if i % 4 == 3:
                 await ledger.Debit(pb.DebitRequest(request_id=request_id, user_id=user, amount=1))
             else:
@@ -30,14 +50,21 @@ async def main() -> None:
                     pb.CreditRequest(request_id=request_id, user_id=user, amount=10, source="bench")
                 )
 
-        await closed_loop(CLIENTS, 1, call)  # warm up (pool, caches)
-        count, latencies = await closed_loop(CLIENTS, SECONDS, call)
-        audit = await ledger.Audit(pb.AuditRequest())
-    tps = count / SECONDS
-    print(f"pgbench tpcb-like -c 8 : {baseline:9.0f} tps")
-    print(f"ledger Credit/Debit x{CLIENTS}: {tps:9.0f} transfers/s  ratio {tps / baseline:.2f}")
-    print(f"latency p50 {p(latencies, 0.5):.1f} ms  p99 {p(latencies, 0.99):.1f} ms")
-    print(f"audit ok: {audit.ok}")
+        measured = await floor_and_path(
+            running,
+            CLIENTS,
+            (f"ledger health x{CLIENTS}", check),
+            (f"Credit/Debit x{CLIENTS}", call),
+        )
+        measured.round_trips = await round_trips(sink, profile, call, CLIENTS)
+        assert (await ledger.Audit(pb.AuditRequest())).ok
+    report("ledger_write", profile, measured)
+
+
+async def main() -> None:
+    async with span_sink() as sink:
+        for profile in PROFILES:
+            await measure(sink, profile)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Redeem end to end (risk check, stock, hold, fulfil, capture) at 32 concurrent clients, and
-catalog listing. Targets (issue 6): >= 300 redemptions/s with p99 <= 100 ms; ListItems
-p99 <= 10 ms. Services run as separate processes. Baseline in the same run: the gRPC health
-check of the mall (the RPC stack alone)."""
+"""Redeem end to end (risk check, stock, hold, fulfil, capture) of a virtual item at 32
+concurrent clients (`mall_redeem`), and catalog listing. Services run as separate processes.
+
+Goal (issue 13): >= 0.15 of the mall's health RPC x32 on the same process. Both tracing
+profiles; CPU and round trips per redemption.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +14,18 @@ import uuid
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.support import closed_loop, p, scratch_database, suite
+from bench.support import (
+    PROFILES,
+    SpanSink,
+    closed_loop,
+    floor_and_path,
+    p,
+    report,
+    round_trips,
+    scratch_database,
+    span_sink,
+    suite,
+)
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.ledger.v1 import ledger_pb2_grpc
@@ -23,10 +36,10 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CLIENTS = 32
 
 
-async def main() -> None:
+async def measure(sink: SpanSink, profile: str) -> None:
     async with (
         scratch_database("bench_mall") as url,
-        suite(url, ("ledger", "rules", "mall")) as running,
+        suite(url, ("ledger", "rules", "mall"), sink.env(profile)) as running,
         grpc.aio.insecure_channel(running.address("mall")) as mall_channel,
         grpc.aio.insecure_channel(running.address("ledger")) as ledger_channel,
     ):
@@ -70,34 +83,32 @@ async def main() -> None:
         async def listing(client: int, i: int) -> None:
             await mall.ListItems(pb.ListItemsRequest(page_size=20))
 
-        base_count, base_lat = await closed_loop(CLIENTS, SECONDS / 2, check)
-        await closed_loop(CLIENTS, 1, redeem)
-        cpu = running.cpu_seconds()
-        count, lat = await closed_loop(CLIENTS, SECONDS, redeem)
-        cpu_per_redemption = running.cpu_ms_per(cpu, count)
+        measured = await floor_and_path(
+            running,
+            CLIENTS,
+            (f"mall health x{CLIENTS}", check),
+            (f"Redeem x{CLIENTS}, virtual item", redeem),
+        )
+        measured.round_trips = await round_trips(sink, profile, redeem, CLIENTS)
         # The issue names no concurrency for listing: one client (a page view's own latency)
         # and 32 (the mall saturated; latency there is mostly queueing for the RPC stack).
         listings = {
             clients: await closed_loop(clients, SECONDS / 4, listing) for clients in (1, 32)
         }
         audit = await ledger.Audit(lpb.AuditRequest(), timeout=120)
-    base = base_count / (SECONDS / 2)
-    print(
-        f"health check x{CLIENTS}  : {base:7.0f} rps  p99 {p(base_lat, 0.99):.1f} ms "
-        "(baseline: the RPC stack alone)"
-    )
-    print(
-        f"Redeem x{CLIENTS}        : {count / SECONDS:7.0f} redemptions/s  "
-        f"p50 {p(lat, 0.5):.1f} ms  p99 {p(lat, 0.99):.1f} ms  "
-        f"({count / SECONDS / base:.2f} of baseline)"
-    )
-    print(f"CPU ms per redemption : {cpu_per_redemption}")
+    report("mall_redeem", profile, measured)
     for clients, (list_count, list_lat) in listings.items():
         print(
-            f"ListItems x{clients:<2}         : {list_count / (SECONDS / 4):7.0f} rps  "
+            f"  ListItems x{clients:<2}: {list_count / (SECONDS / 4):7.0f} rps  "
             f"p50 {p(list_lat, 0.5):.1f} ms  p99 {p(list_lat, 0.99):.1f} ms"
         )
-    print(f"audit ok: {audit.ok}")
+    assert audit.ok
+
+
+async def main() -> None:
+    async with span_sink() as sink:
+        for profile in PROFILES:
+            await measure(sink, profile)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,23 @@
-"""Shared benchmark plumbing: a scratch database, a ledger process, latency figures."""
+"""Shared benchmark plumbing: a scratch database, the services as processes, the two tracing
+profiles, a floor measured in the same run on the same processes, CPU per operation per
+process (PostgreSQL's included) and round trips per operation counted from the traces."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -70,16 +74,16 @@ class Suite:
         return f"127.0.0.1:{self.ports[name]}"
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU time (user + system) each service process has used so far: per-request CPU is
-        far steadier than throughput on a shared, noisy machine."""
-        return {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+        """CPU time (user + system) each service process, and PostgreSQL's processes together,
+        have used so far: per-request CPU is far steadier than throughput on a shared, noisy
+        machine."""
+        found = {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+        found["postgres"] = postgres_cpu_seconds()
+        return found
 
-    def cpu_ms_per(self, before: dict[str, float], count: int) -> str:
+    def cpu_ms_per(self, before: dict[str, float], count: int) -> dict[str, float]:
         after = self.cpu_seconds()
-        return "  ".join(
-            f"{name} {(after[name] - before[name]) * 1000 / max(count, 1):.2f}"
-            for name in self.pids
-        )
+        return {name: (after[name] - before[name]) * 1000 / max(count, 1) for name in after}
 
 
 def rss_mb(pid: int) -> float:
@@ -93,6 +97,176 @@ def rss_mb(pid: int) -> float:
 def process_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """The CPU of every PostgreSQL process on this machine (the server the benchmarks use;
+    backends come and go, so a connection that closed during the run is missed)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+# The two tracing profiles every benchmark runs: production samples (parent-based, 10 % of
+# new traces); full records everything, so that the cost of tracing stays visible. Both export
+# over OTLP to a sink process, as they would to a collector.
+PROFILES: dict[str, dict[str, str]] = {
+    "production": {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    },
+    "full": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+}
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+
+
+@dataclass
+class Rate:
+    label: str
+    per_second: float
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+
+    def __str__(self) -> str:
+        latency = f"  p50 {self.p50_ms:6.1f} ms  p99 {self.p99_ms:6.1f} ms" if self.p99_ms else ""
+        return f"{self.label:<34} {self.per_second:9.0f} /s{latency}"
+
+
+@dataclass
+class Measured:
+    floor: Rate
+    path: Rate
+    cpu_ms: dict[str, float]  # per operation, per process
+    round_trips: dict[str, float] = field(default_factory=dict)  # per operation
+
+    @property
+    def ratio(self) -> float:
+        return self.path.per_second / self.floor.per_second
+
+
+def report(name: str, profile: str, measured: Measured) -> None:
+    """The floor, the figure, the ratio, CPU and round trips per operation; and, for the
+    production profile, the line `RATIO <name> <value>` that tools read."""
+    print(f"[{name} / {profile} tracing]")
+    print(f"  floor  {measured.floor}")
+    print(f"  path   {measured.path}")
+    print(f"  ratio  {measured.ratio:.3f} of the floor")
+    cpu = "  ".join(f"{n} {ms:.2f}" for n, ms in measured.cpu_ms.items())
+    print(f"  CPU ms per op: {cpu}")
+    if measured.round_trips:
+        trips = "  ".join(f"{k} {v:.1f}" for k, v in sorted(measured.round_trips.items()))
+        print(f"  per op (from the traces): {trips}")
+    if profile == "production":
+        print(f"RATIO {name} {measured.ratio:.3f}")
+    sys.stdout.flush()
+
+
+class SpanSink:
+    """Counts of the spans the services export, by service and kind (see bench/sink.py)."""
+
+    def __init__(self, port: int, path: Path) -> None:
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.path = path
+
+    def env(self, profile: str) -> dict[str, str]:
+        """The environment of the services for a tracing profile, exporting to this sink
+        (quickly and without dropping spans, so that the counts are whole)."""
+        return {
+            **PROFILES[profile],
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "500000",
+        }
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        return found
+
+    async def per_operation(self, run: Callable[[], Awaitable[int]]) -> dict[str, float]:
+        """Spans per operation while `run` (which returns how many operations it did) runs
+        alone; SQL statements and gRPC calls are the round trips. Meaningful at full tracing."""
+        await asyncio.sleep(1.0)  # let earlier spans arrive
+        before = self.counts()
+        count = await run()
+        await asyncio.sleep(1.5)
+        after = self.counts()
+        return {
+            key: (after[key] - before.get(key, 0)) / count
+            for key in after
+            if key.endswith((" sql", " rpc")) and after[key] > before.get(key, 0)
+        }
+
+
+@asynccontextmanager
+async def span_sink() -> AsyncIterator[SpanSink]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "spans.json"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.sink", str(port), str(path), cwd=ROOT
+        )
+        try:
+            await wait_port(port)
+            yield SpanSink(port, path)
+        finally:
+            process.terminate()
+            await process.wait()
+
+
+async def wait_port(port: int, within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            return
+
+
+async def floor_and_path(
+    running: Suite,
+    clients: int,
+    floor: tuple[str, Callable[[int, int], Awaitable[object]]],
+    path: tuple[str, Callable[[int, int], Awaitable[object]]],
+) -> Measured:
+    """The floor, then the path, from `clients` concurrent loops on the same processes; CPU is
+    counted over the path's run."""
+    floor_count, floor_latencies = await closed_loop(clients, SECONDS / 2, floor[1])
+    await closed_loop(clients, 1, path[1])  # warm up: pools, caches, JIT-free but lazy imports
+    cpu = running.cpu_seconds()
+    count, latencies = await closed_loop(clients, SECONDS, path[1])
+    return Measured(
+        Rate(
+            floor[0], floor_count / (SECONDS / 2), p(floor_latencies, 0.5), p(floor_latencies, 0.99)
+        ),
+        Rate(path[0], count / SECONDS, p(latencies, 0.5), p(latencies, 0.99)),
+        running.cpu_ms_per(cpu, count),
+    )
+
+
+async def round_trips(
+    sink: SpanSink, profile: str, call: Callable[[int, int], Awaitable[object]], clients: int
+) -> dict[str, float]:
+    """Round trips per operation of `call` (counted at full tracing only)."""
+    if profile != "full":
+        return {}
+
+    async def run() -> int:
+        count, _ = await closed_loop(clients, 2, call)
+        return count
+
+    return await sink.per_operation(run)
 
 
 @asynccontextmanager
