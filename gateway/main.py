@@ -29,6 +29,7 @@ def main() -> None:
             log_config=None,  # keep our JSON logging
             proxy_headers=True,
             forwarded_allow_ips=settings.forwarded_allow_ips,
+            access_log=settings.access_log,
             timeout_graceful_shutdown=3,
         )
     finally:

@@ -80,6 +80,9 @@ class GatewaySettings:
     # or networks, "*" for any). The client address feeds risk rules: a spoofed header from
     # anyone else is ignored and the connection's own address is used.
     forwarded_allow_ips: str
+    # One log line per request: off by default (the proxy in front keeps access logs, and a
+    # line per request costs the hot path more than the request's own JSON).
+    access_log: bool
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -94,6 +97,7 @@ class GatewaySettings:
             auth=AuthSettings.from_env(env, telemetry.environment),
             sse_keepalive_seconds=env.number("GATEWAY_SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1),
             forwarded_allow_ips=env.text("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
+            access_log=env.choice("GATEWAY_ACCESS_LOG", "off", ("off", "on")) == "on",
             limits=EdgeLimits(
                 max_header_bytes=env.integer(
                     "GATEWAY_MAX_HEADER_BYTES", 16_384, minimum=1024, maximum=1_048_576

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -195,7 +196,9 @@ def run(spec: ServiceSpec) -> None:
     configure_logging(spec.name, settings.telemetry.log_level)
     provider = setup_telemetry(settings.telemetry)
     try:
-        asyncio.run(_serve_until_signal(ServiceHost(spec, settings)))
+        # uvloop: the same asyncio, about a fifth less CPU per RPC (bench/ledger_throughput.py).
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve_until_signal(ServiceHost(spec, settings)))
     except SettingsError as exc:  # service-specific settings, read while wiring
         print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -31,11 +31,13 @@ async def assess(
     device_id: str,
     ip: str,
     event: pb.Event | None = None,
+    signals: repo.RiskSignals | None = None,
 ) -> Risk:
     """DENY on a blacklist match or a velocity breach; REVIEW on softer farming signals (a
     burst of events, many accounts on one device or IP, a referrer inviting in bulk, purchases
     by a user who keeps refunding); else ALLOW. Always with reasons."""
-    signals = await repo.risk_signals(conn, user_id, device_id, ip)
+    if signals is None:
+        signals = await repo.risk_signals(conn, user_id, device_id, ip)
     deny = [f"BLACKLISTED_{kind}" for kind in signals.blacklisted]
     if signals.recent_events >= config.velocity_per_minute:
         deny.append("VELOCITY")
@@ -76,10 +78,14 @@ class Evaluator:
         program: Program,
         event: pb.Event,
         occurred_at: datetime,
+        signals: repo.RiskSignals,
         lock_budgets: bool = False,
     ) -> pb.RecordEventResponse:
-        """Raises BudgetContention unless `lock_budgets` (see Budgets)."""
-        risk = await assess(conn, self.config, event.user_id, event.device_id, event.ip, event)
+        """`signals`: the event's risk signals, read with the user locked. Raises
+        BudgetContention unless `lock_budgets` (see Budgets)."""
+        risk = await assess(
+            conn, self.config, event.user_id, event.device_id, event.ip, event, signals
+        )
         response = pb.RecordEventResponse(
             event_id=event.event_id, decision=risk.decision, risk_reasons=risk.reasons
         )

@@ -41,14 +41,6 @@ async def clock(conn: Conn) -> tuple[datetime, int]:
     return row[0], row[1]
 
 
-async def find_event(conn: Conn, user_id: str, event_id: str) -> Record | None:
-    return await conn.fetchrow(
-        "SELECT payload_sha256, response FROM events WHERE user_id = $1 AND event_id = $2",
-        user_id,
-        event_id,
-    )
-
-
 async def save_event(
     conn: Conn,
     event: pb.Event,
@@ -87,9 +79,39 @@ class RiskSignals:
 
 async def risk_signals(conn: Conn, user_id: str, device_id: str, ip: str) -> RiskSignals:
     """Every signal the risk decision always needs, in one round trip."""
+    row = await conn.fetchrow(f"SELECT {_SIGNALS}", user_id, device_id, ip)
+    assert row is not None
+    return _signals(row)
+
+
+async def event_context(
+    conn: Conn, user_id: str, event_id: str, device_id: str, ip: str
+) -> tuple[Record | None, RiskSignals]:
+    """An event's recorded answer (payload_sha256, response) if it was recorded before, and
+    the risk signals its evaluation needs: one round trip for both on the hot path."""
     row = await conn.fetchrow(
-        """
-        SELECT
+        f"""
+        SELECT {_SIGNALS}, prior.payload_sha256, prior.response
+        FROM (SELECT 1) one
+        LEFT JOIN events prior ON prior.user_id = $1 AND prior.event_id = $4
+        """,
+        user_id,
+        device_id,
+        ip,
+        event_id,
+    )
+    assert row is not None
+    return (row if row["payload_sha256"] is not None else None), _signals(row)
+
+
+def _signals(row: Record) -> RiskSignals:
+    return RiskSignals(
+        row["blacklisted"], row["recent"], row["device_accounts"], row["ip_accounts"]
+    )
+
+
+# The risk signals as select-list items over $1 user_id, $2 device_id, $3 ip.
+_SIGNALS = """
             ARRAY(
                 SELECT kind FROM blacklist
                 WHERE (expires_at IS NULL OR expires_at > now())
@@ -112,15 +134,7 @@ async def risk_signals(conn: Conn, user_id: str, device_id: str, ip: str) -> Ris
                     WHERE ip = $3 AND recorded_at > now() - interval '1 day'
                     UNION SELECT $1
                 ) accounts) END AS ip_accounts
-        """,
-        user_id,
-        device_id,
-        ip,
-    )
-    assert row is not None
-    return RiskSignals(
-        row["blacklisted"], row["recent"], row["device_accounts"], row["ip_accounts"]
-    )
+"""
 
 
 async def all_rules(conn: Conn) -> list[pb.Rule]:

@@ -115,7 +115,9 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         """One transaction: the stored answer for a replay, else the event evaluated."""
         async with self.pool.acquire() as conn, conn.transaction():
             now, generation = await repo.lock_user(conn, event.user_id)
-            prior = await repo.find_event(conn, event.user_id, event.event_id)
+            prior, signals = await repo.event_context(
+                conn, event.user_id, event.event_id, event.device_id, event.ip
+            )
             if prior is not None:
                 if bytes(prior["payload_sha256"]) != print_:
                     raise key_reused(event.event_id)
@@ -123,7 +125,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
             occurred_at = self._occurred_at(event, now, prefix)
             program = await self.programs.at(conn, generation)
             response = await self.evaluator.evaluate(
-                conn, program, event, occurred_at, lock_budgets
+                conn, program, event, occurred_at, signals, lock_budgets
             )
             await repo.save_event(conn, event, occurred_at, print_, response)
             return response
@@ -448,8 +450,11 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
                     occurred_at = self._occurred_at(event, now, f"events[{index}]")
                     # Streaks, caps and budgets move within the simulation; risk signals see
                     # only recorded events.
+                    signals = await repo.risk_signals(
+                        conn, event.user_id, event.device_id, event.ip
+                    )
                     result = await self.evaluator.evaluate(
-                        conn, program, event, occurred_at, lock_budgets=True
+                        conn, program, event, occurred_at, signals, lock_budgets=True
                     )
                     response.results.append(result)
                     response.total_points += result.total_points
