@@ -97,7 +97,7 @@ class GatewaySettings:
             auth=AuthSettings.from_env(env, telemetry.environment),
             sse_keepalive_seconds=env.number("GATEWAY_SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1),
             forwarded_allow_ips=env.text("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
-            access_log=env.choice("GATEWAY_ACCESS_LOG", "off", ("off", "on")) == "on",
+            access_log=env.choice("GATEWAY_ACCESS_LOG", "OFF", ("OFF", "ON")) == "ON",
             limits=EdgeLimits(
                 max_header_bytes=env.integer(
                     "GATEWAY_MAX_HEADER_BYTES", 16_384, minimum=1024, maximum=1_048_576

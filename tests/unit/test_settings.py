@@ -51,3 +51,10 @@ def test_gateway_backends_from_env() -> None:
     }
     with pytest.raises(SettingsError, match="BACKEND_TIMEOUT_SECONDS"):
         GatewaySettings.from_env({"BACKEND_TIMEOUT_SECONDS": "0"})
+
+
+def test_gateway_access_log_is_off_unless_asked_for() -> None:
+    assert GatewaySettings.from_env({}).access_log is False
+    assert GatewaySettings.from_env({"GATEWAY_ACCESS_LOG": "on"}).access_log is True
+    with pytest.raises(SettingsError, match="GATEWAY_ACCESS_LOG"):
+        GatewaySettings.from_env({"GATEWAY_ACCESS_LOG": "yes please"})
