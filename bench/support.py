@@ -161,7 +161,7 @@ def report(name: str, profile: str, measured: Measured) -> None:
     cpu = "  ".join(f"{n} {ms:.2f}" for n, ms in measured.cpu_ms.items())
     print(f"  CPU ms per op: {cpu}")
     if measured.round_trips:
-        trips = "  ".join(f"{k} {v:.1f}" for k, v in sorted(measured.round_trips.items()))
+        trips = "  ".join(f"{k} {v:.3g}" for k, v in sorted(measured.round_trips.items()))
         print(f"  per op (from the traces): {trips}")
     if profile == "production":
         print(f"RATIO {name} {measured.ratio:.3f}")
