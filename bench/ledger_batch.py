@@ -14,14 +14,13 @@ import time
 import grpc
 
 from bench.support import (
-    PROFILES,
     Measured,
     Rate,
     SpanSink,
+    each_profile,
     pgbench_tps,
     report,
     scratch_database,
-    span_sink,
     suite,
 )
 from loyalty.ledger.v1 import ledger_pb2 as pb
@@ -87,11 +86,5 @@ async def measure(sink: SpanSink, profile: str) -> None:
     print(f"  10 batches at once: {at_once:9.0f} transfers/s")
 
 
-async def main() -> None:
-    async with span_sink() as sink:
-        for profile in PROFILES:
-            await measure(sink, profile)
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(each_profile(measure))

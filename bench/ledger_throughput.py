@@ -13,13 +13,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.support import (
-    PROFILES,
     SpanSink,
+    each_profile,
     floor_and_path,
     report,
     round_trips,
     scratch_database,
-    span_sink,
     suite,
 )
 from loyalty.ledger.v1 import ledger_pb2 as pb
@@ -61,11 +60,5 @@ async def measure(sink: SpanSink, profile: str) -> None:
     report("ledger_write", profile, measured)
 
 
-async def main() -> None:
-    async with span_sink() as sink:
-        for profile in PROFILES:
-            await measure(sink, profile)
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(each_profile(measure))

@@ -15,15 +15,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.support import (
-    PROFILES,
     SpanSink,
     closed_loop,
+    each_profile,
     floor_and_path,
     p,
     report,
     round_trips,
     scratch_database,
-    span_sink,
     suite,
 )
 from loyalty.common.v1 import common_pb2
@@ -105,11 +104,5 @@ async def measure(sink: SpanSink, profile: str) -> None:
     assert audit.ok
 
 
-async def main() -> None:
-    async with span_sink() as sink:
-        for profile in PROFILES:
-            await measure(sink, profile)
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(each_profile(measure))

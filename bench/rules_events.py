@@ -14,13 +14,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.support import (
-    PROFILES,
     SpanSink,
+    each_profile,
     floor_and_path,
     report,
     round_trips,
     scratch_database,
-    span_sink,
     suite,
 )
 from loyalty.rules.v1 import rules_pb2 as pb
@@ -83,11 +82,5 @@ async def measure(sink: SpanSink, profile: str) -> None:
     report("rules_event", profile, measured)
 
 
-async def main() -> None:
-    async with span_sink() as sink:
-        for profile in PROFILES:
-            await measure(sink, profile)
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(each_profile(measure))

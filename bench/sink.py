@@ -19,6 +19,8 @@ import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from tests.support.otlp import service_of
+
 
 class Sink(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, path: Path) -> None:
@@ -29,14 +31,7 @@ class Sink(trace_service_pb2_grpc.TraceServiceServicer):
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         for resource_spans in request.resource_spans:
-            service = next(
-                (
-                    a.value.string_value
-                    for a in resource_spans.resource.attributes
-                    if a.key == "service.name"
-                ),
-                "?",
-            )
+            service = service_of(resource_spans)
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     self.counts[f"{service} {_kind(span)}"] += 1

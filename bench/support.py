@@ -220,6 +220,13 @@ async def span_sink() -> AsyncIterator[SpanSink]:
             await process.wait()
 
 
+async def each_profile(measure: Callable[[SpanSink, str], Awaitable[None]]) -> None:
+    """Run `measure` once per tracing profile, the services exporting to one sink."""
+    async with span_sink() as sink:
+        for profile in PROFILES:
+            await measure(sink, profile)
+
+
 async def wait_port(port: int, within: float = 15.0) -> None:
     deadline = time.monotonic() + within
     while True:

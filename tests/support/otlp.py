@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,18 @@ class ReceivedSpan:
     parent_span_id: str
 
 
+def service_of(resource_spans: ResourceSpans) -> str:
+    """The `service.name` of the process that exported these spans."""
+    return next(
+        (
+            a.value.string_value
+            for a in resource_spans.resource.attributes
+            if a.key == "service.name"
+        ),
+        "",
+    )
+
+
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
@@ -27,14 +40,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         for resource_spans in request.resource_spans:
-            service = next(
-                (
-                    a.value.string_value
-                    for a in resource_spans.resource.attributes
-                    if a.key == "service.name"
-                ),
-                "",
-            )
+            service = service_of(resource_spans)
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     self.spans.append(
