@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
-from gateway.dialect import model_for, short_name, to_json
+from gateway.dialect import model_for, short_name, short_names, to_json
 from gateway.errors import HttpError
 from gateway.models import (
     CapLeft,
@@ -109,7 +109,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
     )
 
 
-KINDS = [name.removeprefix("TRANSFER_KIND_") for name in lpb.TransferKind.keys()][1:]
+KINDS = short_names(lpb.TransferKind.DESCRIPTOR)[1:]  # UNSPECIFIED is not a filter
 
 
 @router.get("/history", response_model=History)
