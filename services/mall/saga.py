@@ -1,5 +1,10 @@
 """The redemption saga: risk → stock → hold → fulfil → capture, with compensation.
 
+An item fulfilled on the spot (a code or a coupon, nothing shipped) takes a shorter road:
+risk → stock → one ledger debit that completes the redemption with its code. Nothing can fail
+after the debit, so a hold to release would buy nothing; a shipped item keeps the hold, which
+stays releasable until the shipment is set up.
+
 Each step is a guarded state change in mall's tables, and each ledger call uses a request id
 derived from the redemption, so any step can be repeated after a crash without applying
 twice. `drive` takes a redemption from wherever it stands to a final state; Redeem calls it
@@ -60,12 +65,12 @@ class Saga:
         backend down); the redemption then stays PENDING and recovery picks it up again later.
         A permanent refusal by a peer fails the redemption and compensates. `item_row` is the
         item as the caller read it (read here when not given and a step needs it)."""
-        if item_row is None and row["step"] in ("STARTED", "HOLD_PLACED"):
+        if item_row is None and row["step"] in ("STARTED", "STOCK_RESERVED", "HOLD_PLACED"):
             async with self.pool.acquire() as conn:
                 item_row = await repo.get_item(conn, row["item_id"])
         steps = {
             "STARTED": self._reserve,
-            "STOCK_RESERVED": self._hold,
+            "STOCK_RESERVED": self._hold if row["item_type"] in catalog.SHIPPED else self._settle,
             "HOLD_PLACED": self._fulfil,
             "FULFILLED": self._capture,
         }
@@ -147,8 +152,41 @@ class Saga:
                 conn, row, ("STOCK_RESERVED",), step="HOLD_PLACED", hold_id=hold.hold.hold_id
             )
 
-    async def _fulfil(self, row: Record, item_row: Record | None) -> Record | None:
-        changes: dict[str, object] = {"step": "FULFILLED"}
+    async def _settle(self, row: Record, item_row: Record | None) -> Record | None:
+        """Debit and complete in one go. The debit's request id is derived from the redemption,
+        so recovery re-sends the same debit: applied once, whenever the crash happened (so no
+        deadline applies here: a debit already made must still complete)."""
+        try:
+            debit = await self.ledger.debit(
+                lpb.DebitRequest(
+                    request_id=f"mall:{row['redemption_id']}:debit",
+                    user_id=row["user_id"],
+                    amount=row["points"],
+                    reason_code="REDEEM",
+                    metadata={
+                        "redemption_id": str(row["redemption_id"]),
+                        "item_id": row["item_id"],
+                    },
+                )
+            )
+        except InsufficientPoints:
+            return await self._fail(row, "INSUFFICIENT_POINTS")
+        return await self._fulfil(
+            row,
+            item_row,
+            ("STOCK_RESERVED",),
+            step="COMPLETED",
+            capture_id=debit.transfer.transfer_id,
+        )
+
+    async def _fulfil(
+        self,
+        row: Record,
+        item_row: Record | None,
+        from_steps: tuple[str, ...] = ("HOLD_PLACED",),
+        **changes: object,
+    ) -> Record | None:
+        changes.setdefault("step", "FULFILLED")
         item = repo.item_of(item_row) if item_row is not None else None
         if row["item_type"] in catalog.SHIPPED:
             changes["shipment_status"] = "PENDING"
@@ -157,7 +195,7 @@ class Saga:
             changes["code"] = new_code()
             changes["code_expires_at"] = row["read_at"] + timedelta(days=days) if days else None
         async with self.pool.acquire() as conn, conn.transaction():
-            moved = await repo.advance(conn, row, ("HOLD_PLACED",), **changes)
+            moved = await repo.advance(conn, row, from_steps, **changes)
             if moved is not None and item is not None and item.type == pb.ITEM_TYPE_COUPON:
                 await coupon_repo.issue(conn, moved, item)
         return moved

@@ -62,6 +62,21 @@ async def suite(private_database: str) -> AsyncIterator[Suite]:
             await proxy.stop()
 
 
+async def spendable(mall: MallStub, shipped: bool) -> tuple[str, str]:
+    """Three in stock of a shipped mug or of a coupon, and the address a redemption needs."""
+    if not shipped:
+        return await item(mall, stock=3), ""
+    mug = await item(
+        mall,
+        stock=3,
+        type=pb.ITEM_TYPE_PHYSICAL,
+        title="Mug",
+        code_valid_days=0,
+        coupon_value=common_pb2.Money(),
+    )
+    return mug, "1 Road, Shanghai"
+
+
 def invalid() -> DomainError:
     return InvalidArgument.fields([])
 
@@ -74,15 +89,23 @@ def invalid() -> DomainError:
         (lambda: FailedPrecondition("INSUFFICIENT_POINTS", "no"), "INSUFFICIENT_POINTS"),
     ],
 )
-async def test_a_refused_hold_fails_the_redemption_and_restores_stock(
-    suite: Suite, user: str, refusal: Callable[[], DomainError], reason: str
+@pytest.mark.parametrize("method", ["Hold", "Debit"])
+async def test_a_refused_spend_fails_the_redemption_and_restores_stock(
+    suite: Suite, user: str, refusal: Callable[[], DomainError], reason: str, method: str
 ) -> None:
+    """A shipped item spends through a hold; an item fulfilled on the spot, one debit."""
     await credit(suite.ledger, user, 1000)
-    item_id = await item(suite.mall, stock=3)
-    suite.proxy.faults["Hold"] = refusal()
+    item_id, address = await spendable(suite.mall, shipped=method == "Hold")
+    suite.proxy.faults[method] = refusal()
     error = await fails(
         suite.mall.Redeem(
-            pb.RedeemRequest(request_id=rid(), user_id=user, item_id=item_id, quantity=1)
+            pb.RedeemRequest(
+                request_id=rid(),
+                user_id=user,
+                item_id=item_id,
+                quantity=1,
+                shipping_address=address,
+            )
         )
     )
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, reason)
@@ -96,13 +119,19 @@ async def test_a_refused_capture_releases_the_hold_and_fails_the_redemption(
     suite: Suite, user: str, reason: str
 ) -> None:
     await credit(suite.ledger, user, 1000)
-    item_id = await item(suite.mall, stock=3)
+    item_id, address = await spendable(suite.mall, shipped=True)
     suite.proxy.faults["CaptureHold"] = (
         NotFound(reason, "gone") if reason == "HOLD_NOT_FOUND" else FailedPrecondition(reason, "x")
     )
     error = await fails(
         suite.mall.Redeem(
-            pb.RedeemRequest(request_id=rid(), user_id=user, item_id=item_id, quantity=1)
+            pb.RedeemRequest(
+                request_id=rid(),
+                user_id=user,
+                item_id=item_id,
+                quantity=1,
+                shipping_address=address,
+            )
         )
     )
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_EXPIRED")

@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from loyalty.common.v1 import common_pb2
+from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -220,12 +221,13 @@ async def test_physical_goods_ship_and_cannot_be_cancelled_after(
     assert [r.redemption_id for r in history.redemptions] == [done.redemption_id]
 
 
-@pytest.mark.parametrize("points", [500, 50])
+@pytest.mark.parametrize(("points", "debited"), [(500, False), (50, False), (500, True)])
 async def test_recovery_finishes_or_compensates_an_interrupted_saga(
-    mall: MallStub, ledger: LedgerStub, database_url: str, user: str, points: int
+    mall: MallStub, ledger: LedgerStub, database_url: str, user: str, points: int, debited: bool
 ) -> None:
-    """A crash right after the stock was reserved leaves the saga at STOCK_RESERVED; the
-    recovery loop finishes it (enough points) or compensates it (not enough)."""
+    """A crash right after the stock was reserved (or right after the debit) leaves the saga
+    at STOCK_RESERVED; the recovery loop finishes it (enough points, debited once) or
+    compensates it (not enough)."""
     await credit(ledger, user, points)
     coupon = await item(mall)
     conn = await asyncpg.connect(database_url, server_settings={"search_path": "mall"})
@@ -244,6 +246,16 @@ async def test_recovery_finishes_or_compensates_an_interrupted_saga(
         )
     finally:
         await conn.close()
+    if debited:  # the crash came after the ledger applied the saga's debit
+        await ledger.Debit(
+            lpb.DebitRequest(
+                request_id=f"mall:{redemption_id}:debit",
+                user_id=user,
+                amount=100,
+                reason_code="REDEEM",
+                metadata={"redemption_id": str(redemption_id), "item_id": coupon},
+            )
+        )
     for _ in range(100):
         found = (
             await mall.GetRedemption(
@@ -255,6 +267,7 @@ async def test_recovery_finishes_or_compensates_an_interrupted_saga(
         await asyncio.sleep(0.1)
     if points >= 100:
         assert found.status == pb.REDEMPTION_STATUS_COMPLETED
+        assert found.code  # fulfilled with its code in the same step
         assert (await balance(ledger, user)).available == points - 100
         assert await stock_of(mall, coupon) == 4
     else:
