@@ -43,7 +43,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
     """Everything the wallet screen shows, fetched from the backends concurrently. A backend
     that fails or is slow leaves its part empty and named in `degraded`, never a 5xx."""
     timeout = services.timeout
-    balance, history, check_in, redemptions, tier, caps = await asyncio.gather(
+    balance, history, status, redemptions = await asyncio.gather(
         services.ledger.GetBalance(
             lpb.GetBalanceRequest(user_id=me.user_id, expiring_within_days=EXPIRING_WINDOW_DAYS),
             timeout=timeout,
@@ -51,23 +51,21 @@ async def wallet(me: Me, services: Services) -> Wallet:
         services.ledger.ListTransfers(
             lpb.ListTransfersRequest(user_id=me.user_id, page_size=10), timeout=timeout
         ),
-        services.rules.GetCheckInStatus(
-            rpb.GetCheckInStatusRequest(user_id=me.user_id), timeout=timeout
+        services.rules.GetMemberStatus(
+            rpb.GetMemberStatusRequest(user_id=me.user_id), timeout=timeout
         ),
         services.mall.ListRedemptions(
             mpb.ListRedemptionsRequest(user_id=me.user_id, page_size=5), timeout=timeout
         ),
-        services.rules.GetUserTier(rpb.GetUserTierRequest(user_id=me.user_id), timeout=timeout),
-        services.rules.GetUserCaps(rpb.GetUserCapsRequest(user_id=me.user_id), timeout=timeout),
         return_exceptions=True,
     )
     parts = {
         "points": balance,
         "recent": history,
-        "check_in": check_in,
+        "check_in": status,
         "redemptions": redemptions,
-        "tier": tier,
-        "caps_today": caps,
+        "tier": status,
+        "caps_today": status,
     }
     for part in parts.values():
         if isinstance(part, BaseException) and not isinstance(part, grpc.aio.AioRpcError):
@@ -79,16 +77,16 @@ async def wallet(me: Me, services: Services) -> Wallet:
         if isinstance(balance, BaseException)
         else [Expiring(date=e.date, amount=e.amount) for e in balance.balance.expiring],
         check_in=None
-        if isinstance(check_in, BaseException)
+        if isinstance(status, BaseException)
         else CheckInStatus(
-            streak=check_in.streak,
-            checked_in_today=check_in.checked_in_today,
-            next_points=check_in.next_points,
-            today=check_in.today,
+            streak=status.check_in.streak,
+            checked_in_today=status.check_in.checked_in_today,
+            next_points=status.check_in.next_points,
+            today=status.check_in.today,
         ),
-        tier=None if isinstance(tier, BaseException) else TierStatus.of(tier),
+        tier=None if isinstance(status, BaseException) else TierStatus.of(status.tier),
         caps_today=[]
-        if isinstance(caps, BaseException)
+        if isinstance(status, BaseException)
         else [
             CapLeft(
                 rule_id=c.rule_id,
@@ -97,7 +95,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
                 daily_cap=c.daily_cap,
                 remaining_today=c.remaining_today,
             )
-            for c in caps.caps
+            for c in status.caps
         ],
         recent=[]
         if isinstance(history, BaseException)

@@ -710,17 +710,48 @@ async def all_tiers(conn: Conn) -> list[pb.Tier]:
     return [pb.Tier.FromString(r["definition"]) for r in rows]
 
 
+# Points awarded to user $1 in the last 365 days (not rejected, not taken back).
+_POINTS_12M = """
+    SELECT coalesce(sum(points), 0)::bigint FROM awards
+    WHERE user_id = $1 AND created_at > now() - interval '365 days'
+      AND review NOT IN ('REJECTED', 'REFUSED') AND reversed_by IS NULL
+"""
+
+
 async def points_12m(conn: Conn, user_id: str) -> int:
     """Points awarded to the user in the last 365 days (not rejected, not taken back)."""
-    total: int = await conn.fetchval(
-        """
-        SELECT coalesce(sum(points), 0)::bigint FROM awards
-        WHERE user_id = $1 AND created_at > now() - interval '365 days'
-          AND review NOT IN ('REJECTED', 'REFUSED') AND reversed_by IS NULL
+    total: int = await conn.fetchval(_POINTS_12M, user_id)
+    return total
+
+
+async def member_state(
+    conn: Conn, user_id: str, streak_rule_id: str, counter_keys: Sequence[tuple[str, str]]
+) -> Record:
+    """What a member's status shows, in one statement: points_12m, tier_id, the streak of
+    `streak_rule_id` (last_day, length), `counted` as ("scope/period", points) pairs for
+    `counter_keys`, and the last ten tier `changes` as (from, to, changed_at)."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT ({_POINTS_12M}) AS points_12m,
+               coalesce((SELECT tier_id FROM user_tiers WHERE user_id = $1), '') AS tier_id,
+               s.last_day, coalesce(s.length, 0) AS length,
+               ARRAY(SELECT (c.scope || '/' || c.period, c.points)
+                     FROM unnest($3::text[], $4::text[]) AS k(scope, period)
+                     JOIN counters c
+                       ON c.user_id = $1 AND c.scope = k.scope AND c.period = k.period)
+                   AS counted,
+               ARRAY(SELECT (t.from_tier_id, t.to_tier_id, t.changed_at) FROM tier_changes t
+                     WHERE t.user_id = $1 ORDER BY t.change_id DESC LIMIT 10) AS changes
+        FROM (SELECT 1) AS one
+        LEFT JOIN streaks s ON s.user_id = $1 AND s.rule_id = $2
         """,
         user_id,
+        streak_rule_id,
+        [k[0] for k in counter_keys],
+        [k[1] for k in counter_keys],
     )
-    return total
+    assert row is not None
+    return row
 
 
 async def current_tier(conn: Conn, user_id: str) -> str:
@@ -742,15 +773,6 @@ async def set_tier(conn: Conn, user_id: str, before: str, after: str) -> None:
         user_id,
         before,
         after,
-    )
-
-
-async def tier_changes(conn: Conn, user_id: str) -> list[Record]:
-    return list(
-        await conn.fetch(
-            "SELECT * FROM tier_changes WHERE user_id = $1 ORDER BY change_id DESC LIMIT 10",
-            user_id,
-        )
     )
 
 

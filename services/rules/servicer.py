@@ -32,6 +32,7 @@ from services.rules import definitions
 from services.rules import repository as repo
 from services.rules.config import RulesConfig
 from services.rules.evaluator import BudgetContention, Evaluator, assess
+from services.rules.member_status import member_status
 from services.rules.program import Program, ProgramCache
 from services.rules.settlement import Settlement
 
@@ -183,25 +184,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
     async def GetCheckInStatus(
         self, request: pb.GetCheckInStatusRequest, context: Context
     ) -> pb.GetCheckInStatusResponse:
-        require_user_id(request.user_id)
-        async with self.pool.acquire() as conn:
-            now, generation = await repo.clock(conn)
-            today = self.evaluator.day_of(now)
-            response = pb.GetCheckInStatusResponse(today=today.isoformat())
-            rules = (await self.programs.at(conn, generation)).rules_for(pb.EVENT_TYPE_CHECK_IN)
-            if not rules:
-                return response
-            rule = rules[0]
-            last_day, length = await repo.streak(conn, request.user_id, rule.rule_id)
-        response.checked_in_today = last_day == today
-        next_day = definitions.streak_day(last_day, length, today)
-        if response.checked_in_today:
-            response.streak = length
-            next_day = length + 1
-        else:
-            response.streak = next_day - 1
-        response.next_points = definitions.check_in_points(rule.check_in, next_day)
-        return response
+        return (await self._member_status(request.user_id)).check_in
 
     async def CheckRisk(
         self, request: pb.CheckRiskRequest, context: Context
@@ -390,33 +373,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
     async def GetUserTier(
         self, request: pb.GetUserTierRequest, context: Context
     ) -> pb.GetUserTierResponse:
-        require_user_id(request.user_id)
-        async with self.pool.acquire() as conn, conn.transaction():
-            _, generation = await repo.clock(conn)
-            tiers = (await self.programs.at(conn, generation)).tiers
-            response = pb.GetUserTierResponse()
-            if not tiers:
-                return response
-            await repo.lock_user(conn, request.user_id)
-            await self.evaluator.evaluate_tier(conn, tiers, request.user_id)  # downgrades too
-            points = await repo.points_12m(conn, request.user_id)
-            changes = await repo.tier_changes(conn, request.user_id)
-        tier, next_tier = definitions.tier_for(tiers, points)
-        response.points_12m = points
-        if tier is not None:
-            response.tier.CopyFrom(tier)
-        if next_tier is not None:
-            response.next_tier.CopyFrom(next_tier)
-            response.points_to_next = next_tier.min_points_12m - points
-        response.changes.extend(
-            pb.TierChange(
-                from_tier_id=c["from_tier_id"],
-                to_tier_id=c["to_tier_id"],
-                change_time=to_timestamp(c["changed_at"]),
-            )
-            for c in changes
-        )
-        return response
+        return (await self._member_status(request.user_id)).tier
 
     async def SimulateEvents(
         self, request: pb.SimulateEventsRequest, context: Context
@@ -567,29 +524,16 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
     async def GetUserCaps(
         self, request: pb.GetUserCapsRequest, context: Context
     ) -> pb.GetUserCapsResponse:
-        require_user_id(request.user_id)
-        async with self.pool.acquire() as conn:
-            now, generation = await repo.clock(conn)
-            today = f"day:{self.evaluator.day_of(now).isoformat()}"
-            program = await self.programs.at(conn, generation)
-            capped = [r for rules in program.rules.values() for r in rules if r.daily_cap]
-            capped.sort(key=lambda r: r.rule_id)
-            used = await repo.counted(
-                conn, request.user_id, [(f"rule:{r.rule_id}", today) for r in capped]
-            )
-        caps = []
-        for rule in capped:
-            earned = used.get(f"rule:{rule.rule_id}/{today}", 0)
-            caps.append(
-                pb.RuleCap(
-                    rule_id=rule.rule_id,
-                    event_type=rule.event_type,
-                    earned_today=earned,
-                    daily_cap=rule.daily_cap,
-                    remaining_today=max(rule.daily_cap - earned, 0),
-                )
-            )
-        return pb.GetUserCapsResponse(caps=caps)
+        return pb.GetUserCapsResponse(caps=(await self._member_status(request.user_id)).caps)
+
+    async def GetMemberStatus(
+        self, request: pb.GetMemberStatusRequest, context: Context
+    ) -> pb.GetMemberStatusResponse:
+        return await self._member_status(request.user_id)
+
+    async def _member_status(self, user_id: str) -> pb.GetMemberStatusResponse:
+        require_user_id(user_id)
+        return await member_status(self.pool, self.programs, self.evaluator, user_id)
 
     @idempotent_admin(pb.RemoveBlacklistEntryResponse)
     async def RemoveBlacklistEntry(

@@ -155,14 +155,15 @@ def check_edges(received: list[ReceivedSpan], trace_id: str) -> None:
 
 
 def redemption_edges(received: list[ReceivedSpan], trace_id: str) -> None:
-    """Redemption: gateway → mall → rules (risk) and ledger (hold, capture) → SQL."""
+    """Redemption of a sticker (fulfilled on the spot): gateway → mall → rules (risk) and
+    ledger (one debit) → SQL."""
     spans = [s for s in received if s.trace_id == trace_id]
     one, parent, ancestors = tools(spans)
     gateway = one("gateway", SERVER, "/v1/me/redemptions")
     mall = one("mall", SERVER, "MallService/Redeem")
     assert gateway in ancestors(mall)
     assert parent(mall) == one("gateway", CLIENT, "MallService/Redeem")
-    for callee, method in (("rules", "CheckRisk"), ("ledger", "Hold"), ("ledger", "CaptureHold")):
+    for callee, method in (("rules", "CheckRisk"), ("ledger", "Debit")):
         server = one(callee, SERVER, f"/{method}")
         assert parent(server) == one("mall", CLIENT, f"/{method}")
         assert mall in ancestors(server)

@@ -308,6 +308,8 @@ async def test_caps_left_today_and_the_blacklist_listing(rules: RulesStub, user:
         c.rule_id: c for c in (await rules.GetUserCaps(pb.GetUserCapsRequest(user_id=user))).caps
     }
     assert (caps["like"].earned_today, caps["like"].remaining_today) == (3, 2)
+    status = await rules.GetMemberStatus(pb.GetMemberStatusRequest(user_id=user))
+    assert {c.rule_id: c for c in status.caps}["like"] == caps["like"]
     await rules.AddBlacklistEntry(
         pb.AddBlacklistEntryRequest(
             kind=pb.BLACKLIST_KIND_IP, value=f"10.0.0.{len(user)}", reason="listing test"

@@ -82,3 +82,7 @@ async def test_tiers_upgrade_multiply_and_downgrade(
     assert (later.changes[0].from_tier_id, later.changes[0].to_tier_id) == ("silver", "bronze")
     listed = await rules.ListTiers(pb.ListTiersRequest())
     assert [t.tier_id for t in listed.tiers] == ["bronze", "silver", "gold"]
+    # The wallet's single call agrees and, with the downgrade recorded, records nothing more.
+    both = await rules.GetMemberStatus(pb.GetMemberStatusRequest(user_id=user))
+    assert both.tier == later
+    assert both.check_in.today and not both.check_in.checked_in_today
