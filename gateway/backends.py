@@ -33,18 +33,14 @@ class Backends:
         self.channels = {
             name: open_channel(address, SERVICES[name]) for name, address in self.addresses.items()
         }
+        # Stubs are built once: a stub makes a callable per method, too slow to do per request.
+        self.ledger = ledger_pb2_grpc.LedgerServiceStub(self.channels["ledger"])
+        self.rules = rules_pb2_grpc.RulesServiceStub(self.channels["rules"])
+        self.mall = mall_pb2_grpc.MallServiceStub(self.channels["mall"])
 
     async def close(self) -> None:
         await asyncio.gather(*(channel.close() for channel in self.channels.values()))
 
-    @property
-    def ledger(self) -> ledger_pb2_grpc.LedgerServiceAsyncStub:
-        return ledger_pb2_grpc.LedgerServiceStub(self.channels["ledger"])
-
-    @property
-    def rules(self) -> rules_pb2_grpc.RulesServiceAsyncStub:
-        return rules_pb2_grpc.RulesServiceStub(self.channels["rules"])
-
-    @property
-    def mall(self) -> mall_pb2_grpc.MallServiceAsyncStub:
-        return mall_pb2_grpc.MallServiceStub(self.channels["mall"])
+    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub = field(init=False)
+    rules: rules_pb2_grpc.RulesServiceAsyncStub = field(init=False)
+    mall: mall_pb2_grpc.MallServiceAsyncStub = field(init=False)

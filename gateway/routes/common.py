@@ -25,7 +25,9 @@ def client(request: Request) -> Client:
     )
 
 
-def backends(request: Request) -> Backends:
+async def backends(request: Request) -> Backends:
+    # A coroutine: FastAPI runs a plain-function dependency in a worker thread, a hop that
+    # cost more than the work on the hottest routes.
     found: Backends = request.app.state.backends
     return found
 
