@@ -247,6 +247,10 @@ class Award(BaseModel):
     rule_version: int
     campaign_points: int = Field(description="of `points`, added by the tier and campaigns")
     campaign_ids: list[str]
+    campaign_shares: list[int] = Field(
+        description="what each of `campaign_ids` added, same order (they add up)"
+    )
+    tier_points: int = Field(description="of `campaign_points`, added by the tier multiplier")
     in_review: bool = Field(description="waits for an operator (decision REVIEW)")
     beneficiary_user_id: str = Field(description="who gets the points (the referrer, invites)")
 
@@ -266,6 +270,8 @@ class Award(BaseModel):
             rule_version=award.rule_version,
             campaign_points=award.campaign_points,
             campaign_ids=list(award.campaign_ids),
+            campaign_shares=list(award.campaign_shares),
+            tier_points=award.tier_points,
             in_review=award.in_review,
             beneficiary_user_id=award.beneficiary_user_id,
         )

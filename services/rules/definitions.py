@@ -170,6 +170,29 @@ def campaign_extra(
     return multiplied - points + bonus
 
 
+def extra_shares(
+    campaigns: Sequence[pb.Campaign], points: int, tier_percent: int, extra: int
+) -> tuple[int, list[int]]:
+    """Split the extra points an award finally got (after the multiplier ceiling, caps and
+    budgets) between the tier and each campaign, in proportion to what each adds alone; the
+    parts add up to `extra` exactly (largest remainders). Returns (tier part, campaign parts)."""
+    weights = [points * (tier_percent - 100)] + [
+        points * (c.multiplier_percent - 100)
+        if c.WhichOneof("boost") == "multiplier_percent"
+        else 100 * c.bonus_points
+        for c in campaigns
+    ]
+    weights = [max(w, 0) for w in weights]
+    total = sum(weights)
+    if not total or extra <= 0:
+        return 0, [0] * len(campaigns)
+    parts = [extra * w // total for w in weights]
+    by_remainder = sorted(range(len(weights)), key=lambda i: -(extra * weights[i] % total))
+    for i in by_remainder[: extra - sum(parts)]:
+        parts[i] += 1
+    return parts[0], parts[1:]
+
+
 def period_key(period: int, day: date) -> str:
     if period == pb.BUDGET_PERIOD_DAY:
         return f"day:{day.isoformat()}"

@@ -100,8 +100,36 @@ class Evaluator:
                 conn, event.user_id, event.referrer_id, event.event_id
             )
         rules = program.rules_for(event.type)
-        if not rules:
-            return response
+        if rules:
+            await self._awards(
+                conn,
+                program,
+                event,
+                occurred_at,
+                rules,
+                risk.decision == pb.DECISION_REVIEW,
+                lock_budgets,
+                response,
+            )
+        # A refund can move the member down as surely as an award moves them up.
+        if program.tiers and (response.total_points or response.reversed_points):
+            changed = await self.evaluate_tier(conn, program.tiers, event.user_id)
+            if changed is not None:
+                response.new_tier_id = changed
+        return response
+
+    async def _awards(
+        self,
+        conn: Conn,
+        program: Program,
+        event: pb.Event,
+        occurred_at: datetime,
+        rules: list[pb.Rule],
+        in_review: bool,
+        lock_budgets: bool,
+        response: pb.RecordEventResponse,
+    ) -> None:
+        """Each rule's award for the event, added to `response`."""
         campaigns = await self._campaigns(conn, program, event, occurred_at)
         budget = await Budgets.open(
             conn,
@@ -112,7 +140,6 @@ class Evaluator:
         )
         tiers = program.tiers
         tier_percent = await self._tier_percent(conn, tiers, event.user_id) if tiers else 100
-        in_review = risk.decision == pb.DECISION_REVIEW
         for rule in rules:
             award = await self._award(
                 conn, program, event, occurred_at, rule, campaigns, budget, in_review, tier_percent
@@ -120,11 +147,6 @@ class Evaluator:
             response.awards.append(award)
             response.total_points += award.points
         await budget.close(conn)
-        if tiers and response.total_points:
-            changed = await self.evaluate_tier(conn, tiers, event.user_id)
-            if changed is not None:
-                response.new_tier_id = changed
-        return response
 
     async def _tier_percent(self, conn: Conn, tiers: list[pb.Tier], user_id: str) -> int:
         current = await repo.current_tier(conn, user_id)
@@ -230,6 +252,13 @@ class Evaluator:
         award.campaign_points = max(0, points - award.base_points)
         if award.campaign_points:
             award.campaign_ids.extend(c.campaign_id for c in campaigns)
+            award.tier_points, shares = definitions.extra_shares(
+                campaigns,
+                award.base_points,
+                tier_percent if earner == event.user_id else 100,
+                award.campaign_points,
+            )
+            award.campaign_shares.extend(shares)
         if points == 0:
             award.reason = "CAPPED"
             return award
@@ -240,7 +269,9 @@ class Evaluator:
             # must not earn points that are already expired, which the ledger would refuse.
             credited_at = max(occurred_at, matures_at or occurred_at, datetime.now(UTC))
             expires_at = credited_at + timedelta(days=rule.expiry_days)
-        await repo.add_award(conn, event, rule, award, matures_at, expires_at, in_review)
+        await repo.add_award(
+            conn, event, occurred_at, rule, award, matures_at, expires_at, in_review
+        )
         award.in_review = in_review
         if matures_at is not None:
             award.pending = True

@@ -278,6 +278,7 @@ async def complete(conn: Conn, user_id: str, rule_id: str, item_id: str, event_i
 async def add_award(
     conn: Conn,
     event: pb.Event,
+    occurred_at: datetime,
     rule: pb.Rule,
     award: pb.Award,
     matures_at: datetime | None,
@@ -290,8 +291,9 @@ async def add_award(
     await conn.execute(
         """
         INSERT INTO awards (user_id, event_id, rule_id, rule_version, points, campaign_points,
-                            campaign_ids, order_id, matures_at, expires_at, review)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                            campaign_ids, order_id, matures_at, expires_at, review,
+                            campaign_shares, tier_points, occurred_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
         """,
         beneficiary or event.user_id,
         f"invite:{event.user_id}:{event.event_id}" if beneficiary else event.event_id,
@@ -304,6 +306,9 @@ async def add_award(
         matures_at,
         expires_at,
         "PENDING" if in_review else "",
+        list(award.campaign_shares),
+        award.tier_points,
+        occurred_at,
     )
 
 
@@ -710,11 +715,15 @@ async def all_tiers(conn: Conn) -> list[pb.Tier]:
     return [pb.Tier.FromString(r["definition"]) for r in rows]
 
 
-# Points awarded to user $1 in the last 365 days (not rejected, not taken back).
-_POINTS_12M = """
+# Awards that are (or will be) credited: not waiting for a review, not rejected, not refused.
+_CREDITED = "review IN ('', 'APPROVED')"
+
+# Points awarded to user $1 for events of the last 365 days (a tier's rolling year counts an
+# event when it happened, not when it was reported), credited and not taken back.
+_POINTS_12M = f"""
     SELECT coalesce(sum(points), 0)::bigint FROM awards
-    WHERE user_id = $1 AND created_at > now() - interval '365 days'
-      AND review NOT IN ('REJECTED', 'REFUSED') AND reversed_by IS NULL
+    WHERE user_id = $1 AND coalesce(occurred_at, created_at) > now() - interval '365 days'
+      AND {_CREDITED} AND reversed_by IS NULL
 """
 
 
@@ -782,10 +791,19 @@ async def user_events(
     return list(
         await conn.fetch(
             """
-        SELECT event_id, event_type, occurred_at, recorded_at, response FROM events
-        WHERE user_id = $1
-          AND ($2::timestamptz IS NULL OR (recorded_at, event_id) < ($2, $3))
-        ORDER BY recorded_at DESC, event_id DESC
+        SELECT e.event_id, e.event_type, e.occurred_at, e.recorded_at, e.response,
+               CASE WHEN e.decision = 'REVIEW' THEN (
+                   -- awards are decided together; the ledger refuses only approved ones
+                   SELECT CASE WHEN bool_or(a.review = 'PENDING') THEN 'PENDING'
+                               WHEN bool_or(a.review = 'REJECTED') THEN 'REJECTED'
+                               WHEN bool_or(a.review IN ('APPROVED', 'REFUSED')) THEN 'APPROVED'
+                          END
+                   FROM awards a WHERE a.user_id = e.user_id AND a.event_id = e.event_id)
+               END AS review
+        FROM events e
+        WHERE e.user_id = $1
+          AND ($2::timestamptz IS NULL OR (e.recorded_at, e.event_id) < ($2, $3))
+        ORDER BY e.recorded_at DESC, e.event_id DESC
         LIMIT $4
         """,
             user_id,
@@ -796,20 +814,35 @@ async def user_events(
     )
 
 
+@dataclass(frozen=True)
+class Issuance:
+    points: int  # credited (or to be), refunded purchases included
+    in_review: int  # waiting for a review decision, not in `points`
+    tier_points: int  # of `points`, added by tier multipliers
+    purchases: int  # in the program's currency, minor units
+    by_rule: list[Record]  # (id, points)
+    by_campaign: list[Record]  # (id, points): the extra each campaign added; they add up
+
+
 async def issuance(
     conn: Conn, start: datetime | None, end: datetime | None, currency: str
-) -> tuple[int, int, list[Record], list[Record]]:
-    """Points awarded, purchases (in `currency`), points by rule, extra points by campaign."""
+) -> Issuance:
+    """Points awarded in [start, end) by when they were recorded, as the ledger saw them."""
     window = """
         ($1::timestamptz IS NULL OR created_at >= $1)
         AND ($2::timestamptz IS NULL OR created_at < $2)
     """
-    points: int = await conn.fetchval(
-        f"SELECT coalesce(sum(points), 0)::bigint FROM awards "
-        f"WHERE review NOT IN ('REJECTED', 'REFUSED') AND {window}",
+    totals = await conn.fetchrow(
+        f"""
+        SELECT coalesce(sum(points) FILTER (WHERE {_CREDITED}), 0)::bigint AS points,
+               coalesce(sum(points) FILTER (WHERE review = 'PENDING'), 0)::bigint AS in_review,
+               coalesce(sum(tier_points) FILTER (WHERE {_CREDITED}), 0)::bigint AS tier_points
+        FROM awards WHERE {window}
+        """,
         start,
         end,
     )
+    assert totals is not None
     purchases: int = await conn.fetchval(
         """
         SELECT coalesce(sum(amount_minor), 0)::bigint FROM events
@@ -823,20 +856,29 @@ async def issuance(
     )
     by_rule = await conn.fetch(
         f"SELECT rule_id AS id, sum(points)::bigint AS points FROM awards "
-        f"WHERE review NOT IN ('REJECTED', 'REFUSED') AND {window} GROUP BY 1 ORDER BY 1",
+        f"WHERE {_CREDITED} AND {window} GROUP BY 1 ORDER BY 1",
         start,
         end,
     )
+    # Awards from before shares were recorded split their extra evenly (see migration 0005).
     by_campaign = await conn.fetch(
         f"""
-        SELECT campaign_id AS id, sum(campaign_points)::bigint AS points
-        FROM awards, unnest(campaign_ids) AS campaign_id
-        WHERE review NOT IN ('REJECTED', 'REFUSED') AND {window} GROUP BY 1 ORDER BY 1
+        SELECT x.id, sum(coalesce(x.share, campaign_points / cardinality(campaign_ids)))::bigint
+               AS points
+        FROM awards, unnest(campaign_ids, campaign_shares) AS x(id, share)
+        WHERE {_CREDITED} AND {window} AND x.id IS NOT NULL GROUP BY 1 ORDER BY 1
         """,
         start,
         end,
     )
-    return points, purchases, list(by_rule), list(by_campaign)
+    return Issuance(
+        totals["points"],
+        totals["in_review"],
+        totals["tier_points"],
+        purchases,
+        list(by_rule),
+        list(by_campaign),
+    )
 
 
 async def blacklist(conn: Conn) -> list[Record]:

@@ -322,6 +322,9 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
                     occurred_at=to_timestamp(r["occurred_at"]),
                     record_time=to_timestamp(r["recorded_at"]),
                     outcome=pb.RecordEventResponse.FromString(r["response"]),
+                    review=pb.ReviewStatus.Value(f"REVIEW_STATUS_{r['review']}")
+                    if r["review"]
+                    else pb.REVIEW_STATUS_UNSPECIFIED,
                 )
                 for r in page
             ]
@@ -338,20 +341,36 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
     ) -> pb.GetIssuanceReportResponse:
         span = request.time_range
         async with self.pool.acquire() as conn:
-            points, purchases, by_rule, by_campaign = await repo.issuance(
+            issued = await repo.issuance(
                 conn,
                 from_timestamp(span.start_time) if span.HasField("start_time") else None,
                 from_timestamp(span.end_time) if span.HasField("end_time") else None,
                 self.config.currency,
             )
-        cost = points * 100 // self.config.points_per_major_unit
+        cost = self._cost(issued.points)
+        purchases = issued.purchases
         return pb.GetIssuanceReportResponse(
-            points_issued=points,
-            cost=common_pb2.Money(amount_minor=cost, currency=self.config.currency),
+            points_issued=issued.points,
+            cost=cost,
             purchases=common_pb2.Money(amount_minor=purchases, currency=self.config.currency),
-            issuance_ratio_ppm=cost * 1_000_000 // purchases if purchases else 0,
-            by_rule=[pb.IssuedBy(id=r["id"], points=r["points"]) for r in by_rule],
-            by_campaign=[pb.IssuedBy(id=r["id"], points=r["points"]) for r in by_campaign],
+            issuance_ratio_ppm=cost.amount_minor * 1_000_000 // purchases if purchases else 0,
+            by_rule=[
+                pb.IssuedBy(id=r["id"], points=r["points"], cost=self._cost(r["points"]))
+                for r in issued.by_rule
+            ],
+            by_campaign=[
+                pb.IssuedBy(id=r["id"], points=r["points"], cost=self._cost(r["points"]))
+                for r in issued.by_campaign
+            ],
+            points_in_review=issued.in_review,
+            tier_points=issued.tier_points,
+        )
+
+    def _cost(self, points: int) -> common_pb2.Money:
+        """What points cost at the configured point value (RULES_POINTS_PER_MAJOR_UNIT)."""
+        return common_pb2.Money(
+            amount_minor=points * 100 // self.config.points_per_major_unit,
+            currency=self.config.currency,
         )
 
     @idempotent_admin(pb.UpsertTierResponse)
@@ -457,14 +476,19 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         check_user_id(bad, user_id)
         check_identifier(bad, "event_id", event_id, MAX_REQUEST_ID)
         raise_if(bad)
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
+            _, generation = await repo.lock_user(conn, user_id)
             points = await repo.decide_review(conn, user_id, event_id, decision)
-        if points is None:
-            raise NotFound(
-                "REVIEW_NOT_FOUND",
-                "no awards of this event wait for review",
-                {"user_id": user_id, "event_id": event_id},
-            )
+            if points is None:  # rolls back: no user row is left for a made-up id
+                raise NotFound(
+                    "REVIEW_NOT_FOUND",
+                    "no awards of this event wait for review",
+                    {"user_id": user_id, "event_id": event_id},
+                )
+            # Points in review do not count toward a tier: the decision may move the member.
+            tiers = (await self.programs.at(conn, generation)).tiers
+            if tiers:
+                await self.evaluator.evaluate_tier(conn, tiers, user_id)
         return points
 
     @idempotent_admin(pb.ApproveReviewResponse)

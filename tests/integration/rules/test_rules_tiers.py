@@ -73,7 +73,9 @@ async def test_tiers_upgrade_multiply_and_downgrade(
     conn = await asyncpg.connect(database_url, server_settings={"search_path": "rules"})
     try:
         await conn.execute(
-            "UPDATE awards SET created_at = now() - interval '400 days' WHERE user_id = $1", user
+            "UPDATE awards SET occurred_at = now() - interval '400 days', "
+            "created_at = now() - interval '400 days' WHERE user_id = $1",
+            user,
         )
     finally:
         await conn.close()
