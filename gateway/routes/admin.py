@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, StrictInt
 
-from gateway.auth import requires
+from gateway.auth import Principal, requires
 from gateway.backends import Backends
 from gateway.dialect import from_json, model_for, to_json
 from gateway.models import IsoDatetime
@@ -30,6 +30,8 @@ Json = dict[str, Any]
 # The caller's Idempotency-Key, sent as the admin RPC's request_id: the same key and body
 # answer the same result, the same key with another body 422.
 Idem = Annotated[str, Depends(idempotency_key)]
+# The operator making a change: kept as the actor of the version it saves.
+Operator = Annotated[Principal, Depends(requires("admin"))]
 
 
 def _typed(message: Any) -> Any:
@@ -66,7 +68,9 @@ async def list_rules(services: Services) -> Json:
 
 
 @router.put("/rules/{rule_id}", response_model=_typed(rpb.Rule))
-async def put_rule(rule_id: Name, services: Services, idem: Idem, rule: RuleIn) -> Json:
+async def put_rule(
+    rule_id: Name, services: Services, idem: Idem, rule: RuleIn, operator: Operator
+) -> Json:
     """Create or replace a rule (a new version when it changes)."""
     return await _upsert(
         services.rules.UpsertRule,
@@ -77,6 +81,7 @@ async def put_rule(rule_id: Name, services: Services, idem: Idem, rule: RuleIn) 
         rule,
         services.timeout,
         idem,
+        actor=operator.user_id,
     )
 
 
@@ -93,13 +98,40 @@ async def _upsert(
     body: BaseModel,
     deadline: float,
     request_id: str,
+    **extra: str,
 ) -> Json:
     """Parse `body` into `message`, set its id from the path, send it in
-    `request_type(field=..., request_id=...)` and answer with what the backend stored."""
+    `request_type(field=..., request_id=..., **extra)` and answer with what the backend
+    stored."""
     parsed = _parse(body, message)
     setattr(parsed, f"{field}_id", key)
-    reply = await call(request_type(**{field: parsed}, request_id=request_id), timeout=deadline)
+    request = request_type(**{field: parsed}, request_id=request_id, **extra)
+    reply = await call(request, timeout=deadline)
     return to_json(getattr(reply, field))
+
+
+VERSIONED = {
+    "rules": rpb.CONFIG_KIND_RULE,
+    "campaigns": rpb.CONFIG_KIND_CAMPAIGN,
+    "tiers": rpb.CONFIG_KIND_TIER,
+    "budgets": rpb.CONFIG_KIND_BUDGET,
+}
+
+
+@router.get("/{kind}/{config_id}/versions", response_model=_typed(rpb.ListVersionsResponse))
+async def list_versions(
+    kind: Literal["rules", "campaigns", "tiers", "budgets"],
+    config_id: Name,
+    services: Services,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    page_token: Annotated[str, Query(max_length=200)] = "",
+) -> Json:
+    """Every saved version of a rule, campaign, tier or budget, newest first, with who saved
+    it and when; pass `next_page_token` back for older ones."""
+    request = rpb.ListVersionsRequest(
+        kind=VERSIONED[kind], id=config_id, page_size=page_size, page_token=page_token
+    )
+    return to_json(await services.rules.ListVersions(request, timeout=services.timeout))
 
 
 @router.get("/campaigns", response_model=_typed(rpb.ListCampaignsResponse))
@@ -112,7 +144,7 @@ async def list_campaigns(services: Services) -> Json:
 
 @router.put("/campaigns/{campaign_id}", response_model=_typed(rpb.Campaign))
 async def put_campaign(
-    campaign_id: Name, services: Services, idem: Idem, campaign: CampaignIn
+    campaign_id: Name, services: Services, idem: Idem, campaign: CampaignIn, operator: Operator
 ) -> Json:
     """Create or replace a campaign (a time-boxed multiplier or bonus)."""
     return await _upsert(
@@ -124,6 +156,7 @@ async def put_campaign(
         campaign,
         services.timeout,
         idem,
+        actor=operator.user_id,
     )
 
 
@@ -134,7 +167,9 @@ async def list_tiers(services: Services) -> Json:
 
 
 @router.put("/tiers/{tier_id}", response_model=_typed(rpb.Tier))
-async def put_tier(tier_id: Name, services: Services, idem: Idem, tier: TierIn) -> Json:
+async def put_tier(
+    tier_id: Name, services: Services, idem: Idem, tier: TierIn, operator: Operator
+) -> Json:
     """Create or replace a tier."""
     return await _upsert(
         services.rules.UpsertTier,
@@ -145,6 +180,7 @@ async def put_tier(tier_id: Name, services: Services, idem: Idem, tier: TierIn) 
         tier,
         services.timeout,
         idem,
+        actor=operator.user_id,
     )
 
 
@@ -164,7 +200,9 @@ async def list_budgets(services: Services) -> Json:
 
 
 @router.put("/budgets/{budget_id}", response_model=_typed(rpb.Budget))
-async def put_budget(budget_id: Name, services: Services, idem: Idem, budget: BudgetIn) -> Json:
+async def put_budget(
+    budget_id: Name, services: Services, idem: Idem, budget: BudgetIn, operator: Operator
+) -> Json:
     """Create or replace a points budget."""
     return await _upsert(
         services.rules.UpsertBudget,
@@ -175,6 +213,7 @@ async def put_budget(budget_id: Name, services: Services, idem: Idem, budget: Bu
         budget,
         services.timeout,
         idem,
+        actor=operator.user_id,
     )
 
 

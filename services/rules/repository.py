@@ -169,7 +169,7 @@ async def lock_rule(conn: Conn, rule_id: str) -> None:
     )
 
 
-async def save_rule(conn: Conn, rule: pb.Rule) -> pb.Rule:
+async def save_rule(conn: Conn, rule: pb.Rule, actor: str = "") -> pb.Rule:
     """Store a new version of the rule (kept forever in rule_versions); return it as stored."""
     version: int = await conn.fetchval(
         "SELECT coalesce(max(version), 0) + 1 FROM rule_versions WHERE rule_id = $1",
@@ -182,7 +182,8 @@ async def save_rule(conn: Conn, rule: pb.Rule) -> pb.Rule:
     await conn.execute(
         """
         WITH kept AS (
-            INSERT INTO rule_versions (rule_id, version, definition) VALUES ($1, $4, $5)
+            INSERT INTO rule_versions (rule_id, version, definition, actor)
+            VALUES ($1, $4, $5, $6)
         )
         INSERT INTO rules (rule_id, event_type, enabled, version, definition)
         VALUES ($1, $2, $3, $4, $5)
@@ -195,6 +196,7 @@ async def save_rule(conn: Conn, rule: pb.Rule) -> pb.Rule:
         rule.enabled,
         version,
         definition,
+        actor,
     )
     return stored
 
@@ -443,7 +445,7 @@ async def delete_blacklist(conn: Conn, kind: str, value: str) -> bool:
     return bool(deleted)
 
 
-async def new_version(conn: Conn, kind: str, key: str, message: M) -> M:
+async def new_version(conn: Conn, kind: str, key: str, message: M, actor: str = "") -> M:
     """Keep a new version of a campaign, tier or budget; return it with its version set."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"points.rules.{kind}.{key}"
@@ -457,13 +459,35 @@ async def new_version(conn: Conn, kind: str, key: str, message: M) -> M:
     stored.CopyFrom(message)
     stored.version = version  # type: ignore[attr-defined]
     await conn.execute(
-        "INSERT INTO config_versions (kind, id, version, definition) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO config_versions (kind, id, version, definition, actor) "
+        "VALUES ($1, $2, $3, $4, $5)",
         kind,
         key,
         version,
         stored.SerializeToString(),
+        actor,
     )
     return stored
+
+
+async def versions(conn: Conn, kind: str, key: str, before: int | None, limit: int) -> list[Record]:
+    """Versions of a rule ('rule') or a campaign, tier or budget, newest first, below
+    `before` when given: (version, created_at, actor, definition)."""
+    if kind == "rule":
+        query = """
+            SELECT version, created_at, actor, definition FROM rule_versions
+            WHERE rule_id = $1 AND ($2::int IS NULL OR version < $2)
+            ORDER BY version DESC LIMIT $3
+        """
+        args: tuple[object, ...] = (key, before, limit)
+    else:
+        query = """
+            SELECT version, created_at, actor, definition FROM config_versions
+            WHERE kind = $4 AND id = $1 AND ($2::int IS NULL OR version < $2)
+            ORDER BY version DESC LIMIT $3
+        """
+        args = (key, before, limit, kind)
+    return list(await conn.fetch(query, *args))
 
 
 async def save_campaign(conn: Conn, campaign: pb.Campaign) -> None:

@@ -206,8 +206,55 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         definitions.check_rule(request.rule)
         async with self.pool.acquire() as conn, conn.transaction():
             await repo.lock_rule(conn, request.rule.rule_id)
-            stored = await repo.save_rule(conn, request.rule)
+            stored = await repo.save_rule(conn, request.rule, self._actor(request.actor))
         return pb.UpsertRuleResponse(rule=stored)
+
+    @staticmethod
+    def _actor(actor: str) -> str:
+        bad: list[FieldViolation] = []
+        check_text(bad, "actor", actor, 128, required=False)
+        raise_if(bad)
+        return actor
+
+    async def ListVersions(
+        self, request: pb.ListVersionsRequest, context: Context
+    ) -> pb.ListVersionsResponse:
+        bad: list[FieldViolation] = []
+        kinds = {
+            pb.CONFIG_KIND_RULE: "rule",
+            pb.CONFIG_KIND_CAMPAIGN: "campaign",
+            pb.CONFIG_KIND_TIER: "tier",
+            pb.CONFIG_KIND_BUDGET: "budget",
+        }
+        kind = kinds.get(request.kind)
+        if kind is None:
+            bad.append(FieldViolation("kind", "must be RULE, CAMPAIGN, TIER or BUDGET"))
+        if not definitions.valid_name(request.id):
+            bad.append(FieldViolation("id", "lower-case letters, digits, '_.-', max 58"))
+        if not 0 <= request.page_size <= 100:
+            bad.append(FieldViolation("page_size", "between 0 and 100"))
+        raise_if(bad)
+        assert kind is not None
+        before = None
+        if request.page_token:
+            (stamp,) = decode_token(request.page_token, 1)
+            if not stamp.isdigit():
+                raise invalid_token()
+            before = int(stamp)
+        limit = request.page_size or 20
+        async with self.pool.acquire() as conn:
+            rows = await repo.versions(conn, kind, request.id, before, limit + 1)
+        response = pb.ListVersionsResponse()
+        for row in rows[:limit]:
+            found = response.versions.add(
+                version=row["version"],
+                create_time=to_timestamp(row["created_at"]),
+                actor=row["actor"],
+            )
+            getattr(found, kind).MergeFromString(row["definition"])
+        if len(rows) > limit:
+            response.next_page_token = encode_token(str(rows[limit - 1]["version"]))
+        return response
 
     async def ListRules(
         self, request: pb.ListRulesRequest, context: Context
@@ -245,7 +292,11 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         definitions.check_campaign(request.campaign)
         async with self.pool.acquire() as conn, conn.transaction():
             stored = await repo.new_version(
-                conn, "campaign", request.campaign.campaign_id, request.campaign
+                conn,
+                "campaign",
+                request.campaign.campaign_id,
+                request.campaign,
+                self._actor(request.actor),
             )
             await repo.save_campaign(conn, stored)
         return pb.UpsertCampaignResponse(campaign=stored)
@@ -263,7 +314,11 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         definitions.check_budget(request.budget)
         async with self.pool.acquire() as conn, conn.transaction():
             stored = await repo.new_version(
-                conn, "budget", request.budget.budget_id, request.budget
+                conn,
+                "budget",
+                request.budget.budget_id,
+                request.budget,
+                self._actor(request.actor),
             )
             await repo.save_budget(conn, stored)
         return pb.UpsertBudgetResponse(budget=stored)
@@ -379,7 +434,9 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
     ) -> pb.UpsertTierResponse:
         definitions.check_tier(request.tier)
         async with self.pool.acquire() as conn, conn.transaction():
-            stored = await repo.new_version(conn, "tier", request.tier.tier_id, request.tier)
+            stored = await repo.new_version(
+                conn, "tier", request.tier.tier_id, request.tier, self._actor(request.actor)
+            )
             await repo.save_tier(conn, stored)
         return pb.UpsertTierResponse(tier=stored)
 

@@ -168,3 +168,26 @@ async def test_operators_changes_replay_by_their_idempotency_key(
         headers={**ADMIN, "Idempotency-Key": ""},
     )
     assert_error(missing, 400, "MISSING_IDEMPOTENCY_KEY")
+
+
+async def test_a_rules_versions_name_the_operator_who_saved_them(
+    http: httpx.AsyncClient, user: str
+) -> None:
+    rule_id = f"v-{user[-8:]}"
+    for points in (1, 2):
+        rule = {
+            "kind": "ACTION",
+            "event_type": "SHARE",
+            "enabled": False,  # program-wide: this rule must award nothing to other tests
+            "action": {"points": points},
+        }
+        headers = {**ADMIN, "Idempotency-Key": f"{rule_id}-{points}"}
+        assert (await http.put(f"/v1/admin/rules/{rule_id}", json=rule, headers=headers)).is_success
+    reply = await http.get(f"/v1/admin/rules/{rule_id}/versions", headers=ADMIN)
+    assert reply.status_code == 200, reply.text
+    assert [
+        (v["version"], v["actor"], v["rule"]["action"]["points"]) for v in reply.json()["versions"]
+    ] == [(2, "operator", 2), (1, "operator", 1)]
+    unknown = await http.get(f"/v1/admin/widgets/{rule_id}/versions", headers=ADMIN)
+    assert unknown.status_code == 400
+    assert unknown.headers["content-type"].startswith("application/problem+json")
