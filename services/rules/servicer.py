@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import grpc
@@ -28,18 +29,19 @@ from services.common.validation import (
     require_user_id,
     storable,
 )
-from services.rules import definitions
+from services.rules import definitions, simulation
 from services.rules import repository as repo
 from services.rules.config import RulesConfig
 from services.rules.evaluator import BudgetContention, Evaluator, assess
 from services.rules.member_status import member_status
-from services.rules.program import Program, ProgramCache
+from services.rules.program import ProgramCache
 from services.rules.settlement import Settlement
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_EVENTS = 500
 NEEDS_ITEM = (pb.EVENT_TYPE_LESSON_COMPLETED, pb.EVENT_TYPE_TASK_COMPLETED)
 CLOCK_SKEW = timedelta(minutes=5)
+M = TypeVar("M")
 
 
 def check_event(event: pb.Event, prefix: str = "event") -> None:
@@ -67,6 +69,19 @@ def check_event(event: pb.Event, prefix: str = "event") -> None:
             fail(name, problem)
     if bad:
         raise InvalidArgument.fields(bad)
+
+
+def _check_draft(check: Callable[[M], None], draft: M, name: str, prefix: str) -> None:
+    """`check` a draft sent in a list: its violations name the draft's place in the list."""
+    try:
+        check(draft)
+    except InvalidArgument as exc:
+        raise InvalidArgument.fields(
+            [
+                FieldViolation(f"{prefix}.{v.field.removeprefix(name + '.')}", v.description)
+                for v in exc.violations
+            ]
+        ) from None
 
 
 def _token_time(stamp: str) -> datetime:
@@ -457,43 +472,31 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         if not 0 < len(request.events) <= 1000:
             raise InvalidArgument.fields([FieldViolation("events", "1 to 1000 events")])
         for index, rule in enumerate(request.draft_rules):
-            try:
-                definitions.check_rule(rule)
-            except InvalidArgument as exc:
-                raise InvalidArgument.fields(
-                    [
-                        FieldViolation(
-                            f"draft_rules[{index}].{v.field.removeprefix('rule.')}", v.description
-                        )
-                        for v in exc.violations
-                    ]
-                ) from None
+            _check_draft(definitions.check_rule, rule, "rule", f"draft_rules[{index}]")
         for index, event in enumerate(request.events):
             check_event(event, f"events[{index}]")
-        response = pb.SimulateEventsResponse()
+        for index, campaign in enumerate(request.draft_campaigns):
+            _check_draft(
+                definitions.check_campaign, campaign, "campaign", f"draft_campaigns[{index}]"
+            )
         async with self.pool.acquire() as conn:
-            transaction = conn.transaction()
-            await transaction.start()
-            try:  # everything below is rolled back: a simulation has no effects
-                for rule in request.draft_rules:
-                    await repo.save_rule(conn, rule)
-                program = await Program.load(conn)  # with the drafts; never cached
-                for index, event in enumerate(request.events):
-                    now, _ = await repo.lock_user(conn, event.user_id)
-                    occurred_at = self._occurred_at(event, now, f"events[{index}]")
-                    # Streaks, caps and budgets move within the simulation; risk signals see
-                    # only recorded events.
-                    signals = await repo.risk_signals(
-                        conn, event.user_id, event.device_id, event.ip
-                    )
-                    result = await self.evaluator.evaluate(
-                        conn, program, event, occurred_at, signals, lock_budgets=True
-                    )
-                    response.results.append(result)
-                    response.total_points += result.total_points
-            finally:
-                await transaction.rollback()
-        return response
+            drafted = await simulation.simulate(
+                conn,
+                self.evaluator,
+                self._occurred_at,
+                request.events,
+                request.draft_rules,
+                request.draft_campaigns,
+            )
+            current = await simulation.simulate(
+                conn, self.evaluator, self._occurred_at, request.events
+            )
+        return pb.SimulateEventsResponse(
+            results=drafted,
+            total_points=sum(r.total_points for r in drafted),
+            draft=simulation.summary(drafted, self._cost),
+            current=simulation.summary(current, self._cost),
+        )
 
     async def ListReviews(
         self, request: pb.ListReviewsRequest, context: Context

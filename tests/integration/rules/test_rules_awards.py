@@ -239,8 +239,12 @@ async def test_simulation_previews_a_draft_and_changes_nothing(
     )
     assert [r.total_points for r in preview.results] == [3, 3, 3, 1]  # the draft's cap of 10
     assert preview.total_points == 10
+    # Today's rules beside the draft, on the same events: the stored rule gives 1 point each.
+    assert [(r.id, r.points) for r in preview.draft.by_rule] == [("like", 10)]
+    assert [(r.id, r.points) for r in preview.current.by_rule] == [("like", 4)]
+    assert preview.draft.cost.amount_minor > preview.current.cost.amount_minor > 0
     current = await rules.SimulateEvents(pb.SimulateEventsRequest(events=likes))
-    assert current.total_points == 4  # the stored rule: 1 point each
+    assert current.total_points == current.draft.total_points == 4
     stored = {r.rule_id: r for r in (await rules.ListRules(pb.ListRulesRequest())).rules}
     assert stored["like"].action.points == 1  # the draft was never saved
     assert (await balance(ledger, user)).available == 0

@@ -24,7 +24,7 @@ from services.ledger.server import SPEC as LEDGER
 from services.rules.server import SPEC as RULES
 from tests.support.hosts import running
 from tests.support.ledger_calls import Stub as LedgerStub
-from tests.support.ledger_calls import balance
+from tests.support.ledger_calls import balance, fails
 from tests.support.rules_calls import RulesStub, event
 
 
@@ -194,3 +194,36 @@ async def test_a_refund_that_drops_the_tier_says_so(program: Program) -> None:
     refund = event(user, pb.EVENT_TYPE_REFUND, order_id=bought.event.order_id)
     refunded = await program.rules.RecordEvent(refund)
     assert (refunded.reversed_points, refunded.new_tier_id) == (600, "bronze")
+
+
+async def test_a_draft_campaign_is_costed_beside_the_program_in_force(program: Program) -> None:
+    user = f"sim-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    draft = pb.Campaign(
+        campaign_id="draft-double",
+        start_time=to_timestamp(now - timedelta(hours=1)),
+        end_time=to_timestamp(now + timedelta(hours=1)),
+        event_types=[pb.EVENT_TYPE_PURCHASE],
+        multiplier_percent=200,
+        enabled=True,
+    )
+    events = [purchase(user, 100).event, purchase(user, 50).event]
+    preview = await program.rules.SimulateEvents(
+        pb.SimulateEventsRequest(events=events, draft_campaigns=[draft])
+    )
+    assert (preview.draft.total_points, preview.current.total_points) == (300, 150)
+    assert [(c.id, c.points, c.cost.amount_minor) for c in preview.draft.by_campaign] == [
+        ("draft-double", 150, 150)  # 100 points cost 1 yuan
+    ]
+    assert list(preview.current.by_campaign) == []
+    listed = await program.rules.ListCampaigns(pb.ListCampaignsRequest())
+    assert "draft-double" not in [c.campaign_id for c in listed.campaigns]  # never saved
+    bad = await fails(
+        program.rules.SimulateEvents(
+            pb.SimulateEventsRequest(
+                events=events, draft_campaigns=[pb.Campaign(campaign_id="Bad Id")]
+            )
+        )
+    )
+    assert bad.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert all(v.field.startswith("draft_campaigns[0].") for v in bad.violations)
