@@ -407,10 +407,14 @@ async def update_shipment(
 
 @router.get("/reports/ledger", response_model=_typed(lpb.GetStatsResponse))
 async def ledger_report(
-    services: Services, start: IsoDatetime | None = None, end: IsoDatetime | None = None
+    services: Services,
+    start: IsoDatetime | None = None,
+    end: IsoDatetime | None = None,
+    by_day: Annotated[bool, Query(description="also per day (needs `start`)")] = False,
 ) -> Json:
-    """Outstanding liability, and points issued, spent, expired and reversed in a period."""
-    request = lpb.GetStatsRequest()
+    """Outstanding liability, and points issued, spent, expired and reversed in a period
+    (per day too with `by_day`, for charts)."""
+    request = lpb.GetStatsRequest(by_day=by_day)
     if start is not None:
         request.time_range.start_time.FromDatetime(start)
     if end is not None:

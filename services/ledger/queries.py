@@ -85,35 +85,42 @@ async def members_at_least(
     return matching, next_after
 
 
+# The period's flows, as columns of a SELECT over transfers (see GetStatsResponse).
+_FLOWS = """
+    coalesce(sum(amount) FILTER (WHERE credit_account = 'member'
+                                 AND kind IN ('EARN', 'ADJUSTMENT')), 0)::bigint AS issued,
+    (coalesce(sum(amount) FILTER (WHERE kind IN ('SPEND', 'CAPTURE')
+                                  OR (kind = 'ADJUSTMENT' AND debit_account = 'member')), 0)
+     - coalesce(sum(amount) FILTER (WHERE kind = 'REVERSAL' AND credit_account = 'member'),
+                0))::bigint AS spent,
+    coalesce(sum(amount) FILTER (WHERE kind = 'EXPIRY'), 0)::bigint AS expired,
+    coalesce(sum(amount) FILTER (WHERE kind = 'REVERSAL' AND debit_account = 'member'),
+             0)::bigint AS reversed
+"""
+_PERIOD = """
+    ($1::timestamptz IS NULL OR created_at >= $1) AND ($2::timestamptz IS NULL OR created_at < $2)
+"""
+
+
 async def stats(
     conn: Conn, start: datetime | None, end: datetime | None
 ) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
     totals = await conn.fetchrow(
-        """
+        f"""
         SELECT
           -- What members hold, less what is due to expire and only awaits the sweep.
           ((SELECT coalesce(sum(balance + held), 0) FROM members)
            - (SELECT coalesce(sum(remaining), 0) FROM lots
               WHERE remaining > 0 AND expires_at <= now()))::bigint AS liability,
-          coalesce(sum(amount) FILTER (WHERE credit_account = 'member'
-                                       AND kind IN ('EARN', 'ADJUSTMENT')), 0)::bigint AS issued,
-          (coalesce(sum(amount) FILTER (WHERE kind IN ('SPEND', 'CAPTURE')
-                                        OR (kind = 'ADJUSTMENT' AND debit_account = 'member')), 0)
-           - coalesce(sum(amount) FILTER (WHERE kind = 'REVERSAL' AND credit_account = 'member'),
-                      0))::bigint AS spent,
-          coalesce(sum(amount) FILTER (WHERE kind = 'EXPIRY'), 0)::bigint AS expired,
-          coalesce(sum(amount) FILTER (WHERE kind = 'REVERSAL' AND debit_account = 'member'),
-                   0)::bigint AS reversed
-        FROM transfers
-        WHERE ($1::timestamptz IS NULL OR created_at >= $1)
-          AND ($2::timestamptz IS NULL OR created_at < $2)
+          {_FLOWS}
+        FROM transfers WHERE {_PERIOD}
         """,
         start,
         end,
     )
     assert totals is not None
     by_source = await conn.fetch(
-        """
+        f"""
         SELECT substr(acct, 10) AS source,
                coalesce(sum(amount) FILTER (WHERE kind = 'EARN'), 0)::bigint AS issued,
                coalesce(sum(amount) FILTER (WHERE kind = 'REVERSAL'), 0)::bigint AS reversed
@@ -123,14 +130,31 @@ async def stats(
             FROM transfers
             WHERE kind = 'EARN' OR (kind = 'REVERSAL' AND credit_account LIKE 'issuance:%')
         ) t
-        WHERE ($1::timestamptz IS NULL OR created_at >= $1)
-          AND ($2::timestamptz IS NULL OR created_at < $2)
+        WHERE {_PERIOD}
         GROUP BY 1 ORDER BY 1
         """,
         start,
         end,
     )
     return totals, list(by_source)
+
+
+async def daily_flows(
+    conn: Conn, start: datetime, end: datetime | None, zone: str
+) -> list[asyncpg.Record]:
+    """The flows per day (`day` a date in `zone`), oldest first; quiet days left out."""
+    return list(
+        await conn.fetch(
+            f"""
+            SELECT (created_at AT TIME ZONE $3)::date AS day, {_FLOWS}
+            FROM transfers WHERE {_PERIOD}
+            GROUP BY 1 ORDER BY 1
+            """,
+            start,
+            end,
+            zone,
+        )
+    )
 
 
 _AUDIT = """

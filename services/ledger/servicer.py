@@ -254,13 +254,28 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
 
     async def GetStats(self, request: pb.GetStatsRequest, context: Context) -> pb.GetStatsResponse:
         span = request.time_range
-        async with self.pool.acquire() as conn:
-            totals, by_source = await queries.stats(
-                conn,
-                from_timestamp(span.start_time) if span.HasField("start_time") else None,
-                from_timestamp(span.end_time) if span.HasField("end_time") else None,
+        start = from_timestamp(span.start_time) if span.HasField("start_time") else None
+        end = from_timestamp(span.end_time) if span.HasField("end_time") else None
+        if request.by_day and start is None:
+            raise InvalidArgument.fields(
+                [FieldViolation("time_range.start_time", "is required with by_day")]
             )
+        days = []
+        async with self.pool.acquire() as conn:
+            totals, by_source = await queries.stats(conn, start, end)
+            if request.by_day and start is not None:
+                days = await queries.daily_flows(conn, start, end, self.config.zone.key)
         return pb.GetStatsResponse(
+            days=[
+                pb.DayStats(
+                    date=d["day"].isoformat(),
+                    issued=d["issued"],
+                    spent=d["spent"],
+                    expired=d["expired"],
+                    reversed=d["reversed"],
+                )
+                for d in days
+            ],
             outstanding_liability=totals["liability"],
             issued=totals["issued"],
             spent=totals["spent"],

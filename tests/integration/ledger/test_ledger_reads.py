@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from tests.support.ledger_calls import Stub, audit_clean, balance, credit, debit, fails, rid
@@ -68,6 +69,32 @@ async def test_stats_by_source(ledger: Stub, user: str) -> None:
     assert (mine.issued, mine.reversed) == (300, 100)
     assert stats.outstanding_liability >= 200
     assert stats.issued >= 300
+
+
+async def test_stats_per_day_add_up_to_the_period(ledger: Stub, user: str) -> None:
+    """Tests run one at a time: a window opened now holds this test's transfers alone."""
+    ask = pb.GetStatsRequest(by_day=True)
+    ask.time_range.start_time.FromDatetime(datetime.now(UTC) - timedelta(milliseconds=10))
+    earned = await credit(ledger, user, 300)
+    await debit(ledger, user, 50)
+    await ledger.Reverse(
+        pb.ReverseRequest(
+            request_id=rid(), user_id=user, transfer_id=earned.transfer.transfer_id, amount=100
+        )
+    )
+    stats = await ledger.GetStats(ask)
+    totals = (stats.issued, stats.spent, stats.expired, stats.reversed)
+    assert totals == (300, 50, 0, 100)
+    assert stats.days and all(d.date[:2] == "20" for d in stats.days)
+    assert (
+        tuple(
+            sum(getattr(d, f) for d in stats.days)
+            for f in ("issued", "spent", "expired", "reversed")
+        )
+        == totals
+    )
+    error = await fails(ledger.GetStats(pb.GetStatsRequest(by_day=True)))
+    assert [v.field for v in error.violations] == ["time_range.start_time"]
 
 
 async def test_post_batch_applies_valid_operations_and_reports_failures(
