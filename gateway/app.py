@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from gateway import errors, examples
+from gateway import console, errors, examples
 from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.limits import EdgeGuard
@@ -80,6 +80,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.authenticator = authenticator
     app.state.sse_keepalive_seconds = settings.sse_keepalive_seconds
     errors.install(app)
+    console.install(app)
     routers = (me, mall, checkout, coupons, events, admin, members, dead_letters)
     for router in (module.router for module in routers):
         app.include_router(router)

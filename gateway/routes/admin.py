@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, StrictInt
 
-from gateway.auth import Principal, requires
+from gateway.auth import requires
 from gateway.backends import Backends
 from gateway.dialect import from_json, model_for, to_json
 from gateway.models import IsoDatetime
-from gateway.routes.common import backends, idempotency_key
+from gateway.routes.common import Operator, backends, idempotency_key
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -30,8 +30,6 @@ Json = dict[str, Any]
 # The caller's Idempotency-Key, sent as the admin RPC's request_id: the same key and body
 # answer the same result, the same key with another body 422.
 Idem = Annotated[str, Depends(idempotency_key)]
-# The operator making a change: kept as the actor of the version it saves.
-Operator = Annotated[Principal, Depends(requires("admin"))]
 
 
 def _typed(message: Any) -> Any:

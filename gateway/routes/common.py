@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Header, Request
+from fastapi import Depends, Header, Request
 
+from gateway.auth import Principal, requires
 from gateway.backends import Backends
 
 
@@ -50,3 +51,7 @@ async def idempotency_key(
     """Required on mutating routes; it becomes the backend's request_id / event_id (missing:
     400 MISSING_IDEMPOTENCY_KEY, see errors.py)."""
     return key
+
+
+# The operator calling an admin route (scope `admin`): named in what they change.
+Operator = Annotated[Principal, Depends(requires("admin"))]

@@ -38,24 +38,35 @@ Services = Annotated[Backends, Depends(backends)]
 EXPIRING_WINDOW_DAYS = 30
 
 
+# The signed-in user's routes below, and the operators' views of a member (routes/members.py),
+# answer from the same functions: a member's wallet, history and events look the same to both.
+PageSize = Annotated[int, Query(ge=1, le=100)]
+PageToken = Annotated[str, Query(max_length=500)]
+Kinds = Annotated[list[str] | None, Query()]
+
+
 @router.get("/wallet", response_model=Wallet)
 async def wallet(me: Me, services: Services) -> Wallet:
     """Everything the wallet screen shows, fetched from the backends concurrently. A backend
     that fails or is slow leaves its part empty and named in `degraded`, never a 5xx."""
+    return await wallet_of(me.user_id, services)
+
+
+async def wallet_of(user_id: str, services: Backends) -> Wallet:
     timeout = services.timeout
     balance, history, status, redemptions = await asyncio.gather(
         services.ledger.GetBalance(
-            lpb.GetBalanceRequest(user_id=me.user_id, expiring_within_days=EXPIRING_WINDOW_DAYS),
+            lpb.GetBalanceRequest(user_id=user_id, expiring_within_days=EXPIRING_WINDOW_DAYS),
             timeout=timeout,
         ),
         services.ledger.ListTransfers(
-            lpb.ListTransfersRequest(user_id=me.user_id, page_size=10), timeout=timeout
+            lpb.ListTransfersRequest(user_id=user_id, page_size=10), timeout=timeout
         ),
         services.rules.GetMemberStatus(
-            rpb.GetMemberStatusRequest(user_id=me.user_id), timeout=timeout
+            rpb.GetMemberStatusRequest(user_id=user_id), timeout=timeout
         ),
         services.mall.ListRedemptions(
-            mpb.ListRedemptionsRequest(user_id=me.user_id, page_size=5), timeout=timeout
+            mpb.ListRedemptionsRequest(user_id=user_id, page_size=5), timeout=timeout
         ),
         return_exceptions=True,
     )
@@ -71,7 +82,7 @@ async def wallet(me: Me, services: Services) -> Wallet:
         if isinstance(part, BaseException) and not isinstance(part, grpc.aio.AioRpcError):
             raise part  # a bug, not a backend outage
     return Wallet(
-        user_id=me.user_id,
+        user_id=user_id,
         points=None if isinstance(balance, BaseException) else Points.of(balance.balance),
         expiring=[]
         if isinstance(balance, BaseException)
@@ -114,11 +125,17 @@ KINDS = short_names(lpb.TransferKind.DESCRIPTOR)[1:]  # UNSPECIFIED is not a fil
 async def history(
     me: Me,
     services: Services,
-    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-    page_token: Annotated[str, Query(max_length=200)] = "",
-    kind: Annotated[list[str] | None, Query()] = None,
+    page_size: PageSize = 20,
+    page_token: PageToken = "",
+    kind: Kinds = None,
 ) -> History:
     """The user's point changes, newest first; pass `next_page_token` back for more."""
+    return await history_of(me.user_id, services, page_size, page_token, kind)
+
+
+async def history_of(
+    user_id: str, services: Backends, page_size: int, page_token: str, kind: list[str] | None
+) -> History:
     unknown = [k for k in kind or [] if k not in KINDS]
     if unknown:
         raise HttpError(
@@ -129,7 +146,7 @@ async def history(
         )
     reply = await services.ledger.ListTransfers(
         lpb.ListTransfersRequest(
-            user_id=me.user_id,
+            user_id=user_id,
             page_size=page_size,
             page_token=page_token,
             kinds=[lpb.TransferKind.Value(f"TRANSFER_KIND_{k}") for k in kind or []],
@@ -208,15 +225,18 @@ async def check_in(
 
 @router.get("/events", response_model=model_for(rpb.ListUserEventsResponse.DESCRIPTOR))
 async def my_events(
-    me: Me,
-    services: Services,
-    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-    page_token: Annotated[str, Query(max_length=500)] = "",
+    me: Me, services: Services, page_size: PageSize = 20, page_token: PageToken = ""
 ) -> dict[str, Any]:
     """The user's recorded events and what each earned, with the reasons: why points came, or
     did not (caps, risk decisions, already done)."""
+    return await events_of(me.user_id, services, page_size, page_token)
+
+
+async def events_of(
+    user_id: str, services: Backends, page_size: int, page_token: str
+) -> dict[str, Any]:
     reply = await services.rules.ListUserEvents(
-        rpb.ListUserEventsRequest(user_id=me.user_id, page_size=page_size, page_token=page_token),
+        rpb.ListUserEventsRequest(user_id=user_id, page_size=page_size, page_token=page_token),
         timeout=services.timeout,
     )
     return to_json(reply)

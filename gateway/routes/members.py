@@ -3,21 +3,22 @@ when, adjustments with a reason (kept on the ledger transfer), and expiry runs."
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
-from gateway.auth import Principal, requires
 from gateway.backends import Backends
-from gateway.models import Expiring, IsoDatetime, Points
-from gateway.routes.common import backends, idempotency_key
+from gateway.dialect import model_for
+from gateway.models import Expiring, History, IsoDatetime, Points, Wallet
+from gateway.routes.common import Operator, backends, idempotency_key
+from gateway.routes.me import Kinds, PageSize, PageToken, events_of, history_of, wallet_of
 from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.rules.v1 import rules_pb2 as rpb
 from services.common.validation import MAX_POINTS
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Services = Annotated[Backends, Depends(backends)]
-Operator = Annotated[Principal, Depends(requires("admin"))]
 Key = Annotated[str, Depends(idempotency_key)]
 UserId = Annotated[str, Path(min_length=1, max_length=128)]
 
@@ -110,6 +111,40 @@ async def member(
         points=Points.of(reply.balance),
         expiring=[Expiring(date=e.date, amount=e.amount) for e in reply.balance.expiring],
     )
+
+
+@router.get("/members/{user_id}/wallet", response_model=Wallet)
+async def member_wallet(user_id: UserId, _: Operator, services: Services) -> Wallet:
+    """The member's wallet as they see it: points, expiring, tier, check-in, caps left today,
+    recent history and redemptions."""
+    return await wallet_of(user_id, services)
+
+
+@router.get("/members/{user_id}/history", response_model=History)
+async def member_history(
+    user_id: UserId,
+    _: Operator,
+    services: Services,
+    page_size: PageSize = 20,
+    page_token: PageToken = "",
+    kind: Kinds = None,
+) -> History:
+    """The member's point changes, newest first, each with its reason and metadata."""
+    return await history_of(user_id, services, page_size, page_token, kind)
+
+
+@router.get(
+    "/members/{user_id}/events", response_model=model_for(rpb.ListUserEventsResponse.DESCRIPTOR)
+)
+async def member_events(
+    user_id: UserId,
+    _: Operator,
+    services: Services,
+    page_size: PageSize = 20,
+    page_token: PageToken = "",
+) -> dict[str, Any]:
+    """The member's events and what each earned, with the reasons, and where reviews stand."""
+    return await events_of(user_id, services, page_size, page_token)
 
 
 @router.post("/members/{user_id}/adjustments", response_model=Adjustment)

@@ -1,0 +1,68 @@
+// The console's shell: sign-in, navigation (#/page/argument), language, and each page's
+// errors shown in place of the page.
+import { scopes, signIn, signOut, signedIn } from "./api.js";
+import { h, problemText } from "./dom.js";
+import { setLocale, t } from "./i18n.js";
+import { config } from "./pages/config.js";
+import { economy } from "./pages/economy.js";
+import { health } from "./pages/health.js";
+import { mall } from "./pages/mall.js";
+import { member } from "./pages/member.js";
+import { reviews } from "./pages/reviews.js";
+import { simulate } from "./pages/simulate.js";
+
+const PAGES = { economy, config, simulate, reviews, member, mall, health };
+const page = document.getElementById("page");
+const nav = document.getElementById("nav");
+const signInForm = document.getElementById("sign-in");
+
+function renderNav(current) {
+  nav.replaceChildren(...Object.keys(PAGES).map((name) =>
+    h("a", { href: `#/${name}`, class: name === current ? "active" : "", "data-page": name }, t(name))));
+}
+
+async function route() {
+  if (!signedIn()) {
+    page.replaceChildren(signInForm);
+    return;
+  }
+  const [name, argument] = location.hash.replace(/^#\//, "").split("/");
+  const current = PAGES[name] ? name : "economy";
+  renderNav(current);
+  const root = h("div", { "data-page": current });
+  page.replaceChildren(root);
+  try {
+    await PAGES[current](root, argument ? decodeURIComponent(argument) : undefined);
+  } catch (error) {
+    root.replaceChildren(h("p", { class: "error", role: "alert" },
+      error.problem ? problemText(error.problem) : String(error.message)));
+  }
+}
+
+signInForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  signIn(document.getElementById("token").value);
+  if (!scopes().includes("admin")) {
+    signOut();
+    document.getElementById("sign-in-error").textContent = t("notAdmin");
+    return;
+  }
+  document.getElementById("token").value = "";
+  nav.hidden = false;
+  document.getElementById("sign-out").hidden = false;
+  route();
+});
+
+document.getElementById("sign-out").addEventListener("click", () => {
+  signOut();
+  nav.hidden = true;
+  document.getElementById("sign-out").hidden = true;
+  route();
+});
+
+const language = document.getElementById("language");
+language.value = navigator.language?.startsWith("zh") ? "zh-CN" : "en";
+language.addEventListener("change", () => { setLocale(language.value); route(); });
+setLocale(language.value);
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,105 @@
+// Rules, campaigns, tiers, cap groups and budgets: list, edit (the API's validation messages
+// shown as they come), enable or disable, and every version with a diff between two.
+import { api, get } from "../api.js";
+import { lineDiff } from "../diff.js";
+import { card, h, problemText, table } from "../dom.js";
+import { number, t, when } from "../i18n.js";
+
+// kind: [list path, list field, id field, versioned, a template for a new one]
+const KINDS = {
+  rules: ["/v1/admin/rules", "rules", "rule_id", true,
+    { kind: "ACTION", event_type: "LIKE", enabled: false, action: { points: 1 }, daily_cap: 5 }],
+  campaigns: ["/v1/admin/campaigns", "campaigns", "campaign_id", true,
+    { event_types: ["PURCHASE"], multiplier_percent: 200, enabled: false,
+      start_at: new Date().toISOString(), end_at: new Date(Date.now() + 7 * 86400000).toISOString() }],
+  tiers: ["/v1/admin/tiers", "tiers", "tier_id", true,
+    { name: "Gold", min_points_12m: 5000, multiplier_percent: 150 }],
+  "cap-groups": ["/v1/admin/cap-groups", "cap_groups", "name", false, { daily_cap: 10 }],
+  budgets: ["/v1/admin/budgets", "budgets", "budget_id", true,
+    { applies_to_all: true, period: "DAY", points_limit: 100000, over_budget: "CUT" }],
+};
+const TITLES = { rules: "rules", campaigns: "campaigns", tiers: "tiers", "cap-groups": "capGroups", budgets: "budgets" };
+
+function unwrap(kind, item) { return kind === "budgets" ? item.budget : item; }
+
+// What the edit form shows: the definition as listed (a cap group's rules are not its own).
+function editable(kind, v) { return kind === "cap-groups" ? { daily_cap: v.daily_cap } : v; }
+
+function editor(kind, id, value, done) {
+  const [path] = KINDS[kind];
+  const idInput = h("input", { name: "id", value: id, placeholder: t("id"), disabled: id !== "" });
+  const text = h("textarea", { rows: 14, name: "definition" }, JSON.stringify(value, null, 2));
+  const message = h("p", { class: "error", role: "alert" });
+  async function save() {
+    message.className = "error";
+    try {
+      const body = JSON.parse(text.value);
+      const key = idInput.value.trim();
+      await api("PUT", `${path}/${encodeURIComponent(key)}`, body);
+      message.className = "ok";
+      message.textContent = t("saved");
+      await done();
+    } catch (error) {
+      message.textContent = error.problem ? problemText(error.problem) : String(error.message);
+    }
+  }
+  return card(id ? "edit" : "new", h("div", { class: "row" }, idInput), text,
+    h("div", { class: "row" }, h("button", { onclick: save, name: "save" }, t("save"))), message);
+}
+
+async function versions(kind, id, target) {
+  const reply = await get(`/v1/admin/${kind}/${encodeURIComponent(id)}/versions?page_size=100`);
+  const field = kind.slice(0, -1); // rules -> rule
+  const list = reply.versions;
+  const pick = (name, index) => h("select", { name },
+    list.map((v, i) => h("option", { value: i, selected: i === index }, `v${v.version}`)));
+  const older = pick("older", Math.min(1, list.length - 1)), newer = pick("newer", 0);
+  const shown = h("div", { class: "diff" });
+  function compare() {
+    const text = (i) => JSON.stringify(list[i][field], null, 2);
+    shown.replaceChildren(...lineDiff(text(older.value), text(newer.value)).map(([mark, line]) =>
+      h("pre", { class: mark === "+" ? "add" : mark === "-" ? "del" : "" }, `${mark} ${line}`)));
+  }
+  target.replaceChildren(card("versions",
+    table([["version", (v) => v.version, "num"], ["who", (v) => v.actor || "—"], ["when", (v) => when(v.created_at)]], list),
+    h("div", { class: "row" }, older, newer, h("button", { onclick: compare, name: "compare" }, t("compare"))),
+    shown));
+  if (list.length) compare();
+}
+
+export async function config(root, kind = "rules") {
+  const [path, listField, idField, versioned, template] = KINDS[kind];
+  const side = h("div");
+  const tabs = h("div", { class: "row" }, Object.keys(KINDS).map((k) =>
+    h("a", { href: `#/config/${k}`, class: k === kind ? "active" : "" }, t(TITLES[k]))));
+  async function load() {
+    const items = (await get(path))[listField];
+    const rows = items.map((item) => [item, unwrap(kind, item)]);
+    const toggle = async (value) => {
+      await api("PUT", `${path}/${encodeURIComponent(value[idField])}`, { ...value, enabled: !value.enabled });
+      await load();
+    };
+    root.replaceChildren(tabs, card(TITLES[kind],
+      h("div", { class: "row" }, h("button", {
+        class: "secondary", name: "new", onclick: () => side.replaceChildren(editor(kind, "", template, load)),
+      }, t("new"))),
+      table([
+        ["id", ([, v]) => v[idField]],
+        ["definition", ([item, v]) => summary(kind, item, v)],
+        ["version", ([, v]) => v.version ?? "", "num"],
+        ["", ([, v]) => h("span", { class: "row" },
+          h("button", { class: "secondary", onclick: () => side.replaceChildren(editor(kind, v[idField], editable(kind, v), load)) }, t("edit")),
+          versioned ? h("button", { class: "secondary", onclick: () => versions(kind, v[idField], side) }, t("versions")) : null,
+          "enabled" in v ? h("button", { class: "secondary", onclick: () => toggle(v) }, t(v.enabled ? "disable" : "enable")) : null)],
+      ], rows)), side);
+  }
+  await load();
+}
+
+function summary(kind, item, v) {
+  if (kind === "rules") return `${v.kind} · ${v.event_type}${v.enabled ? "" : " · off"}${v.daily_cap ? ` · ≤${number(v.daily_cap)}/day` : ""}`;
+  if (kind === "campaigns") return `${(v.event_types || []).join(", ")} · ${v.multiplier_percent ? `${v.multiplier_percent}%` : `+${number(v.bonus_points)}`}${v.enabled ? "" : " · off"}`;
+  if (kind === "tiers") return `${v.name} · ≥${number(v.min_points_12m)} · ${v.multiplier_percent}%`;
+  if (kind === "cap-groups") return `≤${number(v.daily_cap)}/day · ${(v.rule_ids || []).join(", ")}`;
+  return `${v.period} · ${number(item.used_points)} / ${v.points_limit ? number(v.points_limit) : "money"}`;
+}

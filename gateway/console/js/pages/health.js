@@ -1,0 +1,19 @@
+// Health: each service's status, and the dead letters the services could not deliver.
+import { get } from "../api.js";
+import { card, h, table } from "../dom.js";
+import { t, when } from "../i18n.js";
+
+export async function health(root) {
+  const [ready, rules, mall] = await Promise.all([
+    fetch("/readyz").then((r) => r.json()),
+    get("/v1/admin/dead-letters?service=rules"),
+    get("/v1/admin/dead-letters?service=mall"),
+  ]);
+  const letters = [...rules.dead_letters.map((d) => ["rules", d]), ...mall.dead_letters.map((d) => ["mall", d])];
+  root.replaceChildren(
+    card("backends", table([["id", ([name]) => name], ["status", ([, status]) => h("span", { class: status === "SERVING" ? "ok" : "error" }, status)]],
+      Object.entries(ready.backends))),
+    card("deadLetters", table([["id", ([s, d]) => `${s}/${d.letter_id}`], ["user", ([, d]) => d.user_id],
+      ["subject", ([, d]) => d.subject], ["reason", ([, d]) => d.reason], ["status", ([, d]) => d.status],
+      ["attempts", ([, d]) => d.attempts, "num"], ["when", ([, d]) => when(d.created_at)]], letters)));
+}

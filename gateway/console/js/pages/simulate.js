@@ -1,0 +1,63 @@
+// Simulate before publishing: draft rules and campaigns against pasted or generated events,
+// points and cost per rule and campaign, the program in force today beside the draft.
+import { api } from "../api.js";
+import { card, h, problemText, table } from "../dom.js";
+import { money, number, t } from "../i18n.js";
+
+function generated(users, checkIns) {
+  const events = [];
+  for (let u = 0; u < users; u++) {
+    for (let c = 0; c < checkIns; c++) {
+      events.push({ event_id: `sim-${u}-${c}`, user_id: `sim-user-${u}`, type: "CHECK_IN" });
+    }
+  }
+  return events;
+}
+
+// One table of lines (by rule or campaign): today's figure, the draft's, the difference.
+function compared(key, today, draft) {
+  const ids = [...new Set([...today.map((r) => r.id), ...draft.map((r) => r.id)])].sort();
+  const find = (list, id) => list.find((r) => r.id === id) || { points: 0, cost: null };
+  return table([
+    [key, (id) => id],
+    ["today", (id) => number(find(today, id).points), "num"],
+    ["draft", (id) => number(find(draft, id).points), "num"],
+    ["difference", (id) => number(find(draft, id).points - find(today, id).points), "num"],
+    ["cost", (id) => money(find(draft, id).cost), "num"],
+  ], ids);
+}
+
+export async function simulate(root) {
+  const rules = h("textarea", { rows: 8, name: "draft_rules" }, "[]");
+  const campaigns = h("textarea", { rows: 5, name: "draft_campaigns" }, "[]");
+  const events = h("textarea", { rows: 8, name: "events" }, JSON.stringify(generated(3, 2), null, 2));
+  const users = h("input", { type: "number", min: 1, max: 100, value: 3, name: "users" });
+  const times = h("input", { type: "number", min: 1, max: 10, value: 2, name: "times" });
+  const result = h("div", { id: "simulation" });
+  async function run() {
+    try {
+      const reply = await api("POST", "/v1/admin/simulations", {
+        events: JSON.parse(events.value),
+        draft_rules: JSON.parse(rules.value),
+        draft_campaigns: JSON.parse(campaigns.value),
+      });
+      result.replaceChildren(card("total",
+        table([
+          ["", (row) => t(row[0])],
+          ["points", (row) => number(row[1].total_points), "num"],
+          ["cost", (row) => money(row[1].cost), "num"],
+        ], [["today", reply.current], ["draft", reply.draft]])),
+      card("rules", compared("rule", reply.current.by_rule, reply.draft.by_rule)),
+      card("campaigns", compared("campaign", reply.current.by_campaign, reply.draft.by_campaign)));
+    } catch (error) {
+      result.replaceChildren(h("p", { class: "error", role: "alert" },
+        error.problem ? problemText(error.problem) : String(error.message)));
+    }
+  }
+  root.replaceChildren(
+    card("draftRules", rules), card("draftCampaigns", campaigns),
+    card("events", h("div", { class: "row" }, users, "×", times, h("button", {
+      class: "secondary", onclick: () => { events.value = JSON.stringify(generated(+users.value, +times.value), null, 2); },
+    }, t("generate"))), events),
+    h("div", { class: "row" }, h("button", { onclick: run, name: "run" }, t("run"))), result);
+}

@@ -1,0 +1,184 @@
+"""The operator console in a real browser (Debian's Chromium driven by Playwright) over a real
+suite: an operator signs in, defines a rule, simulates and publishes it, watches the economy
+page move as events arrive through the API, approves a review, adjusts a member's points and
+reads why, and switches language. A failing test leaves a screenshot of the page under
+test-results/<test name>/."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from gateway.auth import mint
+from services.ledger.server import SPEC as LEDGER
+from services.mall.server import SPEC as MALL
+from services.rules.server import SPEC as RULES
+from tests.support.browser import CHROMIUM, screenshot_on_failure
+from tests.support.gateway_calls import AUTH, bearer, gateway_env, operator_keys
+from tests.support.hosts import running, serving_gateway
+
+BACKEND = bearer("app-backend", "events:write")
+
+
+@dataclass
+class Console:
+    page: Page
+    http: httpx.AsyncClient
+    url: str
+
+
+@pytest.fixture
+async def console(private_database: str, request: pytest.FixtureRequest) -> AsyncIterator[Console]:
+    async with running(LEDGER, private_database) as ledger:
+        env = {
+            "LEDGER_ADDR": f"127.0.0.1:{ledger.port}",
+            "RULES_SETTLE_SECONDS": "0.1",
+            "RULES_ACCOUNTS_PER_DEVICE": "2",  # the second account on a device is reviewed
+        }
+        async with running(RULES, private_database, env) as rules:
+            env["RULES_ADDR"] = f"127.0.0.1:{rules.port}"
+            async with (
+                running(MALL, private_database, env) as mall,
+                serving_gateway(gateway_env(ledger.port, rules.port, mall.port)) as url,
+                httpx.AsyncClient(
+                    base_url=url, timeout=20, event_hooks={"request": [operator_keys]}
+                ) as http,
+                async_playwright() as playwright,
+            ):
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=["--no-sandbox"]
+                )
+                page = await browser.new_page(
+                    locale="en-US", viewport={"width": 1280, "height": 1000}
+                )
+                errors: list[str] = []
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                async with screenshot_on_failure(page, request):
+                    yield Console(page, http, url)
+                await browser.close()
+                assert not errors, errors  # no script error on any page
+
+
+async def sign_in(console: Console) -> None:
+    page = console.page
+    served = await page.goto(f"{console.url}/console")
+    assert (
+        served is not None and "frame-ancestors 'none'" in served.headers["content-security-policy"]
+    )
+    member = mint(AUTH, "not-an-operator")
+    await page.fill("#token", member)
+    await page.click("#sign-in button[type=submit]")
+    await expect(page.locator("#sign-in-error")).to_have_text(
+        "This token does not carry the admin scope."
+    )
+    await page.fill("#token", mint(AUTH, "ops-alice", ("admin",)))
+    await page.click("#sign-in button[type=submit]")
+    await expect(page.locator("[data-kpi=liability] .value")).to_be_visible()
+    # The token lives in the page's memory only: nothing stored, no cookie to ride.
+    kept = await page.evaluate(
+        "localStorage.length + sessionStorage.length + document.cookie.length"
+    )
+    assert kept == 0
+
+
+async def events(console: Console, user: str, kind: str, count: int, **fields: str) -> None:
+    for _ in range(count):
+        reply = await console.http.post(
+            "/v1/events",
+            json={"user_id": user, "type": kind, **fields},
+            headers={**BACKEND, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert reply.is_success, reply.text
+
+
+async def kpi(page: Page, name: str) -> str:
+    return (await page.locator(f"[data-kpi={name}] .value").inner_text()).strip()
+
+
+async def test_a_rule_from_draft_to_the_economy_page(console: Console) -> None:
+    page = console.page
+    await sign_in(console)
+    assert await kpi(page, "issued") == "0"
+
+    # Define a rule; the API's validation message comes back to the form first.
+    await page.click("[data-page=config]")
+    await page.click("button[name=new]")
+    await page.fill("input[name=id]", "like")
+    rule = {"kind": "ACTION", "event_type": "LIKE", "enabled": True, "action": {"points": 0}}
+    await page.fill("textarea[name=definition]", json.dumps(rule))
+    await page.click("button[name=save]")
+    await expect(page.locator("[role=alert]")).to_contain_text("rule.action.points")
+    rule["action"] = {"points": 2}
+    await page.fill("textarea[name=definition]", json.dumps(rule))
+    await page.click("button[name=save]")
+    await expect(page.locator("td", has_text="ACTION · LIKE")).to_be_visible()
+
+    # Simulate a draft of 5 points a like beside the published 2.
+    await page.click("[data-page=simulate]")
+    draft = {**rule, "rule_id": "like", "action": {"points": 5}}
+    await page.fill("textarea[name=draft_rules]", json.dumps([draft]))
+    likes = [{"event_id": f"sim-{i}", "user_id": "sim-user", "type": "LIKE"} for i in range(3)]
+    await page.fill("textarea[name=events]", json.dumps(likes))
+    await page.click("button[name=run]")
+    row = page.locator("#simulation tr", has_text="like")
+    await expect(row).to_contain_text("6")  # today: 3 likes × 2
+    await expect(row).to_contain_text("15")  # the draft: 3 likes × 5
+
+    # Events arrive through the API; the economy page shows them, in figures and in the chart.
+    await events(console, "member-1", "LIKE", 4)
+    await page.click("[data-page=economy]")
+    for _ in range(50):
+        await page.click("#refresh")
+        if await kpi(page, "issued") == "8":
+            break
+        await page.wait_for_timeout(100)
+    assert await kpi(page, "issued") == "8"
+    assert await kpi(page, "liability") == "8"
+    await expect(page.locator("td", has_text="like").first).to_be_visible()
+    issued = page.locator("polyline[data-series=issued]")
+    assert any(
+        float(p.split(",")[1]) < 200 for p in (await issued.get_attribute("points") or "").split()
+    )
+
+    # The versions page shows who saved the rule.
+    await page.goto(f"{console.url}/console#/config/rules")
+    await page.click("tr:has-text('like') >> text=Versions")
+    await expect(page.locator("td", has_text="ops-alice").first).to_be_visible()
+
+
+async def test_reviews_members_and_language(console: Console) -> None:
+    page = console.page
+    await console.http.put(
+        "/v1/admin/rules/share",
+        json={"kind": "ACTION", "event_type": "SHARE", "enabled": True, "action": {"points": 3}},
+        headers=bearer("operator", "admin"),
+    )
+    await events(console, "first-on-device", "SHARE", 1, device_id="shared-phone")
+    await events(console, "second-on-device", "SHARE", 1, device_id="shared-phone")
+    await sign_in(console)
+
+    await page.click("[data-page=reviews]")
+    await page.check("input[type=checkbox]")
+    await page.click("button[name=approve]")
+    await expect(page.locator("[data-page=reviews] p.muted")).to_be_visible()  # queue empty
+
+    await page.click("[data-page=member]")
+    await page.fill("input[name=member]", "second-on-device")
+    await page.click("form button[type=submit]")
+    await expect(page.locator("[data-kpi=available] .value")).to_have_text("3")
+    await page.fill("input[name=points]", "-2")
+    await page.fill("input[name=note]", "goodwill correction")
+    await page.click("button[name=adjust]")
+    await expect(page.locator("[data-kpi=available] .value")).to_have_text("1")
+    await expect(page.locator("td", has_text="goodwill correction")).to_contain_text("ops-alice")
+    await expect(page.locator("td", has_text="APPROVED")).to_be_visible()
+
+    await page.select_option("#language", "zh-CN")
+    await expect(page.locator("[data-page=economy]")).to_have_text("积分经济")
+    await expect(page.locator("[data-kpi=available] .label")).to_have_text("可用")
