@@ -108,28 +108,37 @@ async def _upsert(
     return to_json(getattr(reply, field))
 
 
-VERSIONED = {
-    "rules": rpb.CONFIG_KIND_RULE,
-    "campaigns": rpb.CONFIG_KIND_CAMPAIGN,
-    "tiers": rpb.CONFIG_KIND_TIER,
-    "budgets": rpb.CONFIG_KIND_BUDGET,
-}
+def _versions_route(kind: str, config: rpb.ConfigKind.ValueType) -> None:
+    async def list_versions(
+        config_id: Name,
+        services: Services,
+        page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+        page_token: Annotated[str, Query(max_length=200)] = "",
+    ) -> Json:
+        request = rpb.ListVersionsRequest(
+            kind=config, id=config_id, page_size=page_size, page_token=page_token
+        )
+        return to_json(await services.rules.ListVersions(request, timeout=services.timeout))
 
-
-@router.get("/{kind}/{config_id}/versions", response_model=_typed(rpb.ListVersionsResponse))
-async def list_versions(
-    kind: Literal["rules", "campaigns", "tiers", "budgets"],
-    config_id: Name,
-    services: Services,
-    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-    page_token: Annotated[str, Query(max_length=200)] = "",
-) -> Json:
-    """Every saved version of a rule, campaign, tier or budget, newest first, with who saved
-    it and when; pass `next_page_token` back for older ones."""
-    request = rpb.ListVersionsRequest(
-        kind=VERSIONED[kind], id=config_id, page_size=page_size, page_token=page_token
+    router.add_api_route(
+        f"/{kind}/{{config_id}}/versions",
+        list_versions,
+        methods=["GET"],
+        response_model=_typed(rpb.ListVersionsResponse),
+        name=f"list_{kind.replace('-', '_')}_versions",
+        summary=f"List {kind} versions",
+        description=f"Every saved version of one of the {kind}, newest first, with who saved it "
+        "and when; pass `next_page_token` back for older ones.",
     )
-    return to_json(await services.rules.ListVersions(request, timeout=services.timeout))
+
+
+for _kind, _config in (
+    ("rules", rpb.CONFIG_KIND_RULE),
+    ("campaigns", rpb.CONFIG_KIND_CAMPAIGN),
+    ("tiers", rpb.CONFIG_KIND_TIER),
+    ("budgets", rpb.CONFIG_KIND_BUDGET),
+):
+    _versions_route(_kind, _config)
 
 
 @router.get("/campaigns", response_model=_typed(rpb.ListCampaignsResponse))

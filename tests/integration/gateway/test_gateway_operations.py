@@ -189,5 +189,5 @@ async def test_a_rules_versions_name_the_operator_who_saved_them(
         (v["version"], v["actor"], v["rule"]["action"]["points"]) for v in reply.json()["versions"]
     ] == [(2, "operator", 2), (1, "operator", 1)]
     unknown = await http.get(f"/v1/admin/widgets/{rule_id}/versions", headers=ADMIN)
-    assert unknown.status_code == 400
+    assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")
