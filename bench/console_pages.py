@@ -26,7 +26,7 @@ ROUNDS = 5
 # page -> what shows once it has loaded
 PAGES = {
     "economy": "[data-kpi=liability] .value",
-    "config": "table",
+    "config": "section",
     "simulate": "button[name=run]",
     "reviews": "button[name=approve]",
     "member/member-42": "[data-kpi=available] .value",
@@ -36,21 +36,26 @@ PAGES = {
 
 
 async def spread_history(url: str) -> None:
-    """The loaded transfers over the last year, and as many settled awards beside them."""
+    """The loaded transfers over the last year, and as many settled awards beside them. Time
+    follows insertion order, as in a real ledger (rows are appended as time passes), so a
+    month's rows lie together on disk as they would in production."""
+    rows = MEMBERS * PER_MEMBER
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
-            """
+            f"""
+            -- Loaded in transfer_id order, so the new row versions are written in that order.
             UPDATE ledger.transfers
-            SET created_at = now() - (transfer_id % 365) * interval '1 day';
+            SET created_at = now() - ({rows} - transfer_id) * interval '365 days' / {rows};
             INSERT INTO rules.awards (user_id, event_id, rule_id, points, transfer_id, created_at,
                                       occurred_at)
-            SELECT 'member-' || (g % $1 + 1), 'load-' || g, 'like', 10, g::text,
-                   now() - (g % 365) * interval '1 day', now() - (g % 365) * interval '1 day'
-            FROM generate_series(1, $1 * $2) g;
-            ANALYZE;
-            """.replace("$1", str(MEMBERS)).replace("$2", str(PER_MEMBER))
+            SELECT 'member-' || (g % {MEMBERS} + 1), 'load-' || g, 'like', 10, g::text, at, at
+            FROM generate_series(1, {rows}) g,
+                 LATERAL (SELECT now() - ({rows} - g) * interval '365 days' / {rows} AS at) t;
+            ANALYZE rules.awards;
+            """
         )
+        await conn.execute("VACUUM ANALYZE ledger.transfers")  # on its own: not in a transaction
     finally:
         await conn.close()
 

@@ -384,6 +384,26 @@ async def rotate_seed(lottery_id: Name, services: Services, idem: Idem) -> Json:
     return to_json(reply)
 
 
+RedemptionStatus = Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"]
+
+
+@router.get("/redemptions", response_model=_typed(mpb.ListRedemptionsResponse))
+async def list_redemptions(
+    services: Services,
+    status: RedemptionStatus | None = None,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    page_token: Annotated[str, Query(max_length=200)] = "",
+) -> Json:
+    """Every member's redemptions, newest first, with their saga step and shipment; pass
+    `next_page_token` back for older ones."""
+    request = mpb.ListRedemptionsRequest(
+        all_members=True, page_size=page_size, page_token=page_token
+    )
+    if status is not None:
+        request.status = mpb.RedemptionStatus.Value(f"REDEMPTION_STATUS_{status}")
+    return to_json(await services.mall.ListRedemptions(request, timeout=services.timeout))
+
+
 class Shipment(BaseModel):
     status: Literal["SHIPPED", "DELIVERED"]
 

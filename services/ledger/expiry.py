@@ -7,6 +7,8 @@ from datetime import datetime
 
 import asyncpg
 
+from services.common.db import current_time
+
 CHUNK_MEMBERS = 2000
 
 
@@ -18,7 +20,28 @@ class ExpiryTotals:
 
 
 async def expire_due(pool: asyncpg.Pool, as_of: datetime, request_id: str) -> ExpiryTotals:
-    """Expire what is left of every lot with expires_at <= as_of. Re-running finds nothing."""
+    """Expire what is left of every lot with expires_at <= as_of, and record the run.
+    Re-running finds nothing."""
+    async with pool.acquire() as conn:
+        started = await current_time(conn)
+    totals = await _expire_chunks(pool, as_of, request_id)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            """
+            INSERT INTO expiry_runs (request_id, as_of, started_at, lots, points, members)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            """,
+            request_id,
+            as_of,
+            started,
+            totals.lots,
+            totals.points,
+            totals.members,
+        )
+    return totals
+
+
+async def _expire_chunks(pool: asyncpg.Pool, as_of: datetime, request_id: str) -> ExpiryTotals:
     totals = ExpiryTotals()
     after = ""
     while True:

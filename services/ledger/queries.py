@@ -139,6 +139,10 @@ async def stats(
     return totals, list(by_source)
 
 
+async def last_expiry_run(conn: Conn) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM expiry_runs ORDER BY run_id DESC LIMIT 1")
+
+
 async def daily_flows(
     conn: Conn, start: datetime, end: datetime | None, zone: str
 ) -> list[asyncpg.Record]:

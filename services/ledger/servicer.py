@@ -14,7 +14,7 @@ from loyalty.ledger.v1 import ledger_pb2_grpc as pb_grpc
 from services.common.db import Conn, current_time
 from services.common.errors import DomainError, FieldViolation, InvalidArgument
 from services.common.paging import decode_token, encode_token, invalid_token
-from services.common.timestamps import from_timestamp
+from services.common.timestamps import from_timestamp, to_timestamp
 from services.ledger import convert, idempotency, queries, validation
 from services.ledger import repository as repo
 from services.ledger.config import LedgerConfig
@@ -265,7 +265,19 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             totals, by_source = await queries.stats(conn, start, end)
             if request.by_day and start is not None:
                 days = await queries.daily_flows(conn, start, end, self.config.zone.key)
+            run = await queries.last_expiry_run(conn)
         return pb.GetStatsResponse(
+            last_expiry_run=None
+            if run is None
+            else pb.ExpiryRun(
+                request_id=run["request_id"],
+                as_of_time=to_timestamp(run["as_of"]),
+                start_time=to_timestamp(run["started_at"]),
+                finish_time=to_timestamp(run["finished_at"]),
+                lots_expired=run["lots"],
+                points_expired=run["points"],
+                members_affected=run["members"],
+            ),
             days=[
                 pb.DayStats(
                     date=d["day"].isoformat(),

@@ -137,20 +137,19 @@ async def redemption_by_request(conn: Conn, user_id: str, request_id: str) -> Re
 
 
 async def list_redemptions(
-    conn: Conn, user_id: str, before: int | None, limit: int
+    conn: Conn, user_id: str | None, before: int | None, limit: int, steps: list[str] | None
 ) -> list[Record]:
-    return list(
-        await conn.fetch(
-            """
-        SELECT * FROM redemptions
-        WHERE user_id = $1 AND ($2::bigint IS NULL OR redemption_id < $2)
-        ORDER BY redemption_id DESC LIMIT $3
-        """,
-            user_id,
-            before,
-            limit + 1,
-        )
+    """A member's redemptions (every member's when `user_id` is None), newest first, in one of
+    `steps` when given. Two statements, so that each keeps its own index."""
+    where = "($1::bigint IS NULL OR redemption_id < $1) AND ($3::text[] IS NULL OR step = ANY($3))"
+    if user_id is None:
+        query = f"SELECT * FROM redemptions WHERE {where} ORDER BY redemption_id DESC LIMIT $2"
+        return list(await conn.fetch(query, before, limit + 1, steps))
+    query = (
+        f"SELECT * FROM redemptions WHERE user_id = $4 AND {where} "
+        "ORDER BY redemption_id DESC LIMIT $2"
     )
+    return list(await conn.fetch(query, before, limit + 1, steps, user_id))
 
 
 async def redeemed_in_period(

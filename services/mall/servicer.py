@@ -41,6 +41,10 @@ STATUS = {
     "FAILED": pb.REDEMPTION_STATUS_FAILED,
     "CANCELLED": pb.REDEMPTION_STATUS_CANCELLED,
 }
+# The saga steps behind each status (a status filter of ListRedemptions).
+STEPS = {status: [step] for step, status in STATUS.items()} | {
+    pb.REDEMPTION_STATUS_PENDING: ["STARTED", "STOCK_RESERVED", "HOLD_PLACED", "FULFILLED"]
+}
 SHIPMENT_ORDER = ("PENDING", "SHIPPED", "DELIVERED")
 
 
@@ -52,6 +56,7 @@ def redemption(row: Record) -> pb.Redemption:
         quantity=row["quantity"],
         points=row["points"],
         status=STATUS.get(row["step"], pb.REDEMPTION_STATUS_PENDING),
+        saga_step=row["step"],
         failure_reason=row["failure_reason"],
         code=row["code"] or "",
         shipping_address=row["shipping_address"],
@@ -406,7 +411,12 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         self, request: pb.ListRedemptionsRequest, context: Context
     ) -> pb.ListRedemptionsResponse:
         bad: list[FieldViolation] = []
-        _check_user(request.user_id, bad)
+        if not request.all_members:
+            _check_user(request.user_id, bad)
+        elif request.user_id:
+            bad.append(FieldViolation("user_id", "must be empty with all_members"))
+        if request.status not in pb.RedemptionStatus.values():
+            bad.append(FieldViolation("status", "must be a redemption status"))
         if not 0 <= request.page_size <= 100:
             bad.append(FieldViolation("page_size", "must be between 0 and 100"))
         before = None
@@ -420,7 +430,13 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
             raise InvalidArgument.fields(bad)
         limit = request.page_size or 20
         async with self.pool.acquire() as conn:
-            rows = await repo.list_redemptions(conn, request.user_id, before, limit)
+            rows = await repo.list_redemptions(
+                conn,
+                None if request.all_members else request.user_id,
+                before,
+                limit,
+                STEPS.get(request.status),
+            )
         page = rows[:limit]
         response = pb.ListRedemptionsResponse(redemptions=[redemption(r) for r in page])
         if len(rows) > limit:

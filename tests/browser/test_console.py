@@ -182,3 +182,35 @@ async def test_reviews_members_and_language(console: Console) -> None:
     await page.select_option("#language", "zh-CN")
     await expect(page.locator("[data-page=economy]")).to_have_text("积分经济")
     await expect(page.locator("[data-kpi=available] .label")).to_have_text("可用")
+
+
+async def test_a_shipped_redemption_moves_forward_from_the_mall_page(console: Console) -> None:
+    page, http = console.page, console.http
+    admin = bearer("operator", "admin")
+    mug = {"type": "PHYSICAL", "title": "Mug", "points_price": 50, "stock": 3, "enabled": True}
+    assert (await http.put("/v1/admin/items/mug", json=mug, headers=admin)).is_success
+    adjusted = await http.post(
+        "/v1/admin/members/buyer/adjustments", json={"points": 80, "note": "gift"}, headers=admin
+    )
+    assert adjusted.is_success, adjusted.text
+    redeemed = await http.post(
+        "/v1/me/redemptions",
+        json={"item_id": "mug", "shipping_address": "1 Road, Shanghai"},
+        headers={**bearer("buyer"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert redeemed.json()["status"] == "COMPLETED", redeemed.text
+    await sign_in(console)
+    await page.click("[data-page=mall]")
+    row = page.locator("tr", has_text="buyer")
+    await expect(row).to_contain_text("COMPLETED")
+    await expect(row).to_contain_text("PENDING")  # the shipment
+    await row.locator("button").click()
+    await expect(page.locator("tr", has_text="buyer")).to_contain_text("SHIPPED")
+    stock = page.locator("tr", has_text="Mug").first
+    await expect(stock).to_contain_text("2")
+    # The health page names the latest expiry run.
+    run = await http.post("/v1/admin/expiry-runs", json={}, headers=admin)
+    assert run.is_success, run.text
+    await page.click("[data-page=health]")
+    last_run = page.locator("section", has_text="Last expiry run")
+    await expect(last_run.locator("tbody tr")).to_have_count(1)

@@ -34,6 +34,9 @@ const WORDS = {
     odds: "Odds", remaining: "Remaining", seedCommitment: "Seed commitment",
     backends: "Services", deadLetters: "Dead letters", status: "Status", subject: "Subject",
     attempts: "Attempts", date: "Date", eventList: "Events", title_: "Title",
+    redemptions: "Redemptions", sagaStep: "Saga step", shipment: "Shipment",
+    markSHIPPED: "Mark shipped", markDELIVERED: "Mark delivered",
+    lastExpiryRun: "Last expiry run", lots: "Lots", members: "Members",
   },
   "zh-CN": {
     title: "积分运营后台", language: "语言", signIn: "登录", signOut: "退出",
@@ -69,6 +72,9 @@ const WORDS = {
     odds: "概率", remaining: "剩余", seedCommitment: "种子承诺",
     backends: "服务", deadLetters: "死信", status: "状态", subject: "对象",
     attempts: "尝试次数", date: "日期", eventList: "事件", title_: "名称",
+    redemptions: "兑换记录", sagaStep: "流程步骤", shipment: "发货",
+    markSHIPPED: "标记已发货", markDELIVERED: "标记已签收",
+    lastExpiryRun: "最近一次过期处理", lots: "批次", members: "会员数",
   },
 };
 

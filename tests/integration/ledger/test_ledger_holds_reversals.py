@@ -211,8 +211,13 @@ async def test_expire_points_twice_expires_once(ledger: Stub, user: str) -> None
     assert (await balance(ledger, user)).available == 5  # read time already excludes it
     first = await ledger.ExpirePoints(pb.ExpirePointsRequest(request_id=rid()))
     assert first.points_expired >= 15 and first.members_affected >= 1
-    second = await ledger.ExpirePoints(pb.ExpirePointsRequest(request_id=rid()))
+    run_id = rid()
+    second = await ledger.ExpirePoints(pb.ExpirePointsRequest(request_id=run_id))
     assert second.points_expired == 0
+    # Operators see the latest run (the scheduled sweep runs hourly: not within this test).
+    last = (await ledger.GetStats(pb.GetStatsRequest())).last_expiry_run
+    assert (last.request_id, last.points_expired, last.lots_expired) == (run_id, 0, 0)
+    assert last.start_time.ToDatetime() <= last.finish_time.ToDatetime()
     current = await balance(ledger, user)
     assert (current.available, current.lifetime_expired) == (5, 15)
     history = await ledger.ListTransfers(

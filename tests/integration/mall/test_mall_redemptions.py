@@ -376,3 +376,29 @@ async def test_points_plus_cash_and_tier_eligibility(
         )
     )
     assert "item.cash_price" in {v.field for v in error.violations}
+
+
+async def test_operators_list_every_members_redemptions_by_status(
+    mall: MallStub, ledger: LedgerStub
+) -> None:
+    coupon = await item(mall, stock=10)
+    rich, poor = (f"list-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    await credit(ledger, rich, 100)
+    done = (await mall.Redeem(redeem(rich, coupon))).redemption
+    await fails(mall.Redeem(redeem(poor, coupon)))  # no points: the saga fails
+    newest = await mall.ListRedemptions(pb.ListRedemptionsRequest(all_members=True, page_size=2))
+    assert [(r.user_id, r.saga_step) for r in newest.redemptions] == [
+        (poor, "FAILED"),
+        (rich, "COMPLETED"),
+    ]
+    failed = await mall.ListRedemptions(
+        pb.ListRedemptionsRequest(
+            all_members=True, status=pb.REDEMPTION_STATUS_FAILED, page_size=100
+        )
+    )
+    assert poor in {r.user_id for r in failed.redemptions}
+    assert done.redemption_id not in {r.redemption_id for r in failed.redemptions}
+    refused = await fails(
+        mall.ListRedemptions(pb.ListRedemptionsRequest(all_members=True, user_id=rich))
+    )
+    assert [v.field for v in refused.violations] == ["user_id"]

@@ -1,18 +1,25 @@
 // Health: each service's status, and the dead letters the services could not deliver.
 import { get } from "../api.js";
 import { card, h, table } from "../dom.js";
-import { t, when } from "../i18n.js";
+import { number, t, when } from "../i18n.js";
 
 export async function health(root) {
-  const [ready, rules, mall] = await Promise.all([
+  const [ready, rules, mall, ledger] = await Promise.all([
     fetch("/readyz").then((r) => r.json()),
     get("/v1/admin/dead-letters?service=rules"),
     get("/v1/admin/dead-letters?service=mall"),
+    get(`/v1/admin/reports/ledger?start=${encodeURIComponent(new Date().toISOString())}`),
   ]);
+  const run = ledger.last_expiry_run;
   const letters = [...rules.dead_letters.map((d) => ["rules", d]), ...mall.dead_letters.map((d) => ["mall", d])];
   root.replaceChildren(
     card("backends", table([["id", ([name]) => name], ["status", ([, status]) => h("span", { class: status === "SERVING" ? "ok" : "error" }, status)]],
       Object.entries(ready.backends))),
+    card("lastExpiryRun", run
+      ? table([["when", (r) => when(r.finish_at)], ["expired", (r) => number(r.points_expired), "num"],
+        ["lots", (r) => number(r.lots_expired), "num"], ["members", (r) => number(r.members_affected), "num"],
+        ["id", (r) => r.request_id]], [run])
+      : h("p", { class: "muted" }, t("none"))),
     card("deadLetters", table([["id", ([s, d]) => `${s}/${d.letter_id}`], ["user", ([, d]) => d.user_id],
       ["subject", ([, d]) => d.subject], ["reason", ([, d]) => d.reason], ["status", ([, d]) => d.status],
       ["attempts", ([, d]) => d.attempts, "num"], ["when", ([, d]) => when(d.created_at)]], letters)));
