@@ -17,6 +17,7 @@ import base64
 import logging
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 from asyncpg import Record
@@ -39,6 +40,18 @@ log = logging.getLogger(__name__)
 def new_code() -> str:
     """An unguessable code: 80 random bits, in base32 without padding (16 characters)."""
     return base64.b32encode(secrets.token_bytes(10)).decode()
+
+
+def _spend(row: Record, step: str) -> dict[str, Any]:
+    """What the redemption's hold or debit says to the ledger. The request id is derived from
+    the redemption, not the clock: a retried call must be the same request."""
+    return {
+        "request_id": f"mall:{row['redemption_id']}:{step}",
+        "user_id": row["user_id"],
+        "amount": row["points"],
+        "reason_code": "REDEEM",
+        "metadata": {"redemption_id": str(row["redemption_id"]), "item_id": row["item_id"]},
+    }
 
 
 class Saga:
@@ -133,17 +146,7 @@ class Saga:
             return await self._fail(row, "TIMED_OUT")  # recovered too late to place a hold
         try:
             hold = await self.ledger.hold(
-                lpb.HoldRequest(
-                    request_id=f"mall:{row['redemption_id']}:hold",
-                    user_id=row["user_id"],
-                    amount=row["points"],
-                    deadline_time=deadline,
-                    reason_code="REDEEM",
-                    metadata={
-                        "redemption_id": str(row["redemption_id"]),
-                        "item_id": row["item_id"],
-                    },
-                )
+                lpb.HoldRequest(deadline_time=deadline, **_spend(row, "hold"))
             )
         except InsufficientPoints:
             return await self._fail(row, "INSUFFICIENT_POINTS")
@@ -157,18 +160,7 @@ class Saga:
         so recovery re-sends the same debit: applied once, whenever the crash happened (so no
         deadline applies here: a debit already made must still complete)."""
         try:
-            debit = await self.ledger.debit(
-                lpb.DebitRequest(
-                    request_id=f"mall:{row['redemption_id']}:debit",
-                    user_id=row["user_id"],
-                    amount=row["points"],
-                    reason_code="REDEEM",
-                    metadata={
-                        "redemption_id": str(row["redemption_id"]),
-                        "item_id": row["item_id"],
-                    },
-                )
-            )
+            debit = await self.ledger.debit(lpb.DebitRequest(**_spend(row, "debit")))
         except InsufficientPoints:
             return await self._fail(row, "INSUFFICIENT_POINTS")
         return await self._fulfil(

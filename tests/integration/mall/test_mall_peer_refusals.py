@@ -62,19 +62,27 @@ async def suite(private_database: str) -> AsyncIterator[Suite]:
             await proxy.stop()
 
 
-async def spendable(mall: MallStub, shipped: bool) -> tuple[str, str]:
-    """Three in stock of a shipped mug or of a coupon, and the address a redemption needs."""
-    if not shipped:
-        return await item(mall, stock=3), ""
-    mug = await item(
-        mall,
-        stock=3,
-        type=pb.ITEM_TYPE_PHYSICAL,
-        title="Mug",
-        code_valid_days=0,
-        coupon_value=common_pb2.Money(),
+async def spendable(mall: MallStub, user: str, shipped: bool) -> tuple[str, pb.RedeemRequest]:
+    """Three in stock of a shipped mug or of a coupon, and the user's order of one."""
+    if shipped:
+        item_id = await item(
+            mall,
+            stock=3,
+            type=pb.ITEM_TYPE_PHYSICAL,
+            title="Mug",
+            code_valid_days=0,
+            coupon_value=common_pb2.Money(),
+        )
+    else:
+        item_id = await item(mall, stock=3)
+    order = pb.RedeemRequest(
+        request_id=rid(),
+        user_id=user,
+        item_id=item_id,
+        quantity=1,
+        shipping_address="1 Road, Shanghai" if shipped else "",
     )
-    return mug, "1 Road, Shanghai"
+    return item_id, order
 
 
 def invalid() -> DomainError:
@@ -95,19 +103,9 @@ async def test_a_refused_spend_fails_the_redemption_and_restores_stock(
 ) -> None:
     """A shipped item spends through a hold; an item fulfilled on the spot, one debit."""
     await credit(suite.ledger, user, 1000)
-    item_id, address = await spendable(suite.mall, shipped=method == "Hold")
+    item_id, order = await spendable(suite.mall, user, shipped=method == "Hold")
     suite.proxy.faults[method] = refusal()
-    error = await fails(
-        suite.mall.Redeem(
-            pb.RedeemRequest(
-                request_id=rid(),
-                user_id=user,
-                item_id=item_id,
-                quantity=1,
-                shipping_address=address,
-            )
-        )
-    )
+    error = await fails(suite.mall.Redeem(order))
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, reason)
     assert await stock_of(suite.mall, item_id) == 3
     current = await balance(suite.ledger, user)
@@ -119,21 +117,11 @@ async def test_a_refused_capture_releases_the_hold_and_fails_the_redemption(
     suite: Suite, user: str, reason: str
 ) -> None:
     await credit(suite.ledger, user, 1000)
-    item_id, address = await spendable(suite.mall, shipped=True)
+    item_id, order = await spendable(suite.mall, user, shipped=True)
     suite.proxy.faults["CaptureHold"] = (
         NotFound(reason, "gone") if reason == "HOLD_NOT_FOUND" else FailedPrecondition(reason, "x")
     )
-    error = await fails(
-        suite.mall.Redeem(
-            pb.RedeemRequest(
-                request_id=rid(),
-                user_id=user,
-                item_id=item_id,
-                quantity=1,
-                shipping_address=address,
-            )
-        )
-    )
+    error = await fails(suite.mall.Redeem(order))
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_EXPIRED")
     assert await stock_of(suite.mall, item_id) == 3
     current = await balance(suite.ledger, user)
