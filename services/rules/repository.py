@@ -51,8 +51,8 @@ async def save_event(
     await conn.execute(
         """
         INSERT INTO events (user_id, event_id, event_type, payload_sha256, response, occurred_at,
-                            device_id, ip, decision, risk_reasons, amount_minor, currency)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                            device_id, ip, decision, risk_reasons, amount_minor, currency, event)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
         """,
         event.user_id,
         event.event_id,
@@ -66,7 +66,59 @@ async def save_event(
         list(response.risk_reasons),
         event.amount.amount_minor if event.type == pb.EVENT_TYPE_PURCHASE else 0,
         event.amount.currency if event.type == pb.EVENT_TYPE_PURCHASE else "",
+        _as_received(event, occurred_at),
     )
+
+
+def _as_received(event: pb.Event, occurred_at: datetime) -> bytes:
+    kept = pb.Event()
+    kept.CopyFrom(event)
+    kept.occurred_at.FromDatetime(occurred_at)
+    return kept.SerializeToString()
+
+
+_NEEDS_ORDER = (pb.EVENT_TYPE_PURCHASE, pb.EVENT_TYPE_REFUND)
+_NEEDS_ITEM = (pb.EVENT_TYPE_LESSON_COMPLETED, pb.EVENT_TYPE_TASK_COMPLETED)
+
+
+async def recorded_since(conn: Conn, since: datetime, limit: int) -> list[pb.Event]:
+    """The newest `limit` events recorded since `since`, oldest first, as they were received
+    (rebuilt from their columns for events recorded before bodies were kept: without order,
+    item or referrer ids)."""
+    rows = await conn.fetch(
+        """
+        SELECT * FROM (
+            SELECT user_id, event_id, event_type, occurred_at, device_id, ip, amount_minor,
+                   currency, event, recorded_at
+            FROM events WHERE recorded_at >= $1
+            ORDER BY recorded_at DESC, event_id DESC LIMIT $2
+        ) newest ORDER BY recorded_at, event_id
+        """,
+        since,
+        limit,
+    )
+    events = []
+    for row in rows:
+        if row["event"] is not None:
+            events.append(pb.Event.FromString(row["event"]))
+            continue
+        event = pb.Event(
+            event_id=row["event_id"],
+            user_id=row["user_id"],
+            type=pb.EventType.Value(row["event_type"]),
+            device_id=row["device_id"],
+            ip=row["ip"],
+        )
+        event.occurred_at.FromDatetime(row["occurred_at"])
+        if event.type in _NEEDS_ORDER:
+            event.order_id = row["event_id"]  # not kept: each event its own order
+        if event.type in _NEEDS_ITEM:
+            event.item_id = row["event_id"]  # not kept: each event its own item
+        if row["currency"]:
+            event.amount.amount_minor = row["amount_minor"]
+            event.amount.currency = row["currency"]
+        events.append(event)
+    return events
 
 
 @dataclass(frozen=True)

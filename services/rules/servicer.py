@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -469,7 +469,11 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
     async def SimulateEvents(
         self, request: pb.SimulateEventsRequest, context: Context
     ) -> pb.SimulateEventsResponse:
-        if not 0 < len(request.events) <= 1000:
+        if request.replay_days and request.events:
+            raise InvalidArgument.fields([FieldViolation("events", "leave empty with replay_days")])
+        if request.replay_days and not 0 < request.replay_days <= simulation.MAX_REPLAY_DAYS:
+            raise InvalidArgument.fields([FieldViolation("replay_days", "1 to 30 days")])
+        if not request.replay_days and not 0 < len(request.events) <= simulation.MAX_EVENTS:
             raise InvalidArgument.fields([FieldViolation("events", "1 to 1000 events")])
         for index, rule in enumerate(request.draft_rules):
             _check_draft(definitions.check_rule, rule, "rule", f"draft_rules[{index}]")
@@ -479,24 +483,29 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
             _check_draft(
                 definitions.check_campaign, campaign, "campaign", f"draft_campaigns[{index}]"
             )
+        events: Sequence[pb.Event] = request.events
+        occurred = self._occurred_at
         async with self.pool.acquire() as conn:
+            if request.replay_days:
+                now, _ = await repo.clock(conn)
+                since = now - timedelta(days=request.replay_days)
+                recorded = await repo.recorded_since(conn, since, simulation.MAX_EVENTS)
+                events = simulation.as_new_members(recorded)
+                occurred = self._replayed_at  # recorded once, so within the window by then
             drafted = await simulation.simulate(
-                conn,
-                self.evaluator,
-                self._occurred_at,
-                request.events,
-                request.draft_rules,
-                request.draft_campaigns,
+                conn, self.evaluator, occurred, events, request.draft_rules, request.draft_campaigns
             )
-            current = await simulation.simulate(
-                conn, self.evaluator, self._occurred_at, request.events
-            )
+            current = await simulation.simulate(conn, self.evaluator, occurred, events)
         return pb.SimulateEventsResponse(
             results=drafted,
             total_points=sum(r.total_points for r in drafted),
             draft=simulation.summary(drafted, self._cost),
             current=simulation.summary(current, self._cost),
         )
+
+    @staticmethod
+    def _replayed_at(event: pb.Event, now: datetime, prefix: str) -> datetime:
+        return from_timestamp(event.occurred_at) if event.HasField("occurred_at") else now
 
     async def ListReviews(
         self, request: pb.ListReviewsRequest, context: Context

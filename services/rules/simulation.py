@@ -4,6 +4,7 @@ campaign with what the points would cost."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -17,6 +18,26 @@ from services.rules.program import Program
 
 # When an event happened, given the database's now and its field prefix (validated on the way).
 OccurredAt = Callable[[pb.Event, datetime, str], datetime]
+MAX_EVENTS = 1000
+MAX_REPLAY_DAYS = 30
+
+
+def replay_id(user_id: str) -> str:
+    """The fresh member a real member replays as: a new id, so no state of theirs applies."""
+    return "replay-" + hashlib.sha256(user_id.encode()).hexdigest()[:24]
+
+
+def as_new_members(events: Sequence[pb.Event]) -> list[pb.Event]:
+    """Recorded events as fresh members' (see replay_id), referrers included."""
+    replayed = []
+    for event in events:
+        copy = pb.Event()
+        copy.CopyFrom(event)
+        copy.user_id = replay_id(event.user_id)
+        if event.referrer_id:
+            copy.referrer_id = replay_id(event.referrer_id)
+        replayed.append(copy)
+    return replayed
 
 
 async def simulate(

@@ -146,6 +146,15 @@ async def test_a_rule_from_draft_to_the_economy_page(console: Console) -> None:
         float(p.split(",")[1]) < 200 for p in (await issued.get_attribute("points") or "").split()
     )
 
+    # The same draft replayed over the day's real traffic: the four likes recorded.
+    await page.click("[data-page=simulate]")
+    await page.fill("textarea[name=draft_rules]", json.dumps([draft]))
+    await page.fill("input[name=replay_days]", "1")
+    await page.click("button[name=replay]")
+    replayed = page.locator("#simulation tr", has_text="like")
+    await expect(replayed).to_contain_text("8")  # today: 4 likes × 2
+    await expect(replayed).to_contain_text("20")  # the draft: 4 likes × 5
+
     # The versions page shows who saved the rule.
     await page.goto(f"{console.url}/console#/config/rules")
     await page.click("tr:has-text('like') >> text=Versions")

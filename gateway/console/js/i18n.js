@@ -37,6 +37,7 @@ const WORDS = {
     redemptions: "Redemptions", sagaStep: "Saga step", shipment: "Shipment",
     markSHIPPED: "Mark shipped", markDELIVERED: "Mark delivered",
     lastExpiryRun: "Last expiry run", lots: "Lots", members: "Members",
+    replay: "Replay", replayHelp: "or replay the events of the last days (as fresh members):",
   },
   "zh-CN": {
     title: "积分运营后台", language: "语言", signIn: "登录", signOut: "退出",
@@ -75,6 +76,7 @@ const WORDS = {
     redemptions: "兑换记录", sagaStep: "流程步骤", shipment: "发货",
     markSHIPPED: "标记已发货", markDELIVERED: "标记已签收",
     lastExpiryRun: "最近一次过期处理", lots: "批次", members: "会员数",
+    replay: "回放", replayHelp: "或回放最近几天的真实事件（按新会员计算）：",
   },
 };
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import grpc
 import pytest
 
@@ -227,3 +228,51 @@ async def test_a_draft_campaign_is_costed_beside_the_program_in_force(program: P
     )
     assert bad.code == grpc.StatusCode.INVALID_ARGUMENT
     assert all(v.field.startswith("draft_campaigns[0].") for v in bad.violations)
+
+
+async def test_recent_traffic_replays_beside_a_draft(
+    program: Program, private_database: str
+) -> None:
+    """The last day's recorded events, replayed as fresh members under a draft and under the
+    program in force; an event recorded before bodies were kept is rebuilt from its columns."""
+    rules = program.rules
+    buyer = f"buyer-{uuid.uuid4().hex[:8]}"
+    for yuan in (100, 300):
+        await rules.RecordEvent(purchase(buyer, yuan))
+    await rules.RecordEvent(event(buyer, pb.EVENT_TYPE_LIKE))  # no rule: earns nothing
+    await credited(program.ledger, buyer, 400)
+    conn = await asyncpg.connect(private_database, server_settings={"search_path": "rules"})
+    try:  # the oldest purchase as recorded before event bodies were kept
+        await conn.execute(
+            "UPDATE events SET event = NULL WHERE event_id = ("
+            "SELECT event_id FROM events ORDER BY recorded_at LIMIT 1)"
+        )
+    finally:
+        await conn.close()
+    now = datetime.now(UTC)
+    draft = pb.Campaign(
+        campaign_id="replayed-double",
+        start_time=to_timestamp(now - timedelta(days=2)),
+        end_time=to_timestamp(now + timedelta(hours=1)),
+        event_types=[pb.EVENT_TYPE_PURCHASE],
+        multiplier_percent=200,
+        enabled=True,
+    )
+    replay = await rules.SimulateEvents(
+        pb.SimulateEventsRequest(replay_days=1, draft_campaigns=[draft])
+    )
+    assert len(replay.results) == 3
+    # The buyer's 400 points in force, 800 with the draft doubling purchases.
+    assert (replay.current.total_points, replay.draft.total_points) == (400, 800)
+    assert [(c.id, c.points) for c in replay.draft.by_campaign] == [("replayed-double", 400)]
+    assert (await balance(program.ledger, buyer)).available == 400  # a replay credits nothing
+    listed = await rules.ListUserEvents(pb.ListUserEventsRequest(user_id=buyer))
+    assert len(listed.events) == 3  # and records nothing
+    error = await fails(
+        rules.SimulateEvents(
+            pb.SimulateEventsRequest(replay_days=1, events=[purchase(buyer, 1).event])
+        )
+    )
+    assert [v.field for v in error.violations] == ["events"]
+    error = await fails(rules.SimulateEvents(pb.SimulateEventsRequest(replay_days=31)))
+    assert [v.field for v in error.violations] == ["replay_days"]

@@ -33,15 +33,16 @@ export async function simulate(root) {
   const events = h("textarea", { rows: 8, name: "events" }, JSON.stringify(generated(3, 2), null, 2));
   const users = h("input", { type: "number", min: 1, max: 100, value: 3, name: "users" });
   const times = h("input", { type: "number", min: 1, max: 10, value: 2, name: "times" });
+  const days = h("input", { type: "number", min: 1, max: 30, value: 7, name: "replay_days" });
   const result = h("div", { id: "simulation" });
-  async function run() {
+  // With `replay`: the events recorded in the last days, replayed as fresh members.
+  async function run(replay) {
     try {
-      const reply = await api("POST", "/v1/admin/simulations", {
-        events: JSON.parse(events.value),
-        draft_rules: JSON.parse(rules.value),
-        draft_campaigns: JSON.parse(campaigns.value),
-      });
-      result.replaceChildren(card("total",
+      const drafts = { draft_rules: JSON.parse(rules.value), draft_campaigns: JSON.parse(campaigns.value) };
+      const reply = await api("POST", "/v1/admin/simulations", replay
+        ? { ...drafts, replay_days: Number(days.value) }
+        : { ...drafts, events: JSON.parse(events.value) });
+      result.replaceChildren(h("p", { class: "muted" }, `${t("eventList")}: ${number(reply.results.length)}`), card("total",
         table([
           ["", (row) => t(row[0])],
           ["points", (row) => number(row[1].total_points), "num"],
@@ -59,5 +60,7 @@ export async function simulate(root) {
     card("events", h("div", { class: "row" }, users, "×", times, h("button", {
       class: "secondary", onclick: () => { events.value = JSON.stringify(generated(+users.value, +times.value), null, 2); },
     }, t("generate"))), events),
-    h("div", { class: "row" }, h("button", { onclick: run, name: "run" }, t("run"))), result);
+    h("div", { class: "row" }, h("button", { onclick: () => run(false), name: "run" }, t("run")),
+      t("replayHelp"), days, h("button", { class: "secondary", onclick: () => run(true), name: "replay" }, t("replay"))),
+    result);
 }
