@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from services.common.db import Conn
@@ -90,3 +91,31 @@ async def migrate(conn: Conn, schema: str, migrations: list[Migration]) -> list[
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lock_key)
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    migration: Migration
+    applied_at: datetime | None  # None: pending
+    changed: bool  # applied, but the file differs from what was applied
+
+
+async def status(conn: Conn, schema: str, migrations: list[Migration]) -> list[MigrationState]:
+    """Each migration of the schema: applied (when) or pending; reads only."""
+    if not _SCHEMA.match(schema):
+        raise MigrationError(f"invalid schema name {schema!r}")
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.schema_migrations")
+    rows = (
+        await conn.fetch(f"SELECT version, checksum, applied_at FROM {schema}.schema_migrations")
+        if exists
+        else []
+    )
+    applied = {row["version"]: row for row in rows}
+    return [
+        MigrationState(
+            m,
+            applied[m.version]["applied_at"] if m.version in applied else None,
+            m.version in applied and applied[m.version]["checksum"] != m.checksum,
+        )
+        for m in migrations
+    ]

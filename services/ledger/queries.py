@@ -222,3 +222,31 @@ async def audit(conn: Conn) -> tuple[list[asyncpg.Record], int, int]:
         members = await conn.fetchval("SELECT count(*) FROM members")
         lots = await conn.fetchval("SELECT count(*) FROM lots")
     return violations, members, lots
+
+
+# What `points export` streams, for finance: each table's columns in a stable order, rows in
+# time order within [$1, $2) (members by when they joined).
+EXPORTS = {
+    "transfers": """
+        SELECT transfer_id, user_id, kind, debit_account, credit_account, amount, reason_code,
+               request_id, related_transfer_id, hold_id, metadata::text AS metadata, created_at
+        FROM transfers WHERE {period} ORDER BY created_at, transfer_id
+    """,
+    "members": """
+        SELECT user_id, balance, held, earned, spent, expired, reversed, created_at, updated_at
+        FROM members WHERE {period} ORDER BY created_at, user_id
+    """,
+    "lots": """
+        SELECT lot_id, user_id, transfer_id, source, granted, remaining, allocated, expired,
+               expires_at, matures_at, created_at
+        FROM lots WHERE {period} ORDER BY created_at, lot_id
+    """,
+}
+
+
+def export_rows(
+    conn: Conn, table: str, start: datetime | None, end: datetime | None
+) -> asyncpg.cursor.CursorFactory[asyncpg.Record]:
+    """A server-side cursor over `table` (see EXPORTS): iterate it inside a transaction, and
+    memory stays constant however many rows there are."""
+    return conn.cursor(EXPORTS[table].format(period=_PERIOD), start, end, prefetch=2000)

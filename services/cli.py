@@ -1,0 +1,213 @@
+"""`points`: the operator's command line.
+
+    points migrate status            what each service's schema has applied, and what is pending
+    points migrate up                apply what is pending (a deploy step of its own)
+    points expire [--as-of TIME]     expire due lots now (the ledger also does it on a schedule)
+    points audit                     the ledger's invariants; exits 1 when one is broken
+    points stats [--from --to]       liability and the period's flows
+    points export transfers|members|lots [--from --to] [--format csv|jsonl] [--output FILE]
+    points token USER [--scope admin]
+
+Database commands read DATABASE_URL; ledger commands call the ledger at LEDGER_ADDR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sys
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import IO, Any, TypeVar
+
+import asyncpg
+import click
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from gateway import token as gateway_token
+from loyalty.ledger.v1 import ledger_pb2 as pb
+from loyalty.ledger.v1 import ledger_pb2_grpc
+from services.common.migrations import load_migrations, migrate, status
+from services.common.server import ServiceSpec
+from services.common.settings import Env, peer_address
+from services.common.timestamps import to_timestamp
+from services.ledger import queries
+from services.ledger.server import SPEC as LEDGER
+from services.mall.server import SPEC as MALL
+from services.rules.server import SPEC as RULES
+
+SPECS: tuple[ServiceSpec, ...] = (LEDGER, RULES, MALL)  # the order a deploy migrates them in
+T = TypeVar("T")
+
+
+def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(work())
+
+
+def database_url() -> str:
+    url = Env().optional("DATABASE_URL")
+    if not url:
+        raise click.UsageError("set DATABASE_URL to the suite's PostgreSQL")
+    return url
+
+
+DEADLINE = 600.0  # seconds: an expiry or an audit of a large ledger takes minutes
+
+
+async def ledger_call(method: str, request: Message) -> Any:
+    """One call to the ledger (LEDGER_ADDR); a refusal or an outage is a clean exit."""
+    async with grpc.aio.insecure_channel(peer_address("ledger")) as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        try:
+            return await getattr(stub, method)(request, timeout=DEADLINE)
+        except grpc.aio.AioRpcError as exc:
+            raise click.ClickException(f"ledger: {exc.code().name}: {exc.details()}") from None
+
+
+def echo_json(message: Message) -> None:
+    click.echo(json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=2))
+
+
+@click.group(
+    help="Operate a Points suite: migrations, expiry, audit, reports, exports, tokens.\n\n"
+    "Database commands read DATABASE_URL; ledger commands call the ledger at LEDGER_ADDR "
+    "(default 127.0.0.1:50051)."
+)
+def main() -> None:
+    pass
+
+
+@main.group(help="Schema migrations, as a deploy step of their own.")
+def migrate_group() -> None:
+    pass
+
+
+main.add_command(migrate_group, name="migrate")
+
+
+@migrate_group.command("status", help="What each schema has applied, and what is pending.")
+def migrate_status() -> None:
+    async def work() -> int:
+        conn = await asyncpg.connect(database_url())
+        pending = 0
+        try:
+            for spec in SPECS:
+                assert spec.migrations_dir is not None
+                for state in await status(conn, spec.name, load_migrations(spec.migrations_dir)):
+                    m = state.migration
+                    if state.applied_at is None:
+                        pending += 1
+                        when = "pending"
+                    else:
+                        when = f"applied {state.applied_at:%Y-%m-%d %H:%M}"
+                        when += "  CHANGED since applied" if state.changed else ""
+                    click.echo(f"{spec.name:<8} {m.version:04d}_{m.name:<32} {when}")
+        finally:
+            await conn.close()
+        return pending
+
+    pending = run(work)
+    click.echo(f"{pending} pending" if pending else "up to date")
+
+
+@migrate_group.command("up", help="Apply every pending migration (ledger, rules, mall).")
+def migrate_up() -> None:
+    async def work() -> None:
+        conn = await asyncpg.connect(database_url())
+        try:
+            for spec in SPECS:
+                assert spec.migrations_dir is not None
+                done = await migrate(conn, spec.name, load_migrations(spec.migrations_dir))
+                applied = ", ".join(f"{v:04d}" for v in done) if done else "nothing to apply"
+                click.echo(f"{spec.name:<8} {applied}")
+        finally:
+            await conn.close()
+
+    run(work)
+
+
+@main.command(help="Expire every lot due by --as-of (default: now); safe to re-run.")
+@click.option("--as-of", type=click.DateTime(), help="expire lots due by this time (UTC)")
+@click.option("--request-id", default=None, help="idempotency key (default: a new one)")
+def expire(as_of: datetime | None, request_id: str | None) -> None:
+    request = pb.ExpirePointsRequest(request_id=request_id or f"cli:{uuid.uuid4()}")
+    if as_of is not None:
+        request.as_of_time.CopyFrom(to_timestamp(as_of))
+    echo_json(run(lambda: ledger_call("ExpirePoints", request)))
+
+
+@main.command(help="Check the ledger's invariants; exits 1 when one is broken.")
+def audit() -> None:
+    report: pb.AuditResponse = run(lambda: ledger_call("Audit", pb.AuditRequest()))
+    echo_json(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command(help="Outstanding liability, and the flows of a period.")
+@click.option("--from", "start", type=click.DateTime(), help="period start (UTC)")
+@click.option("--to", "end", type=click.DateTime(), help="period end, exclusive (UTC)")
+def stats(start: datetime | None, end: datetime | None) -> None:
+    request = pb.GetStatsRequest()
+    if start is not None:
+        request.time_range.start_time.CopyFrom(to_timestamp(start))
+    if end is not None:
+        request.time_range.end_time.CopyFrom(to_timestamp(end))
+    echo_json(run(lambda: ledger_call("GetStats", request)))
+
+
+@main.command(help="Stream a ledger table for finance, in constant memory.")
+@click.argument("table", type=click.Choice(sorted(queries.EXPORTS)))
+@click.option("--from", "start", type=click.DateTime(), help="rows created from (UTC)")
+@click.option("--to", "end", type=click.DateTime(), help="rows created before (UTC)")
+@click.option("--format", "form", type=click.Choice(["csv", "jsonl"]), default="csv")
+@click.option("--output", type=click.File("w"), default="-", help="file (default: stdout)")
+def export(
+    table: str, start: datetime | None, end: datetime | None, form: str, output: IO[str]
+) -> None:
+    async def work() -> int:
+        conn = await asyncpg.connect(database_url(), server_settings={"search_path": "ledger"})
+        count = 0
+        try:
+            async with conn.transaction(readonly=True, isolation="repeatable_read"):
+                writer = None
+                async for row in queries.export_rows(conn, table, aware(start), aware(end)):
+                    record = {k: plain(v) for k, v in row.items()}
+                    if form == "jsonl":
+                        output.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    else:
+                        if writer is None:
+                            writer = csv.DictWriter(output, fieldnames=list(record))
+                            writer.writeheader()
+                        writer.writerow(record)
+                    count += 1
+        finally:
+            await conn.close()
+        return count
+
+    count = run(work)
+    click.echo(f"{count} {table} rows", err=True)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """Command-line times without a zone are UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def plain(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    help="Mint a development token: points token USER [--scope admin] [--ttl SECONDS].",
+)
+@click.pass_context
+def token(context: click.Context) -> None:
+    sys.exit(gateway_token.main(context.args))
