@@ -104,12 +104,9 @@ async def status(conn: Conn, schema: str, migrations: list[Migration]) -> list[M
     """Each migration of the schema: applied (when) or pending; reads only."""
     if not _SCHEMA.match(schema):
         raise MigrationError(f"invalid schema name {schema!r}")
-    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.schema_migrations")
-    rows = (
-        await conn.fetch(f"SELECT version, checksum, applied_at FROM {schema}.schema_migrations")
-        if exists
-        else []
-    )
+    table = f"{schema}.schema_migrations"
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table)
+    rows = await conn.fetch(f"SELECT version, checksum, applied_at FROM {table}") if exists else []
     applied = {row["version"]: row for row in rows}
     return [
         MigrationState(
