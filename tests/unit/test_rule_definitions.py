@@ -11,6 +11,7 @@ from services.rules.definitions import (
     campaign_extra,
     check_in_points,
     check_rule,
+    extra_shares,
     online_points,
     period_key,
     purchase_points,
@@ -98,3 +99,18 @@ def test_budget_limit_is_the_tighter_of_points_and_money() -> None:
     assert budget_points(pb.Budget(points_limit=300, money_limit=yuan), 100) == 300
     assert budget_points(pb.Budget(money_limit=yuan), 100) == 500
     assert budget_points(pb.Budget(points_limit=42), 100) == 42
+
+
+def test_extra_shares_add_up_and_follow_what_each_source_adds() -> None:
+    double = pb.Campaign(campaign_id="double", multiplier_percent=200)
+    bonus = pb.Campaign(campaign_id="bonus", bonus_points=20)
+    # Base 100 at silver (150 %) with both: tier 50, double 100, bonus 20.
+    assert extra_shares([double, bonus], 100, 150, 170) == (50, [100, 20])
+    # Cut to 17 by a cap: the same proportions, remainders to the largest fractions.
+    tier, shares = extra_shares([double, bonus], 100, 150, 17)
+    assert tier + sum(shares) == 17 and (tier, shares) == (5, [10, 2])
+    assert extra_shares([double], 100, 100, 0) == (0, [0])
+    assert extra_shares([], 100, 100, 0) == (0, [])
+    for extra in range(0, 200):
+        tier, shares = extra_shares([double, bonus, double], 37, 125, extra)
+        assert tier + sum(shares) == extra and min([tier, *shares]) >= 0
