@@ -25,6 +25,10 @@ class Backends:
     addresses: dict[str, str]
     timeout: float  # deadline of each backend call, in seconds
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    # Typed stubs over the channels, set by open().
+    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub = field(init=False)
+    rules: rules_pb2_grpc.RulesServiceAsyncStub = field(init=False)
+    mall: mall_pb2_grpc.MallServiceAsyncStub = field(init=False)
 
     def open(self) -> None:
         # Channels connect lazily; a backend that is down fails its calls, not the gateway.
@@ -40,7 +44,3 @@ class Backends:
 
     async def close(self) -> None:
         await asyncio.gather(*(channel.close() for channel in self.channels.values()))
-
-    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub = field(init=False)
-    rules: rules_pb2_grpc.RulesServiceAsyncStub = field(init=False)
-    mall: mall_pb2_grpc.MallServiceAsyncStub = field(init=False)

@@ -81,12 +81,9 @@ def main() -> None:
     pass
 
 
-@main.group(help="Schema migrations, as a deploy step of their own.")
+@main.group("migrate", help="Schema migrations, as a deploy step of their own.")
 def migrate_group() -> None:
     pass
-
-
-main.add_command(migrate_group, name="migrate")
 
 
 @migrate_group.command("status", help="What each schema has applied, and what is pending.")

@@ -236,11 +236,10 @@ class Evaluator:
         if award.base_points <= 0:
             award.reason = "NOTHING_EARNED"
             return award
+        # The tier multiplies the event's own user's points, not a referrer's.
+        earner_tier = tier_percent if earner == event.user_id else 100
         extra = definitions.campaign_extra(
-            campaigns,
-            award.base_points,
-            self.config.max_multiplier_percent,
-            tier_percent if earner == event.user_id else 100,
+            campaigns, award.base_points, self.config.max_multiplier_percent, earner_tier
         )
         points, award.capped_by, keys = await self._caps(
             conn, program, earner, rule, day, award.base_points + extra
@@ -253,10 +252,7 @@ class Evaluator:
         if award.campaign_points:
             award.campaign_ids.extend(c.campaign_id for c in campaigns)
             award.tier_points, shares = definitions.extra_shares(
-                campaigns,
-                award.base_points,
-                tier_percent if earner == event.user_id else 100,
-                award.campaign_points,
+                campaigns, award.base_points, earner_tier, award.campaign_points
             )
             award.campaign_shares.extend(shares)
         if points == 0:

@@ -33,17 +33,14 @@ async def member_status(
         )
         period = f"day:{today.isoformat()}"
         keys = [(f"rule:{r.rule_id}", period) for r in capped]
-        state = await repo.member_state(
-            conn, user_id, streak_rule.rule_id if streak_rule else "", keys
-        )
+        streak_id = streak_rule.rule_id if streak_rule else ""
+        state = await repo.member_state(conn, user_id, streak_id, keys)
         tier, next_tier = definitions.tier_for(program.tiers, state["points_12m"])
         if program.tiers and (tier.tier_id if tier else "") != state["tier_id"]:
             async with conn.transaction():
                 await repo.lock_user(conn, user_id)
                 await evaluator.evaluate_tier(conn, program.tiers, user_id)
-            state = await repo.member_state(
-                conn, user_id, streak_rule.rule_id if streak_rule else "", keys
-            )
+            state = await repo.member_state(conn, user_id, streak_id, keys)
             tier, next_tier = definitions.tier_for(program.tiers, state["points_12m"])
 
     check_in = pb.GetCheckInStatusResponse(today=today.isoformat())

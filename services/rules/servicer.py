@@ -41,6 +41,13 @@ Context = grpc.aio.ServicerContext[Any, Any]
 MAX_EVENTS = 500
 NEEDS_ITEM = (pb.EVENT_TYPE_LESSON_COMPLETED, pb.EVENT_TYPE_TASK_COMPLETED)
 CLOCK_SKEW = timedelta(minutes=5)
+# ListVersions' kinds, as the repository names them (and the ConfigVersion field set).
+CONFIG_KINDS = {
+    pb.CONFIG_KIND_RULE: "rule",
+    pb.CONFIG_KIND_CAMPAIGN: "campaign",
+    pb.CONFIG_KIND_TIER: "tier",
+    pb.CONFIG_KIND_BUDGET: "budget",
+}
 M = TypeVar("M")
 
 
@@ -219,13 +226,16 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         self, request: pb.UpsertRuleRequest, context: Context
     ) -> pb.UpsertRuleResponse:
         definitions.check_rule(request.rule)
+        actor = self._actor(request.actor)
         async with self.pool.acquire() as conn, conn.transaction():
             await repo.lock_rule(conn, request.rule.rule_id)
-            stored = await repo.save_rule(conn, request.rule, self._actor(request.actor))
+            stored = await repo.save_rule(conn, request.rule, actor)
         return pb.UpsertRuleResponse(rule=stored)
 
     @staticmethod
     def _actor(actor: str) -> str:
+        """Who makes a configuration change: checked with the request, before any database
+        work, and kept with the version it saves."""
         bad: list[FieldViolation] = []
         check_text(bad, "actor", actor, 128, required=False)
         raise_if(bad)
@@ -235,13 +245,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         self, request: pb.ListVersionsRequest, context: Context
     ) -> pb.ListVersionsResponse:
         bad: list[FieldViolation] = []
-        kinds = {
-            pb.CONFIG_KIND_RULE: "rule",
-            pb.CONFIG_KIND_CAMPAIGN: "campaign",
-            pb.CONFIG_KIND_TIER: "tier",
-            pb.CONFIG_KIND_BUDGET: "budget",
-        }
-        kind = kinds.get(request.kind)
+        kind = CONFIG_KINDS.get(request.kind)
         if kind is None:
             bad.append(FieldViolation("kind", "must be RULE, CAMPAIGN, TIER or BUDGET"))
         if not definitions.valid_name(request.id):
@@ -305,13 +309,14 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         self, request: pb.UpsertCampaignRequest, context: Context
     ) -> pb.UpsertCampaignResponse:
         definitions.check_campaign(request.campaign)
+        actor = self._actor(request.actor)
         async with self.pool.acquire() as conn, conn.transaction():
             stored = await repo.new_version(
                 conn,
                 "campaign",
                 request.campaign.campaign_id,
                 request.campaign,
-                self._actor(request.actor),
+                actor,
             )
             await repo.save_campaign(conn, stored)
         return pb.UpsertCampaignResponse(campaign=stored)
@@ -327,13 +332,14 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         self, request: pb.UpsertBudgetRequest, context: Context
     ) -> pb.UpsertBudgetResponse:
         definitions.check_budget(request.budget)
+        actor = self._actor(request.actor)
         async with self.pool.acquire() as conn, conn.transaction():
             stored = await repo.new_version(
                 conn,
                 "budget",
                 request.budget.budget_id,
                 request.budget,
-                self._actor(request.actor),
+                actor,
             )
             await repo.save_budget(conn, stored)
         return pb.UpsertBudgetResponse(budget=stored)
@@ -418,12 +424,15 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
                 self.config.currency,
             )
         cost = self._cost(issued.points)
-        purchases = issued.purchases
         return pb.GetIssuanceReportResponse(
             points_issued=issued.points,
             cost=cost,
-            purchases=common_pb2.Money(amount_minor=purchases, currency=self.config.currency),
-            issuance_ratio_ppm=cost.amount_minor * 1_000_000 // purchases if purchases else 0,
+            purchases=common_pb2.Money(
+                amount_minor=issued.purchases, currency=self.config.currency
+            ),
+            issuance_ratio_ppm=(
+                cost.amount_minor * 1_000_000 // issued.purchases if issued.purchases else 0
+            ),
             by_rule=[
                 pb.IssuedBy(id=r["id"], points=r["points"], cost=self._cost(r["points"]))
                 for r in issued.by_rule
@@ -448,10 +457,9 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         self, request: pb.UpsertTierRequest, context: Context
     ) -> pb.UpsertTierResponse:
         definitions.check_tier(request.tier)
+        actor = self._actor(request.actor)
         async with self.pool.acquire() as conn, conn.transaction():
-            stored = await repo.new_version(
-                conn, "tier", request.tier.tier_id, request.tier, self._actor(request.actor)
-            )
+            stored = await repo.new_version(conn, "tier", request.tier.tier_id, request.tier, actor)
             await repo.save_tier(conn, stored)
         return pb.UpsertTierResponse(tier=stored)
 

@@ -31,7 +31,7 @@ export function card(titleKey, ...children) {
 // A problem+json answer as one readable message, field violations included.
 export function problemText(problem) {
   const lines = [problem.detail || problem.title || String(problem.status)];
-  for (const v of problem.violations || problem.field_violations || []) {
+  for (const v of problem.violations || []) {
     lines.push(`${v.field}: ${v.description}`);
   }
   return lines.join("\n");
