@@ -41,6 +41,7 @@ EXPIRING_WINDOW_DAYS = 30
 # The signed-in user's routes below, and the operators' views of a member (routes/members.py),
 # answer from the same functions: a member's wallet, history and events look the same to both.
 PageSize = Annotated[int, Query(ge=1, le=100)]
+HistoryToken = Annotated[str, Query(max_length=200)]  # the ledger's tokens are short
 PageToken = Annotated[str, Query(max_length=500)]
 Kinds = Annotated[list[str] | None, Query()]
 
@@ -126,7 +127,7 @@ async def history(
     me: Me,
     services: Services,
     page_size: PageSize = 20,
-    page_token: PageToken = "",
+    page_token: HistoryToken = "",
     kind: Kinds = None,
 ) -> History:
     """The user's point changes, newest first; pass `next_page_token` back for more."""

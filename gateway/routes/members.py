@@ -12,7 +12,15 @@ from gateway.backends import Backends
 from gateway.dialect import model_for
 from gateway.models import Expiring, History, IsoDatetime, Points, Wallet
 from gateway.routes.common import Operator, backends, idempotency_key
-from gateway.routes.me import Kinds, PageSize, PageToken, events_of, history_of, wallet_of
+from gateway.routes.me import (
+    HistoryToken,
+    Kinds,
+    PageSize,
+    PageToken,
+    events_of,
+    history_of,
+    wallet_of,
+)
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.rules.v1 import rules_pb2 as rpb
 from services.common.validation import MAX_POINTS
@@ -126,7 +134,7 @@ async def member_history(
     _: Operator,
     services: Services,
     page_size: PageSize = 20,
-    page_token: PageToken = "",
+    page_token: HistoryToken = "",
     kind: Kinds = None,
 ) -> History:
     """The member's point changes, newest first, each with its reason and metadata."""
