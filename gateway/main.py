@@ -20,7 +20,7 @@ def main() -> None:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging("gateway", settings.telemetry.log_level)
-    provider = setup_telemetry(settings.telemetry)
+    telemetry = setup_telemetry(settings.telemetry)
     try:
         uvicorn.run(
             create_app(settings),
@@ -33,7 +33,7 @@ def main() -> None:
             timeout_graceful_shutdown=3,
         )
     finally:
-        provider.shutdown()
+        telemetry.shutdown()
 
 
 if __name__ == "__main__":

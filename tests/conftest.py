@@ -9,23 +9,22 @@ from collections.abc import AsyncIterator, Generator, Iterator
 
 import asyncpg
 import pytest
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from scripts import devdb
 from services.common.settings import TelemetrySettings
-from services.common.telemetry import build_provider, instrument_libraries
+from services.common.telemetry import build_meter_provider, build_provider, instrument_libraries
 from tests.support.databases import fresh_database, with_database
 
 # Installed before any server, channel or pool exists: instrumentation patches at creation.
+SETTINGS = TelemetrySettings("tests", "0.0.0", "test", "WARNING", None)
 SPANS = InMemorySpanExporter()
-trace.set_tracer_provider(
-    build_provider(
-        TelemetrySettings("tests", "0.0.0", "test", "WARNING", None),
-        (SimpleSpanProcessor(SPANS),),
-    )
-)
+trace.set_tracer_provider(build_provider(SETTINGS, (SimpleSpanProcessor(SPANS),)))
+METRICS = InMemoryMetricReader()
+metrics.set_meter_provider(build_meter_provider(SETTINGS, (METRICS,)))
 instrument_libraries()
 
 
@@ -82,3 +81,9 @@ def pytest_runtest_makereport(
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def metric_reader() -> InMemoryMetricReader:
+    """The tests' metric reader (cumulative: compare before and after)."""
+    return METRICS

@@ -16,6 +16,7 @@ from datetime import datetime
 from asyncpg import Record
 
 from services.common.db import Conn
+from services.common.metrics import Gauge, Readings
 from services.common.peers import PeerError
 
 
@@ -97,3 +98,14 @@ async def mark(conn: Conn, letter: Letter, status: str, note: str = "") -> Lette
     )
     assert row is not None
     return letter_of(row)
+
+
+GAUGE = Gauge("points.dead_letters.open", "{letter}", "Dead letters waiting for an operator")
+
+
+async def open_by_kind(conn: Conn) -> Readings:
+    """Open dead letters per kind, for `GAUGE` (what operators alert on)."""
+    rows = await conn.fetch(
+        "SELECT kind, count(*) AS n FROM dead_letters WHERE status = 'OPEN' GROUP BY kind"
+    )
+    return [(r["n"], {"points.kind": r["kind"]}) for r in rows]

@@ -1,9 +1,13 @@
 """Ordered SQL migrations per service schema, applied once and recorded.
 
 Files are named `NNNN_description.sql` and applied in order, each in its own transaction,
-inside the service's schema. A session-level advisory lock per schema serialises concurrent
-runners (two replicas starting together): the second waits, then finds nothing left to do.
-An applied file whose content later changes is an error, never silently re-run.
+inside the service's schema. A file whose first line is `-- points:no-transaction` runs
+outside a transaction, for what PostgreSQL refuses inside one (`CREATE INDEX CONCURRENTLY`,
+which builds an index without blocking writes); such a file holds one statement, written to be
+re-runnable (`IF NOT EXISTS`), because a failure half-way cannot be rolled back.
+A session-level advisory lock per schema serialises concurrent runners (two replicas
+starting together): the second waits, then finds nothing left to do. An applied file whose
+content later changes is an error, never silently re-run.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from services.common.db import Conn
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+NO_TRANSACTION = "-- points:no-transaction"
 
 
 class MigrationError(RuntimeError):
@@ -34,6 +39,16 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
+    @property
+    def transactional(self) -> bool:
+        return not self.sql.startswith(NO_TRANSACTION)
+
+
+def _statements(sql: str) -> list[str]:
+    """The statements of a file (split at `;` ending a line; comments dropped)."""
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [part.strip() for part in re.split(r";\s*$", code, flags=re.M) if part.strip()]
+
 
 def load_migrations(directory: Path) -> list[Migration]:
     migrations = []
@@ -41,7 +56,10 @@ def load_migrations(directory: Path) -> list[Migration]:
         match = _FILE.match(path.name)
         if match is None:
             raise MigrationError(f"{path}: migration files are named NNNN_description.sql")
-        migrations.append(Migration(int(match[1]), match[2], path.read_text()))
+        migration = Migration(int(match[1]), match[2], path.read_text())
+        if not migration.transactional and len(_statements(migration.sql)) != 1:
+            raise MigrationError(f"{path}: a no-transaction migration holds one statement")
+        migrations.append(migration)
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
         raise MigrationError(f"{directory}: two migrations share a version number")
@@ -77,20 +95,31 @@ async def migrate(conn: Conn, schema: str, migrations: list[Migration]) -> list[
                         "changed after it was applied; add a new migration instead"
                     )
                 continue
-            async with conn.transaction():
-                await conn.execute(f"SET LOCAL search_path TO {schema}")
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    f"INSERT INTO {schema}.schema_migrations (version, name, checksum) "
-                    "VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
+            if migration.transactional:
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL search_path TO {schema}")
+                    await conn.execute(migration.sql)
+                    await _record(conn, schema, migration)
+            else:
+                await conn.execute(f"SET search_path TO {schema}")
+                try:
+                    await conn.execute(_statements(migration.sql)[0])
+                finally:
+                    await conn.execute("RESET search_path")
+                await _record(conn, schema, migration)
             done.append(migration.version)
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lock_key)
+
+
+async def _record(conn: Conn, schema: str, migration: Migration) -> None:
+    await conn.execute(
+        f"INSERT INTO {schema}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        migration.version,
+        migration.name,
+        migration.checksum,
+    )
 
 
 @dataclass(frozen=True)

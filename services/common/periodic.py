@@ -8,7 +8,10 @@ A job is one pass of work; the runner repeats it forever:
   the connection dies, so a SIGKILLed replica never keeps it), and replicas that do not get
   the lock skip the pass;
 - a runner that dies anyway (a bug in the runner itself) turns health NOT_SERVING, see
-  `server.Runtime.every`.
+  `server.Runtime.every`;
+- a pass is not traced: an idle poll exports nothing. A job that finds work wraps that work
+  in `traced_work`, which starts a trace of its own, linked to the requests that caused the
+  work where the job knows them.
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,30 @@ def next_delay(job: Job, failures: int) -> float:
     return max(job.interval, min(job.backoff_cap, base)) * random.uniform(0.8, 1.2)
 
 
+@contextmanager
+def traced_work(
+    name: str,
+    links: Sequence[trace.Link] = (),
+    attributes: Mapping[str, str | int] | None = None,
+) -> Iterator[trace.Span]:
+    """The work a pass found, as a trace of its own (instrumentation back on inside)."""
+    token = otel_context.attach(otel_context.Context())  # no parent, nothing suppressed
+    try:
+        with _tracer.start_as_current_span(
+            name, links=links, attributes=attributes, kind=trace.SpanKind.INTERNAL
+        ) as span:
+            yield span
+    finally:
+        otel_context.detach(token)
+
+
 async def run_once(job: Job, pool: asyncpg.Pool) -> bool:
-    """One pass; False when another replica holds the job's lock."""
+    """One pass, untraced (see `traced_work`); False when another replica holds the lock."""
+    with suppress_instrumentation():
+        return await _run_once(job, pool)
+
+
+async def _run_once(job: Job, pool: asyncpg.Pool) -> bool:
     if not job.once_across_replicas:
         await job.run()
         return True

@@ -89,13 +89,16 @@ class Env:
 
 @dataclass(frozen=True)
 class TelemetrySettings:
-    """What every process (service or gateway) needs for logs and traces."""
+    """What every process (service or gateway) needs for logs, traces and metrics."""
 
     service: str
     version: str
     environment: str
     log_level: str
     otlp_endpoint: str | None
+    # Opt-in Prometheus endpoint (GET /metrics) of this process, e.g. LEDGER_METRICS_PORT.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, service: str, env: Env) -> TelemetrySettings:
@@ -105,6 +108,12 @@ class TelemetrySettings:
             environment=env.text("POINTS_ENV", "development"),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             otlp_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            metrics_port=(
+                env.integer(f"{service.upper()}_METRICS_PORT", 0, minimum=1, maximum=65535)
+                if env.optional(f"{service.upper()}_METRICS_PORT")
+                else None
+            ),
+            metrics_host=env.text("BIND_HOST", "127.0.0.1"),
         )
 
 
@@ -120,6 +129,7 @@ class ServiceSettings:
     pool_max: int
     grace_seconds: float
     drain_seconds: float
+    metrics_sample_seconds: float  # how often gauges of database state are sampled
     # Everything the settings were read from, for service-specific settings read later.
     source: Mapping[str, str]
 
@@ -141,6 +151,7 @@ class ServiceSettings:
             pool_max=env.integer("DB_POOL_MAX", 20, minimum=pool_min, maximum=1000),
             grace_seconds=env.number("GRACE_PERIOD_SECONDS", 3.0),
             drain_seconds=env.number("DRAIN_SECONDS", 0.0),
+            metrics_sample_seconds=env.number("METRICS_SAMPLE_SECONDS", 15.0, minimum=0.1),
             source=dict(os.environ if source is None else source),
         )
 

@@ -27,7 +27,8 @@ from opentelemetry import trace
 
 from services.common.db import Conn
 from services.common.errors import DomainError
-from services.ledger import idempotency
+from services.common.telemetry import point_back
+from services.ledger import idempotency, measures
 from services.ledger import repository as repo
 from services.ledger.operations import Operations
 
@@ -83,7 +84,9 @@ class BatchEngine:
             first.setdefault(batch[index].key, index)
         if first:
             async with conn.transaction():
-                await self._apply(conn, batch, first, outcomes)
+                applied = await self._apply(conn, batch, first, outcomes)
+            measures.batch_size.record(len(batch))
+            measures.count_flows(o for i in applied if isinstance(o := outcomes[i], Message))
         for index in valid:  # duplicates inside the batch answer like their first occurrence
             origin = first[batch[index].key]
             if index != origin:
@@ -103,7 +106,8 @@ class BatchEngine:
         batch: Sequence[Op],
         first: dict[repo.RequestKey, int],
         outcomes: list[Outcome | None],
-    ) -> None:
+    ) -> list[int]:
+        """Apply the batch's new operations; returns their indexes."""
         now = await repo.lock_members(conn, sorted({key[0] for key in first}))
         fresh = await repo.claim_requests(
             conn,
@@ -151,6 +155,7 @@ class BatchEngine:
                 records.append((*key, outcome.SerializeToString(), None))
                 changed.add(key[0])
         await repo.finish_requests(conn, records, sorted(changed))
+        return [first[key] for key in fresh]
 
     async def _credits(
         self,
@@ -222,7 +227,8 @@ class GroupCommit:
                 context=first.trace_context,
                 links=links,
                 attributes={"points.batch_size": len(items)},
-            ):
+            ) as batch_span:
+                point_back([op.trace_context for op, _ in items[1:]], batch_span)
                 async with self._pool.acquire() as conn:
                     outcomes = await self._engine.run(conn, [op for op, _ in items])
         except Exception as exc:

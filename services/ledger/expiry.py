@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from services.common.db import current_time
+from services.ledger import measures
 
 CHUNK_MEMBERS = 2000
 
@@ -24,7 +26,10 @@ async def expire_due(pool: asyncpg.Pool, as_of: datetime, request_id: str) -> Ex
     Re-running finds nothing."""
     async with pool.acquire() as conn:
         started = await current_time(conn)
+    clock = time.perf_counter()
     totals = await _expire_chunks(pool, as_of, request_id)
+    measures.expiry_duration.record(time.perf_counter() - clock)
+    measures.points.add(totals.points, {"points.flow": "expired"})
     async with pool.acquire() as conn:
         await conn.execute(
             """

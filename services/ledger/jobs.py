@@ -16,8 +16,8 @@ import logging
 import asyncpg
 
 from services.common import idempotency
-from services.common.db import database_time
-from services.common.periodic import Job
+from services.common.db import current_time
+from services.common.periodic import Job, traced_work
 from services.ledger import repository as repo
 from services.ledger.config import LedgerConfig
 from services.ledger.expiry import expire_due
@@ -31,6 +31,13 @@ async def release_overdue_holds(pool: asyncpg.Pool, ops: Operations) -> int:
     """One pass; returns how many holds it released."""
     async with pool.acquire() as conn:
         due = await repo.due_holds(conn, HOLD_BATCH)
+    if not due:
+        return 0
+    with traced_work("ledger.release_overdue_holds", attributes={"points.holds": len(due)}):
+        return await _release(pool, ops, due)
+
+
+async def _release(pool: asyncpg.Pool, ops: Operations, due: list[asyncpg.Record]) -> int:
     released = 0
     for item in due:
         async with pool.acquire() as conn, conn.transaction():
@@ -50,8 +57,15 @@ async def release_overdue_holds(pool: asyncpg.Pool, ops: Operations) -> int:
 
 async def expire_now(pool: asyncpg.Pool) -> int:
     """Expire every lot due by now (database time); returns the points expired."""
-    now = await database_time(pool)
-    totals = await expire_due(pool, now, f"scheduled:{now.isoformat()}")
+    async with pool.acquire() as conn:
+        now = await current_time(conn)
+        due = await repo.any_lot_due(conn, now)
+    request_id = f"scheduled:{now.isoformat()}"
+    if due:
+        with traced_work("ledger.expiry", attributes={"points.request_id": request_id}):
+            totals = await expire_due(pool, now, request_id)
+    else:  # still recorded: the last run is what operators check expiry by
+        totals = await expire_due(pool, now, request_id)
     if totals.points:
         log.info(
             "expired due lots",

@@ -250,3 +250,20 @@ def export_rows(
     """A server-side cursor over `table` (see EXPORTS): iterate it inside a transaction, and
     memory stays constant however many rows there are."""
     return conn.cursor(EXPORTS[table].format(period=_PERIOD), start, end, prefetch=2000)
+
+
+async def gauges(conn: Conn) -> asyncpg.Record:
+    """What the ledger's sampled gauges report (see `measures.py`)."""
+    row = await conn.fetchrow(
+        """
+        SELECT
+          ((SELECT coalesce(sum(balance + held), 0) FROM members)
+           - (SELECT coalesce(sum(remaining), 0) FROM lots
+              WHERE remaining > 0 AND expires_at <= now()))::bigint AS liability,
+          (SELECT count(*) FROM holds WHERE status = 'ACTIVE' AND deadline_at <= now())
+              AS overdue_holds,
+          (SELECT count(*) FROM lots WHERE remaining > 0 AND expires_at <= now()) AS due_lots
+        """
+    )
+    assert row is not None
+    return row

@@ -485,6 +485,13 @@ async def due_holds(conn: Conn, limit: int) -> list[Record]:
     )
 
 
+async def any_lot_due(conn: Conn, as_of: datetime) -> bool:
+    due: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM lots WHERE remaining > 0 AND expires_at <= $1)", as_of
+    )
+    return due
+
+
 async def notify_balance(conn: Conn, user_id: str) -> None:
     """Tell balance watchers (see watch.py) when this transaction commits."""
     await conn.execute("SELECT pg_notify('ledger_balance', $1)", user_id)

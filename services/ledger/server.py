@@ -8,6 +8,7 @@ import grpc
 
 from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from services.common.server import Runtime, ServiceSpec, run
+from services.ledger import measures
 from services.ledger.config import LedgerConfig
 from services.ledger.jobs import jobs
 from services.ledger.servicer import LedgerServicer
@@ -25,6 +26,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     runtime.on_stop(watchers.stop)
     for job in jobs(runtime.pool, servicer.ops, config):
         runtime.every(job)
+    runtime.sample(measures.sampled(runtime.pool))
 
 
 SPEC = ServiceSpec(

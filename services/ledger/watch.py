@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from services.common.db import Conn
 
@@ -29,10 +30,11 @@ class BalanceWatchers:
         self._watchers: dict[str, set[asyncio.Queue[None]]] = defaultdict(set)
 
     async def start(self) -> None:
-        self._conn = await asyncpg.connect(
-            self._url, server_settings={"application_name": f"points-{self._schema}-listen"}
-        )
-        await self._conn.add_listener(CHANNEL, self._notified)
+        with suppress_instrumentation():  # plumbing at start-up, not a request's work
+            self._conn = await asyncpg.connect(
+                self._url, server_settings={"application_name": f"points-{self._schema}-listen"}
+            )
+            await self._conn.add_listener(CHANNEL, self._notified)
 
     async def stop(self) -> None:
         if self._conn is not None:

@@ -33,6 +33,7 @@ from services.common.errors import DomainError, FailedPrecondition, FieldViolati
 from services.common.idempotency import fingerprint, key_reused
 from services.common.ledger_client import LedgerClient
 from services.common.peers import PeerError, PeerRefused
+from services.common.periodic import traced_work
 from services.common.rules_client import RulesClient
 from services.common.validation import (
     MAX_MONEY_MINOR,
@@ -266,6 +267,12 @@ class Lotteries:
         """Settle draws a crash or an outage left between drawing and charging."""
         async with self.pool.acquire() as conn:
             stuck = await repo.stuck_draws(conn, self.config.recovery_after_seconds, 100)
+        if stuck:
+            with traced_work("mall.recover_draws", attributes={"points.draws": len(stuck)}):
+                await self._recover(stuck)
+        return len(stuck)
+
+    async def _recover(self, stuck: list[Record]) -> None:
         for row in stuck:
             cost = pb.Lottery.FromString(row["lottery"]).points_per_draw
             try:
@@ -276,7 +283,6 @@ class Lotteries:
                 log.warning(
                     "draw not settled yet", extra={"draw_id": row["draw_id"], "error": str(exc)}
                 )
-        return len(stuck)
 
     async def _draw(self, request: pb.DrawRequest, print_: bytes) -> tuple[Record, bool]:
         """Pick the outcome and take the prize from stock, in one transaction: the new draw

@@ -226,3 +226,17 @@ async def unfinished(conn: Conn, older_than_seconds: float, limit: int) -> list[
             limit,
         )
     )
+
+
+async def gauges(conn: Conn) -> list[Record]:
+    """Unfinished sagas per step, with the age of the oldest (see `measures.py`)."""
+    return list(
+        await conn.fetch(
+            """
+        SELECT step, count(*) AS n,
+               extract(epoch FROM now() - min(updated_at))::float8 AS oldest
+        FROM redemptions WHERE step NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+        GROUP BY step
+        """
+        )
+    )

@@ -28,6 +28,7 @@ from services.common.db import Conn
 from services.common.errors import FailedPrecondition
 from services.common.ledger_client import HoldGone, InsufficientPoints, LedgerClient
 from services.common.peers import PeerError, PeerRefused
+from services.common.periodic import traced_work
 from services.common.rules_client import RulesClient
 from services.mall import catalog
 from services.mall import coupons_repository as coupon_repo
@@ -288,6 +289,12 @@ class Saga:
         saga does not hold up the others. Returns how many were looked at."""
         async with self.pool.acquire() as conn:
             rows = await repo.unfinished(conn, self.config.recovery_after_seconds, 100)
+        if rows:
+            with traced_work("mall.recover_sagas", attributes={"points.sagas": len(rows)}):
+                await self._recover(rows)
+        return len(rows)
+
+    async def _recover(self, rows: list[Record]) -> None:
         for item in rows:
             try:
                 await self.drive(await self._load(item["user_id"], item["redemption_id"]))
@@ -296,4 +303,3 @@ class Saga:
                     "saga still unfinished",
                     extra={"redemption_id": item["redemption_id"], "error": str(exc)},
                 )
-        return len(rows)

@@ -15,6 +15,7 @@ from services.common.periodic import Job
 from services.common.rules_client import RulesClient
 from services.common.server import Runtime, ServiceSpec, run
 from services.common.settings import peer_address
+from services.mall import measures
 from services.mall.checkout import Checkout
 from services.mall.config import MallConfig
 from services.mall.lottery import Lotteries
@@ -44,6 +45,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             once_across_replicas=True,
         )
     )
+    runtime.sample(measures.sampled(runtime.pool))
     runtime.on_stop(ledger.close)
     runtime.on_stop(rules.close)
 

@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.db import Conn
+from services.common.telemetry import current_traceparent
 
 M = TypeVar("M", bound=Message)
 
@@ -346,8 +347,8 @@ async def add_award(
         """
         INSERT INTO awards (user_id, event_id, rule_id, rule_version, points, campaign_points,
                             campaign_ids, order_id, matures_at, expires_at, review,
-                            campaign_shares, tier_points, occurred_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                            campaign_shares, tier_points, occurred_at, traceparent)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
         """,
         beneficiary or event.user_id,
         f"invite:{event.user_id}:{event.event_id}" if beneficiary else event.event_id,
@@ -363,6 +364,7 @@ async def add_award(
         list(award.campaign_shares),
         award.tier_points,
         occurred_at,
+        current_traceparent(),
     )
 
 
@@ -399,17 +401,20 @@ async def unsettled(conn: Conn, user_ids: Sequence[str]) -> list[Record]:
     )
 
 
-async def users_with_unsettled(conn: Conn, limit: int) -> list[str]:
+async def users_with_unsettled(conn: Conn, limit: int) -> dict[str, list[str]]:
+    """Users with awards left to settle, each with the traces that earned them."""
     rows = await conn.fetch(
         """
-        SELECT DISTINCT user_id FROM awards
+        SELECT user_id, array_remove(array_agg(DISTINCT traceparent), NULL) AS traces
+        FROM awards
         WHERE review IN ('', 'APPROVED')
           AND (transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed))
+        GROUP BY user_id
         LIMIT $1
         """,
         limit,
     )
-    return [r["user_id"] for r in rows]
+    return {r["user_id"]: r["traces"] for r in rows}
 
 
 async def mark_credited(conn: Conn, credited: Sequence[tuple[Record, str]]) -> None:
@@ -982,3 +987,24 @@ async def refunds_this_month(conn: Conn, user_id: str) -> int:
         user_id,
     )
     return count
+
+
+async def gauges(conn: Conn) -> Record:
+    """What the rules service's sampled gauges report (see `measures.py`)."""
+    row = await conn.fetchrow(
+        """
+        SELECT
+          (SELECT count(*) FROM awards
+           WHERE review IN ('', 'APPROVED')
+             AND (transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed)))
+              AS unsettled,
+          (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM awards
+           WHERE review IN ('', 'APPROVED')
+             AND (transfer_id IS NULL OR (reversed_by IS NOT NULL AND NOT reversed)))::float8
+              AS unsettled_age,
+          (SELECT count(DISTINCT (user_id, event_id)) FROM awards WHERE review = 'PENDING')
+              AS in_review
+        """
+    )
+    assert row is not None
+    return row

@@ -12,6 +12,7 @@ from services.common.ledger_client import LedgerClient
 from services.common.periodic import Job
 from services.common.server import Runtime, ServiceSpec, run
 from services.common.settings import peer_address
+from services.rules import measures
 from services.rules.config import RulesConfig
 from services.rules.servicer import RulesServicer
 from services.rules.settlement import Settlement
@@ -22,10 +23,10 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     ledger = LedgerClient(peer_address("ledger", runtime.settings.source))
     settlement = Settlement(runtime.pool, ledger)
     desk = DeadLetterDesk(runtime.pool, settlement.retry)
-    rules_pb2_grpc.add_RulesServiceServicer_to_server(
-        RulesServicer(runtime.pool, config, settlement, desk), server
-    )
+    servicer = RulesServicer(runtime.pool, config, settlement, desk)
+    rules_pb2_grpc.add_RulesServiceServicer_to_server(servicer, server)
     runtime.every(Job("settlement", config.settle_seconds, settlement.settle_backlog))
+    runtime.sample(measures.sampled(runtime.pool, servicer.evaluator))
     runtime.on_stop(ledger.close)
 
 

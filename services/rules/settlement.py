@@ -31,6 +31,8 @@ from services.common.dead_letters import Letter
 from services.common.errors import FailedPrecondition
 from services.common.ledger_client import LedgerClient
 from services.common.peers import PeerError, PeerRefused
+from services.common.periodic import traced_work
+from services.common.telemetry import links_to, point_back
 from services.common.timestamps import to_timestamp
 from services.rules import repository as repo
 
@@ -190,7 +192,8 @@ class Settlement:
                     context=waiting[0][1],
                     links=links[1:],
                     attributes={"points.users": len(users)},
-                ):
+                ) as round_span:
+                    point_back([c for _, c in waiting[1:]], round_span)
                     if users:
                         await self._try_settle(users)
             finally:
@@ -211,9 +214,14 @@ class Settlement:
 
     async def settle_backlog(self) -> int:
         """One pass of the periodic job: settle whoever has awards left unsettled (after an
-        outage, or a crash between commit and settlement). Returns how many users."""
+        outage, or a crash between commit and settlement). Returns how many users.
+        The work links to the traces of the requests that earned the awards."""
         async with self.pool.acquire() as conn:
             users = await repo.users_with_unsettled(conn, 200)
         if users:
-            await self.settle(users)
+            traces = [t for each in users.values() for t in each]
+            with traced_work(
+                "rules.settle_backlog", links_to(traces), {"points.users": len(users)}
+            ):
+                await self.settle(list(users))
         return len(users)

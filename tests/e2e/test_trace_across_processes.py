@@ -3,22 +3,16 @@ gateway → rules → ledger → SQL, with parent/child edges between the proces
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import uuid
 from collections.abc import Callable
 
-import grpc
 import httpx
 
 from gateway.auth import mint
 from gateway.settings import DEV_SECRET, AuthSettings
-from loyalty.mall.v1 import mall_pb2 as mpb
-from loyalty.mall.v1 import mall_pb2_grpc
-from loyalty.rules.v1 import rules_pb2_grpc
-from tests.support.hosts import free_port, spawn, wait_serving
+from tests.support.hosts import free_port
 from tests.support.otlp import ReceivedSpan, start_receiver
-from tests.support.rules_calls import define_program
+from tests.support.suite import define_program_and_sticker, running_suite
 
 SERVER, CLIENT = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
 
@@ -26,76 +20,39 @@ SERVER, CLIENT = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
 async def test_check_in_is_one_trace_from_gateway_to_sql(database_url: str) -> None:
     otlp_port = free_port()
     receiver_server, receiver = await start_receiver(otlp_port)
-    ports = {name: free_port() for name in ("ledger", "rules", "mall", "gateway")}
     env = {
-        "DATABASE_URL": database_url,
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "LOG_LEVEL": "WARNING",
-        **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
-        **{f"{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()},
-    }
-    processes = {
-        "ledger": spawn("services.ledger.server", env),
-        "rules": spawn("services.rules.server", env),
-        "mall": spawn("services.mall.server", env),
-        "gateway": spawn("gateway.main", env),
     }
     user = f"traced-{uuid.uuid4().hex[:8]}"
     trace_id, redeem_trace_id = uuid.uuid4().hex, uuid.uuid4().hex
     try:
-        for name in ("ledger", "rules", "mall"):
-            await wait_serving(f"127.0.0.1:{ports[name]}")
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['rules']}") as channel:
-            await define_program(rules_pb2_grpc.RulesServiceStub(channel))
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['mall']}") as channel:
-            await mall_pb2_grpc.MallServiceStub(channel).UpsertItem(
-                mpb.UpsertItemRequest(
-                    item=mpb.Item(
-                        item_id="sticker",
-                        type=mpb.ITEM_TYPE_VIRTUAL,
-                        title="Sticker",
-                        points_price=5,
-                        unlimited_stock=True,
-                        enabled=True,
-                    )
+        async with running_suite(database_url, env) as suite:
+            await define_program_and_sticker(suite, points_price=5)
+            async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=10) as http:
+                token = mint(AuthSettings("HS256", DEV_SECRET, None, None), user)
+                reply = await http.post(
+                    "/v1/me/check-in",
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Idempotency-Key": "traced-check-in",
+                        # Continue the caller's trace (W3C trace context).
+                        "traceparent": f"00-{trace_id}-{'1' * 16}-01",
+                    },
                 )
-            )
-        url = f"http://127.0.0.1:{ports['gateway']}"
-        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-            for _ in range(100):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            token = mint(AuthSettings("HS256", DEV_SECRET, None, None), user)
-            reply = await http.post(
-                "/v1/me/check-in",
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Idempotency-Key": "traced-check-in",
-                    # Continue the caller's trace (W3C trace context).
-                    "traceparent": f"00-{trace_id}-{'1' * 16}-01",
-                },
-            )
-            assert reply.status_code == 200, reply.text
-            assert reply.json()["total_points"] == 5
-            redeemed = await http.post(
-                "/v1/me/redemptions",
-                json={"item_id": "sticker"},
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Idempotency-Key": "traced-redemption",
-                    "traceparent": f"00-{redeem_trace_id}-{'2' * 16}-01",
-                },
-            )
-            assert redeemed.json()["status"] == "COMPLETED", redeemed.text
+                assert reply.status_code == 200, reply.text
+                assert reply.json()["total_points"] == 5
+                redeemed = await http.post(
+                    "/v1/me/redemptions",
+                    json={"item_id": "sticker"},
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Idempotency-Key": "traced-redemption",
+                        "traceparent": f"00-{redeem_trace_id}-{'2' * 16}-01",
+                    },
+                )
+                assert redeemed.json()["status"] == "COMPLETED", redeemed.text
     finally:
-        for process in processes.values():  # a clean stop flushes every exporter
-            process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            await asyncio.to_thread(process.wait, 15)
         await receiver_server.stop(None)
 
     check_edges(receiver.spans, trace_id)

@@ -8,6 +8,7 @@ keeps the chassis tests independent of any real service. Run it as a process wit
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +54,27 @@ async def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
             )
         return str(note_id).encode()
 
+    # One method of each streaming kind, for what the chassis does with every kind of call.
+    async def repeat(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for _ in range(int(request.decode())):
+            yield request
+
+    async def join(requests: AsyncIterator[bytes], context: Any) -> bytes:
+        return b"".join([part async for part in requests])
+
+    async def chat(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async for part in requests:
+            yield part.upper()
+
     behaviors = {"Echo": echo, "Sleep": sleep, "Fail": fail, "Query": query}
+    codec: dict[str, Any] = {"request_deserializer": _identity, "response_serializer": _identity}
     handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            behavior, request_deserializer=_identity, response_serializer=_identity
-        )
+        name: grpc.unary_unary_rpc_method_handler(behavior, **codec)
         for name, behavior in behaviors.items()
     }
+    handlers["Repeat"] = grpc.unary_stream_rpc_method_handler(repeat, **codec)
+    handlers["Join"] = grpc.stream_unary_rpc_method_handler(join, **codec)
+    handlers["Chat"] = grpc.stream_stream_rpc_method_handler(chat, **codec)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
 

@@ -1,4 +1,5 @@
-"""A small OTLP/gRPC trace receiver for tests: services export to it like to a collector."""
+"""A small OTLP/gRPC receiver of traces and metrics for tests: services export to it like to
+a collector."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+from tests.support.metrics import Point
 
 
 @dataclass(frozen=True)
@@ -18,10 +25,11 @@ class ReceivedSpan:
     trace_id: str
     span_id: str
     parent_span_id: str
+    links: tuple[tuple[str, str], ...] = ()  # (trace id, span id) of each link
 
 
-def service_of(resource_spans: ResourceSpans) -> str:
-    """The `service.name` of the process that exported these spans."""
+def service_of(resource_spans: Any) -> str:
+    """The `service.name` of the process that exported these spans or metrics."""
     return next(
         (
             a.value.string_value
@@ -30,6 +38,38 @@ def service_of(resource_spans: ResourceSpans) -> str:
         ),
         "",
     )
+
+
+def _value(attribute: KeyValue) -> object:
+    value = attribute.value
+    return getattr(value, value.WhichOneof("value") or "string_value")
+
+
+def _number(kind: str, point: Any) -> float:
+    if kind == "histogram":
+        return float(point.count)
+    return float(point.as_int if point.WhichOneof("value") == "as_int" else point.as_double)
+
+
+class MetricsReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):
+    """Data points by (service, metric name); a histogram's point is its count."""
+
+    def __init__(self) -> None:
+        self.points: dict[tuple[str, str], list[Point]] = {}
+
+    async def Export(
+        self, request: metrics_service_pb2.ExportMetricsServiceRequest, context: Any
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        for resource_metrics in request.resource_metrics:
+            service = service_of(resource_metrics)
+            for scope in resource_metrics.scope_metrics:
+                for metric in scope.metrics:
+                    kind = metric.WhichOneof("data") or "gauge"
+                    for p in getattr(metric, kind).data_points:
+                        self.points.setdefault((service, metric.name), []).append(
+                            Point({a.key: _value(a) for a in p.attributes}, _number(kind, p))
+                        )
+        return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
@@ -51,17 +91,27 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
                             span.trace_id.hex(),
                             span.span_id.hex(),
                             span.parent_span_id.hex(),
+                            tuple((k.trace_id.hex(), k.span_id.hex()) for k in span.links),
                         )
                     )
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
 async def start_receiver(port: int) -> tuple[grpc.aio.Server, Receiver]:
-    receiver = Receiver()
+    server, receiver, _ = await start_receivers(port)
+    return server, receiver
+
+
+async def start_receivers(port: int) -> tuple[grpc.aio.Server, Receiver, MetricsReceiver]:
+    """Traces and metrics on one OTLP/gRPC port."""
+    receiver, metrics = Receiver(), MetricsReceiver()
     server = grpc.aio.server()
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
         receiver, server
     )
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        metrics, server
+    )
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
-    return server, receiver
+    return server, receiver, metrics

@@ -8,6 +8,7 @@ import uuid
 import grpc
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.rules.v1 import rules_pb2 as pb
@@ -24,7 +25,7 @@ from tests.support.rules_calls import RulesStub, define_program, event
 
 
 async def test_awards_are_credited_when_the_ledger_comes_back(
-    private_database: str, user: str
+    private_database: str, user: str, spans: InMemorySpanExporter
 ) -> None:
     database_url = private_database  # no other rules server may settle these awards for us
     await define_forward_rule(database_url)
@@ -39,7 +40,8 @@ async def test_awards_are_credited_when_the_ledger_comes_back(
         async with grpc.aio.insecure_channel(f"127.0.0.1:{rules_host.port}") as channel:
             rules = rules_pb2_grpc.RulesServiceStub(channel)
             request = event(user, pb.EVENT_TYPE_FORWARD)
-            reply = await rules.RecordEvent(request)
+            with trace.get_tracer(__name__).start_as_current_span("forward") as caller:
+                reply = await rules.RecordEvent(request)
             assert reply.total_points == 3  # awarded now, even with the ledger down
             assert (await balance(ledger, user)).available == 0
             async with running(LEDGER, database_url, {"LEDGER_PORT": str(dead_port)}):
@@ -52,6 +54,10 @@ async def test_awards_are_credited_when_the_ledger_comes_back(
                 await asyncio.sleep(0.5)
                 assert (await balance(ledger, user)).available == 3
         await audit_clean(ledger)
+    # The retry is a trace of its own that links to the request that earned the award.
+    retries = [s for s in spans.get_finished_spans() if s.name == "rules.settle_backlog"]
+    earned_in = caller.get_span_context().trace_id
+    assert any(earned_in in {link.context.trace_id for link in r.links} for r in retries)
 
 
 async def define_forward_rule(database_url: str) -> None:
@@ -98,6 +104,17 @@ async def test_concurrent_events_are_credited_in_shared_rounds_that_keep_every_t
         link.context.trace_id for r in rounds for link in r.links
     }
     assert reached >= set(traces)  # every event's trace leads to the round that credited it
+    # ... and back: a request whose round lives in another trace links to that round.
+    round_ids = {r.context.span_id for r in rounds}
+    for server in (
+        s
+        for s in spans.get_finished_spans()
+        if s.kind == SpanKind.SERVER
+        and s.name.endswith("/RecordEvent")
+        and s.context.trace_id in traces
+    ):
+        if server.context.trace_id not in {r.context.trace_id for r in rounds}:
+            assert {link.context.span_id for link in server.links} & round_ids
 
 
 async def test_asking_to_settle_nobody_returns_at_once(database_url: str) -> None:

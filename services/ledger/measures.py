@@ -1,0 +1,75 @@
+"""The ledger's metrics: points flowing (issued, redeemed, reversed, expired), group-commit batch
+sizes, expiry runs, and sampled gauges of liability and what awaits the sweeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import asyncpg
+from google.protobuf.message import Message
+
+from loyalty.ledger.v1 import ledger_pb2 as pb
+from services.common.metrics import DURATION_BUCKETS, Gauge, Readings, SampledGauges, meter
+from services.ledger import queries
+
+# A transfer's kind, as the flow it is in the program's economy.
+FLOWS = {
+    pb.TRANSFER_KIND_EARN: "issued",
+    pb.TRANSFER_KIND_SPEND: "redeemed",
+    pb.TRANSFER_KIND_CAPTURE: "redeemed",
+    pb.TRANSFER_KIND_REVERSAL: "reversed",
+}
+
+points = meter().create_counter(
+    "points.ledger.points",
+    unit="{point}",
+    description="Points moved, by flow: issued, redeemed, reversed, expired",
+)
+batch_size = meter().create_histogram(
+    "points.ledger.batch.size",
+    unit="{operation}",
+    description="Operations per ledger transaction (group commit and PostBatch)",
+    explicit_bucket_boundaries_advisory=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 5000),
+)
+expiry_duration = meter().create_histogram(
+    "points.ledger.expiry.duration",
+    unit="s",
+    description="Duration of an expiry run",
+    explicit_bucket_boundaries_advisory=(*DURATION_BUCKETS, 30, 60, 300, 900),
+)
+
+
+def count_flows(outcomes: Iterable[Message]) -> None:
+    """Count the transfers of committed, newly applied outcomes (never replays)."""
+    totals: dict[str, int] = {}
+    for outcome in outcomes:
+        for name in ("transfer", "capture", "reversal"):
+            field = outcome.DESCRIPTOR.fields_by_name.get(name)
+            if field is None or not outcome.HasField(name):
+                continue
+            transfer: pb.Transfer = getattr(outcome, name)
+            flow = FLOWS.get(transfer.kind)
+            if flow is not None:
+                totals[flow] = totals.get(flow, 0) + transfer.amount
+    for flow, amount in totals.items():
+        points.add(amount, {"points.flow": flow})
+
+
+GAUGES = (
+    Gauge("points.ledger.liability", "{point}", "Points members hold, not yet due to expire"),
+    Gauge("points.ledger.holds.overdue", "{hold}", "Active holds past their deadline"),
+    Gauge("points.ledger.lots.due", "{lot}", "Lots past expiry awaiting the expiry sweep"),
+)
+
+
+def sampled(pool: asyncpg.Pool) -> SampledGauges:
+    async def sample() -> Mapping[str, Readings]:
+        async with pool.acquire() as conn:
+            row = await queries.gauges(conn)
+        return {
+            "points.ledger.liability": [(row["liability"], {})],
+            "points.ledger.holds.overdue": [(row["overdue_holds"], {})],
+            "points.ledger.lots.due": [(row["due_lots"], {})],
+        }
+
+    return SampledGauges(GAUGES, sample)
