@@ -58,7 +58,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-## lint: ruff, mypy (strict), buf lint of the protos and no breaking change against the release
+## lint: ruff, mypy (strict), buf lint of the protos and no breaking change against the release,
+## Redocly on the OpenAPI document, squawk on the migrations (.squawk.toml)
 lint: setup node_modules/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -66,6 +67,7 @@ lint: setup node_modules/.installed
 	./node_modules/.bin/buf lint
 	./node_modules/.bin/buf breaking --against deploy/protos-release.binpb
 	./node_modules/.bin/redocly lint --format=summary openapi.json
+	$(VENV)/bin/squawk --reporter gcc 'services/*/migrations/*.sql'
 
 ## proto-release: record the protos as released (what `make lint` checks breaking changes against)
 proto-release: node_modules/.installed

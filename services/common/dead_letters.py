@@ -10,6 +10,7 @@ this module is its only SQL.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -103,9 +104,11 @@ async def mark(conn: Conn, letter: Letter, status: str, note: str = "") -> Lette
 GAUGE = Gauge("points.dead_letters.open", "{letter}", "Dead letters waiting for an operator")
 
 
-async def open_by_kind(conn: Conn) -> Readings:
-    """Open dead letters per kind, for `GAUGE` (what operators alert on)."""
+async def open_by_kind(conn: Conn, kinds: Sequence[str]) -> Readings:
+    """Open dead letters per kind, for `GAUGE` (what operators alert on); the service's own
+    `kinds` are reported at 0 too, so an alert sees a series rather than nothing."""
     rows = await conn.fetch(
         "SELECT kind, count(*) AS n FROM dead_letters WHERE status = 'OPEN' GROUP BY kind"
     )
-    return [(r["n"], {"points.kind": r["kind"]}) for r in rows]
+    counts = {**dict.fromkeys(kinds, 0), **{r["kind"]: r["n"] for r in rows}}
+    return [(n, {"points.kind": kind}) for kind, n in counts.items()]

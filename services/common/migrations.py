@@ -23,6 +23,9 @@ from services.common.db import Conn
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 NO_TRANSACTION = "-- points:no-transaction"
+# A migration waiting this long for a lock gives up (and the service retries on its next
+# start) instead of queueing every write to the table behind a long-running transaction.
+LOCK_TIMEOUT = "10s"
 
 
 class MigrationError(RuntimeError):
@@ -98,14 +101,17 @@ async def migrate(conn: Conn, schema: str, migrations: list[Migration]) -> list[
             if migration.transactional:
                 async with conn.transaction():
                     await conn.execute(f"SET LOCAL search_path TO {schema}")
+                    await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
                     await conn.execute(migration.sql)
                     await _record(conn, schema, migration)
             else:
-                await conn.execute(f"SET search_path TO {schema}")
+                await conn.execute(
+                    f"SET search_path TO {schema}; SET lock_timeout = '{LOCK_TIMEOUT}'"
+                )
                 try:
                     await conn.execute(_statements(migration.sql)[0])
                 finally:
-                    await conn.execute("RESET search_path")
+                    await conn.execute("RESET search_path; RESET lock_timeout")
                 await _record(conn, schema, migration)
             done.append(migration.version)
         return done

@@ -1,7 +1,8 @@
 """OpenTelemetry setup: one tracer provider and one meter provider per process.
 
-Traces and metrics go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; metrics are also
-served at GET /metrics in Prometheus' format when <SERVICE>_METRICS_PORT is set.
+Traces, metrics and log records go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (logs
+also stay on stderr as JSON lines); metrics are also served at GET /metrics in Prometheus'
+format when <SERVICE>_METRICS_PORT is set.
 
 Instrumentation of grpc.aio (server and client) and asyncpg patches the libraries, so it must
 run before any server, channel or pool is created: `setup_telemetry` is the first thing a
@@ -22,6 +23,8 @@ from opentelemetry.instrumentation.grpc import (
     GrpcAioInstrumentorServer,
     filters,
 )
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -99,22 +102,45 @@ def instrument_libraries() -> None:
 class Telemetry:
     """The process' providers, shut down (flushed) together when the process stops."""
 
-    def __init__(self, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    def __init__(
+        self,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        logger_provider: LoggerProvider | None,
+    ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
+        self.logger_provider = logger_provider
 
     def shutdown(self) -> None:
         self.meter_provider.shutdown()
         self.tracer_provider.shutdown()
+        if self.logger_provider is not None:
+            self.logger_provider.shutdown()
 
 
 def setup_telemetry(settings: TelemetrySettings) -> Telemetry:
-    """Install the process-wide tracer and meter providers and instrument libraries."""
+    """Install the process-wide tracer and meter providers (and log export over OTLP), and
+    instrument libraries. Call after `configure_logging`."""
     tracer_provider = _install_tracer_provider(settings)
     meter_provider = build_meter_provider(settings)
     metrics.set_meter_provider(meter_provider)
     instrument_libraries()
-    return Telemetry(tracer_provider, meter_provider)
+    return Telemetry(tracer_provider, meter_provider, _export_logs(settings))
+
+
+def _export_logs(settings: TelemetrySettings) -> LoggerProvider | None:
+    """Send log records to the collector too, with their trace and span ids."""
+    if not settings.otlp_endpoint:
+        return None
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    provider = LoggerProvider(resource=_resource(settings))
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(OTLPLogExporter(settings.otlp_endpoint))
+    )
+    logging.getLogger().addHandler(LoggingHandler(logger_provider=provider))
+    return provider
 
 
 def _install_tracer_provider(settings: TelemetrySettings) -> TracerProvider:

@@ -49,6 +49,7 @@ from services.mall.config import MallConfig
 from services.mall.saga import new_code
 
 log = logging.getLogger(__name__)
+PRIZE_LETTER = "LOTTERY_PRIZE"  # the dead letter of a prize the ledger refused
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 Table = Sequence[tuple[str, int, bool]]  # (prize_id, weight, available), in table order
 MAX_WEIGHT = 10**9  # per prize: the total stays far inside int64 and the roll stays uniform
@@ -256,7 +257,7 @@ class Lotteries:
         async with self.pool.acquire() as conn, conn.transaction():
             await repo.void_draw(conn, row, "PRIZE_NOT_PAYABLE")
             await dead_letters.record(
-                conn, row["user_id"], "LOTTERY_PRIZE", f"draw:{row['draw_id']}", refusal
+                conn, row["user_id"], PRIZE_LETTER, f"draw:{row['draw_id']}", refusal
             )
         log.error(
             "a lottery prize was refused; the draw was refunded",

@@ -14,6 +14,7 @@ from services.common.metrics import Gauge, Readings, SampledGauges
 from services.rules import definitions
 from services.rules import repository as repo
 from services.rules.evaluator import Evaluator
+from services.rules.settlement import AWARD, REVERSAL
 
 GAUGES = (
     Gauge("points.rules.settlement.backlog", "{award}", "Awards not yet settled with the ledger"),
@@ -33,7 +34,7 @@ def sampled(pool: asyncpg.Pool, evaluator: Evaluator) -> SampledGauges:
             day = evaluator.day_of(await current_time(conn))
             keys = {b.budget_id: definitions.period_key(b.period, day) for b in budgets}
             used = await repo.budget_usage(conn, list(keys.items()))
-            letters = await dead_letters.open_by_kind(conn)
+            letters = await dead_letters.open_by_kind(conn, (AWARD, REVERSAL))
         return {
             "points.rules.settlement.backlog": [(row["unsettled"], {})],
             "points.rules.settlement.age": [(row["unsettled_age"], {})],

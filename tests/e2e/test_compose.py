@@ -18,6 +18,7 @@ from services.common.settings import ServiceSettings, peer_address
 from services.ledger.config import LedgerConfig
 from services.mall.config import MallConfig
 from services.rules.config import RulesConfig
+from tests.support.dashboards import ALERTS, DASHBOARDS, alert_rules, dashboards, metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "compose_spec.json").read_text())
@@ -127,9 +128,88 @@ def test_dependencies_wait_for_healthy_services() -> None:
 
 
 def test_collector_config_exists_and_exports_to_jaeger() -> None:
-    mount = COMPOSE["services"]["otel-collector"]["volumes"][0].split(":")[0]
-    config = yaml.safe_load((ROOT / mount).read_text())
+    config = yaml.safe_load(_mounts("otel-collector")["/etc/otelcol/config.yaml"].read_text())
     assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
     assert config["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
     assert "otlp/jaeger" in config["service"]["pipelines"]["traces"]["exporters"]
     assert (ROOT / COMPOSE["x-points-service"]["build"]["dockerfile"]).exists()
+
+
+def _mounts(service: str) -> dict[str, Path]:
+    """Container path -> file or folder of the repository, for a service's bind mounts."""
+    mounts = {}
+    for volume in COMPOSE["services"][service]["volumes"]:
+        source, target = volume.split(":")[:2]
+        mounts[target] = ROOT / source
+    return mounts
+
+
+def test_collector_has_a_pipeline_per_signal_with_defined_parts() -> None:
+    config = yaml.safe_load(_mounts("otel-collector")["/etc/otelcol/config.yaml"].read_text())
+    pipelines = config["service"]["pipelines"]
+    assert set(pipelines) == {"traces", "metrics", "logs"}
+    for pipeline in pipelines.values():
+        for part in ("receivers", "processors", "exporters"):
+            for name in pipeline[part]:
+                assert name in config[part], name
+    assert pipelines["metrics"]["exporters"] == ["prometheus"]
+    assert config["exporters"]["prometheus"]["resource_to_telemetry_conversion"]["enabled"]
+
+
+def test_prometheus_scrapes_the_collector_and_loads_the_alerts() -> None:
+    mounts = _mounts("prometheus")
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
+    collector = yaml.safe_load(_mounts("otel-collector")["/etc/otelcol/config.yaml"].read_text())
+    port = collector["exporters"]["prometheus"]["endpoint"].rsplit(":", 1)[1]
+    targets = [
+        t for job in config["scrape_configs"] for s in job["static_configs"] for t in s["targets"]
+    ]
+    assert targets == [f"otel-collector:{port}"]
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert mounts["/etc/prometheus/alerts.yml"] == ALERTS
+    for rule in alert_rules():
+        assert rule["alert"].startswith("Points") and rule["expr"].strip()
+        assert rule["annotations"]["summary"]
+        assert metric_names(rule["expr"]), rule["alert"]
+
+
+def test_grafana_provisions_the_dashboards_with_data_sources_they_name() -> None:
+    mounts = _mounts("grafana")
+    provisioning = mounts["/etc/grafana/provisioning"]
+    sources = yaml.safe_load((provisioning / "datasources" / "datasources.yml").read_text())
+    uids = {source["uid"]: source for source in sources["datasources"]}
+    assert uids["prometheus"]["url"] == "http://prometheus:9090"
+    assert uids["jaeger"]["url"] == "http://jaeger:16686"
+    providers = yaml.safe_load((provisioning / "dashboards" / "dashboards.yml").read_text())
+    [provider] = providers["providers"]
+    assert mounts[provider["options"]["path"]] == DASHBOARDS[0].parent
+    boards = dashboards()
+    assert len({b["uid"] for b in boards}) == len(boards) == 2
+    home = COMPOSE["services"]["grafana"]["environment"][
+        "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"
+    ]
+    assert (DASHBOARDS[0].parent / Path(home).name).exists()
+    for board in boards:
+        ids = [panel["id"] for panel in board["panels"]]
+        assert len(set(ids)) == len(ids), board["title"]
+        cells: set[tuple[int, int]] = set()
+        for panel in board["panels"]:
+            assert panel["datasource"]["uid"] in uids
+            assert panel["targets"] and all(metric_names(t["expr"]) for t in panel["targets"])
+            grid = panel["gridPos"]
+            assert grid["x"] + grid["w"] <= 24
+            area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                    for y in range(grid["y"], grid["y"] + grid["h"])}  # fmt: skip
+            assert not area & cells, f"{board['title']}: {panel['title']} overlaps"
+            cells |= area
+
+
+def test_metric_names_are_read_from_promql() -> None:
+    expression = (
+        'sum by (rpc_method) (rate(rpc_server_call_duration_seconds_count{service_name=~"a|b",'
+        ' x!=""}[5m])) / max(points_ledger_liability offset 1h)'
+    )
+    assert metric_names(expression) == {
+        "rpc_server_call_duration_seconds_count",
+        "points_ledger_liability",
+    }

@@ -1,6 +1,6 @@
 """Metrics that real calls produced, read the two ways operators read them: each process'
 Prometheus endpoint, and OTLP as a collector receives it. The same run checks that idle
-background loops and readiness probes export no traces."""
+background loops and readiness probes export no traces, and that logs are exported too."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from gateway.auth import mint
 from gateway.settings import DEV_SECRET, AuthSettings
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.ledger.v1 import ledger_pb2_grpc
+from loyalty.rules.v1 import rules_pb2 as rpb
+from loyalty.rules.v1 import rules_pb2_grpc
+from tests.support.dashboards import expressions, metric_names
 from tests.support.databases import fresh_database
 from tests.support.hosts import free_port
 from tests.support.metrics import Point, scrape, total
@@ -35,17 +38,20 @@ async def own_database(server_url: str) -> AsyncIterator[str]:
 
 async def test_calls_show_up_in_prometheus_and_otlp_metrics(own_database: str) -> None:
     otlp_port = free_port()
-    receiver_server, spans, otlp = await start_receivers(otlp_port)
+    otlp = await start_receivers(otlp_port)
     metrics_ports = {name: free_port() for name in MODULES}
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "OTEL_METRIC_EXPORT_INTERVAL": "300",
         "METRICS_SAMPLE_SECONDS": "0.2",
+        "LOG_LEVEL": "INFO",
+        "OTEL_BLRP_SCHEDULE_DELAY": "100",
         # Busy pollers: many idle passes, none of which may export a trace.
         "LEDGER_HOLD_SWEEP_SECONDS": "0.1",
         "RULES_SETTLE_SECONDS": "0.1",
         "MALL_RECOVERY_SECONDS": "0.1",
+        "LEDGER_EXPIRY_SWEEP_SECONDS": "0.2",
         **{f"{name.upper()}_METRICS_PORT": str(port) for name, port in metrics_ports.items()},
     }
     try:
@@ -54,16 +60,32 @@ async def test_calls_show_up_in_prometheus_and_otlp_metrics(own_database: str) -
             await asyncio.sleep(1.5)  # gauges sampled, OTLP exported, pollers idle
             scraped = {name: await _scrape(port) for name, port in metrics_ports.items()}
     finally:
-        await receiver_server.stop(None)
+        await otlp.server.stop(None)
     check_prometheus(scraped)
-    check_otlp(otlp)
-    check_no_idle_traces(spans)
+    check_dashboards_read_real_metrics(scraped)
+    check_otlp(otlp.metrics)
+    check_no_idle_traces(otlp.traces)
+    # Logs reach the collector too (and stay on stderr).
+    serving = {service for service, _, body, _ in otlp.logs.records if body == "serving"}
+    assert serving == {"ledger", "rules", "mall"}
 
 
 async def drive(suite: Suite) -> None:
     """A check-in (5 points), a redemption (3 points), a refused credit, a balance watch, and
     readiness probes."""
     await define_program_and_sticker(suite, points_price=3)
+    async with grpc.aio.insecure_channel(suite.address("rules")) as channel:
+        await rules_pb2_grpc.RulesServiceStub(channel).UpsertBudget(
+            rpb.UpsertBudgetRequest(
+                budget=rpb.Budget(
+                    budget_id="daily",
+                    applies_to_all=True,
+                    period=rpb.BUDGET_PERIOD_DAY,
+                    points_limit=1000,
+                    over_budget=rpb.OVER_BUDGET_CUT,
+                )
+            )
+        )
     user = f"metered-{uuid.uuid4().hex[:8]}"
     token = mint(AuthSettings("HS256", DEV_SECRET, None, None), user)
     headers = {"Authorization": f"Bearer {token}"}
@@ -125,9 +147,22 @@ def check_prometheus(scraped: dict[str, dict[str, list[Point]]]) -> None:
     assert total(ledger["points_ledger_batch_size_count"], {}) >= 2
     assert total(rules["points_rules_settlement_backlog"], {}) == 0
     assert total(rules["points_rules_review_queue"], {}) == 0
+    assert total(rules["points_rules_budget_used"], {"points_budget": "daily"}) == 5
+    assert total(rules["points_rules_budget_limit"], {"points_budget": "daily"}) == 1000
+    assert total(mall["points_mall_sagas_unfinished"], {}) == 0
+    assert total(mall["points_dead_letters_open"], {"points_kind": "LOTTERY_PRIZE"}) == 0
+    assert total(ledger["points_ledger_expiry_duration_seconds_count"], {}) >= 1
     for samples in (ledger, rules, mall):
         pool = samples["db_client_connection_count"]
         assert {p.attributes["db_client_connection_state"] for p in pool} == {"used", "idle"}
+
+
+def check_dashboards_read_real_metrics(scraped: dict[str, dict[str, list[Point]]]) -> None:
+    """Every metric a Grafana panel or an alert reads is one the suite produced here (through
+    the collector the names are the same: OTLP in, Prometheus out)."""
+    produced = {name for samples in scraped.values() for name in samples}
+    read = {name for expression in expressions() for name in metric_names(expression)}
+    assert read and read <= produced, sorted(read - produced)
 
 
 def check_otlp(otlp: MetricsReceiver) -> None:

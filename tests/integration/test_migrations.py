@@ -84,3 +84,40 @@ def test_loader_orders_files_and_rejects_bad_names(tmp_path: Path) -> None:
     (tmp_path / "third.sql").write_text("SELECT 3;")
     with pytest.raises(MigrationError, match="NNNN_description"):
         load_migrations(tmp_path)
+
+
+async def test_a_no_transaction_migration_builds_an_index_concurrently(
+    database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "0001_table.sql").write_text("CREATE TABLE notes (id bigint PRIMARY KEY);\n")
+    (tmp_path / "0002_index.sql").write_text(
+        "-- points:no-transaction\n-- built without blocking writes\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS notes_odd ON notes (id) WHERE id % 2 = 1;\n"
+    )
+    migrations = load_migrations(tmp_path)
+    assert [m.transactional for m in migrations] == [True, False]
+    schema = _schema()
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await migrate(conn, schema, migrations) == [1, 2]
+        valid = await conn.fetchval(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = 'notes_odd' AND n.nspname = $1",
+            schema,
+        )
+        assert valid is True
+        # The session is left as it was: no search path or lock timeout of the migration.
+        assert await conn.fetchval("SHOW lock_timeout") == "0"
+        assert await migrate(conn, schema, migrations) == []
+    finally:
+        await conn.close()
+
+
+def test_a_no_transaction_migration_holds_one_statement(tmp_path: Path) -> None:
+    (tmp_path / "0001_two.sql").write_text(
+        "-- points:no-transaction\nCREATE INDEX CONCURRENTLY a ON t (x);\n"
+        "CREATE INDEX CONCURRENTLY b ON t (y);\n"
+    )
+    with pytest.raises(MigrationError, match="one statement"):
+        load_migrations(tmp_path)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import (
     metrics_service_pb2,
     metrics_service_pb2_grpc,
@@ -72,6 +73,30 @@ class MetricsReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
+class LogsReceiver(logs_service_pb2_grpc.LogsServiceServicer):
+    """Log records as (service, severity, body, trace id)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, str, str]] = []
+
+    async def Export(
+        self, request: logs_service_pb2.ExportLogsServiceRequest, context: Any
+    ) -> logs_service_pb2.ExportLogsServiceResponse:
+        for resource_logs in request.resource_logs:
+            service = service_of(resource_logs)
+            for scope in resource_logs.scope_logs:
+                for record in scope.log_records:
+                    self.records.append(
+                        (
+                            service,
+                            record.severity_text,
+                            record.body.string_value,
+                            record.trace_id.hex(),
+                        )
+                    )
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
@@ -97,14 +122,22 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
+@dataclass
+class Receivers:
+    server: grpc.aio.Server
+    traces: Receiver
+    metrics: MetricsReceiver
+    logs: LogsReceiver
+
+
 async def start_receiver(port: int) -> tuple[grpc.aio.Server, Receiver]:
-    server, receiver, _ = await start_receivers(port)
-    return server, receiver
+    receivers = await start_receivers(port)
+    return receivers.server, receivers.traces
 
 
-async def start_receivers(port: int) -> tuple[grpc.aio.Server, Receiver, MetricsReceiver]:
-    """Traces and metrics on one OTLP/gRPC port."""
-    receiver, metrics = Receiver(), MetricsReceiver()
+async def start_receivers(port: int) -> Receivers:
+    """Traces, metrics and logs on one OTLP/gRPC port."""
+    receiver, metrics, logs = Receiver(), MetricsReceiver(), LogsReceiver()
     server = grpc.aio.server()
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
         receiver, server
@@ -112,6 +145,9 @@ async def start_receivers(port: int) -> tuple[grpc.aio.Server, Receiver, Metrics
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
         metrics, server
     )
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        logs, server
+    )
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
-    return server, receiver, metrics
+    return Receivers(server, receiver, metrics, logs)
