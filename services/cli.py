@@ -6,6 +6,7 @@
     points audit                     the ledger's invariants; exits 1 when one is broken
     points stats [--from --to]       liability and the period's flows
     points export transfers|members|lots [--from --to] [--format csv|jsonl] [--output FILE]
+    points import balances FILE.csv [--import-id ID] [--source migration]
     points token USER [--scope admin]
 
 Database commands read DATABASE_URL; ledger commands call the ledger at LEDGER_ADDR.
@@ -16,11 +17,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 import sys
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import click
@@ -31,7 +36,10 @@ from google.protobuf.message import Message
 from gateway import token as gateway_token
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
+from services.balance_import import BalanceImport, Checkpoint, FileRejected, Options, count_rows
+from services.common.ledger_client import LedgerClient
 from services.common.migrations import load_migrations, migrate, status
+from services.common.peers import PeerError
 from services.common.server import ServiceSpec
 from services.common.settings import Env, peer_address
 from services.common.timestamps import to_timestamp
@@ -188,6 +196,91 @@ def export(
 
     count = run(work)
     click.echo(f"{count} {table} rows", err=True)
+
+
+@main.group("import", help="Load data from another system.")
+def import_group() -> None:
+    pass
+
+
+@import_group.command(
+    "balances",
+    help="Opening balances (one lot per row) from FILE, a CSV with columns user_id, points "
+    "and optionally expires_at (ISO 8601 date or time; a date ends at the end of that day) and "
+    "reference. Each row is idempotent: a re-run applies nothing twice, and a crashed run "
+    "resumes from FILE.progress.json. Rejected rows go to FILE.rejects.csv with their reason. "
+    "Exits 1 when any row was rejected.",
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--import-id", help="names this import in request ids (default: FILE's name)")
+@click.option("--source", default="migration", show_default=True, help="issuance source")
+@click.option("--timezone", "zone", default="UTC", show_default=True, help="for dates")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 5000))
+@click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 32))
+def import_balances(
+    file: Path, import_id: str | None, source: str, zone: str, batch_size: int, parallel: int
+) -> None:
+    identity = import_id or re.sub(r"[^A-Za-z0-9._-]", "-", file.stem)[:64]
+    try:
+        timezone = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {zone!r}", param_hint="--timezone") from None
+    options = Options(identity, source, batch_size, parallel, timezone)
+    rejects = file.with_name(file.name + ".rejects.csv")
+    checkpoint = file.with_name(file.name + ".progress.json")
+    started = time.monotonic()
+
+    async def work() -> Checkpoint:
+        ledger = LedgerClient(peer_address("ledger"), timeout=DEADLINE)
+        job = BalanceImport(ledger, file, options, rejects, checkpoint)
+        done = Checkpoint.load(checkpoint, identity)
+        rows = count_rows(file) - (done.next_line - 2)
+        seen = [0]
+
+        def rate(_: object) -> str:
+            return f"{seen[0] / max(time.monotonic() - started, 1e-9):,.0f} rows/s"
+
+        try:
+            with click.progressbar(
+                length=max(rows, 0),
+                label=f"importing {file.name}",
+                show_eta=True,
+                show_pos=True,
+                file=sys.stderr,
+                item_show_func=rate,
+            ) as bar:
+
+                def advance(count: int) -> None:
+                    seen[0] += count
+                    bar.update(count)
+
+                return await job.run(advance)
+        finally:
+            await ledger.close()
+
+    try:
+        state = run(work)
+    except FileRejected as exc:
+        raise click.UsageError(str(exc)) from None
+    except PeerError as exc:
+        raise click.ClickException(f"{exc}; run the same command again to resume") from None
+    seconds = time.monotonic() - started
+    total = state.applied + state.already + state.rejected
+    click.echo(
+        json.dumps(
+            {
+                "import_id": identity,
+                "applied": state.applied,
+                "already_imported": state.already,
+                "rejected": state.rejected,
+                "rejects_report": str(rejects),
+                "seconds": round(seconds, 1),
+            }
+        )
+    )
+    checkpoint.unlink(missing_ok=True)  # complete: a later run starts over (and replays)
+    if total and state.rejected:
+        raise SystemExit(1)
 
 
 def aware(moment: datetime | None) -> datetime | None:
