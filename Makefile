@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PYTEST_ARGS ?=
 
-.PHONY: setup protos openapi proto-release run test lint bench clean clean-data chromium
+.PHONY: setup protos openapi proto-release image-lock run test lint bench clean clean-data chromium
 
 ## setup: virtualenv in .venv with pinned dependencies, generated protobuf code in gen/
 setup: $(VENV)/.installed $(GEN)/.stamp
@@ -68,6 +68,16 @@ lint: setup node_modules/.installed
 	./node_modules/.bin/buf breaking --against deploy/protos-release.binpb
 	./node_modules/.bin/redocly lint --format=summary openapi.json
 	$(VENV)/bin/squawk --reporter gcc 'services/*/migrations/*.sql'
+
+## image-lock: the hashed locks the image installs from (deploy/requirements-*.lock), from
+## deploy/requirements-*.in within the versions requirements.lock pins
+image-lock: setup
+	$(VENV)/bin/pip install -q uv==0.13.9
+	for part in image protoc; do \
+		$(VENV)/bin/uv pip compile deploy/requirements-$$part.in -c requirements.lock \
+			--generate-hashes --universal --python-version 3.11 --no-header --quiet \
+			-o deploy/requirements-$$part.lock || exit 1; \
+	done
 
 ## proto-release: record the protos as released (what `make lint` checks breaking changes against)
 proto-release: node_modules/.installed

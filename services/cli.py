@@ -301,3 +301,7 @@ def plain(value: object) -> object:
 @click.pass_context
 def token(context: click.Context) -> None:
     sys.exit(gateway_token.main(context.args))
+
+
+if __name__ == "__main__":  # `python -m services.cli` where the console script is not installed
+    main()
