@@ -15,7 +15,6 @@ Database commands read DATABASE_URL; ledger commands call the ledger at LEDGER_A
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import re
 import sys
@@ -165,7 +164,10 @@ def stats(start: datetime | None, end: datetime | None) -> None:
     echo_json(run(lambda: ledger_call("GetStats", request)))
 
 
-@main.command(help="Stream a ledger table for finance, in constant memory.")
+@main.command(
+    help="Stream a ledger table for finance, in constant memory: CSV (RFC 4180, with a header; "
+    "times in UTC as '2026-11-26 08:00:00.123+00') or JSON lines (times in ISO 8601)."
+)
 @click.argument("table", type=click.Choice(sorted(queries.EXPORTS)))
 @click.option("--from", "start", type=click.DateTime(), help="rows created from (UTC)")
 @click.option("--to", "end", type=click.DateTime(), help="rows created before (UTC)")
@@ -175,20 +177,21 @@ def export(
     table: str, start: datetime | None, end: datetime | None, form: str, output: IO[str]
 ) -> None:
     async def work() -> int:
-        conn = await asyncpg.connect(database_url(), server_settings={"search_path": "ledger"})
+        conn = await asyncpg.connect(
+            database_url(), server_settings={"search_path": "ledger", "TimeZone": "UTC"}
+        )
         count = 0
         try:
             async with conn.transaction(readonly=True, isolation="repeatable_read"):
-                writer = None
+                if form == "csv":  # formatted by PostgreSQL, streamed as it comes
+
+                    async def write(chunk: bytes) -> None:
+                        output.write(chunk.decode())
+
+                    return await queries.copy_csv(conn, table, aware(start), aware(end), write)
                 async for row in queries.export_rows(conn, table, aware(start), aware(end)):
                     record = {k: plain(v) for k, v in row.items()}
-                    if form == "jsonl":
-                        output.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    else:
-                        if writer is None:
-                            writer = csv.DictWriter(output, fieldnames=list(record))
-                            writer.writeheader()
-                        writer.writerow(record)
+                    output.write(json.dumps(record, ensure_ascii=False) + "\n")
                     count += 1
         finally:
             await conn.close()

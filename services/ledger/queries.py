@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -250,6 +251,22 @@ def export_rows(
     """A server-side cursor over `table` (see EXPORTS): iterate it inside a transaction, and
     memory stays constant however many rows there are."""
     return conn.cursor(EXPORTS[table].format(period=_PERIOD), start, end, prefetch=2000)
+
+
+async def copy_csv(
+    conn: Conn,
+    table: str,
+    start: datetime | None,
+    end: datetime | None,
+    write: Callable[[bytes], Coroutine[Any, Any, None]],
+) -> int:
+    """`table` (see EXPORTS) as CSV with a header, formatted by PostgreSQL and streamed in
+    chunks to `write` (COPY: about ten times the rows per second of formatting in Python).
+    Returns the number of rows."""
+    status = await conn.copy_from_query(
+        EXPORTS[table].format(period=_PERIOD), start, end, output=write, format="csv", header=True
+    )
+    return int(status.split()[-1])
 
 
 async def gauges(conn: Conn) -> asyncpg.Record:
