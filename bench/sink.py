@@ -19,7 +19,7 @@ import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.support.otlp import service_of
+from tests.support.otlp import each
 
 
 class Sink(trace_service_pb2_grpc.TraceServiceServicer):
@@ -30,11 +30,8 @@ class Sink(trace_service_pb2_grpc.TraceServiceServicer):
     async def Export(
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
     ) -> trace_service_pb2.ExportTraceServiceResponse:
-        for resource_spans in request.resource_spans:
-            service = service_of(resource_spans)
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    self.counts[f"{service} {_kind(span)}"] += 1
+        for service, span in each(request.resource_spans, "scope_spans", "spans"):
+            self.counts[f"{service} {_kind(span)}"] += 1
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(self.counts))
         temporary.replace(self.path)

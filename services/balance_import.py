@@ -13,7 +13,8 @@ The file is CSV with a header: `user_id` and `points` (required), `expires_at` a
   rejects report with its line and reason.
 
 `expires_at` is an ISO 8601 date or time; a date means the end of that day in `--timezone`.
-Empty uses the ledger's default expiry policy.
+Empty uses the ledger's default expiry policy. The rejects report, corrected, can be imported
+as it is (its `line` and `reason` columns are ignored).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from services.common.timestamps import to_timestamp
 COLUMNS = ("user_id", "points", "expires_at", "reference")
 REQUIRED = ("user_id", "points")
 REJECT_COLUMNS = ("line", *COLUMNS, "reason")
+# The rejects report's own columns are ignored, so a corrected report can be imported as is.
+IGNORED = ("line", "reason")
 MAX_POINTS = 10**12
 
 
@@ -150,7 +153,7 @@ def read_batches(file: IO[str], start_line: int, size: int, zone: tzinfo) -> Ite
     reader = csv.DictReader(file)
     header = reader.fieldnames or []
     missing = [c for c in REQUIRED if c not in header]
-    unknown = [c for c in header if c not in COLUMNS]
+    unknown = [c for c in header if c not in COLUMNS and c not in IGNORED]
     if missing or unknown:
         raise FileRejected(
             f"the header must name {', '.join(REQUIRED)} (and may name expires_at, "

@@ -9,6 +9,7 @@ from asyncpg import Record
 
 from loyalty.mall.v1 import mall_pb2 as pb
 from services.common.db import Conn
+from services.common.telemetry import current_traceparent
 from services.common.timestamps import from_timestamp
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
@@ -96,8 +97,8 @@ async def create_redemption(conn: Conn, values: dict[str, Any]) -> Record | None
         """
         INSERT INTO redemptions (user_id, request_id, payload_sha256, item_id, item_type,
                                  quantity, points, shipping_address, device_id, ip,
-                                 cash_minor, cash_currency)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                 cash_minor, cash_currency, traceparent)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
         ON CONFLICT (user_id, request_id) DO NOTHING
         RETURNING *, now() AS read_at
         """,
@@ -113,6 +114,7 @@ async def create_redemption(conn: Conn, values: dict[str, Any]) -> Record | None
         values["ip"],
         values["cash_minor"],
         values["cash_currency"],
+        current_traceparent(),
     )
 
 
@@ -217,7 +219,7 @@ async def unfinished(conn: Conn, older_than_seconds: float, limit: int) -> list[
     return list(
         await conn.fetch(
             """
-        SELECT user_id, redemption_id FROM redemptions
+        SELECT user_id, redemption_id, traceparent FROM redemptions
         WHERE step NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
           AND updated_at <= now() - make_interval(secs => $1)
         ORDER BY updated_at LIMIT $2

@@ -30,6 +30,7 @@ from services.common.ledger_client import HoldGone, InsufficientPoints, LedgerCl
 from services.common.peers import PeerError, PeerRefused
 from services.common.periodic import traced_work
 from services.common.rules_client import RulesClient
+from services.common.telemetry import links_to
 from services.mall import catalog
 from services.mall import coupons_repository as coupon_repo
 from services.mall import repository as repo
@@ -290,7 +291,8 @@ class Saga:
         async with self.pool.acquire() as conn:
             rows = await repo.unfinished(conn, self.config.recovery_after_seconds, 100)
         if rows:
-            with traced_work("mall.recover_sagas", attributes={"points.sagas": len(rows)}):
+            links = links_to(row["traceparent"] for row in rows)
+            with traced_work("mall.recover_sagas", links, {"points.sagas": len(rows)}):
                 await self._recover(rows)
         return len(rows)
 

@@ -85,6 +85,16 @@ async def test_rows_apply_once_and_bad_rows_are_reported(
     summary = json.loads(out)
     assert (summary["applied"], summary["already_imported"], summary["rejected"]) == (0, 3, 5)
     assert (await balance(ledger, "alice")).available == 1500
+
+    # The report, corrected, imports as it is (its line and reason columns are ignored).
+    report = tmp_path / "legacy.csv.rejects.csv"
+    fixed = report.read_text().replace(",-5,", ",5,").replace("next tuesday", NEXT_YEAR.isoformat())
+    report.write_text(fixed)
+    code, out, _ = await points("import", "balances", str(report), "--import-id", "legacy", **env)
+    summary = json.loads(out)
+    assert (summary["applied"], summary["rejected"]) == (2, 3)
+    assert (await balance(ledger, "carol")).available == 5
+    assert (await balance(ledger, "erin")).available == 7
     await audit_clean(ledger)
 
 

@@ -3,6 +3,7 @@ a collector."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,16 @@ def service_of(resource_spans: Any) -> str:
     )
 
 
+def each(resources: Iterable[Any], scopes: str, items: str) -> Iterator[tuple[str, Any]]:
+    """(service, item) for every span, metric or log record of an export request's
+    resources (`scopes`, `items`: the field names of the signal, e.g. scope_spans, spans)."""
+    for resource in resources:
+        service = service_of(resource)
+        for scope in getattr(resource, scopes):
+            for item in getattr(scope, items):
+                yield service, item
+
+
 def _value(attribute: KeyValue) -> object:
     value = attribute.value
     return getattr(value, value.WhichOneof("value") or "string_value")
@@ -61,15 +72,12 @@ class MetricsReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):
     async def Export(
         self, request: metrics_service_pb2.ExportMetricsServiceRequest, context: Any
     ) -> metrics_service_pb2.ExportMetricsServiceResponse:
-        for resource_metrics in request.resource_metrics:
-            service = service_of(resource_metrics)
-            for scope in resource_metrics.scope_metrics:
-                for metric in scope.metrics:
-                    kind = metric.WhichOneof("data") or "gauge"
-                    for p in getattr(metric, kind).data_points:
-                        self.points.setdefault((service, metric.name), []).append(
-                            Point({a.key: _value(a) for a in p.attributes}, _number(kind, p))
-                        )
+        for service, metric in each(request.resource_metrics, "scope_metrics", "metrics"):
+            kind = metric.WhichOneof("data") or "gauge"
+            for p in getattr(metric, kind).data_points:
+                self.points.setdefault((service, metric.name), []).append(
+                    Point({a.key: _value(a) for a in p.attributes}, _number(kind, p))
+                )
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
@@ -82,18 +90,10 @@ class LogsReceiver(logs_service_pb2_grpc.LogsServiceServicer):
     async def Export(
         self, request: logs_service_pb2.ExportLogsServiceRequest, context: Any
     ) -> logs_service_pb2.ExportLogsServiceResponse:
-        for resource_logs in request.resource_logs:
-            service = service_of(resource_logs)
-            for scope in resource_logs.scope_logs:
-                for record in scope.log_records:
-                    self.records.append(
-                        (
-                            service,
-                            record.severity_text,
-                            record.body.string_value,
-                            record.trace_id.hex(),
-                        )
-                    )
+        for service, record in each(request.resource_logs, "scope_logs", "log_records"):
+            self.records.append(
+                (service, record.severity_text, record.body.string_value, record.trace_id.hex())
+            )
         return logs_service_pb2.ExportLogsServiceResponse()
 
 
@@ -104,21 +104,18 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     async def Export(
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
     ) -> trace_service_pb2.ExportTraceServiceResponse:
-        for resource_spans in request.resource_spans:
-            service = service_of(resource_spans)
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    self.spans.append(
-                        ReceivedSpan(
-                            service,
-                            span.name,
-                            span.kind,
-                            span.trace_id.hex(),
-                            span.span_id.hex(),
-                            span.parent_span_id.hex(),
-                            tuple((k.trace_id.hex(), k.span_id.hex()) for k in span.links),
-                        )
-                    )
+        for service, span in each(request.resource_spans, "scope_spans", "spans"):
+            self.spans.append(
+                ReceivedSpan(
+                    service,
+                    span.name,
+                    span.kind,
+                    span.trace_id.hex(),
+                    span.span_id.hex(),
+                    span.parent_span_id.hex(),
+                    tuple((k.trace_id.hex(), k.span_id.hex()) for k in span.links),
+                )
+            )
         return trace_service_pb2.ExportTraceServiceResponse()
 
 

@@ -10,6 +10,7 @@ from typing import TypeAlias
 import asyncpg
 import grpc
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
@@ -223,11 +224,18 @@ async def test_physical_goods_ship_and_cannot_be_cancelled_after(
 
 @pytest.mark.parametrize(("points", "debited"), [(500, False), (50, False), (500, True)])
 async def test_recovery_finishes_or_compensates_an_interrupted_saga(
-    mall: MallStub, ledger: LedgerStub, database_url: str, user: str, points: int, debited: bool
+    mall: MallStub,
+    ledger: LedgerStub,
+    database_url: str,
+    user: str,
+    points: int,
+    debited: bool,
+    spans: InMemorySpanExporter,
 ) -> None:
     """A crash right after the stock was reserved (or right after the debit) leaves the saga
     at STOCK_RESERVED; the recovery loop finishes it (enough points, debited once) or
-    compensates it (not enough)."""
+    compensates it (not enough), in a trace that links to the redemption's own."""
+    started_in = uuid.uuid4().hex
     await credit(ledger, user, points)
     coupon = await item(mall)
     conn = await asyncpg.connect(database_url, server_settings={"search_path": "mall"})
@@ -236,13 +244,15 @@ async def test_recovery_finishes_or_compensates_an_interrupted_saga(
             """
             WITH taken AS (UPDATE items SET stock = stock - 1 WHERE item_id = $2)
             INSERT INTO redemptions (user_id, request_id, payload_sha256, item_id, item_type,
-                                     quantity, points, step, stock_reserved, updated_at)
+                                     quantity, points, step, stock_reserved, updated_at,
+                                     traceparent)
             VALUES ($1, 'crashed', '\\x00', $2, 'ITEM_TYPE_COUPON', 1, 100, 'STOCK_RESERVED',
-                    true, now() - interval '1 minute')
+                    true, now() - interval '1 minute', $3)
             RETURNING redemption_id
             """,
             user,
             coupon,
+            f"00-{started_in}-{'3' * 16}-01",
         )
     finally:
         await conn.close()
@@ -278,6 +288,9 @@ async def test_recovery_finishes_or_compensates_an_interrupted_saga(
         assert (await balance(ledger, user)).available == points
         assert await stock_of(mall, coupon) == 5
     await audit_clean(ledger)
+    recoveries = [s for s in spans.get_finished_spans() if s.name == "mall.recover_sagas"]
+    linked = {f"{link.context.trace_id:032x}" for r in recoveries for link in r.links}
+    assert started_in in linked
 
 
 async def test_points_for_five_of_ten_concurrent_redemptions(
