@@ -25,10 +25,11 @@ from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from services.common import outbox
 from services.common.db import Conn
 from services.common.errors import DomainError
 from services.common.telemetry import point_back
-from services.ledger import idempotency, measures
+from services.ledger import events, idempotency, measures
 from services.ledger import repository as repo
 from services.ledger.operations import Operations
 
@@ -154,8 +155,12 @@ class BatchEngine:
                 assert outcome is not None
                 records.append((*key, outcome.SerializeToString(), None))
                 changed.add(key[0])
+        applied = [first[key] for key in fresh]
+        await outbox.emit(
+            conn, events.of_outcomes(o for i in applied if isinstance(o := outcomes[i], Message))
+        )
         await repo.finish_requests(conn, records, sorted(changed))
-        return [first[key] for key in fresh]
+        return applied
 
     async def _credits(
         self,

@@ -91,6 +91,12 @@ async def _expire_chunks(pool: asyncpg.Pool, as_of: datetime, request_id: str) -
                     SELECT user_id, 'EXPIRY', 'member', 'expiry', amount, $3, 'LOTS_EXPIRED'
                     FROM per_member
                     RETURNING user_id
+                ), announced AS (
+                    INSERT INTO outbox (type, member_id, data)
+                    SELECT 'points.expired', user_id,
+                           jsonb_build_object('amount', amount, 'lots', lots, 'request_id', $3)
+                    FROM per_member
+                    RETURNING 1
                 ), members_updated AS (
                     UPDATE members m
                     SET balance = m.balance - p.amount, expired = m.expired + p.amount,
@@ -102,7 +108,8 @@ async def _expire_chunks(pool: asyncpg.Pool, as_of: datetime, request_id: str) -
                        coalesce(sum(amount), 0)::bigint AS points,
                        (SELECT count(pg_notify('ledger_balance', user_id)) FROM members_updated)
                            AS notified,
-                       (SELECT count(*) FROM transfers_made) AS transfers
+                       (SELECT count(*) FROM transfers_made) AS transfers,
+                       (SELECT count(*) FROM announced) AS announced
                 FROM per_member
                 """,
                 as_of,

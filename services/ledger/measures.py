@@ -3,7 +3,7 @@ sizes, expiry runs, and sampled gauges of liability and what awaits the sweeps."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import asyncpg
 from google.protobuf.message import Message
@@ -39,15 +39,18 @@ expiry_duration = meter().create_histogram(
 )
 
 
+def transfers_of(outcome: Message) -> Iterator[pb.Transfer]:
+    """The transfers a mutation's response carries (a credit's, a capture's, a reversal's)."""
+    for name in ("transfer", "capture", "reversal"):
+        if name in outcome.DESCRIPTOR.fields_by_name and outcome.HasField(name):
+            yield getattr(outcome, name)
+
+
 def count_flows(outcomes: Iterable[Message]) -> None:
     """Count the transfers of committed, newly applied outcomes (never replays)."""
     totals: dict[str, int] = {}
     for outcome in outcomes:
-        for name in ("transfer", "capture", "reversal"):
-            field = outcome.DESCRIPTOR.fields_by_name.get(name)
-            if field is None or not outcome.HasField(name):
-                continue
-            transfer: pb.Transfer = getattr(outcome, name)
+        for transfer in transfers_of(outcome):
             flow = FLOWS.get(transfer.kind)
             if flow is not None:
                 totals[flow] = totals.get(flow, 0) + transfer.amount

@@ -237,8 +237,27 @@ async def insert_prize_redemption(
 
 
 async def complete_draw(conn: Conn, user_id: str, draw_id: int) -> Record:
+    """Mark a draw paid, once (the request and recovery may both get here); its prize is
+    announced (lottery.won) in the same statement. Returns the draw as it now stands."""
     row = await conn.fetchrow(
-        "UPDATE draws SET state = 'COMPLETED' WHERE user_id = $1 AND draw_id = $2 RETURNING *",
+        """
+        WITH done AS (
+            UPDATE draws SET state = 'COMPLETED'
+            WHERE user_id = $1 AND draw_id = $2 AND state = 'DRAWN'
+            RETURNING *
+        ), announced AS (
+            INSERT INTO outbox (type, member_id, data)
+            SELECT 'lottery.won', user_id, jsonb_strip_nulls(jsonb_build_object(
+                'draw_id', draw_id::text, 'lottery_id', lottery_id, 'prize_id', prize_id,
+                'points_won', nullif(points_won, 0), 'coupon_code', coupon_code,
+                'redemption_id', redemption_id::text))
+            FROM done WHERE prize_id <> ''
+        )
+        SELECT * FROM done
+        UNION ALL
+        SELECT * FROM draws
+        WHERE user_id = $1 AND draw_id = $2 AND NOT EXISTS (SELECT FROM done)
+        """,
         user_id,
         draw_id,
     )

@@ -199,20 +199,42 @@ async def advance(
     conn: Conn, row: Record, from_steps: tuple[str, ...], **changes: Any
 ) -> Record | None:
     """Move a redemption on, only from one of `from_steps` (so two drivers cannot both do
-    it); returns the new row, or None when someone else moved it first."""
+    it); returns the new row, or None when someone else moved it first. The move's event (a
+    redemption ended, a shipment moved) is written to the outbox in the same statement."""
     columns = sorted(changes)
-    assignments = ", ".join(f"{c} = ${i + 4}" for i, c in enumerate(columns))
+    assignments = ", ".join(f"{c} = ${i + 5}" for i, c in enumerate(columns))
     return await conn.fetchrow(
         f"""
-        UPDATE redemptions SET {assignments}, updated_at = now()
-        WHERE user_id = $1 AND redemption_id = $2 AND step = ANY($3::text[])
-        RETURNING *, now() AS read_at
+        WITH moved AS (
+            UPDATE redemptions SET {assignments}, updated_at = now()
+            WHERE user_id = $1 AND redemption_id = $2 AND step = ANY($3::text[])
+            RETURNING *
+        ), announced AS (
+            INSERT INTO outbox (type, member_id, data)
+            SELECT $4::text, user_id, jsonb_strip_nulls(jsonb_build_object(
+                'redemption_id', redemption_id::text, 'item_id', item_id,
+                'quantity', quantity, 'points', points,
+                'failure_reason', nullif(failure_reason, ''), 'shipment_status', shipment_status))
+            FROM moved WHERE $4::text IS NOT NULL
+        )
+        SELECT *, now() AS read_at FROM moved
         """,
         row["user_id"],
         row["redemption_id"],
         list(from_steps),
+        _event_of(changes),
         *(changes[c] for c in columns),
     )
+
+
+def _event_of(changes: dict[str, Any]) -> str | None:
+    """The event a move announces: the end of a redemption, or a shipment's progress."""
+    step = changes.get("step")
+    if step in TERMINAL:
+        return f"redemption.{str(step).lower()}"
+    if step is None and "shipment_status" in changes:
+        return "shipment.updated"
+    return None
 
 
 async def unfinished(conn: Conn, older_than_seconds: float, limit: int) -> list[Record]:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from loyalty.rules.v1 import rules_pb2 as pb
+from services.common import outbox
 from services.common.db import Conn
+from services.common.outbox import Event
 from services.common.timestamps import to_timestamp
 from services.rules import definitions
 from services.rules import repository as repo
@@ -111,6 +113,14 @@ class Evaluator:
                 lock_budgets,
                 response,
             )
+        if risk.decision == pb.DECISION_REVIEW and response.total_points:
+            opened = {
+                "event_id": event.event_id,
+                "event_type": pb.EventType.Name(event.type).removeprefix("EVENT_TYPE_"),
+                "points": response.total_points,
+                "reasons": list(risk.reasons),
+            }
+            await outbox.emit(conn, [Event("review.opened", event.user_id, opened)])
         # A refund can move the member down as surely as an award moves them up.
         if program.tiers and (response.total_points or response.reversed_points):
             changed = await self.evaluate_tier(conn, program.tiers, event.user_id)
@@ -161,6 +171,9 @@ class Evaluator:
         if after == before:
             return None
         await repo.set_tier(conn, user_id, before, after)
+        await outbox.emit(
+            conn, [Event("tier.changed", user_id, {"from": before or None, "to": after or None})]
+        )
         return after
 
     async def _campaigns(

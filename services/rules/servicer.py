@@ -12,10 +12,12 @@ import grpc
 from loyalty.common.v1 import common_pb2
 from loyalty.rules.v1 import rules_pb2 as pb
 from loyalty.rules.v1 import rules_pb2_grpc as pb_grpc
+from services.common import outbox
 from services.common.db import current_time
 from services.common.dead_letter_desk import DeadLetterDesk, DeadLetterRpcs
 from services.common.errors import DomainError, FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import RequestLog, fingerprint, idempotent_admin, key_reused
+from services.common.outbox import Event
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp, to_timestamp
 from services.common.validation import (
@@ -562,6 +564,8 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
                     "no awards of this event wait for review",
                     {"user_id": user_id, "event_id": event_id},
                 )
+            decided = {"event_id": event_id, "decision": decision, "points": points}
+            await outbox.emit(conn, [Event("review.decided", user_id, decided)])
             # Points in review do not count toward a tier: the decision may move the member.
             tiers = (await self.programs.at(conn, generation)).tiers
             if tiers:

@@ -13,6 +13,7 @@ from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as pb
 from services.mall.lottery import choose, roll
 from tests.integration.mall.test_mall_redemptions import MallStub
+from tests.support.events import events_of
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, fails, rid
 
@@ -43,7 +44,7 @@ async def lottery(mall: MallStub, **fields: object) -> str:
 
 
 async def test_draws_are_charged_awarded_limited_and_verifiable(
-    mall: MallStub, ledger: LedgerStub
+    mall: MallStub, ledger: LedgerStub, database_url: str
 ) -> None:
     lottery_id = await lottery(mall)
     published = await mall.GetLottery(pb.GetLotteryRequest(lottery_id=lottery_id))
@@ -66,6 +67,12 @@ async def test_draws_are_charged_awarded_limited_and_verifiable(
     for player in users:  # 10 draws of 10 points each, plus whatever points were won
         won = sum(d.points_won for d in draws if d.user_id == player)
         assert (await balance(ledger, player)).available == 100 - 100 + won
+        # Each prize is announced once (lottery.won); a draw without a prize is not.
+        announced = [e["data"] for e in await events_of(database_url, "mall", player)]
+        prizes = sorted(
+            (d.draw_id, d.prize_id) for d in draws if d.user_id == player and d.prize_id
+        )
+        assert sorted((a["draw_id"], a["prize_id"]) for a in announced) == prizes
     assert all(d.seed_sha256 == published.current_seed_sha256 for d in draws)
     # Every outcome is reproducible by the server now, and by anyone once the seed is out.
     checks = await asyncio.gather(

@@ -18,6 +18,7 @@ from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2 as rpb
 from services.common.errors import parse_rpc_error
+from tests.support.events import events_of, types_of
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, fails, rid
 from tests.support.rules_calls import RulesStub
@@ -163,7 +164,7 @@ async def test_risk_denied_redemption(
 
 
 async def test_cancel_refunds_the_exact_lots_and_restores_stock(
-    mall: MallStub, ledger: LedgerStub, user: str
+    mall: MallStub, ledger: LedgerStub, user: str, database_url: str
 ) -> None:
     await credit(ledger, user, 60, expires_in_days=5)
     await credit(ledger, user, 100, expires_in_days=50)
@@ -185,10 +186,14 @@ async def test_cancel_refunds_the_exact_lots_and_restores_stock(
     assert list(after.expiring) == list(before.expiring)  # same lots, same expiry dates
     assert await stock_of(mall, coupon) == 5
     await audit_clean(ledger)
+    events = await events_of(database_url, "mall", user)
+    assert types_of(events) == ["redemption.completed", "redemption.cancelled"]
+    assert {e["data"]["redemption_id"] for e in events} == {done.redemption_id}
+    assert events[0]["data"]["points"] == 100
 
 
 async def test_physical_goods_ship_and_cannot_be_cancelled_after(
-    mall: MallStub, ledger: LedgerStub, user: str
+    mall: MallStub, ledger: LedgerStub, user: str, database_url: str
 ) -> None:
     await credit(ledger, user, 500)
     mug = await item(
@@ -220,6 +225,11 @@ async def test_physical_goods_ship_and_cannot_be_cancelled_after(
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NOT_CANCELLABLE")
     history = await mall.ListRedemptions(pb.ListRedemptionsRequest(user_id=user))
     assert [r.redemption_id for r in history.redemptions] == [done.redemption_id]
+    events = await events_of(database_url, "mall", user)  # the refusals wrote nothing
+    assert [(e["type"], e["data"].get("shipment_status")) for e in events] == [
+        ("redemption.completed", "PENDING"),
+        ("shipment.updated", "SHIPPED"),
+    ]
 
 
 @pytest.mark.parametrize(("points", "debited"), [(500, False), (50, False), (500, True)])
@@ -275,12 +285,18 @@ async def test_recovery_finishes_or_compensates_an_interrupted_saga(
         if found.status != pb.REDEMPTION_STATUS_PENDING:
             break
         await asyncio.sleep(0.1)
+    [ended] = await events_of(database_url, "mall", user)
     if points >= 100:
+        assert ended["type"] == "redemption.completed"
         assert found.status == pb.REDEMPTION_STATUS_COMPLETED
         assert found.code  # fulfilled with its code in the same step
         assert (await balance(ledger, user)).available == points - 100
         assert await stock_of(mall, coupon) == 4
     else:
+        assert (ended["type"], ended["data"]["failure_reason"]) == (
+            "redemption.failed",
+            "INSUFFICIENT_POINTS",
+        )
         assert (found.status, found.failure_reason) == (
             pb.REDEMPTION_STATUS_FAILED,
             "INSUFFICIENT_POINTS",

@@ -14,6 +14,7 @@ from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.timestamps import to_timestamp
+from tests.support.events import events_of
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, fails
 from tests.support.rules_calls import RulesStub, define_program, event
@@ -187,7 +188,7 @@ async def test_batch_of_events(rules: RulesStub, user: str) -> None:
 
 
 async def test_review_holds_points_until_an_operator_decides(
-    rules: RulesStub, ledger: LedgerStub
+    rules: RulesStub, ledger: LedgerStub, database_url: str
 ) -> None:
     device = f"farm-{uuid.uuid4().hex[:8]}"
     accounts = [f"farm-{uuid.uuid4().hex[:8]}" for _ in range(4)]
@@ -220,6 +221,15 @@ async def test_review_holds_points_until_an_operator_decides(
         )
     )
     assert again.reason == "REVIEW_NOT_FOUND"  # decided once, for good
+    for account, reply, decision in (
+        (accounts[2], replies[2], "APPROVED"),
+        (accounts[3], replies[3], "REJECTED"),
+    ):
+        opened, decided = await events_of(database_url, "rules", account)
+        assert (opened["type"], opened["data"]["reasons"]) == ("review.opened", ["SHARED_DEVICE"])
+        assert opened["data"]["event_id"] == decided["data"]["event_id"] == reply.event_id
+        assert (decided["type"], decided["data"]["decision"]) == ("review.decided", decision)
+    assert await events_of(database_url, "rules", accounts[0]) == []  # nothing to review
 
 
 async def test_simulation_previews_a_draft_and_changes_nothing(

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from loyalty.rules.v1 import rules_pb2 as pb
+from tests.support.events import events_of
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import balance
 from tests.support.rules_calls import RulesStub, event
@@ -87,4 +88,11 @@ async def test_tiers_upgrade_multiply_and_downgrade(
     # The wallet's single call agrees and, with the downgrade recorded, records nothing more.
     both = await rules.GetMemberStatus(pb.GetMemberStatusRequest(user_id=user))
     assert both.tier == later
+    # Each move is an event for the member's other systems (a CRM, push notifications).
+    moves = [e["data"] for e in await events_of(database_url, "rules", user)]
+    assert [(m["from"], m["to"]) for m in moves] == [
+        (None, "bronze"),
+        ("bronze", "silver"),
+        ("silver", "bronze"),
+    ]
     assert both.check_in.today and not both.check_in.checked_in_today

@@ -1,0 +1,86 @@
+"""A transactional outbox per service: events written in the transaction of the change they
+describe, so an event exists exactly when its change committed.
+
+Each service keeps an `outbox` table in its own schema (the same definition in each
+service's migrations). Events are written with `emit`, or, where the change itself is one
+statement, by an `INSERT INTO outbox` in that statement (a CTE), so the change and its
+event cannot part. An event's envelope is stable and
+versioned (`envelope`): id, type, occurred_at, member_id, data, schema_version. The types
+and their JSON Schemas are listed in `events/` at the repository's root.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from asyncpg import Record
+
+from services.common.db import Conn
+
+SCHEMA_VERSION = 1
+# Every event type the suite writes, by the service that owns it; each has a JSON Schema of its
+# data in events/schemas/<type>.json (a test keeps the two in step).
+EVENT_TYPES = {
+    "ledger": (
+        "points.credited",
+        "points.debited",
+        "points.reversed",
+        "points.expired",
+    ),
+    "rules": ("tier.changed", "review.opened", "review.decided"),
+    "mall": (
+        "redemption.completed",
+        "redemption.failed",
+        "redemption.cancelled",
+        "shipment.updated",
+        "lottery.won",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # one of EVENT_TYPES, e.g. "points.credited"
+    member_id: str | None  # None for program-wide events (a budget exhausted)
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+async def emit(conn: Conn, events: Sequence[Event]) -> None:
+    """Record `events` in the caller's transaction (one statement, however many)."""
+    if not events:
+        return
+    await conn.execute(
+        """
+        INSERT INTO outbox (type, member_id, data)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+        """,
+        [e.type for e in events],
+        [e.member_id for e in events],
+        [json.dumps(e.data, separators=(",", ":"), default=str) for e in events],
+    )
+
+
+async def recorded(conn: Conn, after_seq: int, limit: int) -> list[Record]:
+    """Events after `after_seq`, in the order they committed."""
+    return list(
+        await conn.fetch(
+            "SELECT * FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2", after_seq, limit
+        )
+    )
+
+
+def envelope(row: Record) -> dict[str, Any]:
+    """The event as delivered: the stable envelope around its data."""
+    occurred: datetime = row["occurred_at"]
+    return {
+        "id": str(row["event_id"]),
+        "type": row["type"],
+        "occurred_at": occurred.isoformat().replace("+00:00", "Z"),
+        "member_id": row["member_id"],
+        "schema_version": SCHEMA_VERSION,
+        "data": json.loads(row["data"]) if isinstance(row["data"], str) else row["data"],
+    }

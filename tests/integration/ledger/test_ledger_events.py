@@ -1,0 +1,69 @@
+"""The ledger's events: written with the change that caused them (a replay or a refusal
+writes none), each valid against its published JSON Schema."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from loyalty.ledger.v1 import ledger_pb2 as pb
+from tests.support.events import events_of, types_of
+from tests.support.ledger_calls import Stub, credit, debit, fails, rid
+
+
+async def test_each_applied_transfer_is_an_event(
+    ledger: Stub, database_url: str, user: str
+) -> None:
+    request = pb.CreditRequest(request_id=rid(), user_id=user, amount=100, source="test")
+    request.expire_time.FromDatetime(datetime.now(UTC) + timedelta(days=30))
+    earned = await ledger.Credit(request)
+    assert await ledger.Credit(request) == earned  # a replay: no second event
+    await debit(ledger, user, 30)
+    hold = pb.HoldRequest(request_id=rid(), user_id=user, amount=20, reason_code="REDEEM")
+    hold.deadline_time.FromDatetime(datetime.now(UTC) + timedelta(minutes=5))
+    held = await ledger.Hold(hold)
+    await ledger.CaptureHold(
+        pb.CaptureHoldRequest(request_id=rid(), user_id=user, hold_id=held.hold.hold_id)
+    )
+    refused = await fails(debit(ledger, user, 1000))
+    assert refused.reason == "INSUFFICIENT_POINTS"
+    await ledger.Reverse(
+        pb.ReverseRequest(
+            request_id=rid(),
+            user_id=user,
+            transfer_id=earned.transfer.transfer_id,
+            amount=10,
+            reason_code="ORDER_REFUNDED",
+        )
+    )
+    events = await events_of(database_url, "ledger", user)
+    assert types_of(events) == [
+        "points.credited",
+        "points.debited",
+        "points.debited",
+        "points.reversed",
+    ]
+    credited, debited, captured, reversed_ = (e["data"] for e in events)
+    assert credited["transfer_id"] == earned.transfer.transfer_id
+    assert (credited["amount"], credited["source"]) == (100, "test")
+    assert credited["expires_at"].endswith("Z")
+    assert (debited["amount"], captured["amount"], reversed_["amount"]) == (30, 20, 10)
+    assert reversed_["related_transfer_id"] == earned.transfer.transfer_id
+    assert len({e["id"] for e in events}) == 4
+    assert all(e["member_id"] == user and e["schema_version"] == 1 for e in events)
+
+
+@pytest.mark.slow
+async def test_an_expiry_run_announces_each_member_once(
+    ledger: Stub, database_url: str, user: str
+) -> None:
+    await credit(ledger, user, 7, expires_in_seconds=1)
+    await credit(ledger, user, 5, expires_in_seconds=1)
+    await asyncio.sleep(1.2)
+    await ledger.ExpirePoints(pb.ExpirePointsRequest(request_id=rid()))
+    expired = [
+        e for e in await events_of(database_url, "ledger", user) if e["type"] == "points.expired"
+    ]
+    assert [(e["data"]["amount"], e["data"]["lots"]) for e in expired] == [(12, 2)]
