@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from asyncpg import Record
 
 from services.common.db import Conn
@@ -64,13 +65,30 @@ async def emit(conn: Conn, events: Sequence[Event]) -> None:
     )
 
 
-async def recorded(conn: Conn, after_seq: int, limit: int) -> list[Record]:
-    """Events after `after_seq`, in the order they committed."""
+async def unpublished(conn: Conn, limit: int) -> list[Record]:
+    """The oldest events not yet handed on, in the order they committed."""
     return list(
         await conn.fetch(
-            "SELECT * FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2", after_seq, limit
+            "SELECT * FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1", limit
         )
     )
+
+
+async def mark_published(conn: Conn, up_to_seq: int) -> None:
+    await conn.execute(
+        "UPDATE outbox SET published_at = now() WHERE published_at IS NULL AND seq <= $1",
+        up_to_seq,
+    )
+
+
+async def forget_published(pool: asyncpg.Pool, older_than: timedelta) -> int:
+    """Delete events published more than `older_than` ago (the webhooks service keeps its
+    own copy for replays); returns how many."""
+    async with pool.acquire() as conn:
+        status: str = await conn.execute(
+            "DELETE FROM outbox WHERE published_at < now() - $1::interval", older_than
+        )
+    return int(status.split()[-1])
 
 
 def envelope(row: Record) -> dict[str, Any]:

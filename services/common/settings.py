@@ -7,7 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DEFAULT_PORTS: dict[str, int] = {"ledger": 50051, "rules": 50052, "mall": 50053, "gateway": 8080}
+DEFAULT_PORTS: dict[str, int] = {
+    "ledger": 50051,
+    "rules": 50052,
+    "mall": 50053,
+    "webhooks": 50054,
+    "gateway": 8080,
+}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 

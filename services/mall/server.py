@@ -7,7 +7,7 @@ from pathlib import Path
 import grpc
 
 from loyalty.mall.v1 import mall_pb2, mall_pb2_grpc
-from services.common import idempotency
+from services.common import idempotency, relay
 from services.common.dead_letter_desk import DeadLetterDesk, not_retryable
 from services.common.dead_letters import Letter
 from services.common.ledger_client import LedgerClient
@@ -46,6 +46,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         )
     )
     runtime.sample(measures.sampled(runtime.pool))
+    relay.install(runtime, "mall")
     runtime.on_stop(ledger.close)
     runtime.on_stop(rules.close)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import grpc
 
 from loyalty.rules.v1 import rules_pb2, rules_pb2_grpc
+from services.common import relay
 from services.common.dead_letter_desk import DeadLetterDesk
 from services.common.ledger_client import LedgerClient
 from services.common.periodic import Job
@@ -27,6 +28,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     rules_pb2_grpc.add_RulesServiceServicer_to_server(servicer, server)
     runtime.every(Job("settlement", config.settle_seconds, settlement.settle_backlog))
     runtime.sample(measures.sampled(runtime.pool, servicer.evaluator))
+    relay.install(runtime, "rules")
     runtime.on_stop(ledger.close)
 
 

@@ -1,0 +1,86 @@
+"""The outbox relay: a service's events, handed to the webhooks service in the order they
+committed, then marked published; and published events forgotten after a retention period.
+
+One relay runs at a time per service (an advisory lock: replicas take turns), which keeps the
+order. A crash between the hand-over and the mark sends the same events again; the webhooks
+service takes each event id once. Without WEBHOOKS_ADDR events stay in the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import asyncpg
+
+from loyalty.webhooks.v1 import webhooks_pb2 as wpb
+from services.common import outbox
+from services.common.periodic import Job, traced_work
+from services.common.server import Runtime
+from services.common.settings import Env
+from services.common.timestamps import to_timestamp
+from services.common.webhooks_client import WebhooksClient
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+class Relay:
+    def __init__(self, pool: asyncpg.Pool, client: WebhooksClient, source: str) -> None:
+        self.pool = pool
+        self.client = client
+        self.source = source
+
+    async def relay_once(self) -> int:
+        """Hand over what is waiting, a batch at a time; returns how many events."""
+        handed = 0
+        while True:
+            async with self.pool.acquire() as conn:
+                rows = await outbox.unpublished(conn, BATCH)
+            if not rows:
+                return handed
+            with traced_work(
+                f"{self.source}.relay_events", attributes={"points.events": len(rows)}
+            ):
+                await self.client.publish([self._event(r) for r in rows])
+                async with self.pool.acquire() as conn:
+                    await outbox.mark_published(conn, rows[-1]["seq"])
+            handed += len(rows)
+
+    def _event(self, row: asyncpg.Record) -> wpb.Event:
+        data = row["data"]
+        return wpb.Event(
+            event_id=str(row["event_id"]),
+            type=row["type"],
+            occurred_at=to_timestamp(row["occurred_at"]),
+            member_id=row["member_id"] or "",
+            data_json=data if isinstance(data, str) else json.dumps(data),
+            source=self.source,
+            sequence=row["seq"],
+        )
+
+
+def install(runtime: Runtime, source: str) -> None:
+    """Relay the service's outbox to WEBHOOKS_ADDR (when set), every OUTBOX_RELAY_SECONDS,
+    and forget published events after OUTBOX_RETENTION_DAYS."""
+    env = Env(runtime.settings.source)
+    retention = timedelta(days=env.integer("OUTBOX_RETENTION_DAYS", 7, minimum=1))
+    pool = runtime.pool
+    runtime.every(
+        Job(
+            "outbox-retention",
+            3600.0,
+            lambda: outbox.forget_published(pool, retention),
+            once_across_replicas=True,
+        )
+    )
+    address = env.optional("WEBHOOKS_ADDR")
+    if address is None:
+        log.info("WEBHOOKS_ADDR is not set: events stay in the outbox")
+        return
+    client = WebhooksClient(address)
+    relay = Relay(pool, client, source)
+    interval = env.number("OUTBOX_RELAY_SECONDS", 0.5, minimum=0.05)
+    runtime.every(Job("outbox-relay", interval, relay.relay_once, once_across_replicas=True))
+    runtime.on_stop(client.close)

@@ -1,0 +1,36 @@
+"""Webhooks service wiring: `python -m services.webhooks.server`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from loyalty.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
+from services.common.periodic import Job
+from services.common.server import Runtime, ServiceSpec, run
+from services.webhooks.config import WebhooksConfig
+from services.webhooks.delivery import Deliverer
+from services.webhooks.servicer import WebhooksServicer
+
+
+async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    config = WebhooksConfig.from_env(runtime.settings.source)
+    webhooks_pb2_grpc.add_WebhooksServiceServicer_to_server(
+        WebhooksServicer(runtime.pool, config), server
+    )
+    deliverer = Deliverer(runtime.pool, config)
+    # Every replica delivers: deliveries are leased row by row (SKIP LOCKED).
+    runtime.every(Job("deliveries", config.poll_seconds, deliverer.deliver_due))
+    runtime.on_stop(deliverer.close)
+
+
+SPEC = ServiceSpec(
+    name="webhooks",
+    service_names=(webhooks_pb2.DESCRIPTOR.services_by_name["WebhooksService"].full_name,),
+    register=register,
+    migrations_dir=Path(__file__).parent / "migrations",
+)
+
+if __name__ == "__main__":
+    run(SPEC)
