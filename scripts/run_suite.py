@@ -19,7 +19,7 @@ from services.common.healthcheck import is_healthy
 from services.common.settings import DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parent.parent
-GRPC_SERVICES = ("ledger", "rules", "mall")
+GRPC_SERVICES = ("ledger", "rules", "mall", "webhooks")
 STOP_DEADLINE_SECONDS = 4.0
 
 
@@ -72,8 +72,10 @@ def main() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     ports = {name: port_of(name, env) for name in DEFAULT_PORTS}
-    for name in ("ledger", "rules", "mall"):
+    for name in GRPC_SERVICES:
         env.setdefault(f"{name.upper()}_ADDR", f"127.0.0.1:{ports[name]}")
+    # On a developer's machine a webhook receiver is usually local: allow loopback endpoints.
+    env.setdefault("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, command in existing_services():

@@ -18,12 +18,13 @@ from services.common.settings import ServiceSettings, peer_address
 from services.ledger.config import LedgerConfig
 from services.mall.config import MallConfig
 from services.rules.config import RulesConfig
+from services.webhooks.config import WebhooksConfig
 from tests.support.dashboards import ALERTS, DASHBOARDS, alert_rules, dashboards, metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "compose_spec.json").read_text())
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-GRPC_SERVICES = ("ledger", "rules", "mall")
+GRPC_SERVICES = ("ledger", "rules", "mall", "webhooks")
 # The schema declares draft 2019-09 (with a trailing "#" jsonschema does not recognise).
 jsonschema.Draft201909Validator.check_schema(SCHEMA)
 VALIDATOR = jsonschema.Draft201909Validator(SCHEMA)
@@ -54,13 +55,20 @@ def test_schema_rejects_a_broken_file() -> None:
 
 
 # What each service reads beyond the chassis settings (its own config, its peers).
+def relay(env: Mapping[str, str]) -> object:
+    """What every service's outbox relay reads (services/common/relay.py)."""
+    return env.get("WEBHOOKS_ADDR"), env.get("OUTBOX_RELAY_SECONDS")
+
+
 SERVICE_READERS: dict[str, Callable[[Mapping[str, str]], object]] = {
-    "ledger": LedgerConfig.from_env,
-    "rules": lambda env: (RulesConfig.from_env(env), peer_address("ledger", env)),
+    "ledger": lambda env: (LedgerConfig.from_env(env), relay(env)),
+    "webhooks": WebhooksConfig.from_env,
+    "rules": lambda env: (RulesConfig.from_env(env), peer_address("ledger", env), relay(env)),
     "mall": lambda env: (
         MallConfig.from_env(env),
         peer_address("ledger", env),
         peer_address("rules", env),
+        relay(env),
     ),
 }
 

@@ -32,7 +32,7 @@ def _children(pid: int) -> set[int]:
 
 
 def test_run_starts_every_service_and_ctrl_c_stops_all(database_url: str) -> None:
-    ports = {name: free_port() for name in ("ledger", "rules", "mall", "gateway")}
+    ports = {name: free_port() for name in ("ledger", "rules", "mall", "webhooks", "gateway")}
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -59,7 +59,7 @@ def test_run_starts_every_service_and_ctrl_c_stops_all(database_url: str) -> Non
         for name, port in ports.items():
             assert any(line.startswith(name) and line.endswith(f":{port}") for line in lines)
         services = _children(suite.pid)
-        assert len(services) >= 4
+        assert len(services) >= 5
         stopping = time.monotonic()
         suite.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert suite.wait(timeout=10) == 0

@@ -23,10 +23,12 @@ from hypothesis import strategies as st
 from loyalty.ledger.v1 import ledger_pb2
 from loyalty.mall.v1 import mall_pb2
 from loyalty.rules.v1 import rules_pb2
+from loyalty.webhooks.v1 import webhooks_pb2
 from services.common.server import ServiceHost
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
+from services.webhooks.server import SPEC as WEBHOOKS
 from tests.support.databases import fresh_database
 from tests.support.hosts import health_status, running
 
@@ -35,6 +37,7 @@ SERVICES = {
     "ledger": ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"],
     "rules": rules_pb2.DESCRIPTOR.services_by_name["RulesService"],
     "mall": mall_pb2.DESCRIPTOR.services_by_name["MallService"],
+    "webhooks": webhooks_pb2.DESCRIPTOR.services_by_name["WebhooksService"],
 }
 METHODS = [
     pytest.param(name, method, id=f"{name}.{method.name}")
@@ -159,8 +162,8 @@ async def suite(server_url: str) -> AsyncIterator[dict[str, ServiceHost]]:
             peers = {"LEDGER_ADDR": f"127.0.0.1:{ledger.port}"}
             async with running(RULES, url, peers) as rules:
                 peers["RULES_ADDR"] = f"127.0.0.1:{rules.port}"
-                async with running(MALL, url, peers) as mall:
-                    yield {"ledger": ledger, "rules": rules, "mall": mall}
+                async with running(MALL, url, peers) as mall, running(WEBHOOKS, url) as webhooks:
+                    yield {"ledger": ledger, "rules": rules, "mall": mall, "webhooks": webhooks}
 
 
 def _raw(data: bytes) -> bytes:

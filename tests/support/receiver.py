@@ -22,6 +22,7 @@ class Receiver:
     status: int = 200  # then this
     hang: bool = False  # never answer (a worker dies waiting)
     requests: list[Received] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
@@ -38,8 +39,9 @@ class Receiver:
                 }
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 self.requests.append(Received(headers, body))
-                if self.hang:
-                    await asyncio.sleep(3600)
+                if self.hang:  # held until the receiver closes
+                    await self.closed.wait()
+                    return
                 status = 503 if len(self.requests) <= self.fail_first else self.status
                 answer = b"busy" if status == 503 else b"ok"
                 writer.write(
@@ -61,4 +63,5 @@ async def receiving(**options: object) -> AsyncIterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.closed.set()
         server.close()

@@ -15,6 +15,7 @@ from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2
 from loyalty.mall.v1 import mall_pb2
 from loyalty.rules.v1 import rules_pb2
+from loyalty.webhooks.v1 import webhooks_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
 # Calls whose string arguments are reasons: the error types and the helpers that build them.
@@ -73,6 +74,7 @@ COMMON = listed(common_pb2.ErrorReason)
         ("ledger", ledger_pb2.ErrorReason),
         ("rules", rules_pb2.ErrorReason),
         ("mall", mall_pb2.ErrorReason),
+        ("webhooks", webhooks_pb2.ErrorReason),
     ],
 )
 def test_every_reason_a_service_returns_is_in_its_proto(service: str, enum: Any) -> None:
@@ -86,7 +88,7 @@ def test_the_chassis_returns_only_listed_reasons() -> None:
     such as RISK_DENIED) reasons of the service that uses it."""
     found = reasons_in((ROOT / "services" / "common").glob("*.py"))
     everywhere = COMMON | set().union(
-        *(listed(p.ErrorReason) for p in (ledger_pb2, rules_pb2, mall_pb2))
+        *(listed(p.ErrorReason) for p in (ledger_pb2, rules_pb2, mall_pb2, webhooks_pb2))
     )
     assert "IDEMPOTENCY_KEY_REUSED" in found
     assert found - everywhere == set()
