@@ -31,8 +31,10 @@ EVENT_TYPES = {
         "points.debited",
         "points.reversed",
         "points.expired",
+        "points.expiring_soon",
+        "points.pending_matured",
     ),
-    "rules": ("tier.changed", "review.opened", "review.decided"),
+    "rules": ("tier.changed", "review.opened", "review.decided", "budget.exhausted"),
     "mall": (
         "redemption.completed",
         "redemption.failed",

@@ -47,17 +47,22 @@ class LedgerConfig:
     hold_sweep_seconds: float
     expiry_sweep_seconds: float  # how often due lots are expired (0: never, by schedule)
     request_retention: timedelta  # how long request ids are remembered for replay
+    expiring_soon: timedelta | None  # how long before expiry a lot is announced (None: never)
+    notice_seconds: float  # how often lots due an "expiring soon" or "matured" event are sought
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> LedgerConfig:
         env = Env(source)
         zone = env.zone("LEDGER_TIMEZONE", "Asia/Shanghai")
+        soon_days = env.number("LEDGER_EXPIRING_SOON_DAYS", 7.0)  # 0: no "expiring soon"
         return cls(
             expiry=ExpiryPolicy.parse(env.text("LEDGER_EXPIRY_POLICY", "days:365"), zone),
             refund_grace=timedelta(days=env.integer("LEDGER_REFUND_GRACE_DAYS", 30, minimum=1)),
             zone=zone,
             hold_sweep_seconds=env.number("LEDGER_HOLD_SWEEP_SECONDS", 5.0, minimum=0.1),
             expiry_sweep_seconds=env.number("LEDGER_EXPIRY_SWEEP_SECONDS", 3600.0),
+            expiring_soon=timedelta(days=soon_days) if soon_days else None,
+            notice_seconds=env.number("LEDGER_NOTICE_SECONDS", 60.0, minimum=0.05),
             request_retention=timedelta(
                 days=env.integer("LEDGER_REQUEST_RETENTION_DAYS", 90, minimum=1)
             ),

@@ -18,6 +18,7 @@ import asyncpg
 from services.common import idempotency
 from services.common.db import current_time
 from services.common.periodic import Job, traced_work
+from services.ledger import notices
 from services.ledger import repository as repo
 from services.ledger.config import LedgerConfig
 from services.ledger.expiry import expire_due
@@ -76,6 +77,12 @@ async def expire_now(pool: asyncpg.Pool) -> int:
 
 def jobs(pool: asyncpg.Pool, ops: Operations, config: LedgerConfig) -> list[Job]:
     scheduled = [
+        Job(
+            "lot-notices",
+            config.notice_seconds,
+            lambda: notices.announce(pool, config.expiring_soon),
+            once_across_replicas=True,
+        ),
         Job("hold-sweep", config.hold_sweep_seconds, lambda: release_overdue_holds(pool, ops)),
         Job(
             "request-retention",

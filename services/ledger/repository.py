@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 from google.protobuf.message import Message
@@ -612,3 +612,71 @@ async def balances(
         r["user_id"]: list(zip(r["days"] or (), r["amounts"] or (), strict=True)) for r in rows
     }
     return {r["user_id"]: r for r in rows}, expiring
+
+
+async def lot_notices_due(
+    conn: Conn, expiring_window: timedelta | None, maturity_horizon: timedelta
+) -> bool:
+    """Whether any lot has an "expiring soon" or "matured" event to write (an index probe)."""
+    due: bool = await conn.fetchval(
+        """
+        SELECT EXISTS (SELECT FROM lots WHERE $1::interval IS NOT NULL AND remaining > 0
+                         AND expiring_announced_at IS NULL
+                         AND expires_at > now() AND expires_at <= now() + $1::interval)
+            OR EXISTS (SELECT FROM lots WHERE maturity_announced_at IS NULL
+                         AND matures_at > created_at
+                         AND matures_at <= now() AND matures_at > now() - $2::interval)
+        """,
+        expiring_window,
+        maturity_horizon,
+    )
+    return due
+
+
+async def announce_lots(
+    conn: Conn, expiring_window: timedelta | None, maturity_horizon: timedelta, limit: int
+) -> int:
+    """Write up to `limit` of each event (points.expiring_soon, points.pending_matured) and
+    mark their lots, in one statement. Lots other writers hold are skipped, never waited for
+    (so this never joins the ledger's member-then-lot lock order)."""
+    written: int = await conn.fetchval(
+        """
+        WITH expiring AS (
+            SELECT user_id, lot_id FROM lots
+            WHERE $1::interval IS NOT NULL AND remaining > 0 AND expiring_announced_at IS NULL
+              AND expires_at > now() AND expires_at <= now() + $1::interval
+            ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED
+        ), warned AS (
+            UPDATE lots l SET expiring_announced_at = now() FROM expiring e
+            WHERE l.user_id = e.user_id AND l.lot_id = e.lot_id
+            RETURNING l.user_id, l.lot_id, l.remaining, l.expires_at
+        ), maturing AS (
+            SELECT user_id, lot_id FROM lots
+            WHERE maturity_announced_at IS NULL AND matures_at > created_at
+              AND matures_at <= now() AND matures_at > now() - $2::interval
+            ORDER BY matures_at LIMIT $3 FOR UPDATE SKIP LOCKED
+        ), matured AS (
+            UPDATE lots l SET maturity_announced_at = now() FROM maturing m
+            WHERE l.user_id = m.user_id AND l.lot_id = m.lot_id
+            RETURNING l.user_id, l.lot_id, l.remaining, l.granted, l.matures_at, l.expires_at
+        ), written AS (
+            INSERT INTO outbox (type, member_id, data)
+            SELECT 'points.expiring_soon', user_id, jsonb_build_object(
+                'lot_id', lot_id::text, 'amount', remaining,
+                'expires_at', to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+            FROM warned
+            UNION ALL
+            SELECT 'points.pending_matured', user_id, jsonb_build_object(
+                'lot_id', lot_id::text, 'amount', granted,
+                'matured_at', to_char(matures_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                'expires_at', to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+            FROM matured
+            RETURNING 1
+        )
+        SELECT count(*) FROM written
+        """,
+        expiring_window,
+        maturity_horizon,
+        limit,
+    )
+    return written

@@ -413,8 +413,23 @@ class Budgets:
             for budget_id, n in sorted(self.spent.items())
         ]
         if self.locked:
-            await repo.spend_budgets(conn, spent)
-        elif self.cut or not await repo.spend_within_limits(
-            conn, [(*s, self.limits[s[0]]) for s in spent]
-        ):
-            raise BudgetContention()
+            used = await repo.spend_budgets(conn, spent)
+        else:
+            within = None
+            if not self.cut:
+                limited = [(*s, self.limits[s[0]]) for s in spent]
+                within = await repo.spend_within_limits(conn, limited)
+            if within is None:
+                raise BudgetContention()
+            used = within
+        # The award that reaches a budget's limit announces it (once: the next finds it spent).
+        exhausted = [
+            Event(
+                "budget.exhausted",
+                None,
+                {"budget_id": budget_id, "period_key": period, "limit": self.limits[budget_id]},
+            )
+            for budget_id, period, n in spent
+            if used.get(budget_id, 0) >= self.limits[budget_id] > used.get(budget_id, 0) - n
+        ]
+        await outbox.emit(conn, exhausted)

@@ -622,12 +622,15 @@ async def lock_budget_usage(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict
     return {r["budget_id"]: r["used"] for r in rows}
 
 
-async def spend_within_limits(conn: Conn, spent: Sequence[tuple[str, str, int, int]]) -> bool:
+async def spend_within_limits(
+    conn: Conn, spent: Sequence[tuple[str, str, int, int]]
+) -> dict[str, int] | None:
     """Add (budget_id, period_key, points) to each budget's use only where the use stays within
-    its limit (the fourth field), creating missing rows; whether every budget took its share.
-    Each row is locked only from here to commit; False means a concurrent event got there
-    first (the caller starts over under `lock_budget_usage`)."""
-    taken: int = await conn.fetchval(
+    its limit (the fourth field), creating missing rows; each budget's use after, or None when
+    a budget could not take its share (a concurrent event got there first: nothing is kept
+    once the caller rolls back and starts over under `lock_budget_usage`). Each row is locked
+    only from here to commit."""
+    rows = await conn.fetch(
         """
         WITH wanted AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
@@ -637,36 +640,39 @@ async def spend_within_limits(conn: Conn, spent: Sequence[tuple[str, str, int, i
             SELECT budget_id, period_key, points FROM wanted WHERE points <= points_limit
             ORDER BY budget_id, period_key
             ON CONFLICT DO NOTHING
-            RETURNING budget_id, period_key
+            RETURNING budget_id, period_key, used
         ), added AS (
             UPDATE budget_usage u SET used = u.used + w.points
             FROM wanted w
             WHERE u.budget_id = w.budget_id AND u.period_key = w.period_key
               AND u.used + w.points <= w.points_limit
-              AND (w.budget_id, w.period_key) NOT IN (SELECT * FROM created)
-            RETURNING u.budget_id
+              AND (w.budget_id, w.period_key) NOT IN (SELECT budget_id, period_key FROM created)
+            RETURNING u.budget_id, u.used
         )
-        SELECT (SELECT count(*) FROM created) + (SELECT count(*) FROM added)
+        SELECT budget_id, used FROM created UNION ALL SELECT budget_id, used FROM added
         """,
         [s[0] for s in spent],
         [s[1] for s in spent],
         [s[2] for s in spent],
         [s[3] for s in spent],
     )
-    return taken == len(spent)
+    return {r["budget_id"]: r["used"] for r in rows} if len(rows) == len(spent) else None
 
 
-async def spend_budgets(conn: Conn, spent: Sequence[tuple[str, str, int]]) -> None:
-    await conn.execute(
+async def spend_budgets(conn: Conn, spent: Sequence[tuple[str, str, int]]) -> dict[str, int]:
+    """Add to rows locked by `lock_budget_usage`; each budget's use after."""
+    rows = await conn.fetch(
         """
         UPDATE budget_usage u SET used = u.used + s.points
         FROM unnest($1::text[], $2::text[], $3::bigint[]) AS s(budget_id, period_key, points)
         WHERE u.budget_id = s.budget_id AND u.period_key = s.period_key
+        RETURNING u.budget_id, u.used
         """,
         [s[0] for s in spent],
         [s[1] for s in spent],
         [s[2] for s in spent],
     )
+    return {r["budget_id"]: r["used"] for r in rows}
 
 
 async def budget_usage(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict[str, int]:

@@ -44,3 +44,15 @@ async def events_of(database_url: str, schema: str, member: str) -> list[dict[st
 
 def types_of(events: list[dict[str, Any]]) -> list[str]:
     return [e["type"] for e in events]
+
+
+async def program_events(database_url: str, schema: str, kind: str) -> list[dict[str, Any]]:
+    """Program-wide events (no member) of one type in `schema`'s outbox, in order."""
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        rows = await conn.fetch(
+            "SELECT * FROM outbox WHERE member_id IS NULL AND type = $1 ORDER BY seq", kind
+        )
+    finally:
+        await conn.close()
+    return [check(outbox.envelope(row)) for row in rows]

@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
+from loyalty.ledger.v1 import ledger_pb2_grpc
+from services.ledger.server import SPEC as LEDGER
 from tests.support.events import events_of, types_of
+from tests.support.hosts import running
 from tests.support.ledger_calls import Stub, credit, debit, fails, rid
 
 
@@ -67,3 +71,27 @@ async def test_an_expiry_run_announces_each_member_once(
         e for e in await events_of(database_url, "ledger", user) if e["type"] == "points.expired"
     ]
     assert [(e["data"]["amount"], e["data"]["lots"]) for e in expired] == [(12, 2)]
+
+
+async def test_lots_announce_expiring_soon_and_matured_once(private_database: str) -> None:
+    env = {"LEDGER_NOTICE_SECONDS": "0.1", "LEDGER_EXPIRING_SOON_DAYS": "7"}
+    async with (
+        running(LEDGER, private_database, env) as host,
+        grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel,
+    ):
+        ledger: Stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        soon = await credit(ledger, "notices", 40, expires_in_days=3)
+        await credit(ledger, "notices", 60, expires_in_days=30)  # outside the window
+        pending = await credit(ledger, "notices", 25, expires_in_days=30, matures_in_seconds=0.3)
+        for _ in range(100):
+            events = await events_of(private_database, "ledger", "notices")
+            if len(events) >= 5:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)  # and nothing is announced twice
+        events = await events_of(private_database, "ledger", "notices")
+    notices = [e for e in events if e["type"] in ("points.expiring_soon", "points.pending_matured")]
+    assert [(e["type"], e["data"]["lot_id"], e["data"]["amount"]) for e in notices] == [
+        ("points.expiring_soon", soon.lot_id, 40),
+        ("points.pending_matured", pending.lot_id, 25),
+    ]

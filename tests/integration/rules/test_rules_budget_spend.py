@@ -21,17 +21,19 @@ async def test_a_spend_that_would_overrun_a_concurrent_one_reports_contention(
     second = await asyncpg.connect(database_url, server_settings=settings)
     try:
         async with first.transaction():
-            assert await repo.spend_within_limits(first, [(budget, "total", 60, 100)])
+            assert await repo.spend_within_limits(first, [(budget, "total", 60, 100)]) == {
+                budget: 60
+            }
             # The second waits on the first's row lock; it decides once the first commits.
             racing = asyncio.create_task(
                 repo.spend_within_limits(second, [(budget, "total", 50, 100)])
             )
             await asyncio.sleep(0.3)
             assert not racing.done()
-        assert await racing is False  # 60 + 50 > 100: nothing spent, caller must start over
-        assert await repo.spend_within_limits(second, [(budget, "total", 40, 100)])
+        assert await racing is None  # 60 + 50 > 100: nothing spent, caller must start over
+        assert await repo.spend_within_limits(second, [(budget, "total", 40, 100)]) == {budget: 100}
         assert await repo.budget_usage(second, [(budget, "total")]) == {budget: 100}
-        assert not await repo.spend_within_limits(second, [(budget, "total", 1, 100)])
+        assert await repo.spend_within_limits(second, [(budget, "total", 1, 100)]) is None
     finally:
         await first.close()
         await second.close()

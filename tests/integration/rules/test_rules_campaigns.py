@@ -10,6 +10,7 @@ import pytest
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.timestamps import to_timestamp
+from tests.support.events import program_events
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance
 from tests.support.rules_calls import RulesStub, event
@@ -57,7 +58,7 @@ async def campaign(rules: RulesStub, **fields: object) -> str:
 
 
 async def test_budget_caps_campaign_points_exactly_under_concurrency(
-    rules: RulesStub, ledger: LedgerStub
+    rules: RulesStub, ledger: LedgerStub, database_url: str
 ) -> None:
     budget_id = f"budget-{uuid.uuid4().hex[:8]}"
     await rules.UpsertBudget(
@@ -85,6 +86,10 @@ async def test_budget_caps_campaign_points_exactly_under_concurrency(
     assert usage[budget_id] == 100
     total = sum([(await balance(ledger, u)).available for u in users])
     assert total == 50 * 4 + 100
+    # Of 50 concurrent events, exactly one announced the budget's exhaustion.
+    announced = await program_events(database_url, "rules", "budget.exhausted")
+    mine = [e["data"] for e in announced if e["data"]["budget_id"] == budget_id]
+    assert mine == [{"budget_id": budget_id, "period_key": "total", "limit": 100}]
     await rules.UpsertCampaign(
         pb.UpsertCampaignRequest(
             campaign=pb.Campaign(
