@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 
 import asyncpg
 
 from loyalty.webhooks.v1 import webhooks_pb2 as wpb
 from services.common import outbox
+from services.common.metrics import Gauge, Readings, SampledGauges
 from services.common.periodic import Job, traced_work
 from services.common.server import Runtime
 from services.common.settings import Env
@@ -61,12 +63,28 @@ class Relay:
         )
 
 
+BACKLOG = (
+    Gauge("points.outbox.unpublished", "{event}", "Events not yet handed to the webhooks service"),
+    Gauge("points.outbox.unpublished.age", "s", "Age of the oldest event not yet handed over"),
+)
+
+
+def backlog(pool: asyncpg.Pool) -> SampledGauges:
+    async def sample() -> Mapping[str, Readings]:
+        async with pool.acquire() as conn:
+            count, age = await outbox.backlog(conn)
+        return {BACKLOG[0].name: [(count, {})], BACKLOG[1].name: [(age, {})]}
+
+    return SampledGauges(BACKLOG, sample)
+
+
 def install(runtime: Runtime, source: str) -> None:
     """Relay the service's outbox to WEBHOOKS_ADDR (when set), every OUTBOX_RELAY_SECONDS,
     and forget published events after OUTBOX_RETENTION_DAYS."""
     env = Env(runtime.settings.source)
     retention = timedelta(days=env.integer("OUTBOX_RETENTION_DAYS", 7, minimum=1))
     pool = runtime.pool
+    runtime.sample(backlog(pool))
     runtime.every(
         Job(
             "outbox-retention",

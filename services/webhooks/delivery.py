@@ -22,12 +22,13 @@ import httpx
 from asyncpg import Record
 
 from services.common.periodic import traced_work
+from services.webhooks import measures, signing
 from services.webhooks import repository as repo
-from services.webhooks import signing
 from services.webhooks.config import WebhooksConfig
 from services.webhooks.endpoints import EndpointRefused, Target, resolve
 
 log = logging.getLogger(__name__)
+OUTCOMES = {"DELIVERED": "delivered", "PENDING": "retry", "FAILED": "gave_up"}
 RESPONSE_PREFIX = 256  # characters of an answer's body kept in the delivery log
 USER_AGENT = "Points-Webhooks/1"
 
@@ -73,12 +74,14 @@ class Deliverer:
         outcome = await self.send(row)
         retries = self.config.retry_seconds
         attempt: int = row["attempts"]
+        measures.attempt_duration.record(outcome.latency_ms / 1000)
         if outcome.delivered:
             state, delay = "DELIVERED", 0.0
         elif attempt <= len(retries):
             state, delay = "PENDING", retries[attempt - 1] * random.uniform(0.8, 1.2)
         else:
             state, delay = "FAILED", 0.0
+        measures.attempts.add(1, {"points.outcome": OUTCOMES[state]})
         async with self.pool.acquire() as conn, conn.transaction():
             await repo.record_attempt(
                 conn,

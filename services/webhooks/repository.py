@@ -250,3 +250,16 @@ async def replay(conn: Conn, subscription_id: int, start: datetime, end: datetim
         end,
     )
     return queued
+
+
+async def gauges(conn: Conn) -> Record:
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT count(*) FROM deliveries WHERE status = 'PENDING') AS pending,
+               (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)
+                FROM deliveries WHERE status = 'PENDING')::float8 AS oldest,
+               (SELECT count(*) FROM subscriptions WHERE NOT enabled) AS disabled
+        """
+    )
+    assert row is not None
+    return row

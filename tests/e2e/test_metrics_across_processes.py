@@ -5,6 +5,7 @@ background loops and readiness probes export no traces, and that logs are export
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -18,11 +19,15 @@ from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.rules.v1 import rules_pb2 as rpb
 from loyalty.rules.v1 import rules_pb2_grpc
+from loyalty.webhooks.v1 import webhooks_pb2 as wpb
+from loyalty.webhooks.v1 import webhooks_pb2_grpc
 from tests.support.dashboards import expressions, metric_names
 from tests.support.databases import fresh_database
 from tests.support.hosts import free_port
 from tests.support.metrics import Point, scrape, total
 from tests.support.otlp import MetricsReceiver, Receiver, start_receivers
+from tests.support.receiver import Receiver as WebhookReceiver
+from tests.support.receiver import receiving
 from tests.support.suite import MODULES, Suite, define_program_and_sticker, running_suite
 
 SERVER = 2  # opentelemetry.proto.trace.v1.Span.SpanKind
@@ -52,22 +57,32 @@ async def test_calls_show_up_in_prometheus_and_otlp_metrics(own_database: str) -
         "RULES_SETTLE_SECONDS": "0.1",
         "MALL_RECOVERY_SECONDS": "0.1",
         "LEDGER_EXPIRY_SWEEP_SECONDS": "0.2",
+        "OUTBOX_RELAY_SECONDS": "0.1",
+        "WEBHOOKS_POLL_SECONDS": "0.1",
+        "WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8",
         **{f"{name.upper()}_METRICS_PORT": str(port) for name, port in metrics_ports.items()},
     }
     try:
-        async with running_suite(own_database, env) as suite:
+        async with receiving() as receiver, running_suite(own_database, env) as suite:
+            async with grpc.aio.insecure_channel(suite.address("webhooks")) as channel:
+                await webhooks_pb2_grpc.WebhooksServiceStub(channel).CreateSubscription(
+                    wpb.CreateSubscriptionRequest(
+                        subscription=wpb.Subscription(url=receiver.url, event_types=["*"])
+                    )
+                )
             await drive(suite)
             await asyncio.sleep(1.5)  # gauges sampled, OTLP exported, pollers idle
             scraped = {name: await _scrape(port) for name, port in metrics_ports.items()}
     finally:
         await otlp.server.stop(None)
     check_prometheus(scraped)
+    check_webhooks(scraped["webhooks"], scraped["ledger"], receiver)
     check_dashboards_read_real_metrics(scraped)
     check_otlp(otlp.metrics)
     check_no_idle_traces(otlp.traces)
     # Logs reach the collector too (and stay on stderr).
     serving = {service for service, _, body, _ in otlp.logs.records if body == "serving"}
-    assert serving == {"ledger", "rules", "mall"}
+    assert serving == {"ledger", "rules", "mall", "webhooks"}
 
 
 async def drive(suite: Suite) -> None:
@@ -157,6 +172,21 @@ def check_prometheus(scraped: dict[str, dict[str, list[Point]]]) -> None:
         assert {p.attributes["db_client_connection_state"] for p in pool} == {"used", "idle"}
 
 
+def check_webhooks(
+    webhooks: dict[str, list[Point]],
+    ledger: dict[str, list[Point]],
+    receiver: WebhookReceiver,
+) -> None:
+    """The check-in's and the redemption's events reached the receiver, and the metrics say
+    so: attempts delivered, nothing waiting in the outbox or the delivery queue."""
+    types = {json.loads(r.body)["type"] for r in receiver.requests}
+    assert {"points.credited", "points.debited", "redemption.completed"} <= types
+    attempts = webhooks["points_webhooks_attempts_total"]
+    assert total(attempts, {"points_outcome": "delivered"}) == len(receiver.requests)
+    assert total(webhooks["points_webhooks_pending"], {}) == 0
+    assert total(ledger["points_outbox_unpublished"], {}) == 0
+
+
 def check_dashboards_read_real_metrics(scraped: dict[str, dict[str, list[Point]]]) -> None:
     """Every metric a Grafana panel or an alert reads is one the suite produced here (through
     the collector the names are the same: OTLP in, Prometheus out)."""
@@ -185,6 +215,8 @@ def check_no_idle_traces(spans: Receiver) -> None:
         for s in roots
         if not (s.name.endswith(".migrate") or (s.service == "gateway" and s.kind == SERVER))
         and not (s.name == "rules.settle_backlog" and s.links)
+        and not s.name.endswith(".relay_events")  # events handed to the webhooks service
+        and s.name != "webhooks.deliver"
     ]
     assert not unexpected, unexpected
     assert not [s for s in spans.spans if "Health/Check" in s.name]
@@ -192,4 +224,5 @@ def check_no_idle_traces(spans: Receiver) -> None:
         "ledger.migrate",
         "rules.migrate",
         "mall.migrate",
+        "webhooks.migrate",
     }

@@ -19,11 +19,12 @@ from loyalty.rules.v1 import rules_pb2_grpc
 from tests.support.hosts import free_port, spawn, wait_serving
 from tests.support.rules_calls import define_program
 
-SERVICES = ("ledger", "rules", "mall")
+SERVICES = ("ledger", "rules", "mall", "webhooks")
 MODULES = {
     "ledger": "services.ledger.server",
     "rules": "services.rules.server",
     "mall": "services.mall.server",
+    "webhooks": "services.webhooks.server",
     "gateway": "gateway.main",
 }
 
