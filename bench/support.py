@@ -61,6 +61,7 @@ MODULES = {
     "ledger": "services.ledger.server",
     "rules": "services.rules.server",
     "mall": "services.mall.server",
+    "webhooks": "services.webhooks.server",
     "gateway": "gateway.main",
 }
 
