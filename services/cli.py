@@ -46,8 +46,9 @@ from services.ledger import queries
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
+from services.webhooks.server import SPEC as WEBHOOKS
 
-SPECS: tuple[ServiceSpec, ...] = (LEDGER, RULES, MALL)  # the order a deploy migrates them in
+SPECS: tuple[ServiceSpec, ...] = (LEDGER, RULES, MALL, WEBHOOKS)  # the order a deploy migrates
 T = TypeVar("T")
 
 
@@ -118,7 +119,7 @@ def migrate_status() -> None:
     click.echo(f"{pending} pending" if pending else "up to date")
 
 
-@migrate_group.command("up", help="Apply every pending migration (ledger, rules, mall).")
+@migrate_group.command("up", help="Apply every pending migration (ledger, rules, mall, webhooks).")
 def migrate_up() -> None:
     async def work() -> None:
         conn = await asyncpg.connect(database_url())

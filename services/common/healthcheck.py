@@ -39,6 +39,7 @@ MODULES = {
     "services.ledger.server": "ledger",
     "services.rules.server": "rules",
     "services.mall.server": "mall",
+    "services.webhooks.server": "webhooks",
     "gateway.main": "gateway",
 }
 

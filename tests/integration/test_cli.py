@@ -46,7 +46,7 @@ async def test_migrations_as_a_deploy_step(private_database: str) -> None:
     code, out, _ = await points("migrate", "status", DATABASE_URL=private_database)
     assert out.strip().endswith("up to date") and "pending" not in out
     code, out, _ = await points("migrate", "up", DATABASE_URL=private_database)
-    assert out.count("nothing to apply") == 3
+    assert out.count("nothing to apply") == 4
     code, _, err = await points("migrate", "status", DATABASE_URL="")
     assert code == 2 and "DATABASE_URL" in err
 

@@ -93,6 +93,7 @@ def test_the_hashed_locks_pin_what_the_project_pins() -> None:
     [
         (["python", "-m", "services.ledger.server"], {}, "127.0.0.1:50051"),
         (["python", "-m", "services.mall.server"], {"MALL_PORT": "6000"}, "127.0.0.1:6000"),
+        (["python", "-m", "services.webhooks.server"], {}, "127.0.0.1:50054"),
         (["python", "-m", "gateway.main"], {"GATEWAY_PORT": "9000"}, "http://127.0.0.1:9000/healthz"),
         (["python", "-m", "services.cli", "migrate", "up"], {}, None),
     ],
