@@ -27,6 +27,7 @@ import grpc
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from scripts import devdb
 from tests.support.hosts import free_port, wait_serving
+from tests.support.suite import MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,15 +56,6 @@ async def scratch_database(prefix: str) -> AsyncIterator[str]:
         admin = await asyncpg.connect(base)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-
-
-MODULES = {
-    "ledger": "services.ledger.server",
-    "rules": "services.rules.server",
-    "mall": "services.mall.server",
-    "webhooks": "services.webhooks.server",
-    "gateway": "gateway.main",
-}
 
 
 @dataclass

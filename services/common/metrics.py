@@ -19,6 +19,8 @@ import grpc
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from services.common.db import Conn
+
 METER_NAME = "points"
 # Seconds, as the semantic conventions advise for request durations.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
@@ -213,6 +215,21 @@ def observe_pool(pool: asyncpg.Pool, name: str) -> Callable[[], None]:
             each()
 
     return stop
+
+
+def sampled_row(
+    pool: asyncpg.Pool,
+    read: Callable[[Conn], Awaitable[asyncpg.Record]],
+    columns: Sequence[tuple[Gauge, str]],
+) -> SampledGauges:
+    """Gauges that are the columns of one row `read` returns (each without attributes)."""
+
+    async def sample() -> Mapping[str, Readings]:
+        async with pool.acquire() as conn:
+            row = await read(conn)
+        return {gauge.name: [(row[column], {})] for gauge, column in columns}
+
+    return SampledGauges([gauge for gauge, _ in columns], sample)
 
 
 class SampledGauges:

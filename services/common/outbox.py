@@ -76,14 +76,14 @@ async def unpublished(conn: Conn, limit: int) -> list[Record]:
     )
 
 
-async def backlog(conn: Conn) -> tuple[int, float]:
-    """Events waiting to be handed on, and the oldest one's age in seconds."""
+async def backlog(conn: Conn) -> Record:
+    """Events waiting to be handed on (`waiting`), and the oldest one's age in seconds."""
     row = await conn.fetchrow(
-        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8"
-        " AS age FROM outbox WHERE published_at IS NULL"
+        "SELECT count(*) AS waiting, coalesce(extract(epoch FROM now() - min(occurred_at)), 0)"
+        "::float8 AS age FROM outbox WHERE published_at IS NULL"
     )
     assert row is not None
-    return row["n"], row["age"]
+    return row
 
 
 async def mark_published(conn: Conn, up_to_seq: int) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from datetime import timedelta
 
 import asyncpg
 
 from loyalty.webhooks.v1 import webhooks_pb2 as wpb
 from services.common import outbox
-from services.common.metrics import Gauge, Readings, SampledGauges
+from services.common.metrics import Gauge, SampledGauges, sampled_row
 from services.common.periodic import Job, traced_work
 from services.common.server import Runtime
 from services.common.settings import Env
@@ -63,19 +62,15 @@ class Relay:
         )
 
 
-BACKLOG = (
-    Gauge("points.outbox.unpublished", "{event}", "Events not yet handed to the webhooks service"),
-    Gauge("points.outbox.unpublished.age", "s", "Age of the oldest event not yet handed over"),
-)
-
-
 def backlog(pool: asyncpg.Pool) -> SampledGauges:
-    async def sample() -> Mapping[str, Readings]:
-        async with pool.acquire() as conn:
-            count, age = await outbox.backlog(conn)
-        return {BACKLOG[0].name: [(count, {})], BACKLOG[1].name: [(age, {})]}
-
-    return SampledGauges(BACKLOG, sample)
+    return sampled_row(
+        pool,
+        outbox.backlog,
+        [
+            (Gauge("points.outbox.unpublished", "{event}", "Events not yet handed on"), "waiting"),
+            (Gauge("points.outbox.unpublished.age", "s", "Oldest event not handed on"), "age"),
+        ],
+    )
 
 
 def install(runtime: Runtime, source: str) -> None:

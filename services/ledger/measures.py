@@ -3,13 +3,13 @@ sizes, expiry runs, and sampled gauges of liability and what awaits the sweeps."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 
 import asyncpg
 from google.protobuf.message import Message
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
-from services.common.metrics import DURATION_BUCKETS, Gauge, Readings, SampledGauges, meter
+from services.common.metrics import DURATION_BUCKETS, Gauge, SampledGauges, meter, sampled_row
 from services.ledger import queries
 
 # A transfer's kind, as the flow it is in the program's economy.
@@ -58,21 +58,19 @@ def count_flows(outcomes: Iterable[Message]) -> None:
         points.add(amount, {"points.flow": flow})
 
 
-GAUGES = (
-    Gauge("points.ledger.liability", "{point}", "Points members hold, not yet due to expire"),
-    Gauge("points.ledger.holds.overdue", "{hold}", "Active holds past their deadline"),
-    Gauge("points.ledger.lots.due", "{lot}", "Lots past expiry awaiting the expiry sweep"),
-)
-
-
 def sampled(pool: asyncpg.Pool) -> SampledGauges:
-    async def sample() -> Mapping[str, Readings]:
-        async with pool.acquire() as conn:
-            row = await queries.gauges(conn)
-        return {
-            "points.ledger.liability": [(row["liability"], {})],
-            "points.ledger.holds.overdue": [(row["overdue_holds"], {})],
-            "points.ledger.lots.due": [(row["due_lots"], {})],
-        }
-
-    return SampledGauges(GAUGES, sample)
+    return sampled_row(
+        pool,
+        queries.gauges,
+        [
+            (Gauge("points.ledger.liability", "{point}", "Points members hold"), "liability"),
+            (
+                Gauge("points.ledger.holds.overdue", "{hold}", "Holds past deadline"),
+                "overdue_holds",
+            ),
+            (
+                Gauge("points.ledger.lots.due", "{lot}", "Lots awaiting the expiry sweep"),
+                "due_lots",
+            ),
+        ],
+    )

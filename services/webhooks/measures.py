@@ -3,11 +3,9 @@ of what waits (deliveries pending, the oldest one's age) and of disabled subscri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import asyncpg
 
-from services.common.metrics import DURATION_BUCKETS, Gauge, Readings, SampledGauges, meter
+from services.common.metrics import DURATION_BUCKETS, Gauge, SampledGauges, meter, sampled_row
 from services.webhooks import repository as repo
 
 attempts = meter().create_counter(
@@ -22,21 +20,17 @@ attempt_duration = meter().create_histogram(
     explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
 )
 
-GAUGES = (
-    Gauge("points.webhooks.pending", "{delivery}", "Deliveries waiting to be sent or retried"),
-    Gauge("points.webhooks.pending.age", "s", "Age of the oldest delivery waiting"),
-    Gauge("points.webhooks.subscriptions.disabled", "{subscription}", "Disabled subscriptions"),
-)
-
 
 def sampled(pool: asyncpg.Pool) -> SampledGauges:
-    async def sample() -> Mapping[str, Readings]:
-        async with pool.acquire() as conn:
-            row = await repo.gauges(conn)
-        return {
-            "points.webhooks.pending": [(row["pending"], {})],
-            "points.webhooks.pending.age": [(row["oldest"], {})],
-            "points.webhooks.subscriptions.disabled": [(row["disabled"], {})],
-        }
-
-    return SampledGauges(GAUGES, sample)
+    return sampled_row(
+        pool,
+        repo.gauges,
+        [
+            (Gauge("points.webhooks.pending", "{delivery}", "Deliveries waiting"), "pending"),
+            (Gauge("points.webhooks.pending.age", "s", "Oldest delivery waiting"), "oldest"),
+            (
+                Gauge("points.webhooks.subscriptions.disabled", "{subscription}", "Disabled"),
+                "disabled",
+            ),
+        ],
+    )
