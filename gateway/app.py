@@ -19,7 +19,17 @@ from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.limits import EdgeGuard
 from gateway.models import Problem, Readiness
-from gateway.routes import admin, checkout, coupons, dead_letters, events, mall, me, members
+from gateway.routes import (
+    admin,
+    checkout,
+    coupons,
+    dead_letters,
+    events,
+    mall,
+    me,
+    members,
+    webhooks,
+)
 from gateway.settings import GatewaySettings
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -82,7 +92,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.sse_keepalive_seconds = settings.sse_keepalive_seconds
     errors.install(app)
     console.install(app)
-    routers = (me, mall, checkout, coupons, events, admin, members, dead_letters)
+    routers = (me, mall, checkout, coupons, events, admin, members, dead_letters, webhooks)
     for router in (module.router for module in routers):
         app.include_router(router)
 

@@ -10,13 +10,15 @@ import grpc
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2, mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2_grpc
-from services.common import ledger_client, rules_client
+from loyalty.webhooks.v1 import webhooks_pb2_grpc
+from services.common import ledger_client, rules_client, webhooks_client
 from services.common.peers import open_channel
 
 SERVICES = {
     "ledger": ledger_client.SERVICE,
     "rules": rules_client.SERVICE,
     "mall": mall_pb2.DESCRIPTOR.services_by_name["MallService"].full_name,
+    "webhooks": webhooks_client.SERVICE,
 }
 
 
@@ -29,6 +31,7 @@ class Backends:
     ledger: ledger_pb2_grpc.LedgerServiceAsyncStub = field(init=False)
     rules: rules_pb2_grpc.RulesServiceAsyncStub = field(init=False)
     mall: mall_pb2_grpc.MallServiceAsyncStub = field(init=False)
+    webhooks: webhooks_pb2_grpc.WebhooksServiceAsyncStub = field(init=False)
 
     def open(self) -> None:
         # Channels connect lazily; a backend that is down fails its calls, not the gateway.
@@ -41,6 +44,7 @@ class Backends:
         self.ledger = ledger_pb2_grpc.LedgerServiceStub(self.channels["ledger"])
         self.rules = rules_pb2_grpc.RulesServiceStub(self.channels["rules"])
         self.mall = mall_pb2_grpc.MallServiceStub(self.channels["mall"])
+        self.webhooks = webhooks_pb2_grpc.WebhooksServiceStub(self.channels["webhooks"])
 
     async def close(self) -> None:
         await asyncio.gather(*(channel.close() for channel in self.channels.values()))

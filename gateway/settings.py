@@ -13,7 +13,7 @@ from services.common.settings import (
     peer_address,
 )
 
-BACKENDS = ("ledger", "rules", "mall")
+BACKENDS = ("ledger", "rules", "mall", "webhooks")
 DEV_SECRET = "points-development-secret-do-not-use-in-production"
 
 

@@ -3,6 +3,7 @@ operators. Delivery itself is `delivery.py`'s."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from typing import Any
@@ -62,8 +63,8 @@ def subscription_of(row: Record) -> pb.Subscription:
         create_time=to_timestamp(row["created_at"]),
         pending_deliveries=row["pending"],
     )
-    if row["previous_secret_until"] is not None:
-        message.previous_secret_until.CopyFrom(to_timestamp(row["previous_secret_until"]))
+    if row["previous_secret_until"] is not None:  # the column keeps its name
+        message.previous_secret_expire_time.CopyFrom(to_timestamp(row["previous_secret_until"]))
     return message
 
 
@@ -87,6 +88,14 @@ def delivery_of(row: Record) -> pb.Delivery:
     if row["delivered_at"] is not None:
         message.deliver_time.CopyFrom(to_timestamp(row["delivered_at"]))
     return message
+
+
+def _not_allowed(refusal: EndpointRefused) -> InvalidArgument:
+    return InvalidArgument(
+        "ENDPOINT_NOT_ALLOWED",
+        f"subscription.url {refusal}",
+        violations=[FieldViolation("subscription.url", str(refusal))],
+    )
 
 
 def _id(value: str, field: str, reason: str, what: str) -> int:
@@ -157,13 +166,13 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             bad.append(FieldViolation("subscription.url", "at most 2048 characters"))
         raise_if(bad)
         try:
-            await resolve(subscription.url, self.config.allowed_networks)
+            # Bounded: a name that does not answer is refused now, not after the caller's
+            # deadline (each attempt resolves it again anyway).
+            await asyncio.wait_for(resolve(subscription.url, self.config.allowed_networks), 2)
+        except TimeoutError:
+            raise _not_allowed(EndpointRefused("does not resolve within 2 s")) from None
         except EndpointRefused as exc:
-            raise InvalidArgument(
-                "ENDPOINT_NOT_ALLOWED",
-                f"subscription.url {exc}",
-                violations=[FieldViolation("subscription.url", str(exc))],
-            ) from None
+            raise _not_allowed(exc) from None
 
     @idempotent_admin(pb.CreateSubscriptionResponse)
     async def CreateSubscription(

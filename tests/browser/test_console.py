@@ -19,6 +19,7 @@ from gateway.auth import mint
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
+from services.webhooks.server import SPEC as WEBHOOKS
 from tests.support.browser import CHROMIUM, screenshot_on_failure
 from tests.support.gateway_calls import AUTH, bearer, gateway_env, operator_keys
 from tests.support.hosts import running, serving_gateway
@@ -45,7 +46,10 @@ async def console(private_database: str, request: pytest.FixtureRequest) -> Asyn
             env["RULES_ADDR"] = f"127.0.0.1:{rules.port}"
             async with (
                 running(MALL, private_database, env) as mall,
-                serving_gateway(gateway_env(ledger.port, rules.port, mall.port)) as url,
+                running(WEBHOOKS, private_database) as webhooks,
+                serving_gateway(
+                    gateway_env(ledger.port, rules.port, mall.port, webhooks.port)
+                ) as url,
                 httpx.AsyncClient(
                     base_url=url, timeout=20, event_hooks={"request": [operator_keys]}
                 ) as http,

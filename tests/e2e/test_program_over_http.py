@@ -15,6 +15,7 @@ from gateway import examples
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
+from services.webhooks.server import SPEC as WEBHOOKS
 from tests.support.gateway_calls import bearer, gateway_env, operator_keys
 from tests.support.hosts import running, serving_gateway
 
@@ -28,10 +29,14 @@ async def http(private_database: str) -> AsyncIterator[httpx.AsyncClient]:
         env = {"LEDGER_ADDR": f"127.0.0.1:{ledger.port}", "RULES_SETTLE_SECONDS": "0.2"}
         async with running(RULES, private_database, env) as rules:
             env["RULES_ADDR"] = f"127.0.0.1:{rules.port}"
-            async with running(MALL, private_database, env) as mall:
+            async with (
+                running(MALL, private_database, env) as mall,
+                running(WEBHOOKS, private_database) as webhooks,
+            ):
                 hooks = {"request": [operator_keys]}
+                ports = (ledger.port, rules.port, mall.port, webhooks.port)
                 async with (
-                    serving_gateway(gateway_env(ledger.port, rules.port, mall.port)) as url,
+                    serving_gateway(gateway_env(*ports)) as url,
                     httpx.AsyncClient(base_url=url, timeout=20, event_hooks=hooks) as client,
                 ):
                     yield client

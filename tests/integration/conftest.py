@@ -15,6 +15,7 @@ from services.common.server import ServiceHost
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
+from services.webhooks.server import SPEC as WEBHOOKS
 from tests.support.hosts import running
 
 
@@ -49,6 +50,12 @@ async def rules_host(database_url: str, ledger_host: ServiceHost) -> AsyncIterat
 async def rules(rules_host: ServiceHost) -> AsyncIterator[rules_pb2_grpc.RulesServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{rules_host.port}") as channel:
         yield rules_pb2_grpc.RulesServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+async def webhooks_host(database_url: str) -> AsyncIterator[ServiceHost]:
+    async with running(WEBHOOKS, database_url) as host:  # only public endpoints
+        yield host
 
 
 @pytest.fixture(scope="session")

@@ -131,7 +131,9 @@ async def test_the_delivery_log_and_a_rotation_that_signs_with_both_secrets(
         rotated = await s.webhooks.RotateSecret(
             pb.RotateSecretRequest(subscription_id=subscription_id, overlap_seconds=60)
         )
-        assert rotated.secret != old and rotated.subscription.HasField("previous_secret_until")
+        assert rotated.secret != old and rotated.subscription.HasField(
+            "previous_secret_expire_time"
+        )
         again = await s.webhooks.Redeliver(pb.RedeliverRequest(delivery_id=delivery.delivery_id))
         assert again.delivery.event_id == delivery.event_id
         await until(lambda: len(receiver.requests) == 3)

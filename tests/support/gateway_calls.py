@@ -17,11 +17,14 @@ def bearer(user: str, *scopes: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint(AUTH, user, scopes)}"}
 
 
-def gateway_env(ledger_port: int, rules_port: int, mall_port: int) -> dict[str, str]:
+def gateway_env(
+    ledger_port: int, rules_port: int, mall_port: int, webhooks_port: int
+) -> dict[str, str]:
     return {
         "LEDGER_ADDR": f"127.0.0.1:{ledger_port}",
         "RULES_ADDR": f"127.0.0.1:{rules_port}",
         "MALL_ADDR": f"127.0.0.1:{mall_port}",
+        "WEBHOOKS_ADDR": f"127.0.0.1:{webhooks_port}",
         "BACKEND_TIMEOUT_SECONDS": "1",
         "GATEWAY_SSE_KEEPALIVE_SECONDS": "0.3",
     }

@@ -16,10 +16,14 @@ from tests.support.rules_calls import RulesStub, define_program
 
 @pytest.fixture(scope="module")
 async def http(
-    ledger_host: ServiceHost, rules_host: ServiceHost, mall_host: ServiceHost, rules: RulesStub
+    ledger_host: ServiceHost,
+    rules_host: ServiceHost,
+    mall_host: ServiceHost,
+    webhooks_host: ServiceHost,
+    rules: RulesStub,
 ) -> AsyncIterator[httpx.AsyncClient]:
     await define_program(rules)
-    env = gateway_env(ledger_host.port, rules_host.port, mall_host.port)
+    env = gateway_env(ledger_host.port, rules_host.port, mall_host.port, webhooks_host.port)
     async with serving_gateway(env) as url:
         async with httpx.AsyncClient(
             base_url=url, timeout=10, event_hooks={"request": [operator_keys]}

@@ -65,10 +65,15 @@ async def test_wallet_aggregates_the_users_own_points(
 
 
 async def test_wallet_degrades_when_a_backend_is_down(
-    ledger_host: ServiceHost, mall_host: ServiceHost, ledger: LedgerStub, user: str
+    ledger_host: ServiceHost,
+    mall_host: ServiceHost,
+    webhooks_host: ServiceHost,
+    ledger: LedgerStub,
+    user: str,
 ) -> None:
     await credit(ledger, user, 7)
-    env = gateway_env(ledger_host.port, free_port(), mall_host.port)  # no rules there
+    no_rules = free_port()
+    env = gateway_env(ledger_host.port, no_rules, mall_host.port, webhooks_host.port)
     async with serving_gateway(env) as url:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             reply = await client.get("/v1/me/wallet", headers=bearer(user))

@@ -62,9 +62,12 @@ def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def backends_env(
-    ledger_host: ServiceHost, rules_host: ServiceHost, mall_host: ServiceHost
+    ledger_host: ServiceHost,
+    rules_host: ServiceHost,
+    mall_host: ServiceHost,
+    webhooks_host: ServiceHost,
 ) -> dict[str, str]:
-    return gateway_env(ledger_host.port, rules_host.port, mall_host.port)
+    return gateway_env(ledger_host.port, rules_host.port, mall_host.port, webhooks_host.port)
 
 
 async def test_rs256_tokens_verified_with_keys_from_a_jwks_url(

@@ -16,6 +16,7 @@ from loyalty.rules.v1 import rules_pb2_grpc
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
+from services.webhooks.server import SPEC as WEBHOOKS
 from tests.support.gateway_calls import bearer, gateway_env
 from tests.support.hosts import running, serving_gateway
 from tests.support.rules_calls import define_program
@@ -31,8 +32,9 @@ async def test_no_input_makes_the_gateway_fail(private_database: str, tmp_path: 
             private_database,
             {"LEDGER_ADDR": f"127.0.0.1:{ledger.port}", "RULES_ADDR": f"127.0.0.1:{rules.port}"},
         ) as mall,
+        running(WEBHOOKS, private_database) as webhooks,
         grpc.aio.insecure_channel(f"127.0.0.1:{rules.port}") as channel,
-        serving_gateway(gateway_env(ledger.port, rules.port, mall.port)) as url,
+        serving_gateway(gateway_env(ledger.port, rules.port, mall.port, webhooks.port)) as url,
     ):
         await define_program(rules_pb2_grpc.RulesServiceStub(channel))
         # The CLI runs in its own process while this loop keeps serving every backend.
