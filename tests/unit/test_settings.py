@@ -48,6 +48,7 @@ def test_gateway_backends_from_env() -> None:
         "ledger": "ledger:50051",
         "rules": "127.0.0.1:50052",
         "mall": "127.0.0.1:50053",
+        "webhooks": "127.0.0.1:50054",
     }
     with pytest.raises(SettingsError, match="BACKEND_TIMEOUT_SECONDS"):
         GatewaySettings.from_env({"BACKEND_TIMEOUT_SECONDS": "0"})
