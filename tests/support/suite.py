@@ -29,12 +29,21 @@ MODULES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class Suite:
     ports: Mapping[str, int]
+    env: Mapping[str, str]
+    processes: dict[str, subprocess.Popen[bytes]]
 
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
+
+    async def kill_and_restart(self, name: str) -> None:
+        """SIGKILL a service (nothing flushed, nothing released) and start it again."""
+        self.processes[name].send_signal(signal.SIGKILL)
+        await asyncio.to_thread(self.processes[name].wait, 10)
+        self.processes[name] = spawn(MODULES[name], self.env)
+        await wait_serving(self.address(name))
 
     @property
     def gateway_url(self) -> str:
@@ -53,14 +62,13 @@ async def running_suite(database_url: str, env: Mapping[str, str]) -> AsyncItera
         **{f"{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()},
         **env,
     }
-    processes: list[subprocess.Popen[bytes]] = []
+    suite = Suite(ports, full_env, {})
     try:
         # The services one by one: each applies its migrations on start.
         for name in SERVICES:
-            processes.append(spawn(MODULES[name], full_env))
+            suite.processes[name] = spawn(MODULES[name], full_env)
             await wait_serving(f"127.0.0.1:{ports[name]}")
-        processes.append(spawn(MODULES["gateway"], full_env))
-        suite = Suite(ports)
+        suite.processes["gateway"] = spawn(MODULES["gateway"], full_env)
         async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=10) as http:
             for _ in range(100):
                 try:
@@ -70,9 +78,9 @@ async def running_suite(database_url: str, env: Mapping[str, str]) -> AsyncItera
                     await asyncio.sleep(0.1)
         yield suite
     finally:
-        for process in processes:
+        for process in suite.processes.values():
             process.send_signal(signal.SIGTERM)
-        for process in processes:
+        for process in suite.processes.values():
             await asyncio.to_thread(process.wait, 15)
 
 
