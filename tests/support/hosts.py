@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -21,10 +22,27 @@ from services.common.settings import ServiceSettings
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Listening ports for tests come from below the kernel's ephemeral range (32768-60999 by
+# default): a port taken from that range can be handed, between our check and the server's
+# bind, to some process's outgoing connection (a flake seen with five services starting).
+_LISTEN_PORTS = range(20000, 32000)
+_given: set[int] = set()  # never hand the same port out twice in one process
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, outside the ephemeral range."""
+    for _ in range(100):
+        port = random.choice(_LISTEN_PORTS)
+        if port in _given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    raise RuntimeError("no free port found")
 
 
 @asynccontextmanager
