@@ -21,6 +21,7 @@ import asyncpg
 from asyncpg import Record
 
 from services.common.db import Conn
+from services.common.timestamps import rfc3339
 
 SCHEMA_VERSION = 1
 # Every event type the suite writes, by the service that owns it; each has a JSON Schema of its
@@ -103,14 +104,24 @@ async def forget_published(pool: asyncpg.Pool, older_than: timedelta) -> int:
     return int(status.split()[-1])
 
 
-def envelope(row: Record) -> dict[str, Any]:
-    """The event as delivered: the stable envelope around its data."""
-    occurred: datetime = row["occurred_at"]
+def envelope_of(
+    event_id: str, type_: str, occurred_at: datetime, member_id: str | None, data: Any
+) -> dict[str, Any]:
+    """The event as delivered: the stable envelope around its data (the one definition; see
+    events/schemas/envelope.json)."""
     return {
-        "id": str(row["event_id"]),
-        "type": row["type"],
-        "occurred_at": occurred.isoformat().replace("+00:00", "Z"),
-        "member_id": row["member_id"],
+        "id": event_id,
+        "type": type_,
+        "occurred_at": rfc3339(occurred_at),
+        "member_id": member_id,
         "schema_version": SCHEMA_VERSION,
-        "data": json.loads(row["data"]) if isinstance(row["data"], str) else row["data"],
+        "data": data,
     }
+
+
+def envelope(row: Record) -> dict[str, Any]:
+    """The envelope of an outbox row."""
+    data = json.loads(row["data"]) if isinstance(row["data"], str) else row["data"]
+    return envelope_of(
+        str(row["event_id"]), row["type"], row["occurred_at"], row["member_id"], data
+    )

@@ -22,3 +22,8 @@ def to_timestamp(value: datetime | None) -> Timestamp | None:
 
 def from_timestamp(value: Timestamp) -> datetime:
     return value.ToDatetime(tzinfo=UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    """An aware datetime as RFC 3339 in UTC, e.g. 2026-11-26T08:00:00.123456Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from services.common.outbox import Event
-from services.common.timestamps import from_timestamp
+from services.common.timestamps import from_timestamp, rfc3339
 from services.ledger.measures import transfers_of
 
 TYPES = {
@@ -48,4 +48,4 @@ def data_of(transfer: pb.Transfer) -> dict[str, object]:
 
 
 def _iso(stamp: Timestamp) -> str:
-    return from_timestamp(stamp).isoformat().replace("+00:00", "Z")
+    return rfc3339(from_timestamp(stamp))

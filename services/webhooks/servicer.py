@@ -15,7 +15,7 @@ from loyalty.webhooks.v1 import webhooks_pb2 as pb
 from loyalty.webhooks.v1 import webhooks_pb2_grpc
 from services.common.errors import FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import RequestLog, idempotent_admin
-from services.common.outbox import EVENT_TYPES, SCHEMA_VERSION
+from services.common.outbox import EVENT_TYPES, envelope_of
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp, to_timestamp
 from services.common.validation import check_text, raise_if
@@ -37,19 +37,14 @@ STATUSES = {
 
 def envelope(event: pb.Event, data: dict[str, Any]) -> str:
     """The body every subscriber gets for this event (see events/schemas/envelope.json)."""
-    occurred = from_timestamp(event.occurred_at).isoformat().replace("+00:00", "Z")
-    return json.dumps(
-        {
-            "id": event.event_id,
-            "type": event.type,
-            "occurred_at": occurred,
-            "member_id": event.member_id or None,
-            "schema_version": SCHEMA_VERSION,
-            "data": data,
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
+    body = envelope_of(
+        event.event_id,
+        event.type,
+        from_timestamp(event.occurred_at),
+        event.member_id or None,
+        data,
     )
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 def subscription_of(row: Record) -> pb.Subscription:
