@@ -12,6 +12,7 @@ from loyalty.ledger.v1 import ledger_pb2 as pb
 from services.common.outbox import Event
 from services.common.timestamps import from_timestamp, rfc3339
 from services.ledger.measures import transfers_of
+from services.ledger.operations import MEMBER
 
 TYPES = {
     pb.TRANSFER_KIND_EARN: "points.credited",
@@ -21,13 +22,17 @@ TYPES = {
 }
 
 
+def type_of(transfer: pb.Transfer) -> str | None:
+    """The event a transfer means; an operator's adjustment is a credit or a debit by the side
+    the member's account is on. Holds, releases and expiry have events of their own."""
+    if transfer.kind == pb.TRANSFER_KIND_ADJUSTMENT:
+        return "points.credited" if transfer.credit_account == MEMBER else "points.debited"
+    return TYPES.get(transfer.kind)
+
+
 def of_outcomes(outcomes: Iterable[Message]) -> list[Event]:
-    return [
-        Event(TYPES[t.kind], t.user_id, data_of(t))
-        for outcome in outcomes
-        for t in transfers_of(outcome)
-        if t.kind in TYPES
-    ]
+    typed = ((type_of(t), t) for outcome in outcomes for t in transfers_of(outcome))
+    return [Event(kind, t.user_id, data_of(t)) for kind, t in typed if kind is not None]
 
 
 def data_of(transfer: pb.Transfer) -> dict[str, object]:
@@ -36,7 +41,7 @@ def data_of(transfer: pb.Transfer) -> dict[str, object]:
         "amount": transfer.amount,
         "reason_code": transfer.reason_code,
     }
-    if transfer.kind == pb.TRANSFER_KIND_EARN:
+    if transfer.credit_account == MEMBER and transfer.kind != pb.TRANSFER_KIND_REVERSAL:
         data["source"] = transfer.debit_account.removeprefix("issuance:")
         if transfer.HasField("expire_time"):
             data["expires_at"] = _iso(transfer.expire_time)

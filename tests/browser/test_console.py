@@ -1,8 +1,8 @@
 """The operator console in a real browser (Debian's Chromium driven by Playwright) over a real
 suite: an operator signs in, defines a rule, simulates and publishes it, watches the economy
 page move as events arrive through the API, approves a review, adjusts a member's points and
-reads why, and switches language. A failing test leaves a screenshot of the page under
-test-results/<test name>/."""
+reads why, switches language, and subscribes a webhook receiver and follows its deliveries. A
+failing test leaves a screenshot of the page under test-results/<test name>/."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
+from standardwebhooks.webhooks import Webhook
 
 from gateway.auth import mint
 from services.ledger.server import SPEC as LEDGER
@@ -23,6 +24,7 @@ from services.webhooks.server import SPEC as WEBHOOKS
 from tests.support.browser import CHROMIUM, screenshot_on_failure
 from tests.support.gateway_calls import AUTH, bearer, gateway_env, operator_keys
 from tests.support.hosts import running, serving_gateway
+from tests.support.receiver import Receiver, receiving
 
 BACKEND = bearer("app-backend", "events:write")
 
@@ -32,13 +34,26 @@ class Console:
     page: Page
     http: httpx.AsyncClient
     url: str
+    receiver: Receiver  # a webhook receiver on loopback, which the suite may deliver to
 
 
 @pytest.fixture
 async def console(private_database: str, request: pytest.FixtureRequest) -> AsyncIterator[Console]:
-    async with running(LEDGER, private_database) as ledger:
+    hooks = {
+        "WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "WEBHOOKS_POLL_SECONDS": "0.1",
+        "WEBHOOKS_RETRY_SECONDS": "0.2",  # one quick retry, then the service gives up
+    }
+    async with (
+        receiving() as receiver,
+        running(WEBHOOKS, private_database, hooks) as webhooks,
+        running(
+            LEDGER, private_database, {"WEBHOOKS_ADDR": f"127.0.0.1:{webhooks.port}"}
+        ) as ledger,
+    ):
         env = {
             "LEDGER_ADDR": f"127.0.0.1:{ledger.port}",
+            "WEBHOOKS_ADDR": f"127.0.0.1:{webhooks.port}",
             "RULES_SETTLE_SECONDS": "0.1",
             "RULES_ACCOUNTS_PER_DEVICE": "2",  # the second account on a device is reviewed
         }
@@ -46,7 +61,6 @@ async def console(private_database: str, request: pytest.FixtureRequest) -> Asyn
             env["RULES_ADDR"] = f"127.0.0.1:{rules.port}"
             async with (
                 running(MALL, private_database, env) as mall,
-                running(WEBHOOKS, private_database) as webhooks,
                 serving_gateway(
                     gateway_env(ledger.port, rules.port, mall.port, webhooks.port)
                 ) as url,
@@ -64,7 +78,7 @@ async def console(private_database: str, request: pytest.FixtureRequest) -> Asyn
                 errors: list[str] = []
                 page.on("pageerror", lambda error: errors.append(str(error)))
                 async with screenshot_on_failure(page, request):
-                    yield Console(page, http, url)
+                    yield Console(page, http, url, receiver)
                 await browser.close()
                 assert not errors, errors  # no script error on any page
 
@@ -227,3 +241,92 @@ async def test_a_shipped_redemption_moves_forward_from_the_mall_page(console: Co
     await page.click("[data-page=health]")
     last_run = page.locator("section", has_text="Last expiry run")
     await expect(last_run.locator("tbody tr")).to_have_count(1)
+
+
+async def test_a_webhook_subscription_and_its_delivery_log(console: Console) -> None:
+    page, http, receiver = console.page, console.http, console.receiver
+    admin = bearer("operator", "admin")
+
+    async def credit(member: str, points: int) -> None:
+        reply = await http.post(
+            f"/v1/admin/members/{member}/adjustments",
+            json={"points": points, "note": "webhook test"},
+            headers=admin,
+        )
+        assert reply.is_success, reply.text
+
+    await sign_in(console)
+    await page.click("#nav [data-page=webhooks]")
+    # The service's validation comes back to the form.
+    await page.fill("input[name=url]", receiver.url)
+    await page.fill("input[name=event_types]", "points.credited, points.nope")
+    await page.click("button[name=save]")
+    await expect(page.locator("[role=alert]").first).to_contain_text("event_types[1]")
+    await page.fill("input[name=event_types]", "points.credited")
+    await page.click("button[name=save]")
+    secret = (await page.locator("#secret").inner_text()).strip()
+    assert secret.startswith("whsec_")
+
+    # A credit is delivered, signed with the secret the page showed.
+    await credit("hook-member", 7)
+    for _ in range(100):
+        if receiver.requests:
+            break
+        await page.wait_for_timeout(100)
+    first = receiver.requests[0]
+    event = Webhook(secret).verify(first.body, first.headers)
+    assert (event["type"], event["member_id"]) == ("points.credited", "hook-member")
+
+    await page.click("tr:has-text('points.credited') a")
+    delivered = page.locator("#deliveries tbody tr").first
+    await expect(delivered).to_contain_text("DELIVERED")
+    await expect(delivered).to_contain_text("200")
+    await expect(delivered).to_contain_text("hook-member")
+
+    # The receiver fails: one retry, then the service gives up and disables the subscription;
+    # the health page tells the operator.
+    receiver.status = 500
+    await credit("hook-member", 3)
+    await page.click("#nav [data-page=health]")
+    gave_up = page.locator("section", has_text="Webhooks the service disabled")
+    for _ in range(100):
+        if await gave_up.locator("tbody tr").count():
+            break
+        await page.wait_for_timeout(100)
+        await page.click("#nav [data-page=webhooks]")
+        await page.click("#nav [data-page=health]")
+    await expect(gave_up.locator("tbody tr")).to_contain_text("DELIVERY_GAVE_UP")
+
+    # Enable it from the list, and send the failed delivery again from the log.
+    receiver.status = 200
+    await page.click("#nav [data-page=webhooks]")
+    await page.click("button[name=toggle]")
+    await expect(page.locator("td", has_text="Enabled")).to_be_visible()
+    await page.click("tbody a")
+    await page.select_option("select[name=status]", "FAILED")
+    failed = page.locator("#deliveries tbody tr")
+    await expect(failed).to_have_count(1)
+    await expect(failed).to_contain_text("500")
+    before = len(receiver.requests)
+    await failed.locator("button[name=redeliver]").click()
+    for _ in range(100):
+        if len(receiver.requests) > before:
+            break
+        await page.wait_for_timeout(100)
+    again = Webhook(secret).verify(receiver.requests[-1].body, receiver.requests[-1].headers)
+    assert again["data"]["amount"] == 3
+
+    # Replay the last day: both credits are queued again.
+    await page.click("button[name=replay]")
+    await expect(page.locator("#replayed")).to_have_text("Deliveries queued: 2")
+
+    # A rotated secret is shown once; the old one keeps signing until the time shown.
+    await page.click("#nav [data-page=webhooks]")
+    await page.click("button[name=rotate]")
+    rotated = (await page.locator("#secret").inner_text()).strip()
+    assert rotated.startswith("whsec_") and rotated != secret
+    await expect(page.locator("tbody tr").first).not_to_contain_text("—")
+
+    await page.select_option("#language", "zh-CN")
+    await expect(page.locator("#nav [data-page=webhooks]")).to_have_text("Webhook")
+    await expect(page.locator("button[name=rotate]")).to_have_text("轮换密钥")

@@ -10,8 +10,9 @@ import { mall } from "./pages/mall.js";
 import { member } from "./pages/member.js";
 import { reviews } from "./pages/reviews.js";
 import { simulate } from "./pages/simulate.js";
+import { webhooks } from "./pages/webhooks.js";
 
-const PAGES = { economy, config, simulate, reviews, member, mall, health };
+const PAGES = { economy, config, simulate, reviews, member, mall, webhooks, health };
 const page = document.getElementById("page");
 const nav = document.getElementById("nav");
 const signInForm = document.getElementById("sign-in");

@@ -38,6 +38,13 @@ const WORDS = {
     markSHIPPED: "Mark shipped", markDELIVERED: "Mark delivered",
     lastExpiryRun: "Last expiry run", lots: "Lots", members: "Members",
     replay: "Replay", replayHelp: "or replay the events of the last days (as fresh members):",
+    webhooks: "Webhooks", endpoint: "Endpoint", eventTypes: "Event types", subscribe: "Subscribe",
+    disabled: "Disabled", rotate: "Rotate secret", previousSecret: "Old secret signs until",
+    secretOnce: "The signing secret, shown this once: keep it where the receiver can read it.",
+    deliveries: "Deliveries", more: "More", code: "Code", latency: "Latency", answer: "Answer",
+    delivered: "Delivered", next: "Next attempt", redeliver: "Redeliver", all: "All",
+    replayWindow: "Deliver again every event between", queued: "Deliveries queued",
+    disabledWebhooks: "Webhooks the service disabled",
   },
   "zh-CN": {
     title: "积分运营后台", language: "语言", signIn: "登录", signOut: "退出",
@@ -77,6 +84,13 @@ const WORDS = {
     markSHIPPED: "标记已发货", markDELIVERED: "标记已签收",
     lastExpiryRun: "最近一次过期处理", lots: "批次", members: "会员数",
     replay: "回放", replayHelp: "或回放最近几天的真实事件（按新会员计算）：",
+    webhooks: "Webhook", endpoint: "接收地址", eventTypes: "事件类型", subscribe: "订阅",
+    disabled: "已停用", rotate: "轮换密钥", previousSecret: "旧密钥签名截止",
+    secretOnce: "签名密钥仅显示这一次：请保存到接收方可读取的位置。",
+    deliveries: "投递记录", more: "更多", code: "状态码", latency: "耗时", answer: "响应",
+    delivered: "送达时间", next: "下次尝试", redeliver: "重新投递", all: "全部",
+    replayWindow: "重新投递以下时间段的全部事件", queued: "已排队投递",
+    disabledWebhooks: "被系统停用的 Webhook",
   },
 };
 

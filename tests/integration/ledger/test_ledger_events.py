@@ -59,6 +59,30 @@ async def test_each_applied_transfer_is_an_event(
     assert all(e["member_id"] == user and e["schema_version"] == 1 for e in events)
 
 
+async def test_an_operators_adjustment_is_a_credit_or_a_debit(
+    ledger: Stub, database_url: str, user: str
+) -> None:
+    reason, kind = "OPERATOR_ADJUSTMENT", pb.TRANSFER_KIND_ADJUSTMENT
+    await ledger.Credit(
+        pb.CreditRequest(
+            request_id=rid(),
+            user_id=user,
+            amount=9,
+            source="adjustment",
+            reason_code=reason,
+            kind=kind,
+        )
+    )
+    await ledger.Debit(
+        pb.DebitRequest(request_id=rid(), user_id=user, amount=4, reason_code=reason, kind=kind)
+    )
+    events = await events_of(database_url, "ledger", user)
+    assert types_of(events) == ["points.credited", "points.debited"]
+    credited, debited = (e["data"] for e in events)
+    assert (credited["amount"], credited["source"], debited["amount"]) == (9, "adjustment", 4)
+    assert "source" not in debited
+
+
 @pytest.mark.slow
 async def test_an_expiry_run_announces_each_member_once(
     ledger: Stub, database_url: str, user: str
