@@ -6,12 +6,14 @@ outside a transaction, for what PostgreSQL refuses inside one (`CREATE INDEX CON
 which builds an index without blocking writes); such a file holds one statement, written to be
 re-runnable (`IF NOT EXISTS`), because a failure half-way cannot be rolled back.
 A session-level advisory lock per schema serialises concurrent runners (two replicas
-starting together): the second waits, then finds nothing left to do. An applied file whose
+starting together): the second waits (asking again, never blocked in a statement), then finds
+nothing left to do. An applied file whose
 content later changes is an error, never silently re-run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -69,12 +71,22 @@ def load_migrations(directory: Path) -> list[Migration]:
     return migrations
 
 
+async def _take_lock(conn: Conn, key: str) -> None:
+    """The runners' lock, asked for again every 0.1 s rather than waited for in one statement:
+    a waiting statement is a transaction in progress, and `CREATE INDEX CONCURRENTLY` run by
+    the holder waits for every such transaction to end (a deadlock between two replicas)."""
+    while True:
+        if await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
+            return
+        await asyncio.sleep(0.1)
+
+
 async def migrate(conn: Conn, schema: str, migrations: list[Migration]) -> list[int]:
     """Apply what is missing; return the versions applied by this call."""
     if not _SCHEMA.match(schema):
         raise MigrationError(f"invalid schema name {schema!r}")
     lock_key = f"points.migrations.{schema}"
-    await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", lock_key)
+    await _take_lock(conn, lock_key)
     try:
         await conn.execute(
             f"""

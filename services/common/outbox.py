@@ -69,7 +69,8 @@ async def emit(conn: Conn, events: Sequence[Event]) -> None:
 
 
 async def unpublished(conn: Conn, limit: int) -> list[Record]:
-    """The oldest events not yet handed on, in the order they committed."""
+    """The oldest events not yet handed on, in the order they were written. A member's events
+    are written in the order their changes commit (each change locks the member's rows)."""
     return list(
         await conn.fetch(
             "SELECT * FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1", limit
@@ -87,11 +88,11 @@ async def backlog(conn: Conn) -> Record:
     return row
 
 
-async def mark_published(conn: Conn, up_to_seq: int) -> None:
-    await conn.execute(
-        "UPDATE outbox SET published_at = now() WHERE published_at IS NULL AND seq <= $1",
-        up_to_seq,
-    )
+async def mark_published(conn: Conn, seqs: Sequence[int]) -> None:
+    """Mark exactly the events handed on. Never "everything up to the last": a sequence number
+    is taken when a transaction writes, not when it commits, so an event with a smaller
+    number can become visible after a larger one was handed on."""
+    await conn.execute("UPDATE outbox SET published_at = now() WHERE seq = any($1)", list(seqs))
 
 
 async def forget_published(pool: asyncpg.Pool, older_than: timedelta) -> int:

@@ -89,9 +89,11 @@ class PeerRefused(PeerError):
 
 
 def retry_config(service: str, attempts: int = 4) -> str:
-    """A service config retrying transient failures of every method of `service`."""
+    """A service config balancing calls over every address of the target (replicas) and
+    retrying transient failures of every method of `service`."""
     return json.dumps(
         {
+            "loadBalancingConfig": [{"round_robin": {}}],
             "methodConfig": [
                 {
                     "name": [{"service": service}],
@@ -103,13 +105,14 @@ def retry_config(service: str, attempts: int = 4) -> str:
                         "retryableStatusCodes": ["UNAVAILABLE", "ABORTED", "RESOURCE_EXHAUSTED"],
                     },
                 }
-            ]
+            ],
         }
     )
 
 
 def open_channel(address: str, service: str) -> grpc.aio.Channel:
-    """A channel to `address` that retries `service`'s transient failures by itself."""
+    """A channel to `address` (a target from `settings.peer_address`: one name or a list of
+    replicas) that balances over its replicas and retries `service`'s transient failures."""
     return grpc.aio.insecure_channel(
         address,
         options=[("grpc.enable_retries", 1), ("grpc.service_config", retry_config(service))],

@@ -19,7 +19,7 @@ from services.common import outbox
 from services.common.metrics import Gauge, SampledGauges, sampled_row
 from services.common.periodic import Job, traced_work
 from services.common.server import Runtime
-from services.common.settings import Env
+from services.common.settings import Env, peer_address
 from services.common.timestamps import to_timestamp
 from services.common.webhooks_client import WebhooksClient
 
@@ -46,7 +46,7 @@ class Relay:
             ):
                 await self.client.publish([self._event(r) for r in rows])
                 async with self.pool.acquire() as conn:
-                    await outbox.mark_published(conn, rows[-1]["seq"])
+                    await outbox.mark_published(conn, [r["seq"] for r in rows])
             handed += len(rows)
 
     def _event(self, row: asyncpg.Record) -> wpb.Event:
@@ -88,11 +88,10 @@ def install(runtime: Runtime, source: str) -> None:
             once_across_replicas=True,
         )
     )
-    address = env.optional("WEBHOOKS_ADDR")
-    if address is None:
+    if env.optional("WEBHOOKS_ADDR") is None:
         log.info("WEBHOOKS_ADDR is not set: events stay in the outbox")
         return
-    client = WebhooksClient(address)
+    client = WebhooksClient(peer_address("webhooks", runtime.settings.source))
     relay = Relay(pool, client, source)
     interval = env.number("OUTBOX_RELAY_SECONDS", 0.5, minimum=0.05)
     runtime.every(Job("outbox-relay", interval, relay.relay_once, once_across_replicas=True))

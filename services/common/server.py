@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from services.common.db import create_pool
 from services.common.errors import ErrorInterceptor
 from services.common.logs import configure_logging
 from services.common.metrics import CallMetrics, SampledGauges, observe_pool
-from services.common.migrations import load_migrations, migrate
+from services.common.migrations import Migration, load_migrations, migrate, status
 from services.common.periodic import Job
 from services.common.settings import ServiceSettings, SettingsError
 from services.common.telemetry import setup_telemetry
@@ -96,6 +98,13 @@ class ServiceSpec:
     migrations_dir: Path | None = None
 
 
+def replica_name(service: str) -> str:
+    """How this process names its database sessions (pg_stat_activity.application_name): the
+    service, the host (a pod's name) and the process, so an operator can tell which replica
+    holds a lock or a slow query. PostgreSQL keeps 63 bytes."""
+    return f"points-{service} {socket.gethostname()} {os.getpid()}"[:63]
+
+
 class ServiceHost:
     """One running service. Used by `run()` in production and directly by tests."""
 
@@ -119,7 +128,7 @@ class ServiceHost:
         pool = await create_pool(
             settings.database_url,
             schema=self.spec.name,
-            application_name=f"points-{self.spec.name}",
+            application_name=replica_name(self.spec.name),
             min_size=settings.pool_min,
             max_size=settings.pool_max,
         )
@@ -130,7 +139,10 @@ class ServiceHost:
                 CallMetrics(),  # outermost: it sees the status the error interceptor gave
                 ErrorInterceptor(self.spec.name, lambda: self._ready, check_request),
             ],
-            options=[("grpc.so_reuseport", 0)],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+            ],
         )
         await self.spec.register(server, runtime)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -142,13 +154,15 @@ class ServiceHost:
         await server.start()
 
         if self.spec.migrations_dir is not None:
-            # One trace for the start-up check, not one per statement.
-            with _tracer.start_as_current_span(f"{self.spec.name}.migrate"):
-                async with pool.acquire() as conn:
-                    applied = await migrate(
-                        conn, self.spec.name, load_migrations(self.spec.migrations_dir)
-                    )
-            log.info("migrations checked", extra={"applied": applied})
+            migrations = load_migrations(self.spec.migrations_dir)
+            if settings.migrate_on_start:
+                # One trace for the start-up check, not one per statement.
+                with _tracer.start_as_current_span(f"{self.spec.name}.migrate"):
+                    async with pool.acquire() as conn:
+                        applied = await migrate(conn, self.spec.name, migrations)
+                log.info("migrations checked", extra={"applied": applied})
+            else:
+                await self._wait_for_migrations(pool, migrations)
         for hook in runtime._on_start:
             await hook()
         for task in runtime._tasks:
@@ -160,6 +174,18 @@ class ServiceHost:
             "serving", extra={"service": self.spec.name, "address": f"{settings.host}:{self.port}"}
         )
         return self.port
+
+    async def _wait_for_migrations(self, pool: asyncpg.Pool, migrations: list[Migration]) -> None:
+        """MIGRATE_ON_START=false: a deploy step migrates (`points migrate up`, the Kubernetes
+        Job); until it has, this replica reports NOT_SERVING and checks again every 2 s."""
+        while True:
+            async with pool.acquire() as conn:
+                states = await status(conn, self.spec.name, migrations)
+            waiting = [s.migration.version for s in states if s.applied_at is None or s.changed]
+            if not waiting:
+                return
+            log.warning("waiting for migrations to be applied", extra={"pending": waiting})
+            await asyncio.sleep(2.0)
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._stopping:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -136,6 +137,11 @@ class ServiceSettings:
     grace_seconds: float
     drain_seconds: float
     metrics_sample_seconds: float  # how often gauges of database state are sampled
+    # Clients are asked to reconnect after this long, so they resolve the replicas again and
+    # spread over ones added since (a stream in progress is never cut).
+    max_connection_age_seconds: float
+    # False: a deploy step applies migrations and the service waits for it (Kubernetes Job).
+    migrate_on_start: bool
     # Everything the settings were read from, for service-specific settings read later.
     source: Mapping[str, str]
 
@@ -158,10 +164,42 @@ class ServiceSettings:
             grace_seconds=env.number("GRACE_PERIOD_SECONDS", 3.0),
             drain_seconds=env.number("DRAIN_SECONDS", 0.0),
             metrics_sample_seconds=env.number("METRICS_SAMPLE_SECONDS", 15.0, minimum=0.1),
+            max_connection_age_seconds=env.number(
+                "GRPC_MAX_CONNECTION_AGE_SECONDS", 300.0, minimum=1.0
+            ),
+            migrate_on_start=env.choice("MIGRATE_ON_START", "TRUE", ("TRUE", "FALSE")) == "TRUE",
             source=dict(os.environ if source is None else source),
         )
 
 
 def peer_address(service: str, source: Mapping[str, str] | None = None) -> str:
-    """Where to reach another service: LEDGER_ADDR etc., defaulting to its local port."""
-    return Env(source).text(f"{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
+    """Where to reach another service (LEDGER_ADDR etc., defaulting to its local port), as a
+    gRPC target. One `host:port` is resolved by DNS: a name with an address per replica (a
+    Kubernetes headless Service) reaches them all. A comma-separated list of `ip:port` is a
+    static set of replicas. Calls balance round-robin over every address either way."""
+    name = f"{service.upper()}_ADDR"
+    address = Env(source).text(name, f"127.0.0.1:{DEFAULT_PORTS[service]}")
+    return replica_target(name, address)
+
+
+def replica_target(name: str, address: str) -> str:
+    parts = [p.strip() for p in address.split(",") if p.strip()]
+    if len(parts) == 1:
+        return parts[0]
+    families = set()
+    for part in parts:
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit():
+            raise SettingsError(f"{name}: {part!r} has no port")
+        host = "127.0.0.1" if host == "localhost" else host.strip("[]")
+        try:
+            families.add(ipaddress.ip_address(host).version)
+        except ValueError:
+            raise SettingsError(
+                f"{name}: a list of replicas takes IP addresses ({part!r}); for names, use "
+                "one DNS name that resolves to every replica"
+            ) from None
+    if len(families) > 1:
+        raise SettingsError(f"{name}: a list of replicas is all IPv4 or all IPv6")
+    listed = ",".join(p.replace("localhost", "127.0.0.1", 1) for p in parts)
+    return f"ipv{families.pop()}:{listed}"

@@ -24,7 +24,7 @@ from loyalty.webhooks.v1 import webhooks_pb2_grpc
 from tests.support.dashboards import expressions, metric_names
 from tests.support.databases import fresh_database
 from tests.support.hosts import free_port
-from tests.support.metrics import Point, scrape, total
+from tests.support.metrics import Point, scrape_port, total
 from tests.support.otlp import MetricsReceiver, Receiver, start_receivers
 from tests.support.receiver import Receiver as WebhookReceiver
 from tests.support.receiver import receiving
@@ -72,7 +72,7 @@ async def test_calls_show_up_in_prometheus_and_otlp_metrics(own_database: str) -
                 )
             await drive(suite)
             await asyncio.sleep(1.5)  # gauges sampled, OTLP exported, pollers idle
-            scraped = {name: await _scrape(port) for name, port in metrics_ports.items()}
+            scraped = {name: await scrape_port(port) for name, port in metrics_ports.items()}
     finally:
         await otlp.server.stop(None)
     check_prometheus(scraped)
@@ -104,7 +104,7 @@ async def drive(suite: Suite) -> None:
     user = f"metered-{uuid.uuid4().hex[:8]}"
     token = mint(AuthSettings("HS256", DEV_SECRET, None, None), user)
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=suite.gateway_url(), timeout=10) as http:
         checked = await http.post(
             "/v1/me/check-in", headers={**headers, "Idempotency-Key": "metered-check-in"}
         )
@@ -126,13 +126,6 @@ async def drive(suite: Suite) -> None:
         first = await watch.read()
         assert isinstance(first, lpb.WatchBalanceResponse)
         watch.cancel()
-
-
-async def _scrape(port: int) -> dict[str, list[Point]]:
-    async with httpx.AsyncClient(timeout=5) as http:
-        reply = await http.get(f"http://127.0.0.1:{port}/metrics")
-    assert reply.status_code == 200
-    return scrape(reply.text)
 
 
 def _calls(samples: dict[str, list[Point]], method: str, code: str = "OK") -> float:

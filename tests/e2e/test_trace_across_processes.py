@@ -29,7 +29,7 @@ async def test_check_in_is_one_trace_from_gateway_to_sql(database_url: str) -> N
     try:
         async with running_suite(database_url, env) as suite:
             await define_program_and_sticker(suite, points_price=5)
-            async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=10) as http:
+            async with httpx.AsyncClient(base_url=suite.gateway_url(), timeout=10) as http:
                 token = mint(AuthSettings("HS256", DEV_SECRET, None, None), user)
                 reply = await http.post(
                     "/v1/me/check-in",

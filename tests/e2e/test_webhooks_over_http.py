@@ -54,7 +54,7 @@ async def test_every_event_arrives_signed_and_in_order(own_database: str) -> Non
     admin = bearer("ops", "admin")
     async with receiving(hang=True) as receiver, running_suite(own_database, env) as suite:
         await define_program_and_sticker(suite, points_price=3)
-        async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=suite.gateway_url(), timeout=10) as http:
             created = await http.post(
                 "/v1/admin/webhooks/subscriptions",
                 json={"url": receiver.url, "event_types": ["*"], "description": "CRM"},

@@ -4,8 +4,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from grpc_health.v1 import health_pb2
 
 from services.common.migrations import Migration, MigrationError, load_migrations, migrate
+from services.ledger.server import SPEC as LEDGER
+from tests.support.hosts import free_port, health_status, spawn, wait_serving
 
 MIGRATIONS = [
     Migration(1, "accounts", "CREATE TABLE accounts (id bigint PRIMARY KEY);"),
@@ -114,6 +117,28 @@ async def test_a_no_transaction_migration_builds_an_index_concurrently(
         await conn.close()
 
 
+async def test_replicas_starting_together_build_an_index_concurrently(
+    database_url: str, tmp_path: Path
+) -> None:
+    # A runner waiting for the lock inside a statement would be a transaction that the
+    # holder's CREATE INDEX CONCURRENTLY waits for: a deadlock. Found by two replicas.
+    (tmp_path / "0001_table.sql").write_text("CREATE TABLE notes (id bigint PRIMARY KEY);\n")
+    (tmp_path / "0002_slow.sql").write_text("SELECT pg_sleep(0.3);\n")
+    (tmp_path / "0003_index.sql").write_text(
+        "-- points:no-transaction\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS notes_id ON notes (id);\n"
+    )
+    migrations = load_migrations(tmp_path)
+    schema = _schema()
+    runners = [await asyncpg.connect(database_url) for _ in range(3)]
+    try:
+        applied = await asyncio.gather(*(migrate(c, schema, migrations) for c in runners))
+        assert sorted(v for versions in applied for v in versions) == [1, 2, 3]
+    finally:
+        for conn in runners:
+            await conn.close()
+
+
 def test_a_no_transaction_migration_holds_one_statement(tmp_path: Path) -> None:
     (tmp_path / "0001_two.sql").write_text(
         "-- points:no-transaction\nCREATE INDEX CONCURRENTLY a ON t (x);\n"
@@ -121,3 +146,29 @@ def test_a_no_transaction_migration_holds_one_statement(tmp_path: Path) -> None:
     )
     with pytest.raises(MigrationError, match="one statement"):
         load_migrations(tmp_path)
+
+
+async def test_a_replica_told_not_to_migrate_waits_for_the_deploy_step(
+    private_database: str,
+) -> None:
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    env = {"DATABASE_URL": private_database, "MIGRATE_ON_START": "false"}
+    process = spawn("services.ledger.server", {**env, "LEDGER_PORT": str(port)})
+    try:
+        for _ in range(100):  # up, and NOT_SERVING while the schema is behind
+            if await health_status(address) == health_pb2.HealthCheckResponse.NOT_SERVING:
+                break
+            await asyncio.sleep(0.1)
+        assert await health_status(address) == health_pb2.HealthCheckResponse.NOT_SERVING
+        conn = await asyncpg.connect(private_database)
+        try:
+            assert not await conn.fetchval("SELECT to_regclass('ledger.transfers') IS NOT NULL")
+            assert LEDGER.migrations_dir is not None
+            await migrate(conn, "ledger", load_migrations(LEDGER.migrations_dir))  # the Job
+        finally:
+            await conn.close()
+        await wait_serving(address)
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 10)

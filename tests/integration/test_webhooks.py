@@ -18,6 +18,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.webhooks.v1 import webhooks_pb2 as pb
 from loyalty.webhooks.v1 import webhooks_pb2_grpc
+from services.common import outbox
+from services.common.db import create_pool
+from services.common.relay import Relay
+from services.common.webhooks_client import WebhooksClient
 from services.ledger.server import SPEC as LEDGER
 from services.webhooks.server import SPEC as WEBHOOKS
 from tests.support.hosts import running
@@ -223,3 +227,40 @@ async def test_published_events_are_taken_once(private_database: str) -> None:
             event.data_json = "[1]"
             error = await fails(stub.PublishEvents(pb.PublishEventsRequest(events=[event])))
             assert [v.field for v in error.violations] == ["events[0].data_json"]
+
+
+async def test_an_event_that_commits_late_is_still_relayed(private_database: str) -> None:
+    """A sequence number is taken at write, not at commit: an event numbered before one
+    already handed on can become visible afterwards, and must still go."""
+    data = {"transfer_id": "1", "amount": 1, "reason_code": "", "source": "t"}
+    async with (
+        running(WEBHOOKS, private_database, FAST) as webhooks_host,
+        running(LEDGER, private_database),  # its schema; no relay of its own (no WEBHOOKS_ADDR)
+    ):
+        pool = await create_pool(private_database, schema="ledger", application_name="t")
+        late = await pool.acquire()
+        client = WebhooksClient(f"127.0.0.1:{webhooks_host.port}")
+        try:
+            slow = late.transaction()
+            await slow.start()
+            await outbox.emit(late, [outbox.Event("points.credited", "m-late", data)])
+            async with pool.acquire() as conn:
+                await outbox.emit(conn, [outbox.Event("points.credited", "m-early", data)])
+            handing_on = client.publish
+
+            async def commit_midway(events: list[pb.Event]) -> pb.PublishEventsResponse:
+                reply = await handing_on(events)
+                if late.is_in_transaction():  # the slow one commits while the first is sent
+                    await slow.commit()
+                return reply
+
+            client.publish = commit_midway  # type: ignore[method-assign]
+            relay = Relay(pool, client, "ledger")
+            assert await relay.relay_once() == 2
+            async with pool.acquire() as conn:
+                stored = await conn.fetch("SELECT member_id FROM webhooks.events ORDER BY sequence")
+            assert [r["member_id"] for r in stored] == ["m-late", "m-early"]
+        finally:
+            await client.close()
+            await pool.release(late)
+            await pool.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import httpx
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
 
@@ -37,6 +38,14 @@ def total(points: list[Point], attributes: Mapping[str, object]) -> float:
     return sum(
         p.value for p in points if all(p.attributes.get(k) == v for k, v in attributes.items())
     )
+
+
+async def scrape_port(port: int) -> dict[str, list[Point]]:
+    """What a process' Prometheus endpoint on loopback `port` shows now."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        reply = await http.get(f"http://127.0.0.1:{port}/metrics")
+    assert reply.status_code == 200
+    return scrape(reply.text)
 
 
 def scrape(text: str) -> dict[str, list[Point]]:

@@ -1,5 +1,6 @@
-"""The whole suite as separate processes (ledger, rules, mall, gateway) on free loopback
-ports, for tests of what crosses processes (traces, metrics)."""
+"""The whole suite as separate processes (ledger, rules, mall, webhooks, gateway) on free
+loopback ports, one or more replicas of each, for tests of what crosses processes (traces,
+metrics, replicas)."""
 
 from __future__ import annotations
 
@@ -31,56 +32,86 @@ MODULES = {
 
 @dataclass
 class Suite:
-    ports: Mapping[str, int]
+    ports: Mapping[str, list[int]]  # per process name, one port per replica
     env: Mapping[str, str]
-    processes: dict[str, subprocess.Popen[bytes]]
+    processes: dict[str, list[subprocess.Popen[bytes]]]
+    metrics_ports: Mapping[str, list[int]]  # each replica's /metrics (empty unless asked)
 
-    def address(self, name: str) -> str:
-        return f"127.0.0.1:{self.ports[name]}"
+    def address(self, name: str, replica: int = 0) -> str:
+        return f"127.0.0.1:{self.ports[name][replica]}"
 
-    async def kill_and_restart(self, name: str) -> None:
-        """SIGKILL a service (nothing flushed, nothing released) and start it again."""
-        self.processes[name].send_signal(signal.SIGKILL)
-        await asyncio.to_thread(self.processes[name].wait, 10)
-        self.processes[name] = spawn(MODULES[name], self.env)
-        await wait_serving(self.address(name))
+    def target(self, name: str) -> str:
+        """Every replica of `name`, as the services are told (`<NAME>_ADDR`)."""
+        return self.env[f"{name.upper()}_ADDR"]
 
-    @property
-    def gateway_url(self) -> str:
-        return f"http://{self.address('gateway')}"
+    def _env_of(self, name: str, replica: int) -> dict[str, str]:
+        own = {f"{name.upper()}_PORT": str(self.ports[name][replica])}
+        if self.metrics_ports:
+            own[f"{name.upper()}_METRICS_PORT"] = str(self.metrics_ports[name][replica])
+        return {**self.env, **own}
+
+    def _spawn(self, name: str, replica: int) -> subprocess.Popen[bytes]:
+        return spawn(MODULES[name], self._env_of(name, replica))
+
+    async def kill(self, name: str, replica: int = 0) -> None:
+        """SIGKILL one replica: nothing flushed, nothing released but what the kernel closes."""
+        process = self.processes[name][replica]
+        process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(process.wait, 10)
+
+    async def restart(self, name: str, replica: int = 0) -> None:
+        self.processes[name][replica] = self._spawn(name, replica)
+        await wait_serving(self.address(name, replica))
+
+    async def kill_and_restart(self, name: str, replica: int = 0) -> None:
+        await self.kill(name, replica)
+        await self.restart(name, replica)
+
+    def gateway_url(self, replica: int = 0) -> str:
+        return f"http://{self.address('gateway', replica)}"
 
 
 @asynccontextmanager
-async def running_suite(database_url: str, env: Mapping[str, str]) -> AsyncIterator[Suite]:
-    """Start every process, wait until each serves; SIGTERM all on exit (a clean stop
-    flushes every exporter) and wait for them."""
-    ports = {name: free_port() for name in MODULES}
+async def running_suite(
+    database_url: str, env: Mapping[str, str], replicas: int = 1, metrics: bool = False
+) -> AsyncIterator[Suite]:
+    """Start every process (`replicas` of each, callers balancing over them), wait until each
+    serves; SIGTERM all on exit (a clean stop flushes every exporter) and wait for them."""
+    ports = {name: [free_port() for _ in range(replicas)] for name in MODULES}
+    listed = {name: ",".join(f"127.0.0.1:{p}" for p in ports[name]) for name in MODULES}
     full_env = {
         "DATABASE_URL": database_url,
         "LOG_LEVEL": "WARNING",
-        **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
-        **{f"{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()},
+        **{f"{name.upper()}_ADDR": listed[name] for name in MODULES},
         **env,
     }
-    suite = Suite(ports, full_env, {})
+    metrics_ports = (
+        {name: [free_port() for _ in range(replicas)] for name in MODULES} if metrics else {}
+    )
+    suite = Suite(ports, full_env, {name: [] for name in MODULES}, metrics_ports)
     try:
-        # The services one by one: each applies its migrations on start.
+        # Service by service (rules and mall call the ledger at start); a service's replicas
+        # start together and take turns at its migrations.
+        for name in (*SERVICES, "gateway"):
+            suite.processes[name] = [suite._spawn(name, n) for n in range(replicas)]
         for name in SERVICES:
-            suite.processes[name] = spawn(MODULES[name], full_env)
-            await wait_serving(f"127.0.0.1:{ports[name]}")
-        suite.processes["gateway"] = spawn(MODULES["gateway"], full_env)
-        async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=10) as http:
-            for _ in range(100):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
+            for n in range(replicas):
+                await wait_serving(suite.address(name, n), within=20)
+        async with httpx.AsyncClient(timeout=10) as http:
+            for n in range(replicas):
+                for _ in range(100):
+                    try:
+                        if (await http.get(f"{suite.gateway_url(n)}/healthz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.1)
         yield suite
     finally:
-        for process in suite.processes.values():
-            process.send_signal(signal.SIGTERM)
-        for process in suite.processes.values():
+        every = [p for processes in suite.processes.values() for p in processes]
+        for process in every:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in every:
             await asyncio.to_thread(process.wait, 15)
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from gateway.settings import GatewaySettings
-from services.common.settings import ServiceSettings, SettingsError
+from services.common.settings import ServiceSettings, SettingsError, peer_address
 
 URL = "postgresql://postgres@127.0.0.1:5432/points"
 
@@ -59,3 +59,20 @@ def test_gateway_access_log_is_off_unless_asked_for() -> None:
     assert GatewaySettings.from_env({"GATEWAY_ACCESS_LOG": "on"}).access_log is True
     with pytest.raises(SettingsError, match="GATEWAY_ACCESS_LOG"):
         GatewaySettings.from_env({"GATEWAY_ACCESS_LOG": "yes please"})
+
+
+def test_a_peer_is_one_name_or_a_list_of_replica_addresses() -> None:
+    assert peer_address("ledger", {}) == "127.0.0.1:50051"
+    assert peer_address("ledger", {"LEDGER_ADDR": "ledger.points.svc:50051"}) == (
+        "ledger.points.svc:50051"
+    )
+    listed = {"RULES_ADDR": "10.0.0.5:50052, localhost:50062"}
+    assert peer_address("rules", listed) == "ipv4:10.0.0.5:50052,127.0.0.1:50062"
+    assert peer_address("mall", {"MALL_ADDR": "[::1]:1,[fd00::2]:2"}) == "ipv6:[::1]:1,[fd00::2]:2"
+    for bad, words in [
+        ("rules-a:50052,rules-b:50052", "one DNS name"),
+        ("10.0.0.5:50052,[::1]:50052", "all IPv4 or all IPv6"),
+        ("10.0.0.5,10.0.0.6:1", "has no port"),
+    ]:
+        with pytest.raises(SettingsError, match=words):
+            peer_address("rules", {"RULES_ADDR": bad})

@@ -20,6 +20,11 @@ NOW = datetime.now(UTC)
 
 @pytest.fixture(scope="module", autouse=True)
 async def online_rule(rules: RulesStub) -> None:
+    await define_online_rule(rules)
+
+
+async def define_online_rule(rules: RulesStub) -> None:
+    """Online time: 2 points per 30 minutes (the campaigns here multiply or add to it)."""
     await rules.UpsertRule(
         pb.UpsertRuleRequest(
             rule=pb.Rule(
