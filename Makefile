@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PYTEST_ARGS ?=
 
-.PHONY: setup protos openapi proto-release image-lock run test lint bench clean clean-data chromium
+.PHONY: setup protos openapi k8s proto-release image-lock run test lint bench clean clean-data chromium
 
 ## setup: virtualenv in .venv with pinned dependencies, generated protobuf code in gen/
 setup: $(VENV)/.installed $(GEN)/.stamp
@@ -33,6 +33,10 @@ $(GEN)/.stamp: $(VENV)/.installed $(PROTOS)
 protos:
 	rm -f $(GEN)/.stamp
 	$(MAKE) $(GEN)/.stamp
+
+## k8s: write the per-process Kubernetes manifests in deploy/k8s (committed; a test checks them)
+k8s: setup
+	$(PY) -m scripts.k8s_manifests
 
 ## openapi: write the gateway's OpenAPI document to openapi.json (committed; a test checks it)
 openapi: setup
