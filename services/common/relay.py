@@ -1,5 +1,6 @@
-"""The outbox relay: a service's events, handed to the webhooks service in the order they
-committed, then marked published; and published events forgotten after a retention period.
+"""The outbox relay: a service's events, handed to the webhooks service in the order they were
+written (a member's events in the order their changes committed), then exactly those marked
+published; and published events forgotten after a retention period.
 
 One relay runs at a time per service (an advisory lock: replicas take turns), which keeps the
 order. A crash between the hand-over and the mark sends the same events again; the webhooks
