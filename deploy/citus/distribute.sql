@@ -24,13 +24,16 @@ SELECT create_reference_table('mall.lottery_prizes');
 SELECT create_reference_table('mall.lottery_seeds');
 SELECT create_reference_table('mall.lottery_prize_days');
 
--- Member-keyed tables, all colocated: a member's rows in every service share a worker.
+-- Member-keyed tables, all colocated: a member's rows in every service share a worker. The
+-- outbox is partitioned by month; its partitions are distributed with it, and those the
+-- services create later are too.
 SELECT create_distributed_table('ledger.members', 'user_id');
 SELECT create_distributed_table('ledger.lots', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('ledger.transfers', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('ledger.allocations', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('ledger.holds', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('ledger.requests', 'user_id', colocate_with => 'ledger.members');
+SELECT create_distributed_table('ledger.outbox', 'member_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('rules.users', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('rules.events', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('rules.awards', 'user_id', colocate_with => 'ledger.members');
@@ -43,6 +46,7 @@ SELECT create_distributed_table('rules.user_tiers', 'user_id', colocate_with => 
 SELECT create_distributed_table('rules.tier_changes', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('rules.dead_letters', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('rules.requests', 'user_id', colocate_with => 'ledger.members');
+SELECT create_distributed_table('rules.outbox', 'member_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('mall.users', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('mall.redemptions', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('mall.coupons', 'user_id', colocate_with => 'ledger.members');
@@ -51,3 +55,4 @@ SELECT create_distributed_table('mall.deductions', 'user_id', colocate_with => '
 SELECT create_distributed_table('mall.deduction_refunds', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('mall.dead_letters', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('mall.requests', 'user_id', colocate_with => 'ledger.members');
+SELECT create_distributed_table('mall.outbox', 'member_id', colocate_with => 'ledger.members');

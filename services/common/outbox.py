@@ -2,7 +2,8 @@
 describe, so an event exists exactly when its change committed.
 
 Each service keeps an `outbox` table in its own schema (the same definition in each
-service's migrations). Events are written with `emit`, or, where the change itself is one
+service's migrations), keyed by member ('' for a program-wide event) and partitioned by month
+(`keep_months`). Events are written with `emit`, or, where the change itself is one
 statement, by an `INSERT INTO outbox` in that statement (a CTE), so the change and its
 event cannot part. An event's envelope is stable and
 versioned (`envelope`): id, type, occurred_at, member_id, data, schema_version. The types
@@ -20,6 +21,7 @@ from typing import Any
 import asyncpg
 from asyncpg import Record
 
+from services.common import partitions
 from services.common.db import Conn
 from services.common.timestamps import rfc3339
 
@@ -63,7 +65,7 @@ async def emit(conn: Conn, events: Sequence[Event]) -> None:
         SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
         """,
         [e.type for e in events],
-        [e.member_id for e in events],
+        [e.member_id or "" for e in events],  # '' keys program-wide events
         [json.dumps(e.data, separators=(",", ":"), default=str) for e in events],
     )
 
@@ -92,17 +94,24 @@ async def mark_published(conn: Conn, seqs: Sequence[int]) -> None:
     """Mark exactly the events handed on. Never "everything up to the last": a sequence number
     is taken when a transaction writes, not when it commits, so an event with a smaller
     number can become visible after a larger one was handed on."""
-    await conn.execute("UPDATE outbox SET published_at = now() WHERE seq = any($1)", list(seqs))
+    await conn.execute(
+        # published_at IS NULL lets the partial index of waiting events find them by seq.
+        "UPDATE outbox SET published_at = now() WHERE seq = any($1) AND published_at IS NULL",
+        list(seqs),
+    )
 
 
-async def forget_published(pool: asyncpg.Pool, older_than: timedelta) -> int:
-    """Delete events published more than `older_than` ago (the webhooks service keeps its
-    own copy for replays); returns how many."""
+async def keep_months(pool: asyncpg.Pool, retention: timedelta) -> None:
+    """The outbox's months: partitions created ahead, and those past `retention` whose events
+    were all handed on dropped whole (the webhooks service keeps its own copy for replays).
+    Published events in the default partition, if any ever land there, are deleted."""
     async with pool.acquire() as conn:
-        status: str = await conn.execute(
-            "DELETE FROM outbox WHERE published_at < now() - $1::interval", older_than
+        now: datetime = await conn.fetchval("SELECT now()")
+        await partitions.ensure_months(conn, "outbox", now)
+        await partitions.drop_months_before(
+            conn, "outbox", now - retention, keep_while="published_at IS NULL"
         )
-    return int(status.split()[-1])
+        await conn.execute("DELETE FROM outbox_default WHERE published_at < $1", now - retention)
 
 
 def envelope_of(
@@ -124,5 +133,5 @@ def envelope(row: Record) -> dict[str, Any]:
     """The envelope of an outbox row."""
     data = json.loads(row["data"]) if isinstance(row["data"], str) else row["data"]
     return envelope_of(
-        str(row["event_id"]), row["type"], row["occurred_at"], row["member_id"], data
+        str(row["event_id"]), row["type"], row["occurred_at"], row["member_id"] or None, data
     )

@@ -1,6 +1,6 @@
 """The outbox relay: a service's events, handed to the webhooks service in the order they were
 written (a member's events in the order their changes committed), then exactly those marked
-published; and published events forgotten after a retention period.
+published; and the outbox's months kept (services/common/partitions.py).
 
 One relay runs at a time per service (an advisory lock: replicas take turns), which keeps the
 order. A crash between the hand-over and the mark sends the same events again; the webhooks
@@ -18,7 +18,7 @@ import asyncpg
 from loyalty.webhooks.v1 import webhooks_pb2 as wpb
 from services.common import outbox
 from services.common.metrics import Gauge, SampledGauges, sampled_row
-from services.common.periodic import Job, traced_work
+from services.common.periodic import Job, run_once, traced_work
 from services.common.server import Runtime
 from services.common.settings import Env, peer_address
 from services.common.timestamps import to_timestamp
@@ -75,20 +75,25 @@ def backlog(pool: asyncpg.Pool) -> SampledGauges:
 
 
 def install(runtime: Runtime, source: str) -> None:
-    """Relay the service's outbox to WEBHOOKS_ADDR (when set), every OUTBOX_RELAY_SECONDS,
-    and forget published events after OUTBOX_RETENTION_DAYS."""
+    """Relay the service's outbox to WEBHOOKS_ADDR (when set), every OUTBOX_RELAY_SECONDS;
+    keep the outbox's monthly partitions (created ahead at start and hourly, dropped after
+    OUTBOX_RETENTION_DAYS once handed on)."""
     env = Env(runtime.settings.source)
     retention = timedelta(days=env.integer("OUTBOX_RETENTION_DAYS", 7, minimum=1))
     pool = runtime.pool
     runtime.sample(backlog(pool))
-    runtime.every(
-        Job(
-            "outbox-retention",
-            3600.0,
-            lambda: outbox.forget_published(pool, retention),
-            once_across_replicas=True,
-        )
+    months = Job(
+        "outbox-months",
+        3600.0,
+        lambda: outbox.keep_months(pool, retention),
+        once_across_replicas=True,
     )
+
+    async def months_ready() -> None:  # this month's partition exists before any write
+        await run_once(months, pool)
+
+    runtime.on_start(months_ready)
+    runtime.every(months)
     if env.optional("WEBHOOKS_ADDR") is None:
         log.info("WEBHOOKS_ADDR is not set: events stay in the outbox")
         return

@@ -23,6 +23,11 @@ from tests.support.databases import fresh_database
 ROOT = Path(__file__).resolve().parents[2]
 PLAN: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "citus" / "plan.yaml").read_text())
 COLUMN = PLAN["distribution_column"]
+COLUMNS: dict[str, str] = PLAN.get("distribution_columns", {})
+
+
+def column(table: str) -> str:
+    return str(COLUMNS.get(table, COLUMN))
 
 
 def tables(kind: str) -> set[str]:
@@ -49,7 +54,11 @@ async def test_every_table_is_placed_once(catalog: asyncpg.Connection) -> None:
     assert not (DISTRIBUTED & REFERENCE) and not (DISTRIBUTED & LOCAL)
     assert not (REFERENCE & LOCAL)
     found = await catalog.fetch(
-        "SELECT schemaname || '.' || tablename AS name FROM pg_tables WHERE schemaname = any($1)",
+        """
+        SELECT n.nspname || '.' || c.relname AS name FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = any($1)
+        """,
         ["ledger", "rules", "mall", "webhooks"],
     )
     assert {r["name"] for r in found} == DISTRIBUTED | REFERENCE | LOCAL
@@ -72,8 +81,8 @@ async def test_every_unique_key_of_a_distributed_table_holds_the_member(
     )
     checked = [r for r in rows if r["name"] in DISTRIBUTED]
     assert {r["name"] for r in checked} == DISTRIBUTED  # each has a primary key at least
-    missing = [r["index"] for r in checked if COLUMN not in r["columns"]]
-    assert not missing, f"unique keys without {COLUMN}: {missing}"
+    missing = [r["index"] for r in checked if column(r["name"]) not in r["columns"]]
+    assert not missing, f"unique keys without the member: {missing}"
 
 
 async def test_foreign_keys_keep_citus_rules(catalog: asyncpg.Connection) -> None:
@@ -92,7 +101,8 @@ async def test_foreign_keys_keep_citus_rules(catalog: asyncpg.Connection) -> Non
     for r in rows:
         source, target = _qualified(r["source"]), _qualified(r["target"])
         if source in DISTRIBUTED and target in DISTRIBUTED:
-            assert COLUMN in r["columns"] and COLUMN in r["referenced"], r["conname"]
+            assert column(source) in r["columns"], r["conname"]
+            assert column(target) in r["referenced"], r["conname"]
         assert not (source in REFERENCE and target in DISTRIBUTED), r["conname"]
         assert not (source in DISTRIBUTED | REFERENCE and target in LOCAL), r["conname"]
 
@@ -109,7 +119,7 @@ def test_the_commands_follow_the_plan() -> None:
     )
     assert references == REFERENCE
     assert {name for name, _, _ in distributed} == DISTRIBUTED
-    assert {column for _, column, _ in distributed} == {COLUMN}
+    assert all(by == column(name) for name, by, _ in distributed)
     anchor = PLAN["colocate_with"]
     assert all(colocated == anchor for name, _, colocated in distributed if name != anchor)
 
@@ -128,33 +138,40 @@ ONE_MEMBER = re.compile(
 
 
 def multi_shard_functions() -> set[str]:
-    found = set()
-    for schema in PLAN["distributed"]:
-        names = set(PLAN["distributed"][schema])
-        for path in sorted((ROOT / "services" / schema).glob("*.py")):
-            tree = ast.parse(path.read_text())
-            constants = {
-                target.id: _strings(node.value, {})
-                for node in tree.body
-                if isinstance(node, ast.Assign)
-                for target in node.targets
-                if isinstance(target, ast.Name)
-            }
-            for function in ast.walk(tree):
-                if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
-                    continue
-                for call in ast.walk(function):
-                    if not (
-                        isinstance(call, ast.Call)
-                        and isinstance(call.func, ast.Attribute)
-                        and call.func.attr in CALLS
-                        and call.args
-                    ):
-                        continue
-                    sql = _strings(call.args[0], constants)
-                    if set(TABLES.findall(sql)) & names and not ONE_MEMBER.search(sql):
-                        found.add(f"{path.relative_to(ROOT)}::{function.name}")
-    return found
+    sources = [
+        (set(names), path)
+        for schema, names in PLAN["distributed"].items()
+        for path in sorted((ROOT / "services" / schema).glob("*.py"))
+    ]
+    sources.append(({"outbox", "outbox_default"}, ROOT / "services" / "common" / "outbox.py"))
+    return {
+        f"{path.relative_to(ROOT)}::{function}"
+        for names, path in sources
+        for function, sql in _statements(path)
+        if set(TABLES.findall(sql)) & names and not ONE_MEMBER.search(sql)
+    }
+
+
+def _statements(path: Path) -> list[tuple[str, str]]:
+    """(function, SQL) of each call to the database in a module."""
+    tree = ast.parse(path.read_text())
+    constants = {
+        target.id: _strings(node.value, {})
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    return [
+        (function.name, _strings(call.args[0], constants))
+        for function in ast.walk(tree)
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+        for call in ast.walk(function)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in CALLS
+        and call.args
+    ]
 
 
 def _strings(node: ast.AST, constants: dict[str, str]) -> str:

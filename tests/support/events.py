@@ -33,7 +33,8 @@ def check(event: dict[str, Any]) -> dict[str, Any]:
 
 
 async def events_of(database_url: str, schema: str, member: str) -> list[dict[str, Any]]:
-    """The member's events in `schema`'s outbox, in the order they committed."""
+    """The member's events in `schema`'s outbox, in the order they committed (a member's
+    events are written in commit order)."""
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
     try:
         rows = await conn.fetch("SELECT * FROM outbox WHERE member_id = $1 ORDER BY seq", member)
@@ -51,7 +52,7 @@ async def program_events(database_url: str, schema: str, kind: str) -> list[dict
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
     try:
         rows = await conn.fetch(
-            "SELECT * FROM outbox WHERE member_id IS NULL AND type = $1 ORDER BY seq", kind
+            "SELECT * FROM outbox WHERE member_id = '' AND type = $1 ORDER BY seq", kind
         )
     finally:
         await conn.close()
