@@ -109,7 +109,7 @@ async def keep_months(pool: asyncpg.Pool, retention: timedelta) -> None:
         now: datetime = await conn.fetchval("SELECT now()")
         await partitions.ensure_months(conn, "outbox", now)
         await partitions.drop_months_before(
-            conn, "outbox", now - retention, keep_while="published_at IS NULL"
+            conn, "outbox", now - retention, keep_while="p.published_at IS NULL"
         )
         await conn.execute("DELETE FROM outbox_default WHERE published_at < $1", now - retention)
 

@@ -55,6 +55,8 @@ async def ensure_months(conn: Conn, table: str, now: datetime) -> list[str]:
                     f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES "
                     f"FROM ('{start.isoformat()} 00:00+00') TO ('{end.isoformat()} 00:00+00')"
                 )
+        except asyncpg.InvalidObjectDefinitionError:
+            continue  # another partition covers the month (a table's rows before its months)
         except asyncpg.CheckViolationError:
             # The month's rows already went to the default partition (the job was down that
             # long): they stay there, and the months after it are still made.
@@ -68,8 +70,8 @@ async def drop_months_before(
     conn: Conn, table: str, before: datetime, keep_while: str | None = None
 ) -> list[str]:
     """Drop the monthly partitions whose month ended at or before `before`, except those where
-    `keep_while` (a condition on their rows, e.g. "published_at IS NULL") finds a row; returns
-    the partitions dropped."""
+    `keep_while` (a condition on their rows, alias `p`, e.g. "p.published_at IS NULL") finds a
+    row; returns the partitions dropped."""
     _check(table)
     dropped = []
     for name in await _partitions(conn, table):
@@ -80,7 +82,7 @@ async def drop_months_before(
         if ends > before:
             continue
         if keep_while and await conn.fetchval(
-            f"SELECT EXISTS (SELECT FROM {name} WHERE {keep_while})"
+            f"SELECT EXISTS (SELECT FROM {name} AS p WHERE {keep_while})"
         ):
             continue
         async with conn.transaction():

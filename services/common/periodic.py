@@ -39,6 +39,8 @@ class Job:
     run: Callable[[], Awaitable[object]]  # one pass
     once_across_replicas: bool = False
     max_backoff: float | None = None  # default: 16 intervals, at most a minute
+    # Also one pass at start, before the service reports SERVING (what writes need in place).
+    at_start: bool = False
 
     @property
     def backoff_cap(self) -> float:

@@ -18,7 +18,7 @@ import asyncpg
 from loyalty.webhooks.v1 import webhooks_pb2 as wpb
 from services.common import outbox
 from services.common.metrics import Gauge, SampledGauges, sampled_row
-from services.common.periodic import Job, run_once, traced_work
+from services.common.periodic import Job, traced_work
 from services.common.server import Runtime
 from services.common.settings import Env, peer_address
 from services.common.timestamps import to_timestamp
@@ -82,18 +82,15 @@ def install(runtime: Runtime, source: str) -> None:
     retention = timedelta(days=env.integer("OUTBOX_RETENTION_DAYS", 7, minimum=1))
     pool = runtime.pool
     runtime.sample(backlog(pool))
-    months = Job(
-        "outbox-months",
-        3600.0,
-        lambda: outbox.keep_months(pool, retention),
-        once_across_replicas=True,
+    runtime.every(
+        Job(
+            "outbox-months",
+            3600.0,
+            lambda: outbox.keep_months(pool, retention),
+            once_across_replicas=True,
+            at_start=True,
+        )
     )
-
-    async def months_ready() -> None:  # this month's partition exists before any write
-        await run_once(months, pool)
-
-    runtime.on_start(months_ready)
-    runtime.every(months)
     if env.optional("WEBHOOKS_ADDR") is None:
         log.info("WEBHOOKS_ADDR is not set: events stay in the outbox")
         return

@@ -66,7 +66,14 @@ class Runtime:
         self._on_stop.append(hook)
 
     def every(self, job: Job) -> None:
-        """Run `job` periodically once serving (see `periodic.py`); cancelled on stop."""
+        """Run `job` periodically once serving (see `periodic.py`), and once at start when
+        `job.at_start`; cancelled on stop."""
+        if job.at_start:
+
+            async def first_pass() -> None:
+                await periodic.run_once(job, self.pool)
+
+            self.on_start(first_pass)
         self.spawn(job.name, lambda: periodic.run_forever(job, self.pool))
 
     def sample(self, gauges: SampledGauges) -> None:

@@ -5,8 +5,10 @@
   so balances, liability and the audit agree without anyone calling ExpirePoints.
 - Request retention: forgets idempotency records older than LEDGER_REQUEST_RETENTION_DAYS;
   after that a reused request id counts as a new request.
-Expiry and retention run on one replica at a time (advisory lock); holds are locked row by
-row, so every replica may sweep.
+- Transfer months: transfers are partitioned by month; this month and three ahead exist (at
+  start too, before the ledger serves).
+Expiry, retention and the months run on one replica at a time (advisory lock); holds are
+locked row by row, so every replica may sweep.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 
 import asyncpg
 
-from services.common import idempotency
+from services.common import idempotency, partitions
 from services.common.db import current_time
 from services.common.periodic import Job, traced_work
 from services.ledger import notices
@@ -75,6 +77,13 @@ async def expire_now(pool: asyncpg.Pool) -> int:
     return totals.points
 
 
+async def keep_transfer_months(pool: asyncpg.Pool) -> None:
+    """Transfers are partitioned by month (docs/scaling.md): this month and three ahead exist.
+    None is dropped: transfers are the ledger's record."""
+    async with pool.acquire() as conn:
+        await partitions.ensure_months(conn, "transfers", await current_time(conn))
+
+
 def jobs(pool: asyncpg.Pool, ops: Operations, config: LedgerConfig) -> list[Job]:
     scheduled = [
         Job(
@@ -84,6 +93,13 @@ def jobs(pool: asyncpg.Pool, ops: Operations, config: LedgerConfig) -> list[Job]
             once_across_replicas=True,
         ),
         Job("hold-sweep", config.hold_sweep_seconds, lambda: release_overdue_holds(pool, ops)),
+        Job(
+            "transfer-months",
+            3600.0,
+            lambda: keep_transfer_months(pool),
+            once_across_replicas=True,
+            at_start=True,
+        ),
         Job(
             "request-retention",
             3600.0,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from services.common.settings import Env
+from services.common.settings import Env, SettingsError
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ class RulesConfig:
     refunds_per_month: int  # a user with this many refunds in 30 days: their purchases REVIEW
     max_event_age: timedelta  # older events are refused (late ingestion window)
     settle_seconds: float  # how often unsettled awards are retried against the ledger
+    # Months of events older than this are dropped (None: kept); at least the late-ingestion
+    # window plus a month, so a replayed event is always recognised.
+    event_retention: timedelta | None
     max_multiplier_percent: int  # campaigns stack up to this combined multiplier
     currency: str  # the program's currency, for costs and issuance ratios
     points_per_major_unit: int  # the point value: e.g. 100 points = 1 yuan
@@ -39,9 +42,21 @@ class RulesConfig:
             refunds_per_month=env.integer("RULES_REFUNDS_PER_MONTH", 3, minimum=1),
             max_event_age=timedelta(days=env.integer("RULES_MAX_EVENT_AGE_DAYS", 7, minimum=1)),
             settle_seconds=env.number("RULES_SETTLE_SECONDS", 5.0, minimum=0.1),
+            event_retention=_event_retention(env),
             max_multiplier_percent=env.integer(
                 "RULES_MAX_MULTIPLIER_PERCENT", 300, minimum=100, maximum=10_000
             ),
             currency=env.text("RULES_CURRENCY", "CNY"),
             points_per_major_unit=env.integer("RULES_POINTS_PER_MAJOR_UNIT", 100, minimum=1),
         )
+
+
+def _event_retention(env: Env) -> timedelta | None:
+    days = env.integer("RULES_EVENT_RETENTION_DAYS", 0)
+    floor = env.integer("RULES_MAX_EVENT_AGE_DAYS", 7, minimum=1) + 31
+    if days and days < floor:
+        raise SettingsError(
+            f"RULES_EVENT_RETENTION_DAYS must be 0 (keep every month) or at least {floor} "
+            f"(the late-ingestion window and a month), got {days}"
+        )
+    return timedelta(days=days) if days else None

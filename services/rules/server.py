@@ -13,7 +13,7 @@ from services.common.ledger_client import LedgerClient
 from services.common.periodic import Job
 from services.common.server import Runtime, ServiceSpec, run
 from services.common.settings import peer_address
-from services.rules import measures
+from services.rules import event_months, measures
 from services.rules.config import RulesConfig
 from services.rules.servicer import RulesServicer
 from services.rules.settlement import Settlement
@@ -27,6 +27,15 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     servicer = RulesServicer(runtime.pool, config, settlement, desk)
     rules_pb2_grpc.add_RulesServiceServicer_to_server(servicer, server)
     runtime.every(Job("settlement", config.settle_seconds, settlement.settle_backlog))
+    runtime.every(
+        Job(
+            "event-months",
+            3600.0,
+            lambda: event_months.keep(runtime.pool, config.event_retention),
+            once_across_replicas=True,
+            at_start=True,
+        )
+    )
     runtime.sample(measures.sampled(runtime.pool, servicer.evaluator))
     relay.install(runtime, "rules")
     runtime.on_stop(ledger.close)

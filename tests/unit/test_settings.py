@@ -1,7 +1,10 @@
+from datetime import timedelta
+
 import pytest
 
 from gateway.settings import GatewaySettings
 from services.common.settings import ServiceSettings, SettingsError, peer_address
+from services.rules.config import RulesConfig
 
 URL = "postgresql://postgres@127.0.0.1:5432/points"
 
@@ -76,3 +79,12 @@ def test_a_peer_is_one_name_or_a_list_of_replica_addresses() -> None:
     ]:
         with pytest.raises(SettingsError, match=words):
             peer_address("rules", {"RULES_ADDR": bad})
+
+
+def test_event_retention_keeps_replays_recognisable() -> None:
+    assert RulesConfig.from_env({}).event_retention is None  # every month kept
+    assert RulesConfig.from_env({"RULES_EVENT_RETENTION_DAYS": "400"}).event_retention == (
+        timedelta(days=400)
+    )
+    with pytest.raises(SettingsError, match="at least 38"):
+        RulesConfig.from_env({"RULES_EVENT_RETENTION_DAYS": "30"})
