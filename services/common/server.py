@@ -30,7 +30,13 @@ from services.common.db import create_pool
 from services.common.errors import ErrorInterceptor
 from services.common.logs import configure_logging
 from services.common.metrics import CallMetrics, SampledGauges, observe_pool
-from services.common.migrations import Migration, load_migrations, migrate, status
+from services.common.migrations import (
+    Migration,
+    MigrationError,
+    load_migrations,
+    migrate,
+    status,
+)
 from services.common.periodic import Job
 from services.common.settings import ServiceSettings, SettingsError
 from services.common.telemetry import setup_telemetry
@@ -188,7 +194,10 @@ class ServiceHost:
         while True:
             async with pool.acquire() as conn:
                 states = await status(conn, self.spec.name, migrations)
-            waiting = [s.migration.version for s in states if s.applied_at is None or s.changed]
+            changed = [s.migration.version for s in states if s.changed]
+            if changed:
+                raise MigrationError(f"applied migrations changed since: {changed}")
+            waiting = [s.migration.version for s in states if s.applied_at is None]
             if not waiting:
                 return
             log.warning("waiting for migrations to be applied", extra={"pending": waiting})
