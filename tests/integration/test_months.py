@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
 
 from services.common import outbox, partitions
-from services.common.migrations import load_migrations, migrate
+from services.common.migrations import Migration, load_migrations, migrate
+from services.common.server import ServiceSpec
 from services.ledger.jobs import keep_transfer_months
 from services.ledger.server import SPEC as LEDGER
 from services.rules import event_months
@@ -103,6 +105,25 @@ async def test_keep_months_runs_on_a_pool_and_keeps_what_waits(
     assert outbox.envelope(row)["member_id"] is None
 
 
+@asynccontextmanager
+async def upgrading(
+    url: str, spec: ServiceSpec, before: int
+) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Pool, list[Migration]]]:
+    """A connection and a pool in `spec`'s schema, migrated up to (not including) `before`;
+    with every migration of the service, for the test to apply the rest."""
+    assert spec.migrations_dir is not None
+    every = load_migrations(spec.migrations_dir)
+    search = {"search_path": spec.name}
+    conn = await asyncpg.connect(url, server_settings=search)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=1, server_settings=search)
+    try:
+        await migrate(conn, spec.name, [m for m in every if m.version < before])
+        yield conn, pool, every
+    finally:
+        await pool.close()
+        await conn.close()
+
+
 TRANSFER = (
     "INSERT INTO transfers (user_id, kind, debit_account, credit_account, amount, request_id, "
     "created_at) VALUES ($1, 'EARN', 'issuance:t', 'member', 5, $1, $2) RETURNING transfer_id"
@@ -110,14 +131,7 @@ TRANSFER = (
 
 
 async def test_transfers_turn_monthly_with_every_row_kept(private_database: str) -> None:
-    conn = await asyncpg.connect(private_database, server_settings={"search_path": "ledger"})
-    pool = await asyncpg.create_pool(
-        private_database, min_size=1, max_size=1, server_settings={"search_path": "ledger"}
-    )
-    try:
-        assert LEDGER.migrations_dir is not None
-        every = load_migrations(LEDGER.migrations_dir)
-        await migrate(conn, "ledger", [m for m in every if m.version < 9])
+    async with upgrading(private_database, LEDGER, before=9) as (conn, pool, every):
         now = await conn.fetchval("SELECT now()")
         before = [await conn.fetchval(TRANSFER, f"old-{n}", now) for n in range(3)]
         assert await migrate(conn, "ledger", every) == [9, 10, 11, 12]
@@ -141,9 +155,6 @@ async def test_transfers_turn_monthly_with_every_row_kept(private_database: str)
         )
         assert where == partitions.partition_name("transfers", partitions.month(now, 3))
         assert await conn.fetchval("SELECT count(*) FROM transfers_default") == 0
-    finally:
-        await pool.close()
-        await conn.close()
 
 
 EVENT = (
@@ -155,14 +166,7 @@ EVENT = (
 async def test_events_turn_monthly_and_old_months_go_unless_a_review_waits(
     private_database: str,
 ) -> None:
-    conn = await asyncpg.connect(private_database, server_settings={"search_path": "rules"})
-    pool = await asyncpg.create_pool(
-        private_database, min_size=1, max_size=1, server_settings={"search_path": "rules"}
-    )
-    try:
-        assert RULES.migrations_dir is not None
-        every = load_migrations(RULES.migrations_dir)
-        await migrate(conn, "rules", [m for m in every if m.version < 12])
+    async with upgrading(private_database, RULES, before=12) as (conn, pool, every):
         now = await conn.fetchval("SELECT now()")
         await conn.execute(EVENT, "m-1", "e-old", now, "ALLOW")
         assert await migrate(conn, "rules", every) == [12, 13, 14, 15]
@@ -186,6 +190,3 @@ async def test_events_turn_monthly_and_old_months_go_unless_a_review_waits(
         assert "events_2030_02" in dropped and "events_2030_01" not in dropped
         kept = await conn.fetch("SELECT event_id FROM events ORDER BY recorded_at")
         assert [r["event_id"] for r in kept] == ["e-old", "e-review"]
-    finally:
-        await pool.close()
-        await conn.close()
