@@ -104,7 +104,9 @@ async def measure(sink: SpanSink, url: str, headers: dict[str, str], profile: st
     env = {**sink.env(profile), "BACKEND_TIMEOUT_SECONDS": "5"}
     async with suite(url, names, env) as running:
         base = f"http://127.0.0.1:{running.ports['gateway']}"
-        limits = httpx.Limits(max_connections=CLIENTS)
+        # Idle connections are dropped before uvicorn's 5 s keep-alive would close them under
+        # a request (a ReadError on a connection the server just closed).
+        limits = httpx.Limits(max_connections=CLIENTS, keepalive_expiry=2)
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as http:
 
             async def health(client: int, i: int) -> None:
