@@ -48,6 +48,7 @@ OUTCOME_UNKNOWN = frozenset(
     {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED}
 )
 DEFAULT_TIMEOUT = 5.0
+RECONNECT_BACKOFF_MAX_MS = 2000
 
 
 class PeerError(Translatable):
@@ -115,7 +116,13 @@ def open_channel(address: str, service: str) -> grpc.aio.Channel:
     replicas) that balances over its replicas and retries `service`'s transient failures."""
     return grpc.aio.insecure_channel(
         address,
-        options=[("grpc.enable_retries", 1), ("grpc.service_config", retry_config(service))],
+        options=[
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", retry_config(service)),
+            # After an outage of every replica, reconnect within seconds, not gRPC's default
+            # of up to two minutes of backoff.
+            ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
+        ],
     )
 
 

@@ -78,6 +78,13 @@ class Cluster:
     ledger: ledger_pb2_grpc.LedgerServiceAsyncStub  # each balancing over both replicas
     rules: rules_pb2_grpc.RulesServiceAsyncStub
     mall: mall_pb2_grpc.MallServiceAsyncStub
+    channels: dict[str, grpc.aio.Channel]
+
+    async def restart(self, name: str, replica: int) -> None:
+        """Start a killed replica again, and wait until the callers' channel is connected
+        (after every replica was down, it may still be backing off)."""
+        await self.suite.restart(name, replica)
+        await asyncio.wait_for(self.channels[name].channel_ready(), timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +117,7 @@ async def cluster(server_url: str) -> AsyncIterator[Cluster]:
                 ledger_pb2_grpc.LedgerServiceStub(channels["ledger"]),
                 rules,
                 mall_pb2_grpc.MallServiceStub(channels["mall"]),
+                channels,
             )
         finally:
             await asyncio.gather(*(channel.close() for channel in channels.values()))
@@ -302,7 +310,7 @@ async def test_jobs_run_once_and_go_on_when_a_replica_dies(cluster: Cluster) -> 
     await wait_until(
         lambda: _all(ledger, expiring, lambda b: (b.available, b.lifetime_expired) == (0, 5))
     )
-    await suite.restart("ledger", leader)
+    await cluster.restart("ledger", leader)
 
     # Holds past their deadline are released by whichever replica sweeps first, once.
     holders = [user() for _ in range(50)]
@@ -325,7 +333,7 @@ async def test_jobs_run_once_and_go_on_when_a_replica_dies(cluster: Cluster) -> 
     # Redemptions started in an outage stay PENDING; the surviving mall replica finishes them.
     buyers = [user() for _ in range(5)]
     for n in (0, 1):
-        await suite.restart("ledger", n)
+        await cluster.restart("ledger", n)
     await asyncio.gather(*(credit(ledger, m, 10) for m in buyers))
     for n in (0, 1):
         await suite.kill("ledger", n)
@@ -349,14 +357,14 @@ async def test_jobs_run_once_and_go_on_when_a_replica_dies(cluster: Cluster) -> 
     await suite.kill("rules", 0)
     await suite.kill("mall", 0)
     for n in (0, 1):
-        await suite.restart("ledger", n)
+        await cluster.restart("ledger", n)
     await wait_until(lambda: _all(ledger, earners, lambda b: b.available == 5))
     await wait_until(lambda: _all(ledger, buyers, lambda b: b.available == 4 and b.held == 0))
     for m in buyers:
         listed = await cluster.mall.ListRedemptions(mpb.ListRedemptionsRequest(user_id=m))
         assert [r.status for r in listed.redemptions] == [mpb.REDEMPTION_STATUS_COMPLETED]
-    await suite.restart("rules", 0)
-    await suite.restart("mall", 0)
+    await cluster.restart("rules", 0)
+    await cluster.restart("mall", 0)
     await audit_clean(ledger)
 
     # Two webhooks replicas delivered every event of every outbox, each exactly once.
@@ -380,7 +388,12 @@ async def test_jobs_run_once_and_go_on_when_a_replica_dies(cluster: Cluster) -> 
 
 
 async def _all(ledger: Any, members: list[str], check: Any) -> bool:
-    balances = await asyncio.gather(*(balance(ledger, m, days=3660) for m in members))
+    try:
+        balances = await asyncio.gather(*(balance(ledger, m, days=3660) for m in members))
+    except grpc.aio.AioRpcError as exc:  # a replica just restarted: not connected again yet
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            raise
+        return False
     return all(check(b) for b in balances)
 
 
