@@ -105,13 +105,11 @@ async def keep_months(pool: asyncpg.Pool, retention: timedelta) -> None:
     """The outbox's months: partitions created ahead, and those past `retention` whose events
     were all handed on dropped whole (the webhooks service keeps its own copy for replays).
     Published events in the default partition, if any ever land there, are deleted."""
+    await partitions.keep(pool, "outbox", retention, keep_while="p.published_at IS NULL")
     async with pool.acquire() as conn:
-        now: datetime = await conn.fetchval("SELECT now()")
-        await partitions.ensure_months(conn, "outbox", now)
-        await partitions.drop_months_before(
-            conn, "outbox", now - retention, keep_while="p.published_at IS NULL"
+        await conn.execute(
+            "DELETE FROM outbox_default WHERE published_at < now() - $1::interval", retention
         )
-        await conn.execute("DELETE FROM outbox_default WHERE published_at < $1", now - retention)
 
 
 def envelope_of(

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 
-from services.common.db import Conn
+from services.common.db import Conn, current_time
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,25 @@ def partition_name(table: str, first_day: date) -> str:
     return f"{table}_{first_day:%Y_%m}"
 
 
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+async def keep(
+    pool: asyncpg.Pool,
+    table: str,
+    retention: timedelta | None = None,
+    keep_while: str | None = None,
+) -> None:
+    """One pass of a partitioned table's job: months made ahead and, with a `retention`, the
+    months past it dropped (see `drop_months_before` for `keep_while`)."""
+    async with pool.acquire() as conn:
+        now = await current_time(conn)
+        await ensure_months(conn, table, now)
+        if retention is not None:
+            await drop_months_before(conn, table, now - retention, keep_while)
+
+
 async def ensure_months(conn: Conn, table: str, now: datetime) -> list[str]:
     """Create this month's partition and the next MONTHS_AHEAD ones where missing; returns the
     partitions created."""
@@ -53,7 +72,7 @@ async def ensure_months(conn: Conn, table: str, now: datetime) -> list[str]:
                 await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
                 await conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES "
-                    f"FROM ('{start.isoformat()} 00:00+00') TO ('{end.isoformat()} 00:00+00')"
+                    f"FROM ('{_midnight(start).isoformat()}') TO ('{_midnight(end).isoformat()}')"
                 )
         except asyncpg.InvalidObjectDefinitionError:
             continue  # another partition covers the month (a table's rows before its months)
@@ -78,8 +97,7 @@ async def drop_months_before(
         first_day = _first_day(table, name)
         if first_day is None:  # the default partition stays
             continue
-        ends = datetime.combine(month(datetime.combine(first_day, time(), UTC), 1), time(), UTC)
-        if ends > before:
+        if _midnight(month(_midnight(first_day), 1)) > before:  # its month has not ended
             continue
         if keep_while and await conn.fetchval(
             f"SELECT EXISTS (SELECT FROM {name} AS p WHERE {keep_while})"

@@ -186,20 +186,20 @@ def replica_target(name: str, address: str) -> str:
     parts = [p.strip() for p in address.split(",") if p.strip()]
     if len(parts) == 1:
         return parts[0]
-    families = set()
+    families, listed = set(), []
     for part in parts:
         host, _, port = part.rpartition(":")
         if not host or not port.isdigit():
             raise SettingsError(f"{name}: {part!r} has no port")
-        host = "127.0.0.1" if host == "localhost" else host.strip("[]")
+        host = "127.0.0.1" if host == "localhost" else host
         try:
-            families.add(ipaddress.ip_address(host).version)
+            families.add(ipaddress.ip_address(host.strip("[]")).version)
         except ValueError:
             raise SettingsError(
                 f"{name}: a list of replicas takes IP addresses ({part!r}); for names, use "
                 "one DNS name that resolves to every replica"
             ) from None
+        listed.append(f"{host}:{port}")
     if len(families) > 1:
         raise SettingsError(f"{name}: a list of replicas is all IPv4 or all IPv6")
-    listed = ",".join(p.replace("localhost", "127.0.0.1", 1) for p in parts)
-    return f"ipv{families.pop()}:{listed}"
+    return f"ipv{families.pop()}:{','.join(listed)}"

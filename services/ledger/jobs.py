@@ -77,13 +77,6 @@ async def expire_now(pool: asyncpg.Pool) -> int:
     return totals.points
 
 
-async def keep_transfer_months(pool: asyncpg.Pool) -> None:
-    """Transfers are partitioned by month (docs/scaling.md): this month and three ahead exist.
-    None is dropped: transfers are the ledger's record."""
-    async with pool.acquire() as conn:
-        await partitions.ensure_months(conn, "transfers", await current_time(conn))
-
-
 def jobs(pool: asyncpg.Pool, ops: Operations, config: LedgerConfig) -> list[Job]:
     scheduled = [
         Job(
@@ -96,7 +89,7 @@ def jobs(pool: asyncpg.Pool, ops: Operations, config: LedgerConfig) -> list[Job]
         Job(
             "transfer-months",
             3600.0,
-            lambda: keep_transfer_months(pool),
+            lambda: partitions.keep(pool, "transfers"),  # never dropped: the ledger's record
             once_across_replicas=True,
             at_start=True,
         ),

@@ -688,6 +688,14 @@ async def budget_usage(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict[str,
     return {r["budget_id"]: r["used"] for r in rows}
 
 
+# Keeps a month of events from being dropped (`partitions.keep`, alias p): an event whose
+# awards still wait for an operator's review.
+WAITING_FOR_REVIEW = (
+    "p.decision = 'REVIEW' AND EXISTS (SELECT FROM awards a WHERE a.user_id = p.user_id "
+    "AND a.event_id = p.event_id AND a.review = 'PENDING')"
+)
+
+
 async def reviews(conn: Conn, after: tuple[datetime, str, str] | None, limit: int) -> list[Record]:
     """Events decided REVIEW that still have awards waiting, oldest first."""
     return list(

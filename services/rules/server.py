@@ -7,13 +7,14 @@ from pathlib import Path
 import grpc
 
 from loyalty.rules.v1 import rules_pb2, rules_pb2_grpc
-from services.common import relay
+from services.common import partitions, relay
 from services.common.dead_letter_desk import DeadLetterDesk
 from services.common.ledger_client import LedgerClient
 from services.common.periodic import Job
 from services.common.server import Runtime, ServiceSpec, run
 from services.common.settings import peer_address
-from services.rules import event_months, measures
+from services.rules import measures
+from services.rules import repository as repo
 from services.rules.config import RulesConfig
 from services.rules.servicer import RulesServicer
 from services.rules.settlement import Settlement
@@ -31,7 +32,9 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         Job(
             "event-months",
             3600.0,
-            lambda: event_months.keep(runtime.pool, config.event_retention),
+            lambda: partitions.keep(
+                runtime.pool, "events", config.event_retention, repo.WAITING_FOR_REVIEW
+            ),
             once_across_replicas=True,
             at_start=True,
         )

@@ -15,9 +15,8 @@ import pytest
 from services.common import outbox, partitions
 from services.common.migrations import Migration, load_migrations, migrate
 from services.common.server import ServiceSpec
-from services.ledger.jobs import keep_transfer_months
 from services.ledger.server import SPEC as LEDGER
-from services.rules import event_months
+from services.rules.repository import WAITING_FOR_REVIEW
 from services.rules.server import SPEC as RULES
 
 
@@ -145,7 +144,7 @@ async def test_transfers_turn_monthly_with_every_row_kept(private_database: str)
         old = await conn.fetch("SELECT tableoid::regclass::text AS part FROM transfers")
         assert {r["part"] for r in old} == {"transfers_before_months"}
         # The job makes the months from the old table's bound on; a transfer in one lands there.
-        await keep_transfer_months(pool)
+        await partitions.keep(pool, "transfers")
         made = [m for m in await months_of(conn, "transfers") if m[-7:-3].isdigit()]
         assert made, "months from the bound on"
         ahead = datetime.combine(partitions.month(now, 3), datetime.min.time(), UTC)
@@ -171,7 +170,7 @@ async def test_events_turn_monthly_and_old_months_go_unless_a_review_waits(
         await conn.execute(EVENT, "m-1", "e-old", now, "ALLOW")
         assert await migrate(conn, "rules", every) == [12, 13, 14, 15]
         assert await months_of(conn, "events") == ["events_before_months", "events_default"]
-        await event_months.keep(pool, retention=None)
+        await partitions.keep(pool, "events")
         assert len(await months_of(conn, "events")) > 2  # months from the bound on
         # Two old months: one holds an event whose award waits for review, and stays.
         await partitions.ensure_months(conn, "events", datetime(2030, 1, 15, tzinfo=UTC))
@@ -185,7 +184,7 @@ async def test_events_turn_monthly_and_old_months_go_unless_a_review_waits(
             conn,
             "events",
             datetime(2030, 3, 5, tzinfo=UTC),
-            keep_while=event_months.WAITING_FOR_REVIEW,
+            keep_while=WAITING_FOR_REVIEW,
         )
         assert "events_2030_02" in dropped and "events_2030_01" not in dropped
         kept = await conn.fetch("SELECT event_id FROM events ORDER BY recorded_at")
