@@ -1,7 +1,7 @@
 // The console's shell: sign-in, navigation (#/page/argument), language, and each page's
 // errors shown in place of the page.
 import { scopes, signIn, signOut, signedIn } from "./api.js";
-import { h, problemText } from "./dom.js";
+import { errorText, h } from "./dom.js";
 import { setLocale, t } from "./i18n.js";
 import { config } from "./pages/config.js";
 import { economy } from "./pages/economy.js";
@@ -36,7 +36,7 @@ async function route() {
     await PAGES[current](root, argument ? decodeURIComponent(argument) : undefined);
   } catch (error) {
     root.replaceChildren(h("p", { class: "error", role: "alert" },
-      error.problem ? problemText(error.problem) : String(error.message)));
+      errorText(error)));
   }
 }
 

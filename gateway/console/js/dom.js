@@ -36,3 +36,8 @@ export function problemText(problem) {
   }
   return lines.join("\n");
 }
+
+// What went wrong, for the operator: the API's problem, else the error's own message.
+export function errorText(error) {
+  return error.problem ? problemText(error.problem) : String(error.message);
+}

@@ -2,7 +2,7 @@
 // shown as they come), enable or disable, and every version with a diff between two.
 import { api, get } from "../api.js";
 import { lineDiff } from "../diff.js";
-import { card, h, problemText, table } from "../dom.js";
+import { card, errorText, h, table } from "../dom.js";
 import { number, t, when } from "../i18n.js";
 
 // kind: [list path, list field, id field, versioned, a template for a new one]
@@ -40,7 +40,7 @@ function editor(kind, id, value, done) {
       message.textContent = t("saved");
       await done();
     } catch (error) {
-      message.textContent = error.problem ? problemText(error.problem) : String(error.message);
+      message.textContent = errorText(error);
     }
   }
   return card(id ? "edit" : "new", h("div", { class: "row" }, idInput), text,

@@ -2,7 +2,7 @@
 // history with the reason for every change and every event's explanation; adjust points
 // with a reason; blacklist and unblacklist.
 import { api, get } from "../api.js";
-import { card, h, problemText, table } from "../dom.js";
+import { card, errorText, h, table } from "../dom.js";
 import { number, t, when } from "../i18n.js";
 
 function explain(transfer) {
@@ -37,7 +37,7 @@ async function show(root, id, form) {
       await call();
       await show(root, id, form);
     } catch (error) {
-      message.textContent = error.problem ? problemText(error.problem) : String(error.message);
+      message.textContent = errorText(error);
     }
   }
   const adjust = () => act(() => api("POST", `${path}/adjustments`, { points: Number(amount.value), note: note.value }));

@@ -1,6 +1,6 @@
 // The review queue: events decided REVIEW with their signals, approved or rejected in bulk.
 import { api, get } from "../api.js";
-import { card, h, problemText, table } from "../dom.js";
+import { card, errorText, h, table } from "../dom.js";
 import { number, t, when } from "../i18n.js";
 
 export async function reviews(root) {
@@ -16,7 +16,7 @@ export async function reviews(root) {
         }
         message.textContent = "";
       } catch (error) {
-        message.textContent = error.problem ? problemText(error.problem) : String(error.message);
+        message.textContent = errorText(error);
       }
       await load();
     }

@@ -1,7 +1,7 @@
 // Simulate before publishing: draft rules and campaigns against pasted or generated events,
 // points and cost per rule and campaign, the program in force today beside the draft.
 import { api } from "../api.js";
-import { card, h, problemText, table } from "../dom.js";
+import { card, errorText, h, table } from "../dom.js";
 import { money, number, t } from "../i18n.js";
 
 function generated(users, checkIns) {
@@ -52,7 +52,7 @@ export async function simulate(root) {
       card("campaigns", compared("campaign", reply.current.by_campaign, reply.draft.by_campaign)));
     } catch (error) {
       result.replaceChildren(h("p", { class: "error", role: "alert" },
-        error.problem ? problemText(error.problem) : String(error.message)));
+        errorText(error)));
     }
   }
   root.replaceChildren(

@@ -1,7 +1,7 @@
 // Webhooks: subscriptions (create, edit, enable or disable, rotate the secret) and each one's
 // delivery log (status, attempts, answer, latency; redeliver one, replay a window).
 import { api, get } from "../api.js";
-import { card, h, problemText, table } from "../dom.js";
+import { card, errorText, h, table } from "../dom.js";
 import { number, t, when } from "../i18n.js";
 
 const BASE = "/v1/admin/webhooks";
@@ -13,7 +13,7 @@ async function attempt(message, call) {
     message.textContent = "";
     return true;
   } catch (error) {
-    message.textContent = error.problem ? problemText(error.problem) : String(error.message);
+    message.textContent = errorText(error);
     return false;
   }
 }
