@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PYTEST_ARGS ?=
 
-.PHONY: setup protos openapi k8s proto-release image-lock run test lint bench clean clean-data chromium
+.PHONY: setup protos openapi k8s proto-release image-lock run test lint bench clean clean-data test-tools
 
 ## setup: virtualenv in .venv with pinned dependencies, generated protobuf code in gen/
 setup: $(VENV)/.installed $(GEN)/.stamp
@@ -47,16 +47,18 @@ run: setup
 	$(PY) scripts/run_suite.py
 
 ## test: the whole test suite against a real PostgreSQL (TEST_DATABASE_URL, else embedded)
-test: setup node_modules/.installed chromium
+test: setup node_modules/.installed test-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## chromium: Debian's Chromium for the console's browser tests (Playwright drives it; its own
-## browser download is not reachable everywhere). Installed when missing and run as root.
-chromium:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive \
-		&& { apt-get install -y -q chromium >/dev/null 2>&1 \
-		     || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } \
-		|| { echo "chromium is missing: apt-get install chromium (as root)"; exit 1; }
+## test-tools: Debian's Chromium for the console's browser tests (Playwright drives it; its own
+## browser download is not reachable everywhere) and libfaketime for the test that runs the suite
+## a year ahead. Installed when missing and run as root.
+test-tools:
+	@{ command -v chromium >/dev/null && command -v faketime >/dev/null; } \
+		|| { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive \
+		&& { apt-get install -y -q chromium faketime >/dev/null 2>&1 \
+		     || { apt-get update -q >/dev/null && apt-get install -y -q chromium faketime >/dev/null; }; }; } \
+		|| { echo "chromium or faketime is missing: apt-get install chromium faketime (as root)"; exit 1; }
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

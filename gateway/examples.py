@@ -12,8 +12,13 @@ from typing import Any
 
 JSON = dict[str, Any]
 
-NOW = "2026-11-25T08:00:00Z"
-LATER = "2027-11-25T08:00:00Z"
+# A time for what the server only reports (answers, report ranges, a campaign's window). No
+# request example carries a time the server judges against its own clock (an event's
+# `occurred_at` must fall within the last days): those are left out, meaning "now", so that an
+# example copied from the document is accepted on any date.
+SHOWN_AT = "2026-11-25T08:00:00Z"
+SHOWN_DAY_END = "2026-11-26T08:00:00Z"  # the end of a one-day window starting at SHOWN_AT
+SHOWN_UNTIL = "2027-11-25T08:00:00Z"
 
 # Request bodies worth writing by hand, by schema name: the seed program's own numbers (in an
 # order that works when sent one after another: the budget before the campaign drawing on it).
@@ -30,8 +35,8 @@ REQUESTS: dict[str, Any] = {
         "event_types": ["CHECK_IN", "PURCHASE"],
         "multiplier_percent": 200,
         "audience": "ALL",
-        "start_at": NOW,
-        "end_at": LATER,
+        "start_at": SHOWN_AT,
+        "end_at": SHOWN_UNTIL,
         "budget_id": "weekend-2026",
         "enabled": True,
     },
@@ -73,7 +78,6 @@ REQUESTS: dict[str, Any] = {
         "order_id": "order-20261125-0001",
         "amount_minor": 14999,
         "currency": "CNY",
-        "occurred_at": NOW,
         "device_id": "d-7f3a",
         "ip": "203.0.113.7",
     },
@@ -95,8 +99,8 @@ REQUESTS: dict[str, Any] = {
             }
         ],
         "events": [
-            {"event_id": "s-1", "user_id": "u-1001", "type": "LIKE", "occurred_at": NOW},
-            {"event_id": "s-2", "user_id": "u-1001", "type": "LIKE", "occurred_at": NOW},
+            {"event_id": "s-1", "user_id": "u-1001", "type": "LIKE"},
+            {"event_id": "s-2", "user_id": "u-1001", "type": "LIKE"},
         ],
     },
     "BlacklistEntry": {"kind": "USER", "value": "u-666", "reason": "scripted sign-ups"},
@@ -229,7 +233,7 @@ def _integer(schema: JSON, name: str) -> int:
 
 def _string(schema: JSON, name: str) -> str:
     if schema.get("format") == "date-time" or name.endswith("_at"):
-        return NOW
+        return SHOWN_DAY_END if name in ("end", "end_time", "end_at") else SHOWN_AT
     pattern = schema.get("pattern", "")
     if pattern == "^[A-Z]{3}$":
         return "CNY"

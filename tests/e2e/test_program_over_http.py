@@ -11,12 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import examples
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
 from services.webhooks.server import SPEC as WEBHOOKS
-from tests.support.gateway_calls import bearer, gateway_env, operator_keys
+from tests.support.gateway_calls import (
+    bearer,
+    gateway_env,
+    operator_keys,
+    send_request_examples,
+)
 from tests.support.hosts import running, serving_gateway
 
 ADMIN = bearer("operator", "admin")
@@ -280,26 +284,7 @@ async def test_a_program_runs_end_to_end_over_http(http: httpx.AsyncClient) -> N
 
 
 async def test_the_documented_request_examples_are_accepted(http: httpx.AsyncClient) -> None:
-    """Each hand-written request example of the served OpenAPI document, sent as documented,
-    is accepted (in the order they are written: a budget before the campaign drawing on it)."""
-    document = await ok(http.get("/openapi.json"))
-    by_schema = {
-        media["schema"]["$ref"].rsplit("/", 1)[-1]: (path, method, operation, media["example"])
-        for path, operations in document["paths"].items()
-        for method, operation in operations.items()
-        for media in operation.get("requestBody", {}).get("content", {}).values()
-        if "$ref" in media["schema"]
-    }
-    caller = bearer("operator", "admin", "events:write")
-    for name in examples.REQUESTS:
-        path, method, operation, body = by_schema[name]
-        assert body == examples.REQUESTS[name]
-        for parameter in operation.get("parameters", []):
-            if parameter["in"] == "path":
-                path = path.replace("{" + parameter["name"] + "}", str(parameter["example"]))
-        headers = {**caller, "Idempotency-Key": uuid.uuid4().hex}
-        reply = await http.request(method, path, json=body, headers=headers)
-        assert reply.is_success, f"{method.upper()} {path}: {reply.text}"
+    await send_request_examples(http, bearer("operator", "admin", "events:write"))
 
 
 async def test_purchases_expiry_and_a_campaign_budget_as_the_seed_states(

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from gateway import examples
 from gateway.auth import mint
 from gateway.settings import DEV_SECRET, AuthSettings
 
@@ -47,3 +48,26 @@ async def operator_keys(request: httpx.Request) -> None:
     mutating = request.method in ("POST", "PUT", "PATCH", "DELETE")
     if mutating and request.url.path.startswith("/v1/admin/"):
         request.headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
+
+
+async def send_request_examples(http: httpx.AsyncClient, caller: dict[str, str]) -> None:
+    """Send each hand-written request example of the served OpenAPI document as documented
+    (in the order they are written: a budget before the campaign drawing on it); each must
+    be accepted."""
+    document = (await http.get("/openapi.json")).json()
+    by_schema = {
+        media["schema"]["$ref"].rsplit("/", 1)[-1]: (path, method, operation, media["example"])
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for media in operation.get("requestBody", {}).get("content", {}).values()
+        if "$ref" in media["schema"]
+    }
+    for name in examples.REQUESTS:
+        path, method, operation, body = by_schema[name]
+        assert body == examples.REQUESTS[name]
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path":
+                path = path.replace("{" + parameter["name"] + "}", str(parameter["example"]))
+        headers = {**caller, "Idempotency-Key": uuid.uuid4().hex}
+        reply = await http.request(method, path, json=body, headers=headers)
+        assert reply.is_success, f"{method.upper()} {path}: {reply.text}"

@@ -2,7 +2,6 @@
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from tests.support.ledger_calls import Stub, audit_clean, balance, credit, debit, fails, rid
@@ -72,10 +71,11 @@ async def test_stats_by_source(ledger: Stub, user: str) -> None:
 
 
 async def test_stats_per_day_add_up_to_the_period(ledger: Stub, user: str) -> None:
-    """Tests run one at a time: a window opened now holds this test's transfers alone."""
-    ask = pb.GetStatsRequest(by_day=True)
-    ask.time_range.start_time.FromDatetime(datetime.now(UTC) - timedelta(milliseconds=10))
+    """Tests run one at a time: a window opened at this test's first transfer (the database's
+    time, not this process's) holds this test's transfers alone."""
     earned = await credit(ledger, user, 300)
+    ask = pb.GetStatsRequest(by_day=True)
+    ask.time_range.start_time.CopyFrom(earned.transfer.create_time)
     await debit(ledger, user, 50)
     await ledger.Reverse(
         pb.ReverseRequest(
