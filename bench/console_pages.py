@@ -31,6 +31,7 @@ PAGES = {
     "reviews": "button[name=approve]",
     "member/member-42": "[data-kpi=available] .value",
     "mall": "section",
+    "webhooks": "section",
     "health": "section",
 }
 
@@ -82,7 +83,7 @@ async def main() -> None:
             f"in {time.perf_counter() - started:.0f} s"
         )
         async with (
-            suite(url, ("ledger", "rules", "mall", "gateway")) as running,
+            suite(url, ("ledger", "rules", "mall", "webhooks", "gateway")) as running,
             async_playwright() as playwright,
         ):
             base = f"http://127.0.0.1:{running.ports['gateway']}/console"

@@ -7,6 +7,7 @@ profiles; CPU and round trips per operation.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 
 import grpc
@@ -26,7 +27,7 @@ from bench.support import (
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 
-MEMBERS = 100_000
+MEMBERS = int(os.environ.get("BENCH_MEMBERS", "100000"))
 CLIENTS = 64
 
 
