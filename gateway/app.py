@@ -69,7 +69,9 @@ def _document(app: FastAPI) -> dict[str, Any]:
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    services = Backends(settings.backends, settings.backend_timeout_seconds)
+    services = Backends(
+        settings.backends, settings.backend_timeout_seconds, settings.admin_timeout_seconds
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

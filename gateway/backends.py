@@ -26,6 +26,7 @@ SERVICES = {
 class Backends:
     addresses: dict[str, str]
     timeout: float  # deadline of each backend call, in seconds
+    admin_timeout: float  # deadline of an operator's write
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     # Typed stubs over the channels, set by open().
     ledger: ledger_pb2_grpc.LedgerServiceAsyncStub = field(init=False)

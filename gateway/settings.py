@@ -73,6 +73,9 @@ class GatewaySettings:
     port: int
     backends: dict[str, str]  # service name -> host:port
     backend_timeout_seconds: float
+    # Operators' writes: rarer and heavier than a member's call (a rule save rebuilds the
+    # program, a subscription resolves its host), so a busy machine must not turn them into 504s.
+    admin_timeout_seconds: float
     auth: AuthSettings
     sse_keepalive_seconds: float  # idle Server-Sent Event streams get a comment this often
     limits: EdgeLimits
@@ -94,6 +97,7 @@ class GatewaySettings:
             port=env.integer("GATEWAY_PORT", DEFAULT_PORTS["gateway"], maximum=65535),
             backends={name: peer_address(name, source) for name in BACKENDS},
             backend_timeout_seconds=env.number("BACKEND_TIMEOUT_SECONDS", 1.0, minimum=0.01),
+            admin_timeout_seconds=env.number("ADMIN_TIMEOUT_SECONDS", 10.0, minimum=0.01),
             auth=AuthSettings.from_env(env, telemetry.environment),
             sse_keepalive_seconds=env.number("GATEWAY_SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1),
             forwarded_allow_ips=env.text("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),

@@ -77,7 +77,7 @@ async def put_rule(
         rpb.Rule(),
         rule_id,
         rule,
-        services.timeout,
+        services.admin_timeout,
         idem,
         actor=operator.user_id,
     )
@@ -161,7 +161,7 @@ async def put_campaign(
         rpb.Campaign(),
         campaign_id,
         campaign,
-        services.timeout,
+        services.admin_timeout,
         idem,
         actor=operator.user_id,
     )
@@ -185,7 +185,7 @@ async def put_tier(
         rpb.Tier(),
         tier_id,
         tier,
-        services.timeout,
+        services.admin_timeout,
         idem,
         actor=operator.user_id,
     )
@@ -218,7 +218,7 @@ async def put_budget(
         rpb.Budget(),
         budget_id,
         budget,
-        services.timeout,
+        services.admin_timeout,
         idem,
         actor=operator.user_id,
     )
@@ -228,7 +228,7 @@ async def put_budget(
 async def delete_budget(budget_id: Name, services: Services, idem: Idem) -> Json:
     """Delete a budget: awards are no longer limited by it."""
     reply = await services.rules.DeleteBudget(
-        rpb.DeleteBudgetRequest(budget_id=budget_id, request_id=idem), timeout=services.timeout
+        rpb.DeleteBudgetRequest(budget_id=budget_id, request_id=idem), timeout=services.admin_timeout
     )
     return to_json(reply)
 
@@ -273,12 +273,12 @@ async def decide_review(
     if decision == "approve":
         reply: Any = await services.rules.ApproveReview(
             rpb.ApproveReviewRequest(user_id=user_id, event_id=event_id, request_id=idem),
-            timeout=services.timeout * 3,
+            timeout=services.admin_timeout,
         )
     else:
         reply = await services.rules.RejectReview(
             rpb.RejectReviewRequest(user_id=user_id, event_id=event_id, request_id=idem),
-            timeout=services.timeout,
+            timeout=services.admin_timeout,
         )
     return ReviewDecision(decision=decision, points=reply.points)
 
@@ -292,7 +292,7 @@ async def put_cap_group(name: Name, body: CapGroup, services: Services, idem: Id
     """Create or replace a cap group's daily cap."""
     reply = await services.rules.UpsertCapGroup(
         rpb.UpsertCapGroupRequest(name=name, daily_cap=body.daily_cap, request_id=idem),
-        timeout=services.timeout,
+        timeout=services.admin_timeout,
     )
     return to_json(reply)
 
@@ -315,7 +315,7 @@ async def add_blacklist(entry: BlacklistEntry, services: Services, idem: Idem) -
     )
     if entry.expires_at is not None:
         request.expire_time.FromDatetime(entry.expires_at)
-    await services.rules.AddBlacklistEntry(request, timeout=services.timeout)
+    await services.rules.AddBlacklistEntry(request, timeout=services.admin_timeout)
 
 
 @router.get("/blacklist", response_model=_typed(rpb.ListBlacklistResponse))
@@ -342,7 +342,7 @@ async def remove_blacklist(
         rpb.RemoveBlacklistEntryRequest(
             kind=rpb.BlacklistKind.Value(f"BLACKLIST_KIND_{kind}"), value=value, request_id=idem
         ),
-        timeout=services.timeout,
+        timeout=services.admin_timeout,
     )
     return Removed(removed=reply.removed)
 
@@ -357,7 +357,7 @@ async def put_item(item_id: Name, services: Services, idem: Idem, item: ItemIn) 
         mpb.Item(),
         item_id,
         item,
-        services.timeout,
+        services.admin_timeout,
         idem,
     )
 
@@ -368,7 +368,7 @@ async def put_lottery(lottery_id: Name, services: Services, idem: Idem, lottery:
     message = _parse(lottery, mpb.Lottery())
     message.lottery_id = lottery_id
     reply = await services.mall.UpsertLottery(
-        mpb.UpsertLotteryRequest(lottery=message, request_id=idem), timeout=services.timeout
+        mpb.UpsertLotteryRequest(lottery=message, request_id=idem), timeout=services.admin_timeout
     )
     return to_json(reply)
 
@@ -379,7 +379,7 @@ async def put_lottery(lottery_id: Name, services: Services, idem: Idem, lottery:
 async def rotate_seed(lottery_id: Name, services: Services, idem: Idem) -> Json:
     """Reveal the lottery's current seed and start a new one."""
     reply = await services.mall.RotateSeed(
-        mpb.RotateSeedRequest(lottery_id=lottery_id, request_id=idem), timeout=services.timeout
+        mpb.RotateSeedRequest(lottery_id=lottery_id, request_id=idem), timeout=services.admin_timeout
     )
     return to_json(reply)
 
@@ -427,7 +427,7 @@ async def update_shipment(
             status=mpb.ShipmentStatus.Value(f"SHIPMENT_STATUS_{body.status}"),
             request_id=idem,
         ),
-        timeout=services.timeout,
+        timeout=services.admin_timeout,
     )
     return to_json(reply.redemption)
 

@@ -66,7 +66,7 @@ async def retry_dead_letter(body: LetterRef, services: Services) -> dict[str, An
     pb = PACKAGES[body.service]
     reply = await _stub(services, body.service).RetryDeadLetter(
         pb.RetryDeadLetterRequest(user_id=body.user_id, letter_id=body.letter_id),
-        timeout=services.timeout * 3,
+        timeout=services.admin_timeout,
     )
     return to_json(reply.dead_letter)
 
@@ -77,6 +77,6 @@ async def resolve_dead_letter(body: Resolution, services: Services) -> dict[str,
     pb = PACKAGES[body.service]
     reply = await _stub(services, body.service).ResolveDeadLetter(
         pb.ResolveDeadLetterRequest(user_id=body.user_id, letter_id=body.letter_id, note=body.note),
-        timeout=services.timeout,
+        timeout=services.admin_timeout,
     )
     return to_json(reply.dead_letter)

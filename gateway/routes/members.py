@@ -173,7 +173,7 @@ async def adjust(
                 kind=lpb.TRANSFER_KIND_ADJUSTMENT,
                 metadata=metadata,
             ),
-            timeout=services.timeout * 3,
+            timeout=services.admin_timeout,
         )
         transfer, balance = credited.transfer, credited.balance
     else:
@@ -186,7 +186,7 @@ async def adjust(
                 kind=lpb.TRANSFER_KIND_ADJUSTMENT,
                 metadata=metadata,
             ),
-            timeout=services.timeout * 3,
+            timeout=services.admin_timeout,
         )
         transfer, balance = debited.transfer, debited.balance
     return Adjustment(

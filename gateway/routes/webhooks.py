@@ -70,7 +70,7 @@ async def create_subscription(body: SubscriptionIn, services: Services, idem: Id
     only."""
     reply = await services.webhooks.CreateSubscription(
         pb.CreateSubscriptionRequest(subscription=_subscription(body), request_id=idem),
-        timeout=services.timeout * 3,
+        timeout=services.admin_timeout,
     )
     return to_json(reply)
 
@@ -105,7 +105,7 @@ async def update_subscription(
     what waited, in order)."""
     reply = await services.webhooks.UpdateSubscription(
         pb.UpdateSubscriptionRequest(subscription=_subscription(body, subscription_id)),
-        timeout=services.timeout * 3,
+        timeout=services.admin_timeout,
     )
     return to_json(reply.subscription)
 
@@ -121,7 +121,7 @@ async def rotate_secret(subscription_id: Id, body: Rotation, services: Services)
         pb.RotateSecretRequest(
             subscription_id=subscription_id, overlap_seconds=body.overlap_seconds
         ),
-        timeout=services.timeout,
+        timeout=services.admin_timeout,
     )
     return to_json(reply)
 
@@ -159,7 +159,7 @@ async def replay_window(subscription_id: Id, body: Window, services: Services) -
     request = pb.ReplayWindowRequest(subscription_id=subscription_id)
     request.time_range.start_time.FromDatetime(body.start_time)
     request.time_range.end_time.FromDatetime(body.end_time)
-    reply = await services.webhooks.ReplayWindow(request, timeout=services.timeout * 3)
+    reply = await services.webhooks.ReplayWindow(request, timeout=services.admin_timeout)
     return to_json(reply)
 
 
@@ -169,6 +169,6 @@ async def replay_window(subscription_id: Id, body: Window, services: Services) -
 async def redeliver(delivery_id: Id, services: Services) -> Json:
     """Send one delivery's event again (after the member's earlier deliveries)."""
     reply = await services.webhooks.Redeliver(
-        pb.RedeliverRequest(delivery_id=delivery_id), timeout=services.timeout
+        pb.RedeliverRequest(delivery_id=delivery_id), timeout=services.admin_timeout
     )
     return to_json(reply.delivery)

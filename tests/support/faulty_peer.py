@@ -1,8 +1,10 @@
 """A real gRPC server in front of a real service that answers chosen methods with a chosen
-refusal and forwards everything else: how a peer's permanent refusals are tested."""
+refusal (or after a chosen delay, as a busy machine would) and forwards everything else: how a
+peer's permanent refusals and slow answers are tested."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -19,6 +21,7 @@ class FaultyPeer(grpc.GenericRpcHandler):
         self.target = target
         self.domain = domain
         self.faults: dict[str, DomainError] = {}  # method name (e.g. "Hold") -> its refusal
+        self.delays: dict[str, float] = {}  # method name -> seconds before it is forwarded
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._channel: grpc.aio.Channel | None = None
@@ -27,7 +30,9 @@ class FaultyPeer(grpc.GenericRpcHandler):
         method: str = details.method
 
         async def unary(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-            fault = self.faults.get(method.rsplit("/", 1)[1])
+            name = method.rsplit("/", 1)[1]
+            await asyncio.sleep(self.delays.get(name, 0))
+            fault = self.faults.get(name)
             if fault is not None:
                 await context.abort_with_status(to_grpc_status(fault, self.domain))
             assert self._channel is not None

@@ -4,10 +4,14 @@ adjustments with a reason, expiry runs, online time and invitations."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 
-from tests.support.gateway_calls import assert_error, bearer
+from services.common.server import ServiceHost
+from tests.support.faulty_peer import FaultyPeer
+from tests.support.gateway_calls import assert_error, bearer, gateway_env
+from tests.support.hosts import serving_gateway
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import credit
 
@@ -191,3 +195,33 @@ async def test_a_rules_versions_name_the_operator_who_saved_them(
     unknown = await http.get(f"/v1/admin/widgets/{rule_id}/versions", headers=ADMIN)
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_operators_write_has_a_deadline_that_fits_it(
+    ledger_host: ServiceHost,
+    rules_host: ServiceHost,
+    mall_host: ServiceHost,
+    webhooks_host: ServiceHost,
+) -> None:
+    """On a busy machine a rule save can take longer than a member's call may (1 s here): the
+    operator's write has its own deadline and is saved, while a read that slow is a 504."""
+    proxy = FaultyPeer(f"127.0.0.1:{rules_host.port}", "rules")
+    await proxy.start()
+    proxy.delays = {"UpsertCapGroup": 1.5, "ListCapGroups": 1.5}
+    env = gateway_env(ledger_host.port, proxy.port, mall_host.port, webhooks_host.port)
+    try:
+        async with (
+            serving_gateway(env) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as client,
+        ):
+            saved = await client.put(
+                "/v1/admin/cap-groups/slow-save",
+                json={"daily_cap": 7},
+                headers={**ADMIN, "Idempotency-Key": uuid.uuid4().hex},
+            )
+            assert saved.status_code == 200, saved.text
+            assert_error(
+                await client.get("/v1/admin/cap-groups", headers=ADMIN), 504, "DEADLINE_EXCEEDED"
+            )
+    finally:
+        await proxy.stop()
