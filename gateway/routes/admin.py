@@ -228,7 +228,8 @@ async def put_budget(
 async def delete_budget(budget_id: Name, services: Services, idem: Idem) -> Json:
     """Delete a budget: awards are no longer limited by it."""
     reply = await services.rules.DeleteBudget(
-        rpb.DeleteBudgetRequest(budget_id=budget_id, request_id=idem), timeout=services.admin_timeout
+        rpb.DeleteBudgetRequest(budget_id=budget_id, request_id=idem),
+        timeout=services.admin_timeout,
     )
     return to_json(reply)
 
@@ -379,7 +380,8 @@ async def put_lottery(lottery_id: Name, services: Services, idem: Idem, lottery:
 async def rotate_seed(lottery_id: Name, services: Services, idem: Idem) -> Json:
     """Reveal the lottery's current seed and start a new one."""
     reply = await services.mall.RotateSeed(
-        mpb.RotateSeedRequest(lottery_id=lottery_id, request_id=idem), timeout=services.admin_timeout
+        mpb.RotateSeedRequest(lottery_id=lottery_id, request_id=idem),
+        timeout=services.admin_timeout,
     )
     return to_json(reply)
 
