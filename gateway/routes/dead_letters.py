@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from gateway.auth import requires
 from gateway.backends import Backends
 from gateway.dialect import model_for, to_json
-from gateway.routes.common import backends
+from gateway.routes.common import backends, idempotency_key
 from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -23,6 +23,7 @@ router = APIRouter(
     dependencies=[Depends(requires("admin"))],
 )
 Services = Annotated[Backends, Depends(backends)]
+Idem = Annotated[str, Depends(idempotency_key)]
 Service = Literal["rules", "mall"]
 Status = Literal["OPEN", "RETRIED", "RESOLVED"]
 PACKAGES = {"rules": rpb, "mall": mpb}
@@ -61,22 +62,28 @@ async def list_dead_letters(
 
 
 @router.post("/retry", response_model=model_for(common_pb2.DeadLetter.DESCRIPTOR))
-async def retry_dead_letter(body: LetterRef, services: Services) -> dict[str, Any]:
+async def retry_dead_letter(body: LetterRef, services: Services, idem: Idem) -> dict[str, Any]:
     """Run a letter's work again (409 with the reason when it is refused again)."""
     pb = PACKAGES[body.service]
     reply = await _stub(services, body.service).RetryDeadLetter(
-        pb.RetryDeadLetterRequest(user_id=body.user_id, letter_id=body.letter_id),
+        pb.RetryDeadLetterRequest(
+            user_id=body.user_id, letter_id=body.letter_id, request_id=idem
+        ),
         timeout=services.admin_timeout,
     )
     return to_json(reply.dead_letter)
 
 
 @router.post("/resolve", response_model=model_for(common_pb2.DeadLetter.DESCRIPTOR))
-async def resolve_dead_letter(body: Resolution, services: Services) -> dict[str, Any]:
+async def resolve_dead_letter(
+    body: Resolution, services: Services, idem: Idem
+) -> dict[str, Any]:
     """Close a letter with a note, without retrying it."""
     pb = PACKAGES[body.service]
     reply = await _stub(services, body.service).ResolveDeadLetter(
-        pb.ResolveDeadLetterRequest(user_id=body.user_id, letter_id=body.letter_id, note=body.note),
+        pb.ResolveDeadLetterRequest(
+            user_id=body.user_id, letter_id=body.letter_id, note=body.note, request_id=idem
+        ),
         timeout=services.admin_timeout,
     )
     return to_json(reply.dead_letter)

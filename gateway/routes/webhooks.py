@@ -42,7 +42,12 @@ class SubscriptionChange(SubscriptionIn):
 
 
 class Rotation(BaseModel):
-    overlap_seconds: int = Field(default=86400, ge=0, le=7 * 86400)
+    overlap_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=7 * 86400,
+        description="how long the old secret keeps signing; 0 ends it now; absent: one day",
+    )
 
 
 class Window(BaseModel):
@@ -99,12 +104,14 @@ async def get_subscription(subscription_id: Id, services: Services) -> Json:
     "/subscriptions/{subscription_id}", response_model=model_for(pb.Subscription.DESCRIPTOR)
 )
 async def update_subscription(
-    subscription_id: Id, body: SubscriptionChange, services: Services
+    subscription_id: Id, body: SubscriptionChange, services: Services, idem: Idem
 ) -> Json:
     """Replace the endpoint, types and description; enable or disable (enabling resumes
     what waited, in order)."""
     reply = await services.webhooks.UpdateSubscription(
-        pb.UpdateSubscriptionRequest(subscription=_subscription(body, subscription_id)),
+        pb.UpdateSubscriptionRequest(
+            subscription=_subscription(body, subscription_id), request_id=idem
+        ),
         timeout=services.admin_timeout,
     )
     return to_json(reply.subscription)
@@ -114,12 +121,14 @@ async def update_subscription(
     "/subscriptions/{subscription_id}/secret",
     response_model=model_for(pb.RotateSecretResponse.DESCRIPTOR),
 )
-async def rotate_secret(subscription_id: Id, body: Rotation, services: Services) -> Json:
+async def rotate_secret(
+    subscription_id: Id, body: Rotation, services: Services, idem: Idem
+) -> Json:
     """A new signing secret (in this answer only); the old one keeps signing too until the
     overlap ends."""
     reply = await services.webhooks.RotateSecret(
         pb.RotateSecretRequest(
-            subscription_id=subscription_id, overlap_seconds=body.overlap_seconds
+            subscription_id=subscription_id, overlap_seconds=body.overlap_seconds, request_id=idem
         ),
         timeout=services.admin_timeout,
     )
@@ -154,9 +163,11 @@ async def list_deliveries(
     "/subscriptions/{subscription_id}/replay",
     response_model=model_for(pb.ReplayWindowResponse.DESCRIPTOR),
 )
-async def replay_window(subscription_id: Id, body: Window, services: Services) -> Json:
+async def replay_window(
+    subscription_id: Id, body: Window, services: Services, idem: Idem
+) -> Json:
     """Deliver again every event of a window (at most 31 days) the subscription wants."""
-    request = pb.ReplayWindowRequest(subscription_id=subscription_id)
+    request = pb.ReplayWindowRequest(subscription_id=subscription_id, request_id=idem)
     request.time_range.start_time.FromDatetime(body.start_time)
     request.time_range.end_time.FromDatetime(body.end_time)
     reply = await services.webhooks.ReplayWindow(request, timeout=services.admin_timeout)
@@ -166,9 +177,10 @@ async def replay_window(subscription_id: Id, body: Window, services: Services) -
 @router.post(
     "/deliveries/{delivery_id}/redeliver", response_model=model_for(pb.Delivery.DESCRIPTOR)
 )
-async def redeliver(delivery_id: Id, services: Services) -> Json:
+async def redeliver(delivery_id: Id, services: Services, idem: Idem) -> Json:
     """Send one delivery's event again (after the member's earlier deliveries)."""
     reply = await services.webhooks.Redeliver(
-        pb.RedeliverRequest(delivery_id=delivery_id), timeout=services.admin_timeout
+        pb.RedeliverRequest(delivery_id=delivery_id, request_id=idem),
+        timeout=services.admin_timeout,
     )
     return to_json(reply.delivery)

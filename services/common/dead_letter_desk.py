@@ -17,6 +17,7 @@ from loyalty.common.v1 import common_pb2
 from services.common import dead_letters
 from services.common.dead_letters import Letter
 from services.common.errors import FailedPrecondition, FieldViolation, NotFound
+from services.common.idempotency import RequestLog
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.peers import PeerRefused
 from services.common.timestamps import to_timestamp
@@ -131,6 +132,7 @@ class DeadLetterRpcs:
 
     dead_letters: DeadLetterDesk
     messages: ModuleType
+    requests: RequestLog
 
     async def ListDeadLetters(self, request: Any, context: Any) -> Any:
         letters, token = await self.dead_letters.list(
@@ -139,12 +141,22 @@ class DeadLetterRpcs:
         return self.messages.ListDeadLettersResponse(dead_letters=letters, next_page_token=token)
 
     async def RetryDeadLetter(self, request: Any, context: Any) -> Any:
-        letter = await self.dead_letters.retry(request.user_id, request.letter_id)
-        return self.messages.RetryDeadLetterResponse(dead_letter=letter)
+        async def work() -> Any:
+            letter = await self.dead_letters.retry(request.user_id, request.letter_id)
+            return self.messages.RetryDeadLetterResponse(dead_letter=letter)
+
+        response = self.messages.RetryDeadLetterResponse
+        return await self.requests.admin("RetryDeadLetter", request, response, work)
 
     async def ResolveDeadLetter(self, request: Any, context: Any) -> Any:
-        letter = await self.dead_letters.resolve(request.user_id, request.letter_id, request.note)
-        return self.messages.ResolveDeadLetterResponse(dead_letter=letter)
+        async def work() -> Any:
+            letter = await self.dead_letters.resolve(
+                request.user_id, request.letter_id, request.note
+            )
+            return self.messages.ResolveDeadLetterResponse(dead_letter=letter)
+
+        response = self.messages.ResolveDeadLetterResponse
+        return await self.requests.admin("ResolveDeadLetter", request, response, work)
 
 
 def not_retryable(letter: Letter) -> FailedPrecondition:

@@ -182,6 +182,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             )
         return pb.CreateSubscriptionResponse(subscription=subscription_of(row), secret=secret)
 
+    @idempotent_admin(pb.UpdateSubscriptionResponse)
     async def UpdateSubscription(
         self, request: pb.UpdateSubscriptionRequest, context: Context
     ) -> pb.UpdateSubscriptionResponse:
@@ -199,12 +200,14 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             )
         return pb.UpdateSubscriptionResponse(subscription=self._found(row, subscription_id))
 
+    @idempotent_admin(pb.RotateSecretResponse)
     async def RotateSecret(
         self, request: pb.RotateSecretRequest, context: Context
     ) -> pb.RotateSecretResponse:
         subscription_id = self._subscription_id(request.subscription_id)
-        overlap = request.overlap_seconds or 86400
-        if not 0 <= request.overlap_seconds <= MAX_OVERLAP:
+        # 0 is a real answer (a leaked secret must stop now); only an absent field defaults.
+        overlap = request.overlap_seconds if request.HasField("overlap_seconds") else 86400
+        if not 0 <= overlap <= MAX_OVERLAP:
             raise InvalidArgument.fields(
                 [FieldViolation("overlap_seconds", f"between 0 and {MAX_OVERLAP}")]
             )
@@ -254,6 +257,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             response.next_page_token = encode_token(str(rows[limit - 1]["delivery_id"]))
         return response
 
+    @idempotent_admin(pb.RedeliverResponse)
     async def Redeliver(
         self, request: pb.RedeliverRequest, context: Context
     ) -> pb.RedeliverResponse:
@@ -266,6 +270,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             )
         return pb.RedeliverResponse(delivery=delivery_of(row))
 
+    @idempotent_admin(pb.ReplayWindowResponse)
     async def ReplayWindow(
         self, request: pb.ReplayWindowRequest, context: Context
     ) -> pb.ReplayWindowResponse:

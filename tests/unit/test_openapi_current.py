@@ -41,3 +41,25 @@ def test_every_operation_has_examples_that_match_their_schemas(
         assert example is not None, f"{name}: no example for {where}"
         # Validated against the whole document so that $refs resolve.
         jsonschema.validate(example, {**schema, "components": DOCUMENT["components"]})
+
+
+CHANGING = [(name, op) for name, op in OPERATIONS if name.split()[0] in ("POST", "PUT", "DELETE")]
+# What the README names as going without: reads sent as POST because their input is a body, and
+# the batch of events, each of which carries its own key (event_id).
+WITHOUT_KEY = {
+    "POST /v1/admin/simulations",
+    "POST /v1/checkout/quote",
+    "POST /v1/coupons/validate",
+    "POST /v1/events/batch",
+}
+
+
+@pytest.mark.parametrize(("name", "operation"), CHANGING, ids=[n for n, _ in CHANGING])
+def test_every_route_that_changes_something_requires_an_idempotency_key(
+    name: str, operation: dict[str, Any]
+) -> None:
+    keys = [p for p in operation.get("parameters", []) if p["name"] == "Idempotency-Key"]
+    if name in WITHOUT_KEY:
+        assert not keys, f"{name} takes a key: take it out of WITHOUT_KEY and the README"
+    else:
+        assert keys and keys[0]["required"] and keys[0]["in"] == "header", name

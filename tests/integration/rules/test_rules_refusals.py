@@ -93,12 +93,15 @@ async def test_a_refused_award_becomes_a_dead_letter_and_is_not_counted(
     [again] = await open_letters(rules)
     assert again.attempts == 2
 
-    resolved = await rules.ResolveDeadLetter(
-        pb.ResolveDeadLetterRequest(
-            user_id=user, letter_id=letter.letter_id, note="rule misconfigured; compensated"
-        )
+    resolve = pb.ResolveDeadLetterRequest(
+        user_id=user,
+        letter_id=letter.letter_id,
+        note="rule misconfigured; compensated",
+        request_id=f"resolve-{user}",
     )
+    resolved = await rules.ResolveDeadLetter(resolve)
     assert resolved.dead_letter.status == common_pb2.DEAD_LETTER_STATUS_RESOLVED
+    assert await rules.ResolveDeadLetter(resolve) == resolved  # a retry answers the same
     assert await open_letters(rules) == []
     error = await fails(
         rules.RetryDeadLetter(pb.RetryDeadLetterRequest(user_id=user, letter_id=letter.letter_id))
