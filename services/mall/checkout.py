@@ -149,7 +149,10 @@ class Checkout:
             "hold_request_id": f"checkout:{key[:48]}:hold",
         }
         async with self.pool.acquire() as conn:
-            row = await repo.claim(conn, values, self.hold_seconds)
+            try:
+                row = await repo.claim(conn, values, self.hold_seconds)
+            except asyncpg.UniqueViolationError:  # the key already names another order
+                raise key_reused(request.request_id) from None
             if row is None:
                 row = await repo.find(conn, request.user_id, request.order_id)
         assert row is not None

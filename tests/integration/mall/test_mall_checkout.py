@@ -103,6 +103,31 @@ async def test_payment_failure_cancels_and_returns_the_points(
     assert error.reason == "DEDUCTION_CANCELLED"
 
 
+async def test_one_key_names_one_deduction(mall: MallStub, ledger: LedgerStub, user: str) -> None:
+    """The same key sent with another order is refused, and holds nothing for it."""
+    await credit(ledger, user, 1000)
+    key = rid()
+    first = pb.ApplyDeductionRequest(
+        request_id=key, user_id=user, order_id="order-A", order_amount=cny(5000), points=100
+    )
+    applied = (await mall.ApplyDeduction(first)).deduction
+    assert (await mall.ApplyDeduction(first)).deduction == applied  # a retry replays
+    other = await fails(
+        mall.ApplyDeduction(
+            pb.ApplyDeductionRequest(
+                request_id=key, user_id=user, order_id="order-B", order_amount=cny(5000), points=100
+            )
+        )
+    )
+    assert (other.code, other.reason) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+    await mall.ConfirmDeduction(
+        pb.ConfirmDeductionRequest(request_id=rid(), user_id=user, order_id="order-A")
+    )
+    current = await balance(ledger, user)
+    assert (current.available, current.held) == (900, 0)
+    await audit_clean(ledger)
+
+
 async def test_bad_checkout_input(mall: MallStub, user: str) -> None:
     error = await fails(
         mall.QuoteDeduction(
