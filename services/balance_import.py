@@ -3,14 +3,17 @@
 The file is CSV with a header: `user_id` and `points` (required), `expires_at` and `reference`
 (optional). Each row becomes one credit (one lot) from the issuance source `--source`
 (default "migration"):
-- idempotent per row: the credit's request id derives from the import id, the member, the
-  expiry and the reference, so running the file again applies nothing twice. A second row with
-  the same member, expiry and reference is refused by the ledger (the key was used for another
-  row) instead of silently merged;
+- idempotent per row: a row is named by the import id, the member and the reference, and its
+  credit's request id derives from that name alone, so running the file again applies nothing
+  twice, whatever else changed. A re-run that disagrees on a row (its points or its expiry, say
+  under another --timezone) is refused for that row by the ledger (the key was used for another
+  request), never applied twice. A second row with the same member and reference is refused
+  the same way instead of silently merged: a member's several lots need a reference each;
 - resumable: a checkpoint beside the file records how far the ledger has confirmed; after a
   crash the run resumes there (anything sent but unconfirmed is sent again and replays);
-- a rejected row (malformed, or refused by the ledger) changes nothing and is written to the
-  rejects report with its line and reason.
+- a rejected row (malformed, not UTF-8, or refused by the ledger) changes nothing and is written
+  to the rejects report with its line and reason (bytes that are not UTF-8 are copied there as
+  they were). Numbers are ASCII digits only.
 
 `expires_at` is an ISO 8601 date or time; a date means the end of that day in `--timezone`.
 Empty uses the ledger's default expiry policy. The rejects report, corrected, can be imported
@@ -34,6 +37,7 @@ from typing import IO, Any
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from services.common.ledger_client import LedgerClient
 from services.common.timestamps import to_timestamp
+from services.common.validation import MAX_USER_ID, ascii_number, identifier_problem
 
 COLUMNS = ("user_id", "points", "expires_at", "reference")
 REQUIRED = ("user_id", "points")
@@ -61,8 +65,7 @@ class Row:
     raw: dict[str, str]
 
     def request_id(self, import_id: str) -> str:
-        expiry = self.expires_at.isoformat() if self.expires_at else ""
-        key = "\0".join((self.user_id, expiry, self.reference)).encode()
+        key = "\0".join((self.user_id, self.reference)).encode()
         return f"import:{import_id}:{hashlib.sha256(key).hexdigest()[:32]}"
 
     def operation(self, import_id: str, source: str) -> pb.BatchOperation:
@@ -80,22 +83,31 @@ class Row:
 
 
 def parse_row(line: int, record: dict[str, str], zone: tzinfo) -> Row:
+    if any(_undecodable(value) for value in record.values() if isinstance(value, str)):
+        raise RowError("the line is not valid UTF-8")
     user_id = (record.get("user_id") or "").strip()
     if not user_id:
         raise RowError("user_id is empty")
-    if len(user_id) > 128:
-        raise RowError("user_id is longer than 128 characters")
+    problem = identifier_problem(user_id, MAX_USER_ID)
+    if problem is not None:
+        raise RowError(f"user_id {problem}")
     text = (record.get("points") or "").strip()
-    if not text.isdigit() or not 0 < int(text) <= MAX_POINTS:
+    points = ascii_number(text, 13)
+    if points is None or not 0 < points <= MAX_POINTS:
         raise RowError(f"points must be a whole number from 1 to {MAX_POINTS}, got {text!r}")
     return Row(
         line,
         user_id,
-        int(text),
+        points,
         parse_expiry((record.get("expires_at") or "").strip(), zone),
         (record.get("reference") or "").strip(),
         record,
     )
+
+
+def _undecodable(text: str) -> bool:
+    """Holds bytes that were not UTF-8 (read with errors="surrogateescape")."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def parse_expiry(text: str, zone: tzinfo) -> datetime | None:
@@ -200,7 +212,8 @@ class BalanceImport:
         """Import from the checkpoint on; `progress(rows)` after each confirmed batch."""
         state = Checkpoint.load(self.checkpoint_path, self.options.import_id)
         with (
-            self.path.open(newline="", encoding="utf-8-sig") as file,
+            # Bytes that are not UTF-8 fail their row, not the file (see parse_row).
+            self.path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as file,
             self._open_rejects(state) as rejects,
         ):
             report = csv.writer(rejects)
@@ -233,8 +246,12 @@ class BalanceImport:
         """The report, cut back to what the checkpoint confirmed (a crashed batch is redone)."""
         if state.rejects_bytes == 0 or not self.rejects_path.exists():
             state.rejects_bytes = 0
-            return self.rejects_path.open("w", newline="", encoding="utf-8")
-        report = self.rejects_path.open("r+", newline="", encoding="utf-8")
+            return self.rejects_path.open(
+                "w", newline="", encoding="utf-8", errors="surrogateescape"
+            )
+        report = self.rejects_path.open(
+            "r+", newline="", encoding="utf-8", errors="surrogateescape"
+        )
         report.truncate(state.rejects_bytes)
         report.seek(state.rejects_bytes)
         return report

@@ -66,18 +66,14 @@ async def retry_dead_letter(body: LetterRef, services: Services, idem: Idem) -> 
     """Run a letter's work again (409 with the reason when it is refused again)."""
     pb = PACKAGES[body.service]
     reply = await _stub(services, body.service).RetryDeadLetter(
-        pb.RetryDeadLetterRequest(
-            user_id=body.user_id, letter_id=body.letter_id, request_id=idem
-        ),
+        pb.RetryDeadLetterRequest(user_id=body.user_id, letter_id=body.letter_id, request_id=idem),
         timeout=services.admin_timeout,
     )
     return to_json(reply.dead_letter)
 
 
 @router.post("/resolve", response_model=model_for(common_pb2.DeadLetter.DESCRIPTOR))
-async def resolve_dead_letter(
-    body: Resolution, services: Services, idem: Idem
-) -> dict[str, Any]:
+async def resolve_dead_letter(body: Resolution, services: Services, idem: Idem) -> dict[str, Any]:
     """Close a letter with a note, without retrying it."""
     pb = PACKAGES[body.service]
     reply = await _stub(services, body.service).ResolveDeadLetter(

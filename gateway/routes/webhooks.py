@@ -163,9 +163,7 @@ async def list_deliveries(
     "/subscriptions/{subscription_id}/replay",
     response_model=model_for(pb.ReplayWindowResponse.DESCRIPTOR),
 )
-async def replay_window(
-    subscription_id: Id, body: Window, services: Services, idem: Idem
-) -> Json:
+async def replay_window(subscription_id: Id, body: Window, services: Services, idem: Idem) -> Json:
     """Deliver again every event of a window (at most 31 days) the subscription wants."""
     request = pb.ReplayWindowRequest(subscription_id=subscription_id, request_id=idem)
     request.time_range.start_time.FromDatetime(body.start_time)

@@ -21,7 +21,7 @@ from services.common.idempotency import RequestLog
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.peers import PeerRefused
 from services.common.timestamps import to_timestamp
-from services.common.validation import check_text, check_user_id, raise_if
+from services.common.validation import ascii_number, check_text, check_user_id, raise_if
 
 # Re-runs a letter's work; raises PeerRefused when refused again, PeerUnavailable to try later.
 Retry = Callable[[Letter], Awaitable[None]]
@@ -44,10 +44,11 @@ def message(letter: Letter) -> common_pb2.DeadLetter:
 
 
 def _letter_id(bad: list[FieldViolation], value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    number = ascii_number(value)
+    if number is None:
         bad.append(FieldViolation("letter_id", "must be an id returned by ListDeadLetters"))
         return 0
-    return int(value)
+    return number
 
 
 class DeadLetterDesk:

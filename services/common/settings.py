@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.common.validation import ascii_number
+
 DEFAULT_PORTS: dict[str, int] = {
     "ledger": 50051,
     "rules": 50052,
@@ -189,7 +191,7 @@ def replica_target(name: str, address: str) -> str:
     families, listed = set(), []
     for part in parts:
         host, _, port = part.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or ascii_number(port, 5) is None:
             raise SettingsError(f"{name}: {part!r} has no port")
         host = "127.0.0.1" if host == "localhost" else host
         try:

@@ -34,6 +34,15 @@ MAX_SECONDS = 253_402_300_799
 _TIMESTAMP = "google.protobuf.Timestamp"
 
 
+def ascii_number(value: str, max_digits: int = 18) -> int | None:
+    """`value` as a whole number when it is 1 to `max_digits` ASCII digits, else None. The one
+    parser for numeric ids, page tokens and counts: `str.isdigit` also accepts "²" (which
+    `int` then refuses: an INTERNAL error) and "١٢" (which `int` reads as 12)."""
+    if not 0 < len(value) <= max_digits or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
 def storable(value: str, max_length: int, *, required: bool = True) -> bool:
     """Text the API accepts: present (when required), at most `max_length` characters, and no
     NUL characters (PostgreSQL text cannot hold them)."""
@@ -58,6 +67,8 @@ def identifier_problem(value: str, max_length: int, *, required: bool = True) ->
     problem = text_problem(value, max_length, required=required)
     if problem is None and any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
         return "must not contain control or formatting characters"
+    if problem is None and value and value.strip() == "":
+        return "must not be blank"
     return problem
 
 

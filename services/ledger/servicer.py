@@ -15,6 +15,7 @@ from services.common.db import Conn, current_time
 from services.common.errors import DomainError, FieldViolation, InvalidArgument
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp, to_timestamp
+from services.common.validation import ascii_number
 from services.ledger import convert, idempotency, queries, validation
 from services.ledger import repository as repo
 from services.ledger.config import LedgerConfig
@@ -162,9 +163,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         before = None
         if request.page_token:
             [token] = decode_token(request.page_token, 1)
-            if not token.isdigit():
+            before = ascii_number(token)
+            if before is None:
                 raise invalid_token()
-            before = int(token)
         limit = request.page_size or 50
         span = request.time_range
         async with self.pool.acquire() as conn:

@@ -20,6 +20,7 @@ from services.common.peers import PeerUnavailable
 from services.common.timestamps import to_timestamp
 from services.common.validation import (
     MAX_MONEY_MINOR,
+    ascii_number,
     check_identifier,
     check_points,
     check_request_id,
@@ -82,10 +83,11 @@ def _check_user(user_id: str, bad: list[FieldViolation]) -> None:
 
 
 def _redemption_id(value: str, bad: list[FieldViolation]) -> int:
-    if not value.isdigit() or len(value) > 18:
+    number = ascii_number(value)
+    if number is None:
         bad.append(FieldViolation("redemption_id", "must be an id returned by the mall"))
         return 0
-    return int(value)
+    return number
 
 
 def _check_order(
@@ -223,11 +225,13 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
     ) -> pb.VerifyDrawResponse:
         bad: list[FieldViolation] = []
         _check_user(request.user_id, bad)
-        if not request.draw_id.isdigit() or len(request.draw_id) > 18:
+        draw_id = ascii_number(request.draw_id)
+        if draw_id is None:
             bad.append(FieldViolation("draw_id", "must be an id returned by Draw"))
         if bad:
             raise InvalidArgument.fields(bad)
-        return await self.lotteries.verify(request.user_id, int(request.draw_id))
+        assert draw_id is not None
+        return await self.lotteries.verify(request.user_id, draw_id)
 
     async def QuoteDeduction(
         self, request: pb.QuoteDeductionRequest, context: Context
@@ -422,10 +426,9 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         before = None
         if request.page_token:
             [token] = decode_token(request.page_token, 1)
-            if not token.isdigit():
+            before = ascii_number(token)
+            if before is None:
                 bad.append(FieldViolation("page_token", "is not valid"))
-            else:
-                before = int(token)
         if bad:
             raise InvalidArgument.fields(bad)
         limit = request.page_size or 20

@@ -23,6 +23,7 @@ from services.common.timestamps import from_timestamp, to_timestamp
 from services.common.validation import (
     MAX_REQUEST_ID,
     MAX_USER_ID,
+    ascii_number,
     check_identifier,
     check_text,
     check_user_id,
@@ -259,9 +260,9 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         before = None
         if request.page_token:
             (stamp,) = decode_token(request.page_token, 1)
-            if not stamp.isdigit():
+            before = ascii_number(stamp)
+            if before is None:
                 raise invalid_token()
-            before = int(stamp)
         limit = request.page_size or 20
         async with self.pool.acquire() as conn:
             rows = await repo.versions(conn, kind, request.id, before, limit + 1)

@@ -18,7 +18,7 @@ from services.common.idempotency import RequestLog, idempotent_admin
 from services.common.outbox import EVENT_TYPES, envelope_of
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp, to_timestamp
-from services.common.validation import check_text, raise_if
+from services.common.validation import ascii_number, check_text, raise_if
 from services.webhooks import repository as repo
 from services.webhooks import signing
 from services.webhooks.config import WebhooksConfig
@@ -95,9 +95,10 @@ def _not_allowed(refusal: EndpointRefused) -> InvalidArgument:
 
 def _id(value: str, field: str, reason: str, what: str) -> int:
     """A numeric id, or NOT_FOUND (an id we never issued names nothing)."""
-    if not value.isdigit() or len(value) > 18:
+    number = ascii_number(value)
+    if number is None:
         raise NotFound(reason, f"no such {what}", {field: value[:64]})
-    return int(value)
+    return number
 
 
 class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
@@ -242,9 +243,9 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         before = None
         if request.page_token:
             (token,) = decode_token(request.page_token, 1)
-            if not token.isdigit() or len(token) > 18:
+            before = ascii_number(token)
+            if before is None:
                 raise invalid_token()
-            before = int(token)
         limit = request.page_size or 50
         async with self.pool.acquire() as conn:
             if await repo.subscription(conn, subscription_id) is None:

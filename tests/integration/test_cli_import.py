@@ -98,6 +98,47 @@ async def test_rows_apply_once_and_bad_rows_are_reported(
     await audit_clean(ledger)
 
 
+async def test_a_row_is_its_member_and_reference_and_odd_bytes_fail_only_their_row(
+    ledger_at: tuple[Stub, dict[str, str]], tmp_path: Path
+) -> None:
+    """Run again under another time zone, a dated row's expiry moves: the row is refused,
+    never applied twice. A superscript or Arabic-Indic digit, or bytes that are not UTF-8,
+    reject their row and import the rest."""
+    ledger, env = ledger_at
+    source = write(
+        tmp_path / "zones.csv",
+        [
+            ["zed", "100", NEXT_YEAR.isoformat(), "z-1"],
+            ["zed", "²", "", "z-2"],
+            ["zed", "١٢", "", "z-3"],
+            ["zed", "7", "", "z-4"],
+        ],
+    )
+    with source.open("ab") as file:
+        file.write(b"zed,\xff\xfe9,,z-5\n")
+    code, out, err = await points("import", "balances", str(source), **env)
+    assert code == 1, err
+    summary = json.loads(out)
+    assert (summary["applied"], summary["rejected"]) == (2, 3), out
+    with (tmp_path / "zones.csv.rejects.csv").open(errors="surrogateescape") as file:
+        rejects = {int(r["line"]): r["reason"] for r in csv.DictReader(file)}
+    assert sorted(rejects) == [3, 4, 6]
+    assert "points must be" in rejects[3] and "points must be" in rejects[4]
+    assert "not valid UTF-8" in rejects[6]
+    assert b"\xff\xfe9" in (tmp_path / "zones.csv.rejects.csv").read_bytes()  # copied as it was
+
+    code, out, _ = await points(
+        "import", "balances", str(source), "--timezone", "Asia/Shanghai", **env
+    )
+    summary = json.loads(out)
+    assert (summary["applied"], summary["already_imported"]) == (0, 1), out
+    with (tmp_path / "zones.csv.rejects.csv").open(errors="surrogateescape") as file:
+        again = {int(r["line"]): r["reason"] for r in csv.DictReader(file)}
+    assert "IDEMPOTENCY_KEY_REUSED" in again[2]  # its expiry moved: refused, not applied
+    assert (await balance(ledger, "zed")).available == 107
+    await audit_clean(ledger)
+
+
 async def test_a_killed_import_resumes_and_applies_each_row_once(
     ledger_at: tuple[Stub, dict[str, str]], tmp_path: Path
 ) -> None:
