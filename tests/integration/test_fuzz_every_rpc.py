@@ -24,6 +24,7 @@ from loyalty.ledger.v1 import ledger_pb2
 from loyalty.mall.v1 import mall_pb2
 from loyalty.rules.v1 import rules_pb2
 from loyalty.webhooks.v1 import webhooks_pb2
+from services.common.paging import encode_token
 from services.common.server import ServiceHost
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
@@ -221,3 +222,40 @@ async def test_no_rpc_answers_internal_for_any_input(
         assert code == grpc.StatusCode.INVALID_ARGUMENT, method.full_name
     address = f"127.0.0.1:{host.port}"
     assert await health_status(address) == health_pb2.HealthCheckResponse.SERVING
+
+
+# Characters str.isdigit() accepts that are not ASCII digits: superscripts, other scripts'
+# digits, fullwidth forms. A numeric id or a page token made of them must be a clear refusal.
+UNICODE_DIGITS = st.characters(categories=["Nd", "No"], exclude_characters="0123456789").filter(
+    str.isdigit
+)
+TAKES_NUMBERS = [
+    pytest.param(name, method, field.name, id=f"{name}.{method.name}.{field.name}")
+    for name, service in SERVICES.items()
+    for method in service.methods
+    for field in method.input_type.fields
+    if field.type == FieldDescriptor.TYPE_STRING
+    and (field.name == "page_token" or field.name.endswith("_id"))
+]
+
+
+@pytest.mark.parametrize(("service", "method", "field"), TAKES_NUMBERS)
+async def test_unicode_digits_in_an_id_or_a_page_token_are_refused_clearly(
+    suite: dict[str, ServiceHost], service: str, method: MethodDescriptor, field: str
+) -> None:
+    """As the id itself, and inside a well-formed token (every List RPC's tokens hold numbers
+    or times); ASCII digits around them too."""
+    values: list[str] = []
+
+    @settings(max_examples=8, deadline=None, derandomize=True, database=None)
+    @given(st.text(UNICODE_DIGITS, min_size=1, max_size=3), st.sampled_from(["", "1", "12"]))
+    def collect(digits: str, ascii_part: str) -> None:
+        values.append(ascii_part + digits)
+
+    collect()
+    cls = message_factory.GetMessageClass(method.input_type)
+    for value in values:
+        for sent in (value, encode_token(value), encode_token(value, value, value)):
+            request = cls(**{field: sent})
+            code = await _call(suite[service], method, request.SerializeToString())
+            assert code not in FORBIDDEN, (method.full_name, field, sent)

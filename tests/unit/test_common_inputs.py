@@ -7,6 +7,7 @@ from services.common.errors import UNDECODABLE, InvalidArgument
 from services.common.paging import decode_token, encode_token
 from services.common.validation import (
     MAX_SECONDS,
+    ascii_number,
     check_request,
     identifier_problem,
     storable,
@@ -55,6 +56,22 @@ def test_identifiers_refuse_control_and_bidi_characters() -> None:
     assert identifier_problem("a\x00b", 128) == "must not contain NUL characters"
     assert identifier_problem("", 128) == "is required"
     assert identifier_problem("x" * 129, 128) == "must be at most 128 characters"
+    assert identifier_problem("   ", 128) == "must not be blank"
+    assert identifier_problem("\u3000", 128) == "must not be blank"  # an ideographic space
+    assert identifier_problem(" a ", 128) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("0", 0),
+        ("42", 42),
+        ("9" * 18, 10**18 - 1),
+        *[(text, None) for text in ("9" * 19, "", "²", "١٢", "１２", "-1", "+1", " 1", "1_0")],
+    ],
+)
+def test_numbers_are_ascii_digits_only(text: str, number: int | None) -> None:
+    assert ascii_number(text) == number
 
 
 def test_structural_checks_name_nested_timestamps_and_unknown_enums() -> None:

@@ -86,6 +86,14 @@ async def test_invalid_input_reports_every_field(ledger: Stub) -> None:
     assert fields == {"request_id", "user_id", "amount", "source", "kind"}
 
 
+async def test_a_member_id_of_only_spaces_is_invalid(ledger: Stub) -> None:
+    error = await fails(credit(ledger, "   ", 5))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [(v.field, v.description) for v in error.violations] == [
+        ("user_id", "must not be blank")
+    ]
+
+
 async def test_expiry_in_the_past_is_invalid(ledger: Stub, user: str) -> None:
     error = await fails(credit(ledger, user, 5, expires_in_seconds=-60))
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
