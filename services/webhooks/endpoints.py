@@ -51,12 +51,36 @@ def check_url(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+# NAT64's well-known prefix carries the IPv4 address in its last 32 bits (RFC 6052); the
+# local-use prefix 64:ff9b:1::/48 is refused whole (it is not global).
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d (also :: and ::1)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address reaches in the end: mapped (::ffff:a.b.c.d),
+    IPv4-compatible (::a.b.c.d), 6to4 (2002::/16), Teredo (2001::/32: server and client) and
+    NAT64 (64:ff9b::/96)."""
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    found = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+    found += list(address.teredo or ())
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        found.append(low32)
+    return found
+
+
 def allowed(address: Address, networks: tuple[Network, ...]) -> bool:
+    """Public, or in a network the operator allowed; an IPv6 address that carries an IPv4 one
+    is judged by what it carries, so no IPv6 spelling reaches a refused IPv4 address."""
     if any(address in network for network in networks):
         return True
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return allowed(address.ipv4_mapped, networks)
-    return address.is_global and not address.is_multicast
+    if isinstance(address, ipaddress.IPv6Address):
+        carried = embedded_ipv4(address)
+        if carried:
+            return all(allowed(v4, networks) for v4 in carried)
+        if address.is_site_local:  # deprecated fec0::/10, which is_global still calls global
+            return False
+    return address.is_global and not address.is_multicast and not address.is_reserved
 
 
 async def resolve(url: str, networks: tuple[Network, ...]) -> Target:

@@ -190,6 +190,12 @@ async def test_an_endpoint_that_keeps_failing_is_disabled_and_resumes_when_enabl
         ("http://169.254.169.254/latest/meta-data", "resolves to 169.254.169.254"),
         ("http://[::1]/x", "resolves to ::1"),
         ("http://10.1.2.3/x", "resolves to 10.1.2.3"),
+        ("http://[64:ff9b::a00:1]/x", "resolves to 64:ff9b::a00:1"),  # NAT64 of 10.0.0.1
+        ("http://[2002:7f00:1::]/x", "resolves to 2002:7f00:1::"),  # 6to4 of 127.0.0.1
+        ("http://[::127.0.0.1]/x", "resolves to ::7f00:1"),  # IPv4-compatible
+        ("http://[::ffff:169.254.169.254]/x", "resolves to ::ffff:a9fe:a9fe"),
+        ("http://[fec0::1]/x", "resolves to fec0::1"),  # site-local
+        ("http://[100::1]/x", "resolves to 100::1"),  # discard-only
         ("ftp://example.com/x", "http:// or https://"),
         ("https://user:pw@example.com/x", "credentials"),
     ],
