@@ -58,13 +58,16 @@ async def members_at_least(
     """Members with available >= min_available, by user id, and where the next page starts.
 
     The stored balance bounds available from above (it also counts pending and unswept
-    expired points), so it narrows the scan through an index; the exact check follows.
+    expired points), so a positive threshold narrows the scan through the index of members
+    with a balance (`balance > 0` spelled out, so the planner can use that partial index);
+    the exact check follows. A threshold of 0 lists every member, those at 0 included.
     """
+    narrowed = "balance >= $1 AND balance > 0" if min_available > 0 else "$1::bigint = 0"
     rows = await conn.fetch(
-        """
+        f"""
         WITH candidates AS (
             SELECT user_id FROM members
-            WHERE balance >= $1 AND balance > 0 AND user_id > $2
+            WHERE {narrowed} AND user_id > $2
             ORDER BY user_id LIMIT $3
         )
         SELECT c.user_id,
@@ -77,7 +80,7 @@ async def members_at_least(
                              AND h.deadline_at <= now()), 0) AS available
         FROM candidates c ORDER BY c.user_id
         """,
-        max(min_available, 0),
+        min_available,
         after,
         limit,
     )

@@ -71,6 +71,8 @@ def check_event(event: pb.Event, prefix: str = "event") -> None:
             fail("amount", "a purchase needs amount_minor > 0 and a currency")
     if event.type in (pb.EVENT_TYPE_PURCHASE, pb.EVENT_TYPE_REFUND) and not event.order_id:
         fail("order_id", "is required for purchases and refunds")
+    if event.type == pb.EVENT_TYPE_ONLINE_TIME and not 0 < event.minutes <= 24 * 60:
+        fail("minutes", "online time needs minutes from 1 to 1440")
     if event.type in NEEDS_ITEM and not event.item_id:
         fail("item_id", "is required for lessons and tasks")
     for name in ("order_id", "item_id", "device_id", "ip", "referrer_id"):

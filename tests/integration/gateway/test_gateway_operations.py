@@ -137,6 +137,13 @@ async def test_online_time_and_invitations_are_accepted(
         headers={**ORDERS, "Idempotency-Key": f"online-{user}"},
     )
     assert online.status_code == 200, online.text
+    without = await http.post(
+        "/v1/events",
+        json={"user_id": user, "type": "ONLINE_TIME"},
+        headers={**ORDERS, "Idempotency-Key": f"online-none-{user}"},
+    )
+    problem = assert_error(without, 400, "INVALID_ARGUMENT")
+    assert [v["field"] for v in problem["violations"]] == ["event.minutes"]
     invited = await http.post(
         "/v1/events",
         json={"user_id": f"{user}-new", "type": "REGISTER", "referrer_id": user},

@@ -35,24 +35,32 @@ async def test_history_is_newest_first_and_paginated(ledger: Stub, user: str) ->
     assert [v.field for v in error.violations] == ["page_token"]
 
 
-async def test_list_members_by_available_balance(ledger: Stub) -> None:
-    prefix = f"seg-{uuid.uuid4().hex[:6]}"
-    rich, poor, pending_rich = f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"
-    await credit(ledger, rich, 6000)
-    await credit(ledger, poor, 4000)
-    await credit(ledger, pending_rich, 9000, matures_in_seconds=3600)  # not available yet
+async def members_from(ledger: Stub, prefix: str, min_available: int) -> list[str]:
+    """Every page of ListMembers, keeping this test's members."""
     found: list[str] = []
     token = ""
     while True:
         page = await ledger.ListMembers(
-            pb.ListMembersRequest(min_available=5000, page_size=50, page_token=token)
+            pb.ListMembersRequest(min_available=min_available, page_size=50, page_token=token)
         )
         found.extend(m.user_id for m in page.members if m.user_id.startswith(prefix))
-        assert all(m.available >= 5000 for m in page.members)
+        assert all(m.available >= min_available for m in page.members)
         token = page.next_page_token
         if not token:
-            break
-    assert found == [rich]
+            return found
+
+
+async def test_list_members_by_available_balance(ledger: Stub) -> None:
+    prefix = f"seg-{uuid.uuid4().hex[:6]}"
+    rich, poor, pending_rich, spent = (f"{prefix}-{c}" for c in "abcd")
+    await credit(ledger, rich, 6000)
+    await credit(ledger, poor, 4000)
+    await credit(ledger, pending_rich, 9000, matures_in_seconds=3600)  # not available yet
+    await credit(ledger, spent, 10)
+    await debit(ledger, spent, 10)  # a member at 0
+    assert await members_from(ledger, prefix, 5000) == [rich]
+    # 0 promises every member: those at 0 too.
+    assert await members_from(ledger, prefix, 0) == [rich, poor, pending_rich, spent]
 
 
 async def test_stats_by_source(ledger: Stub, user: str) -> None:
