@@ -222,12 +222,30 @@ async def lock_rule(conn: Conn, rule_id: str) -> None:
     )
 
 
+def unchanged(latest: Record | None, message: M) -> M | None:
+    """The latest stored version when `message` says the same (its version aside): saving it
+    again makes no new version."""
+    if latest is None:
+        return None
+    stored = type(message).FromString(latest["definition"])
+    asked = type(message)()
+    asked.CopyFrom(message)
+    asked.version = stored.version  # type: ignore[attr-defined]
+    return stored if asked == stored else None
+
+
 async def save_rule(conn: Conn, rule: pb.Rule, actor: str = "") -> pb.Rule:
-    """Store a new version of the rule (kept forever in rule_versions); return it as stored."""
-    version: int = await conn.fetchval(
-        "SELECT coalesce(max(version), 0) + 1 FROM rule_versions WHERE rule_id = $1",
+    """Store a new version of the rule (kept forever in rule_versions) unless it is the same
+    as the latest; return it as stored."""
+    latest = await conn.fetchrow(
+        "SELECT version, definition FROM rule_versions WHERE rule_id = $1 "
+        "ORDER BY version DESC LIMIT 1",
         rule.rule_id,
     )
+    same = unchanged(latest, rule)
+    if same is not None:
+        return same
+    version = (latest["version"] if latest else 0) + 1
     stored = pb.Rule()
     stored.CopyFrom(rule)
     stored.version = version
@@ -503,15 +521,21 @@ async def delete_blacklist(conn: Conn, kind: str, value: str) -> bool:
 
 
 async def new_version(conn: Conn, kind: str, key: str, message: M, actor: str = "") -> M:
-    """Keep a new version of a campaign, tier or budget; return it with its version set."""
+    """Keep a new version of a campaign, tier or budget unless it is the same as the latest;
+    return it with its version set."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"points.rules.{kind}.{key}"
     )
-    version: int = await conn.fetchval(
-        "SELECT coalesce(max(version), 0) + 1 FROM config_versions WHERE kind = $1 AND id = $2",
+    latest = await conn.fetchrow(
+        "SELECT version, definition FROM config_versions WHERE kind = $1 AND id = $2 "
+        "ORDER BY version DESC LIMIT 1",
         kind,
         key,
     )
+    same = unchanged(latest, message)
+    if same is not None:
+        return same
+    version = (latest["version"] if latest else 0) + 1
     stored = type(message)()
     stored.CopyFrom(message)
     stored.version = version  # type: ignore[attr-defined]

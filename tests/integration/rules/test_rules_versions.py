@@ -67,3 +67,29 @@ async def test_a_tiers_versions_and_an_unknown_id(rules: RulesStub) -> None:
         ("carol", 1000),
     ]
     await rules.DeleteBudget(pb.DeleteBudgetRequest(budget_id=budget_id))
+
+
+async def test_saving_what_is_already_saved_makes_no_new_version(rules: RulesStub) -> None:
+    rule = pb.Rule(
+        rule_id=f"same-{uuid.uuid4().hex[:8]}",
+        kind=pb.RULE_KIND_ACTION,
+        event_type=pb.EVENT_TYPE_SHARE,
+        enabled=False,
+        action=pb.ActionParams(points=1),
+    )
+    saved = [(await rules.UpsertRule(pb.UpsertRuleRequest(rule=rule))).rule for _ in range(3)]
+    assert [r.version for r in saved] == [1, 1, 1]  # a demo run twice leaves every rule at v1
+    rule.action.points = 2
+    assert (await rules.UpsertRule(pb.UpsertRuleRequest(rule=rule))).rule.version == 2
+    budget = pb.Budget(
+        budget_id=f"b-{uuid.uuid4().hex[:8]}", period=pb.BUDGET_PERIOD_TOTAL, points_limit=5
+    )
+    again = [
+        (await rules.UpsertBudget(pb.UpsertBudgetRequest(budget=budget))).budget for _ in range(2)
+    ]
+    assert [b.version for b in again] == [1, 1]
+    listed = await rules.ListVersions(
+        pb.ListVersionsRequest(kind=pb.CONFIG_KIND_BUDGET, id=budget.budget_id)
+    )
+    assert [v.version for v in listed.versions] == [1]
+    await rules.DeleteBudget(pb.DeleteBudgetRequest(budget_id=budget.budget_id))
