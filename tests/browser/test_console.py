@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, Request, async_playwright, expect
 from standardwebhooks.webhooks import Webhook
 
 from gateway.auth import mint
@@ -330,3 +330,72 @@ async def test_a_webhook_subscription_and_its_delivery_log(console: Console) -> 
     await page.select_option("#language", "zh-CN")
     await expect(page.locator("#nav [data-page=webhooks]")).to_have_text("Webhook")
     await expect(page.locator("button[name=rotate]")).to_have_text("轮换密钥")
+
+
+async def test_a_double_click_changes_once(console: Console) -> None:
+    """Every changing button, double-clicked: it is disabled while its request is in flight,
+    and a change sent again (a retry) carries the same Idempotency-Key, so each applies once."""
+    page, http = console.page, console.http
+    admin = bearer("operator", "admin")
+    sent: list[tuple[str, str, str, str]] = []
+
+    def record(request: Request) -> None:
+        if request.method != "GET" and "/v1/" in request.url:
+            key = request.headers.get("idempotency-key", "")
+            sent.append((request.method, request.url, request.post_data or "", key))
+
+    page.on("request", record)
+    rule = {"kind": "ACTION", "event_type": "COMMENT", "enabled": False, "action": {"points": 1}}
+    assert (await http.put("/v1/admin/rules/twice", json=rule, headers=admin)).is_success
+    mug = {"type": "PHYSICAL", "title": "Mug", "points_price": 50, "stock": 3, "enabled": True}
+    assert (await http.put("/v1/admin/items/mug", json=mug, headers=admin)).is_success
+    gift = {"points": 80, "note": "gift"}
+    assert (
+        await http.post("/v1/admin/members/buyer/adjustments", json=gift, headers=admin)
+    ).is_success
+    redeemed = await http.post(
+        "/v1/me/redemptions",
+        json={"item_id": "mug", "shipping_address": "1 Road, Shanghai"},
+        headers={**bearer("buyer"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert redeemed.json()["status"] == "COMPLETED", redeemed.text
+    await sign_in(console)
+
+    await page.goto(f"{console.url}/console#/config/rules")
+    await page.locator("tr", has_text="COMMENT").locator("button", has_text="Enable").dblclick()
+    await expect(page.locator("tr", has_text="COMMENT")).to_contain_text("Disable")
+    rules = (await http.get("/v1/admin/rules", headers=admin)).json()["rules"]
+    [twice] = [r for r in rules if r["rule_id"] == "twice"]
+    assert (twice["enabled"], twice["version"]) == (True, 2)
+
+    await page.goto(f"{console.url}/console#/member/buyer")
+    await page.fill("input[name=points]", "5")
+    await page.fill("input[name=note]", "double-clicked goodwill")
+    await page.dblclick("button[name=adjust]")
+    await expect(page.locator("td", has_text="double-clicked goodwill")).to_have_count(1)
+    history = (await http.get("/v1/admin/members/buyer/history", headers=admin)).json()
+    notes = [t for t in history["transfers"] if "double-clicked" in json.dumps(t)]
+    assert len(notes) == 1, history
+    await page.dblclick("button[name=blacklist]")
+    await expect(page.locator("button[name=blacklist]")).to_have_text("Remove from blacklist")
+
+    await page.click("[data-page=mall]")
+    await page.locator("tr", has_text="buyer").locator("button").dblclick()
+    await expect(page.locator("tr", has_text="buyer")).to_contain_text("SHIPPED")
+    listed = (await http.get("/v1/admin/redemptions", headers=admin)).json()["redemptions"]
+    assert [r["shipment_status"] for r in listed if r["user_id"] == "buyer"] == ["SHIPPED"]
+
+    await page.click("[data-page=webhooks]")
+    await page.fill("input[name=url]", f"{console.receiver.url}/twice")
+    await page.dblclick("button[name=save]")
+    await expect(page.locator("td", has_text="/twice")).to_have_count(1)
+    await page.locator("tr", has_text="/twice").locator("button[name=rotate]").dblclick()
+    await expect(page.locator("td", has_text="/twice")).to_have_count(1)
+    hooks = (await http.get("/v1/admin/webhooks/subscriptions", headers=admin)).json()
+    assert [s["url"] for s in hooks["subscriptions"]].count(f"{console.receiver.url}/twice") == 1
+
+    keys: dict[tuple[str, str, str], set[str]] = {}
+    for method, url, body, key in sent:
+        assert key, (method, url)
+        keys.setdefault((method, url, body), set()).add(key)
+    assert len(keys) >= 6 and all(len(k) == 1 for k in keys.values()), keys

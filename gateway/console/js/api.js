@@ -24,18 +24,35 @@ export function scopes() {
   }
 }
 
-let sequence = 0;
+// One Idempotency-Key per intent (method, path and body): a retry of the same change, after a
+// lost answer, a 5xx or a double click, sends the same key, so the gateway applies it once. The
+// key is dropped once the API has answered for good (a success or a refusal); the same change
+// made again on purpose afterwards is a new intent with a new key.
+const keys = new Map();
+
+function keyFor(intent) {
+  if (!keys.has(intent)) {
+    // getRandomValues, unlike randomUUID, also works on a console served over plain HTTP.
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    keys.set(intent, `console-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`);
+  }
+  return keys.get(intent);
+}
+
+function settled(reply, data) {
+  return reply.status < 500 && !(reply.status === 409 && data.reason === "REQUEST_IN_PROGRESS");
+}
 
 export async function api(method, path, body) {
   const headers = { Authorization: `Bearer ${token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") headers["Idempotency-Key"] = `console-${Date.now()}-${++sequence}`;
-  const reply = await fetch(path, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "omit",
-  });
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const intent = `${method} ${path}\n${payload ?? ""}`;
+  if (method !== "GET") headers["Idempotency-Key"] = keyFor(intent);
+  const reply = await fetch(path, { method, headers, body: payload, credentials: "omit" });
   const text = await reply.text();
   const data = text ? JSON.parse(text) : {};
+  if (method !== "GET" && settled(reply, data)) keys.delete(intent);
   if (!reply.ok) throw new ApiError(reply.status, data);
   return data;
 }

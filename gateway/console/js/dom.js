@@ -2,10 +2,31 @@
 // reasons come from users).
 import { t } from "./i18n.js";
 
+// A handler that runs once at a time: while its work is in flight the buttons it belongs to
+// are disabled, so a double click cannot send a change twice.
+function once(node, handler) {
+  let running = false;
+  return async (event) => {
+    if (node.tagName === "FORM") event.preventDefault();
+    if (running) return;
+    running = true;
+    const buttons = node.tagName === "FORM" ? [...node.querySelectorAll("button")] : [node];
+    for (const button of buttons) button.disabled = true;
+    try {
+      await handler(event);
+    } finally {
+      running = false;
+      for (const button of buttons) button.disabled = false;
+    }
+  };
+}
+
 export function h(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    const guarded = (tag === "button" && name === "onclick") || (tag === "form" && name === "onsubmit");
+    if (guarded) node.addEventListener(name.slice(2), once(node, value));
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else if (value === true) node.setAttribute(name, "");
     else if (value !== false && value != null) node.setAttribute(name, value);
   }
