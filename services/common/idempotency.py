@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncpg
 from asyncpg import Record
@@ -31,7 +31,12 @@ from google.protobuf.message import Message
 from services.common import errors
 from services.common.db import Conn
 from services.common.errors import Aborted, AlreadyExists
+from services.common.periodic import Job
+from services.common.settings import Env
 from services.common.validation import check_request_id, raise_if
+
+if TYPE_CHECKING:
+    from services.common.server import Runtime
 
 M = TypeVar("M", bound=Message)
 
@@ -138,6 +143,23 @@ async def forget_all(pool: asyncpg.Pool, older_than: timedelta, batch: int = 10_
         forgotten += deleted
         if deleted < batch:
             return forgotten
+
+
+def keep_requests(runtime: Runtime) -> None:
+    """Forget the service's request ids older than `<SERVICE>_REQUEST_RETENTION_DAYS` (90 by
+    default), hourly and once across replicas. Every service with a `requests` table calls this
+    where it wires itself (`server.py`), so no such table grows forever."""
+    name = runtime.settings.service.upper()
+    days = Env(runtime.settings.source).integer(f"{name}_REQUEST_RETENTION_DAYS", 90, minimum=1)
+    retention = timedelta(days=days)
+    runtime.every(
+        Job(
+            "request-retention",
+            3600.0,
+            lambda: forget_all(runtime.pool, retention),
+            once_across_replicas=True,
+        )
+    )
 
 
 def idempotent_admin(

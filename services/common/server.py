@@ -62,6 +62,7 @@ class Runtime:
     _on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)  # every periodic job registered, by `every`
 
     def on_start(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run after migrations, before the service reports SERVING."""
@@ -74,6 +75,7 @@ class Runtime:
     def every(self, job: Job) -> None:
         """Run `job` periodically once serving (see `periodic.py`), and once at start when
         `job.at_start`; cancelled on stop."""
+        self.jobs.append(job)
         if job.at_start:
 
             async def first_pass() -> None:

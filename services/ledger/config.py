@@ -46,7 +46,6 @@ class LedgerConfig:
     zone: ZoneInfo  # for grouping "expiring soon" by date
     hold_sweep_seconds: float
     expiry_sweep_seconds: float  # how often due lots are expired (0: never, by schedule)
-    request_retention: timedelta  # how long request ids are remembered for replay
     expiring_soon: timedelta | None  # how long before expiry a lot is announced (None: never)
     notice_seconds: float  # how often lots due an "expiring soon" or "matured" event are sought
 
@@ -63,7 +62,4 @@ class LedgerConfig:
             expiry_sweep_seconds=env.number("LEDGER_EXPIRY_SWEEP_SECONDS", 3600.0),
             expiring_soon=timedelta(days=soon_days) if soon_days else None,
             notice_seconds=env.number("LEDGER_NOTICE_SECONDS", 60.0, minimum=0.05),
-            request_retention=timedelta(
-                days=env.integer("LEDGER_REQUEST_RETENTION_DAYS", 90, minimum=1)
-            ),
         )

@@ -3,11 +3,10 @@
 - Hold sweep: releases holds whose deadline passed (reads already treat them as released).
 - Expiry: expires what is left of every due lot, on a schedule (LEDGER_EXPIRY_SWEEP_SECONDS),
   so balances, liability and the audit agree without anyone calling ExpirePoints.
-- Request retention: forgets idempotency records older than LEDGER_REQUEST_RETENTION_DAYS;
-  after that a reused request id counts as a new request.
 - Transfer months: transfers are partitioned by month; this month and three ahead exist (at
   start too, before the ledger serves).
-Expiry, retention and the months run on one replica at a time (advisory lock); holds are
+(Request ids are forgotten by the chassis' job, `idempotency.keep_requests`.)
+Expiry and the months run on one replica at a time (advisory lock); holds are
 locked row by row, so every replica may sweep.
 """
 
@@ -17,7 +16,7 @@ import logging
 
 import asyncpg
 
-from services.common import idempotency, partitions
+from services.common import partitions
 from services.common.db import current_time
 from services.common.periodic import Job, traced_work
 from services.ledger import notices
@@ -92,12 +91,6 @@ def jobs(pool: asyncpg.Pool, ops: Operations, config: LedgerConfig) -> list[Job]
             lambda: partitions.keep(pool, "transfers"),  # never dropped: the ledger's record
             once_across_replicas=True,
             at_start=True,
-        ),
-        Job(
-            "request-retention",
-            3600.0,
-            lambda: idempotency.forget_all(pool, config.request_retention),
-            once_across_replicas=True,
         ),
     ]
     if config.expiry_sweep_seconds > 0:

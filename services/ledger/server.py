@@ -7,7 +7,7 @@ from pathlib import Path
 import grpc
 
 from loyalty.ledger.v1 import ledger_pb2, ledger_pb2_grpc
-from services.common import relay
+from services.common import idempotency, relay
 from services.common.server import Runtime, ServiceSpec, run
 from services.ledger import measures
 from services.ledger.config import LedgerConfig
@@ -27,6 +27,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     runtime.on_stop(watchers.stop)
     for job in jobs(runtime.pool, servicer.ops, config):
         runtime.every(job)
+    idempotency.keep_requests(runtime)
     runtime.sample(measures.sampled(runtime.pool))
     relay.install(runtime, "ledger")
 

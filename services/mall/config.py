@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from services.common.settings import Env
@@ -28,7 +27,6 @@ class MallConfig:
     recovery_seconds: float  # how often unfinished sagas are looked for
     recovery_after_seconds: float  # a saga untouched this long is taken over by recovery
     checkout: CheckoutPolicy
-    request_retention: timedelta  # how long request ids of confirm/cancel calls are kept
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> MallConfig:
@@ -39,9 +37,6 @@ class MallConfig:
             hold_seconds=env.integer("MALL_HOLD_SECONDS", 600, minimum=10),
             recovery_seconds=env.number("MALL_RECOVERY_SECONDS", 5.0, minimum=0.1),
             recovery_after_seconds=env.number("MALL_RECOVERY_AFTER_SECONDS", 30.0, minimum=0.0),
-            request_retention=timedelta(
-                days=env.integer("MALL_REQUEST_RETENTION_DAYS", 90, minimum=1)
-            ),
             checkout=CheckoutPolicy(
                 currency=env.text("MALL_CHECKOUT_CURRENCY", "CNY"),
                 points_per_major_unit=env.integer("MALL_CHECKOUT_POINTS_PER_UNIT", 100, minimum=1),

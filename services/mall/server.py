@@ -37,14 +37,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     )
     runtime.every(Job("saga-recovery", config.recovery_seconds, saga.recover_once))
     runtime.every(Job("draw-recovery", config.recovery_seconds, lotteries.recover_once))
-    runtime.every(
-        Job(
-            "request-retention",
-            3600.0,
-            lambda: idempotency.forget_all(runtime.pool, config.request_retention),
-            once_across_replicas=True,
-        )
-    )
+    idempotency.keep_requests(runtime)
     runtime.sample(measures.sampled(runtime.pool))
     relay.install(runtime, "mall")
     runtime.on_stop(ledger.close)

@@ -7,7 +7,7 @@ from pathlib import Path
 import grpc
 
 from loyalty.rules.v1 import rules_pb2, rules_pb2_grpc
-from services.common import partitions, relay
+from services.common import idempotency, partitions, relay
 from services.common.dead_letter_desk import DeadLetterDesk
 from services.common.ledger_client import LedgerClient
 from services.common.periodic import Job
@@ -39,6 +39,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             at_start=True,
         )
     )
+    idempotency.keep_requests(runtime)
     runtime.sample(measures.sampled(runtime.pool, servicer.evaluator))
     relay.install(runtime, "rules")
     runtime.on_stop(ledger.close)

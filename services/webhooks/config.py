@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from services.common.settings import Env, SettingsError
 
@@ -24,6 +25,9 @@ class WebhooksConfig:
     poll_seconds: float  # how often workers look for due deliveries
     lease_seconds: float  # a delivery a dead worker was sending is retried after this
     concurrency: int  # deliveries in flight per worker
+    # Delivered and given-up deliveries, and events no delivery waits for, are deleted after
+    # this long: how far back ReplayWindow and the delivery log reach.
+    retention: timedelta
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> WebhooksConfig:
@@ -51,4 +55,5 @@ class WebhooksConfig:
             poll_seconds=env.number("WEBHOOKS_POLL_SECONDS", 1.0, minimum=0.05),
             lease_seconds=env.number("WEBHOOKS_LEASE_SECONDS", 60.0, minimum=1.0),
             concurrency=env.integer("WEBHOOKS_CONCURRENCY", 16, minimum=1, maximum=256),
+            retention=timedelta(days=env.integer("WEBHOOKS_RETENTION_DAYS", 30, minimum=1)),
         )

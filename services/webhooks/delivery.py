@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -146,3 +147,17 @@ def _pinned(target: Target) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def forget_old(pool: asyncpg.Pool, retention: timedelta, batch: int = 10_000) -> int:
+    """Delete settled deliveries, then events nothing refers to, past `retention`: a batch per
+    transaction, so a large backlog never holds locks long. Returns how many rows went."""
+    forgotten = 0
+    for forget in (repo.forget_settled, repo.forget_events):
+        while True:
+            async with pool.acquire() as conn:
+                deleted = await forget(conn, retention, batch)
+            forgotten += deleted
+            if deleted < batch:
+                break
+    return forgotten

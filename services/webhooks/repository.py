@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from asyncpg import Record
 
@@ -263,3 +263,44 @@ async def gauges(conn: Conn) -> Record:
     )
     assert row is not None
     return row
+
+
+async def forget_settled(conn: Conn, older_than: timedelta, limit: int) -> int:
+    """Delete up to `limit` deliveries (with their attempts) that were delivered or given up on
+    longer than `older_than` ago; how many went. A pending one is never deleted."""
+    deleted: int = await conn.fetchval(
+        """
+        WITH old AS (
+            SELECT delivery_id FROM deliveries
+            WHERE status <> 'PENDING' AND created_at < now() - $1::interval
+            ORDER BY delivery_id LIMIT $2
+        ), gone AS (
+            DELETE FROM deliveries d USING old WHERE d.delivery_id = old.delivery_id RETURNING 1
+        )
+        SELECT count(*) FROM gone
+        """,
+        older_than,
+        limit,
+    )
+    return deleted
+
+
+async def forget_events(conn: Conn, older_than: timedelta, limit: int) -> int:
+    """Delete up to `limit` events that occurred longer than `older_than` ago and that no
+    delivery refers to any more; how many went."""
+    deleted: int = await conn.fetchval(
+        """
+        WITH old AS (
+            SELECT event_id FROM events e
+            WHERE occurred_at < now() - $1::interval
+              AND NOT EXISTS (SELECT FROM deliveries d WHERE d.event_id = e.event_id)
+            ORDER BY occurred_at LIMIT $2
+        ), gone AS (
+            DELETE FROM events e USING old WHERE e.event_id = old.event_id RETURNING 1
+        )
+        SELECT count(*) FROM gone
+        """,
+        older_than,
+        limit,
+    )
+    return deleted

@@ -7,11 +7,12 @@ from pathlib import Path
 import grpc
 
 from loyalty.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
+from services.common import idempotency
 from services.common.periodic import Job
 from services.common.server import Runtime, ServiceSpec, run
 from services.webhooks import measures
 from services.webhooks.config import WebhooksConfig
-from services.webhooks.delivery import Deliverer
+from services.webhooks.delivery import Deliverer, forget_old
 from services.webhooks.servicer import WebhooksServicer
 
 
@@ -23,6 +24,15 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     deliverer = Deliverer(runtime.pool, config)
     # Every replica delivers: deliveries are leased row by row (SKIP LOCKED).
     runtime.every(Job("deliveries", config.poll_seconds, deliverer.deliver_due))
+    runtime.every(
+        Job(
+            "delivery-retention",
+            3600.0,
+            lambda: forget_old(runtime.pool, config.retention),
+            once_across_replicas=True,
+        )
+    )
+    idempotency.keep_requests(runtime)
     runtime.sample(measures.sampled(runtime.pool))
     runtime.on_stop(deliverer.close)
 

@@ -100,6 +100,12 @@ async def test_a_retried_rotation_rotates_once_and_zero_overlap_ends_the_old_sec
     default = await http.post(url, json={}, headers={**admin, "Idempotency-Key": uuid.uuid4().hex})
     until = datetime.fromisoformat(default.json()["subscription"]["previous_secret_expires_at"])
     assert until > datetime.now(UTC) + timedelta(hours=23)  # absent: a day
+    paused = await http.put(
+        f"/v1/admin/webhooks/subscriptions/{sid}",
+        json={"url": PUBLIC, "event_types": ["*"], "enabled": False},  # never called
+        headers={**admin, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert paused.status_code == 200, paused.text
 
 
 async def test_every_webhook_change_needs_an_idempotency_key(http: httpx.AsyncClient) -> None:
