@@ -24,6 +24,7 @@ from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2
 from loyalty.mall.v1 import mall_pb2
 from loyalty.rules.v1 import rules_pb2
+from loyalty.webhooks.v1 import webhooks_pb2
 from services.common.errors import parse_rpc_error
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def _proto_reasons() -> tuple[str, ...]:
         ledger_pb2.ErrorReason,
         rules_pb2.ErrorReason,
         mall_pb2.ErrorReason,
+        webhooks_pb2.ErrorReason,
     ):
         names += [n.removeprefix("ERROR_REASON_") for n in enum.keys()[1:]]
     return tuple(dict.fromkeys(names))

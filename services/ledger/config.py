@@ -45,6 +45,7 @@ class LedgerConfig:
     refund_grace: timedelta  # expiry given to refunded points whose original lot already expired
     zone: ZoneInfo  # for grouping "expiring soon" by date
     hold_sweep_seconds: float
+    write_queue_limit: int  # single writes waiting for group commit; more are OVERLOADED
     expiry_sweep_seconds: float  # how often due lots are expired (0: never, by schedule)
     expiring_soon: timedelta | None  # how long before expiry a lot is announced (None: never)
     notice_seconds: float  # how often lots due an "expiring soon" or "matured" event are sought
@@ -59,6 +60,9 @@ class LedgerConfig:
             refund_grace=timedelta(days=env.integer("LEDGER_REFUND_GRACE_DAYS", 30, minimum=1)),
             zone=zone,
             hold_sweep_seconds=env.number("LEDGER_HOLD_SWEEP_SECONDS", 5.0, minimum=0.1),
+            write_queue_limit=env.integer(
+                "LEDGER_WRITE_QUEUE_LIMIT", 4096, minimum=1, maximum=1_000_000
+            ),
             expiry_sweep_seconds=env.number("LEDGER_EXPIRY_SWEEP_SECONDS", 3600.0),
             expiring_soon=timedelta(days=soon_days) if soon_days else None,
             notice_seconds=env.number("LEDGER_NOTICE_SECONDS", 60.0, minimum=0.05),

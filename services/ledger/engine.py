@@ -27,7 +27,7 @@ from opentelemetry import trace
 
 from services.common import outbox
 from services.common.db import Conn
-from services.common.errors import DomainError
+from services.common.errors import DomainError, ResourceExhausted
 from services.common.telemetry import point_back
 from services.ledger import events, idempotency, measures
 from services.ledger import repository as repo
@@ -182,17 +182,25 @@ class GroupCommit:
 
     Workers take whatever has queued up (at most `max_batch`) as one batch; while a batch
     commits, the next one gathers. If a batch fails unexpectedly, its requests are retried
-    one by one so a single bad request cannot fail its neighbours.
+    one by one so a single bad request cannot fail its neighbours. At most `max_queued`
+    requests wait; one more is refused OVERLOADED at once.
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, engine: BatchEngine, workers: int = 4, max_batch: int = 128
+        self,
+        pool: asyncpg.Pool,
+        engine: BatchEngine,
+        workers: int = 4,
+        max_batch: int = 128,
+        max_queued: int = 4096,
     ) -> None:
         self._pool = pool
         self._engine = engine
         self._workers = workers
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Outcome]]] = asyncio.Queue()
+        # Bounded: past this the database is not keeping up, and a caller told so at once
+        # (RESOURCE_EXHAUSTED, retried with backoff) is better than memory growing unseen.
+        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Outcome]]] = asyncio.Queue(max_queued)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -210,7 +218,14 @@ class GroupCommit:
 
     async def submit(self, op: Op) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((op, future))
+        try:
+            self._queue.put_nowait((op, future))
+        except asyncio.QueueFull:
+            raise ResourceExhausted(
+                "OVERLOADED",
+                "the ledger's write queue is full; retry with backoff and the same request id",
+                {"queued": str(self._queue.qsize())},
+            ) from None
         return await future
 
     async def _work(self) -> None:

@@ -36,7 +36,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self.ops = Operations(config)
         self.watchers = watchers
         self.engine = BatchEngine(self.ops)
-        self.group_commit = GroupCommit(pool, self.engine)
+        self.group_commit = GroupCommit(pool, self.engine, max_queued=config.write_queue_limit)
         # Keyed by the BatchOperation oneof field names.
         self.mutations = {
             "credit": Mutation("Credit", validation.check_credit, pb.CreditResponse),

@@ -5,8 +5,11 @@ import asyncio
 import grpc
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
+from loyalty.ledger.v1 import ledger_pb2_grpc
 from services.common.errors import parse_rpc_error
 from services.common.timestamps import to_timestamp
+from services.ledger.server import SPEC as LEDGER
+from tests.support.hosts import running
 from tests.support.ledger_calls import Stub, audit_clean, balance, credit, debit, in_seconds, rid
 
 
@@ -57,3 +60,37 @@ async def test_concurrent_holds_never_over_reserve(ledger: Stub, user: str) -> N
     current = await balance(ledger, user)
     assert (current.available, current.held) == (10, 90)
     await audit_clean(ledger)
+
+
+async def test_a_full_write_queue_refuses_at_once_and_retries_apply_once(
+    private_database: str,
+) -> None:
+    """With room for one queued write, 64 concurrent credits overflow it: the overflow is
+    RESOURCE_EXHAUSTED OVERLOADED, and retried with the same request ids each applies once."""
+    async with (
+        running(LEDGER, private_database, {"LEDGER_WRITE_QUEUE_LIMIT": "1"}) as host,
+        grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel,
+    ):
+        ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
+        ids = [rid() for _ in range(64)]
+        refused: list[str] = []
+
+        async def credit_until_done(request_id: str) -> None:
+            for _ in range(200):
+                try:
+                    await credit(ledger, "crowd", 1, request_id=request_id)
+                    return
+                except grpc.aio.AioRpcError as exc:
+                    error = parse_rpc_error(exc)
+                    assert (exc.code(), error.reason) == (
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "OVERLOADED",
+                    )
+                    refused.append(request_id)
+                    await asyncio.sleep(0.01)
+            raise AssertionError("never admitted")
+
+        await asyncio.gather(*(credit_until_done(i) for i in ids))
+        assert refused  # the queue did overflow
+        assert (await balance(ledger, "crowd")).available == 64
+        await audit_clean(ledger)
