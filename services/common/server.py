@@ -63,6 +63,8 @@ class Runtime:
     _on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)  # every periodic job registered, by `every`
+    impairments: set[str] = field(default_factory=set)  # what is lost now (see `impaired`)
+    _health_changed: Callable[[], Awaitable[None]] | None = None  # set by the host
 
     def on_start(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run after migrations, before the service reports SERVING."""
@@ -83,6 +85,16 @@ class Runtime:
 
             self.on_start(first_pass)
         self.spawn(job.name, lambda: periodic.run_forever(job, self.pool))
+
+    async def impaired(self, what: str, lost: bool) -> None:
+        """Something the service needs (`what`, e.g. its LISTEN connection) is lost, or back:
+        health says NOT_SERVING while anything is lost, SERVING again when all is back."""
+        if lost:
+            self.impairments.add(what)
+        else:
+            self.impairments.discard(what)
+        if self._health_changed is not None:
+            await self._health_changed()
 
     def sample(self, gauges: SampledGauges) -> None:
         """Report `gauges`, sampled every METRICS_SAMPLE_SECONDS once serving."""
@@ -133,6 +145,7 @@ class ServiceHost:
         self._runtime: Runtime | None = None
         self._not_serving: asyncio.Task[None] | None = None
         self._stopping = False
+        self._task_died = False
 
     @property
     def ready(self) -> bool:
@@ -148,6 +161,7 @@ class ServiceHost:
             max_size=settings.pool_max,
         )
         runtime = self._runtime = Runtime(settings, pool)
+        runtime._health_changed = self._report_health
         runtime.on_stop(_async(observe_pool(pool, self.spec.name)))
         server = self._server = grpc.aio.server(
             interceptors=[
@@ -183,8 +197,7 @@ class ServiceHost:
         for task in runtime._tasks:
             task.add_done_callback(self._task_ended)
         self._ready = True
-        for name in ("", *self.spec.service_names):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._report_health()
         log.info(
             "serving", extra={"service": self.spec.name, "address": f"{settings.host}:{self.port}"}
         )
@@ -212,11 +225,21 @@ class ServiceHost:
             "background task ended; reporting NOT_SERVING",
             extra={"task": task.get_name(), "error": repr(task.exception())},
         )
-        self._not_serving = asyncio.create_task(self._report_not_serving())
+        self._task_died = True
+        self._not_serving = asyncio.create_task(self._report_health())
 
-    async def _report_not_serving(self) -> None:
+    async def _report_health(self) -> None:
+        """SERVING when started, not stopping, no background task died and nothing the service
+        needs is lost (`Runtime.impaired`); NOT_SERVING otherwise."""
+        impaired = self._runtime is not None and bool(self._runtime.impairments)
+        serving = self._ready and not self._stopping and not self._task_died and not impaired
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", *self.spec.service_names):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await self.health.set(name, status)
 
     async def stop(self) -> None:
         """Drain and stop; safe to call once the host started (or failed half-way)."""

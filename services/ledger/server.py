@@ -18,7 +18,7 @@ from services.ledger.watch import BalanceWatchers
 
 async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     config = LedgerConfig.from_env(runtime.settings.source)
-    watchers = BalanceWatchers(runtime.settings.database_url, "ledger")
+    watchers = BalanceWatchers(runtime.settings.database_url, "ledger", runtime.impaired)
     servicer = LedgerServicer(runtime.pool, config, watchers)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(servicer, server)
     runtime.on_start(watchers.start)

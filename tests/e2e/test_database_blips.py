@@ -137,8 +137,12 @@ async def test_redemptions_survive_connections_dropped_under_load(
         assert (current.available, current.held) == (1000 - PRICE * len(done), 0)
     assert sold + await stock_of(mall, item_id) == STOCK
     await audit_clean(ledger)
-    for host in hosts:
-        status = await health_status(f"127.0.0.1:{host.port}")
+    for host in hosts:  # the ledger's balance listener reconnects on its own, with backoff
+        for _ in range(200):
+            status = await health_status(f"127.0.0.1:{host.port}")
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                break
+            await asyncio.sleep(0.05)
         assert status == health_pb2.HealthCheckResponse.SERVING
 
 
