@@ -34,7 +34,13 @@ class Authenticator:
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
         self._jwks = (
-            jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300, timeout=5)
+            jwt.PyJWKClient(
+                settings.jwks_url,
+                cache_keys=True,
+                lifespan=300,
+                timeout=5,
+                cooldown_duration=settings.jwks_refresh_seconds,
+            )
             if settings.jwks_url
             else None
         )

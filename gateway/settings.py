@@ -30,6 +30,9 @@ class AuthSettings:
     issuer: str | None
     audience: str | None
     jwks_url: str | None = None
+    # A token whose `kid` is not in the cached key set (the provider rotated its key) fetches
+    # the set again at once, but not more often than this, so bogus kids cannot flood it.
+    jwks_refresh_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Env, environment: str) -> AuthSettings:
@@ -55,6 +58,7 @@ class AuthSettings:
             issuer=env.optional("GATEWAY_JWT_ISSUER"),
             audience=env.optional("GATEWAY_JWT_AUDIENCE"),
             jwks_url=jwks_url if algorithm in ASYMMETRIC else None,
+            jwks_refresh_seconds=env.number("GATEWAY_JWKS_REFRESH_SECONDS", 10.0, minimum=0.0),
         )
 
 

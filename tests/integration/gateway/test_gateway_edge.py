@@ -4,6 +4,7 @@ the body, and identifiers that refuse spoofing characters."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -35,15 +36,28 @@ def rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.fixture(scope="module")
-def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
-    """An identity provider's JWKS endpoint, over real HTTP on loopback."""
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key()))
-    document = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]})
+class KeySet:
+    """An identity provider's JWKS endpoint, over real HTTP on loopback: its keys by kid, and
+    how often it was fetched."""
 
+    def __init__(self) -> None:
+        self.keys: dict[str, rsa.RSAPrivateKey] = {}
+        self.fetches = 0
+
+    def document(self) -> str:
+        jwks = [
+            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())), "kid": kid}
+            | {"use": "sig", "alg": "RS256"}
+            for kid, key in self.keys.items()
+        ]
+        return json.dumps({"keys": jwks})
+
+
+def serve_keys(keys: KeySet) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            payload = document.encode()
+            keys.fetches += 1
+            payload = keys.document().encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -58,6 +72,13 @@ def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
+    keys = KeySet()
+    keys.keys["k1"] = rsa_key
+    yield from serve_keys(keys)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +106,40 @@ async def test_rs256_tokens_verified_with_keys_from_a_jwks_url(
         unknown = token(rsa_key, "RS256", user, kid="nope")
         reply = await http.get("/v1/me/wallet", headers={"Authorization": f"Bearer {unknown}"})
         assert_error(reply, 401, "INVALID_TOKEN")
+
+
+async def test_a_rotated_key_is_fetched_at_once_and_bogus_kids_cannot_flood_the_provider(
+    backends_env: dict[str, str], user: str
+) -> None:
+    keys = KeySet()
+    keys.keys["old"] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    for url in serve_keys(keys):
+        env = {
+            **backends_env,
+            "GATEWAY_JWT_ALGORITHM": "RS256",
+            "GATEWAY_JWKS_URL": url,
+            "GATEWAY_JWKS_REFRESH_SECONDS": "0.5",
+        }
+        async with serving_gateway(env) as gateway, httpx.AsyncClient(base_url=gateway) as http:
+
+            async def status(kid: str, key: rsa.RSAPrivateKey) -> int:
+                bearer = {"Authorization": f"Bearer {token(key, 'RS256', user, kid=kid)}"}
+                return (await http.get("/v1/me/wallet", headers=bearer)).status_code
+
+            assert await status("old", keys.keys["old"]) == 200
+            keys.keys["new"] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            # The provider rotated: a token signed with the new key is accepted within the
+            # refresh interval, not after the set's 5-minute lifespan.
+            for _ in range(100):
+                if await status("new", keys.keys["new"]) == 200:
+                    break
+                await asyncio.sleep(0.05)
+            assert await status("new", keys.keys["new"]) == 200
+            fetched, started = keys.fetches, time.monotonic()
+            for n in range(30):
+                assert await status(f"bogus-{n}", keys.keys["new"]) == 401
+            intervals = (time.monotonic() - started) / 0.5
+            assert keys.fetches - fetched <= 1 + intervals  # one fetch per refresh interval
 
 
 async def test_es256_tokens_verified_with_a_pem_key(
