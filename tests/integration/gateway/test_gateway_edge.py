@@ -5,6 +5,7 @@ the body, and identifiers that refuse spoofing characters."""
 from __future__ import annotations
 
 import asyncio
+import http.client as http_client
 import json
 import threading
 import time
@@ -195,6 +196,31 @@ async def test_oversized_headers_and_bodies_are_refused(http: httpx.AsyncClient,
         headers={**bearer(user), "Content-Type": "application/json"},
     )
     assert_error(streamed, 413, "BODY_TOO_LARGE")
+
+
+async def test_a_client_that_sends_its_whole_body_first_reads_the_413(
+    http: httpx.AsyncClient, user: str
+) -> None:
+    """Python's http.client writes all 10 MB before it reads: the gateway reads and discards
+    them, so the client gets the answer, not a connection reset."""
+    host, port = str(http.base_url.host), int(http.base_url.port or 80)
+
+    def post() -> tuple[int, bytes]:
+        connection = http_client.HTTPConnection(host, port, timeout=30)
+        try:
+            connection.request(
+                "POST",
+                "/v1/checkout/quote",
+                body=b"x" * 10_000_000,
+                headers={**bearer(user), "Content-Type": "application/json"},
+            )
+            answer = connection.getresponse()
+            return answer.status, answer.read()
+        finally:
+            connection.close()
+
+    status, body = await asyncio.to_thread(post)
+    assert status == 413 and json.loads(body)["reason"] == "BODY_TOO_LARGE"
 
 
 async def test_the_token_is_checked_before_the_body_is_read(http: httpx.AsyncClient) -> None:
