@@ -58,8 +58,11 @@ async def redeem(
     request: Request,
     key: Annotated[str, Depends(idempotency_key)],
 ) -> Redemption:
-    """Redeem an item. Business refusals (out of stock, not enough points, risk) come back
-    as status FAILED with a failure_reason; the same Idempotency-Key returns the same result."""
+    """Redeem an item: the redemption, COMPLETED (or PENDING when a backend did not answer in
+    time: it finishes on its own; read it back). A refusal is a problem with its reason: 409
+    (OUT_OF_STOCK, USER_LIMIT_REACHED, RISK_DENIED, ...) or 422 (INSUFFICIENT_POINTS), and the
+    redemption is kept as FAILED with that reason. The same Idempotency-Key returns the same
+    result."""
     reply = await services.mall.Redeem(
         mpb.RedeemRequest(
             request_id=key,

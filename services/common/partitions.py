@@ -3,8 +3,11 @@ ahead and dropped when their month has passed the retention.
 
 A table partitioned this way also has a DEFAULT partition, the safety net for a row whose month
 has no partition yet (the job creating them was down for months): writes never fail for want
-of a partition. Partitions are created ahead, never for a month that has begun, so the default
-partition holds nothing a new partition would have to take over.
+of a partition. The job keeps this month's partition and the next MONTHS_AHEAD ones; it makes
+a month's partition once that month has begun only when it is missing (a first start, or the
+job was down), and if the default partition already holds rows of that month, PostgreSQL
+refuses the new partition: those rows stay in the default partition (logged), and the months
+after it are still made.
 """
 
 from __future__ import annotations

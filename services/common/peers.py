@@ -4,9 +4,11 @@ A peer's failure reaches the caller as one of two typed exceptions, never as a r
 `AioRpcError` whose reason string each caller would parse:
 
 - `PeerUnavailable`: transient (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, RESOURCE_EXHAUSTED).
-  The channel already retried it with backoff and jitter (gRPC's retry policy in the service
-  config: every call we make to a peer carries a request id, so repeating it is safe). Whoever
-  owns the work tries again later.
+  The channel already retried UNAVAILABLE, ABORTED and RESOURCE_EXHAUSTED with backoff and
+  jitter within the call's deadline (gRPC's retry policy in the service config: every call we
+  make to a peer carries a request id, so repeating it is safe); DEADLINE_EXCEEDED means that
+  deadline is spent, so the channel does not retry it. Either way, whoever owns the work tries
+  again later, with the same request id.
 - `PeerRefused`: permanent. The peer understood the call and said no (a business reason or an
   invalid request); the same call will never succeed. The caller settles the outcome
   (compensates, records a dead letter). Each peer's client module subclasses it per reason

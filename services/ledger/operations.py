@@ -1,4 +1,5 @@
-"""The ledger's mutating operations. Each runs inside `execute_once` with its member locked.
+"""The ledger's mutating operations. Each runs inside a batch of `engine.BatchEngine.run`: in
+its transaction, with its member locked and its request key claimed, within a savepoint.
 
 Accounts: "member" and "holds" are the member's own; "issuance:<source>", "redemption",
 "adjustment" and "expiry" are system accounts that may go negative.

@@ -23,3 +23,10 @@ def test_the_image_context_leaves_out_local_environments_and_data() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".git", ".venv", "gen", "node_modules", ".data"} <= ignored
+
+
+def test_the_readme_lists_every_proto_package() -> None:
+    readme = (ROOT / "README.md").read_text()
+    listed = readme.split("protos/loyalty/{", 1)[1].split("}", 1)[0].split(",")
+    packages = [p.name for p in sorted((ROOT / "protos" / "loyalty").iterdir()) if p.is_dir()]
+    assert sorted(listed) == packages
