@@ -6,8 +6,16 @@ service's migrations), keyed by member ('' for a program-wide event) and partiti
 (`keep_months`). Events are written with `emit`, or, where the change itself is one
 statement, by an `INSERT INTO outbox` in that statement (a CTE), so the change and its
 event cannot part. An event's envelope is stable and
-versioned (`envelope`): id, type, occurred_at, member_id, data, schema_version. The types
-and their JSON Schemas are listed in `events/` at the repository's root.
+versioned (`envelope`): id, type, occurred_at, member_id, source, sequence, data,
+schema_version. The types and their JSON Schemas are listed in `events/` at the repository's
+root.
+
+What is ordered: a member's events from one service (`source`). A trigger numbers them 1, 2,
+3... per member and service (`member_seq`, no gap: the counter is held until the change
+commits and rolls back with it) and stamps `occurred_at` when the event is written, at the end
+of its change; so along a member's sequence in one service, occurred_at only grows. Events of
+different services are not ordered with each other: a consumer who needs one stream merges
+them itself (by occurred_at, after waiting out the delivery delay it accepts).
 """
 
 from __future__ import annotations
@@ -112,24 +120,47 @@ async def keep_months(pool: asyncpg.Pool, retention: timedelta) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where an event comes from: the producing service and the member's number there."""
+
+    source: str  # "ledger", "rules" or "mall"
+    sequence: int | None  # 1, 2, 3... per member in that service; None before sequences
+
+
 def envelope_of(
-    event_id: str, type_: str, occurred_at: datetime, member_id: str | None, data: Any
+    event_id: str,
+    type_: str,
+    occurred_at: datetime,
+    member_id: str | None,
+    data: Any,
+    origin: Origin,
 ) -> dict[str, Any]:
     """The event as delivered: the stable envelope around its data (the one definition; see
     events/schemas/envelope.json)."""
-    return {
+    body = {
         "id": event_id,
         "type": type_,
         "occurred_at": rfc3339(occurred_at),
         "member_id": member_id,
+        "source": origin.source,
+        "sequence": origin.sequence,
         "schema_version": SCHEMA_VERSION,
         "data": data,
     }
+    if not origin.sequence:  # an event written before sequences existed
+        del body["sequence"]
+    return body
 
 
-def envelope(row: Record) -> dict[str, Any]:
-    """The envelope of an outbox row."""
+def envelope(row: Record, source: str) -> dict[str, Any]:
+    """The envelope of an outbox row of `source`'s outbox."""
     data = json.loads(row["data"]) if isinstance(row["data"], str) else row["data"]
     return envelope_of(
-        str(row["event_id"]), row["type"], row["occurred_at"], row["member_id"] or None, data
+        str(row["event_id"]),
+        row["type"],
+        row["occurred_at"],
+        row["member_id"] or None,
+        data,
+        Origin(source, row["member_seq"]),
     )

@@ -59,7 +59,7 @@ class Relay:
             member_id=row["member_id"] or "",
             data_json=data if isinstance(data, str) else json.dumps(data),
             source=self.source,
-            sequence=row["seq"],
+            sequence=row["member_seq"],
         )
 
 

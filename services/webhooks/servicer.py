@@ -15,7 +15,7 @@ from loyalty.webhooks.v1 import webhooks_pb2 as pb
 from loyalty.webhooks.v1 import webhooks_pb2_grpc
 from services.common.errors import FieldViolation, InvalidArgument, NotFound
 from services.common.idempotency import RequestLog, idempotent_admin
-from services.common.outbox import EVENT_TYPES, envelope_of
+from services.common.outbox import EVENT_TYPES, Origin, envelope_of
 from services.common.paging import decode_token, encode_token, invalid_token
 from services.common.timestamps import from_timestamp, to_timestamp
 from services.common.validation import ascii_number, check_text, raise_if
@@ -43,6 +43,7 @@ def envelope(event: pb.Event, data: dict[str, Any]) -> str:
         from_timestamp(event.occurred_at),
         event.member_id or None,
         data,
+        Origin(event.source, event.sequence),
     )
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
@@ -127,7 +128,10 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
                 bad.append(FieldViolation(f"{where}.type", "not an event type of the suite"))
             if not event.HasField("occurred_at"):
                 bad.append(FieldViolation(f"{where}.occurred_at", "is required"))
-            check_text(bad, f"{where}.source", event.source, 32)
+            if event.source not in EVENT_TYPES:
+                bad.append(FieldViolation(f"{where}.source", "ledger, rules or mall"))
+            if event.sequence < 1:
+                bad.append(FieldViolation(f"{where}.sequence", "the member's number, from 1"))
             check_text(bad, f"{where}.member_id", event.member_id, 128, required=False)
             rows.append(
                 (

@@ -101,7 +101,7 @@ async def test_keep_months_runs_on_a_pool_and_keeps_what_waits(
         await pool.close()
     row = await conn.fetchrow("SELECT * FROM outbox WHERE type = 'budget.exhausted'")
     assert row is not None and row["member_id"] == ""  # keyed by '' for the whole program
-    assert outbox.envelope(row)["member_id"] is None
+    assert outbox.envelope(row, "rules")["member_id"] is None
 
 
 @asynccontextmanager
@@ -133,7 +133,8 @@ async def test_transfers_turn_monthly_with_every_row_kept(private_database: str)
     async with upgrading(private_database, LEDGER, before=9) as (conn, pool, every):
         now = await conn.fetchval("SELECT now()")
         before = [await conn.fetchval(TRANSFER, f"old-{n}", now) for n in range(3)]
-        assert await migrate(conn, "ledger", every) == [9, 10, 11, 12]
+        upgrade = [m for m in every if m.version <= 12]
+        assert await migrate(conn, "ledger", upgrade) == [9, 10, 11, 12]
         # Nothing copied: the table is the first partition, and ids go on from the last one.
         assert await months_of(conn, "transfers") == [
             "transfers_before_months",
@@ -168,7 +169,8 @@ async def test_events_turn_monthly_and_old_months_go_unless_a_review_waits(
     async with upgrading(private_database, RULES, before=12) as (conn, pool, every):
         now = await conn.fetchval("SELECT now()")
         await conn.execute(EVENT, "m-1", "e-old", now, "ALLOW")
-        assert await migrate(conn, "rules", every) == [12, 13, 14, 15]
+        upgrade = [m for m in every if m.version <= 15]
+        assert await migrate(conn, "rules", upgrade) == [12, 13, 14, 15]
         assert await months_of(conn, "events") == ["events_before_months", "events_default"]
         await partitions.keep(pool, "events")
         assert len(await months_of(conn, "events")) > 2  # months from the bound on

@@ -264,8 +264,10 @@ async def test_an_event_that_commits_late_is_still_relayed(private_database: str
             relay = Relay(pool, client, "ledger")
             assert await relay.relay_once() == 2
             async with pool.acquire() as conn:
-                stored = await conn.fetch("SELECT member_id FROM webhooks.events ORDER BY sequence")
-            assert [r["member_id"] for r in stored] == ["m-late", "m-early"]
+                stored = await conn.fetch(
+                    "SELECT member_id, sequence FROM webhooks.events ORDER BY member_id"
+                )
+            assert [tuple(r) for r in stored] == [("m-early", 1), ("m-late", 1)]
         finally:
             await client.close()
             await pool.release(late)

@@ -37,10 +37,12 @@ async def events_of(database_url: str, schema: str, member: str) -> list[dict[st
     events are written in commit order)."""
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
     try:
-        rows = await conn.fetch("SELECT * FROM outbox WHERE member_id = $1 ORDER BY seq", member)
+        rows = await conn.fetch(
+            "SELECT * FROM outbox WHERE member_id = $1 ORDER BY member_seq, seq", member
+        )
     finally:
         await conn.close()
-    return [check(outbox.envelope(row)) for row in rows]
+    return [check(outbox.envelope(row, schema)) for row in rows]
 
 
 def types_of(events: list[dict[str, Any]]) -> list[str]:
@@ -56,4 +58,4 @@ async def program_events(database_url: str, schema: str, kind: str) -> list[dict
         )
     finally:
         await conn.close()
-    return [check(outbox.envelope(row)) for row in rows]
+    return [check(outbox.envelope(row, schema)) for row in rows]

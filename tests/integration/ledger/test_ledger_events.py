@@ -119,3 +119,29 @@ async def test_lots_announce_expiring_soon_and_matured_once(private_database: st
         ("points.expiring_soon", soon.lot_id, 40),
         ("points.pending_matured", pending.lot_id, 25),
     ]
+
+
+async def test_a_members_events_are_numbered_without_gaps_in_commit_order(
+    ledger: Stub, database_url: str, user: str
+) -> None:
+    """40 concurrent writes (group commit batches them), refusals and replays among them: the
+    member's events are numbered 1..n with no gap, and occurred_at grows along the numbers."""
+    await credit(ledger, user, 10)
+
+    async def write(n: int) -> None:
+        if n % 4 == 0:
+            await fails(debit(ledger, user, 10**9))  # refused: no event, no number
+        elif n % 4 == 1:
+            await debit(ledger, user, 1)
+        else:
+            await credit(ledger, user, 2)
+
+    await asyncio.gather(*(write(n) for n in range(40)))
+    request_id = rid()
+    await credit(ledger, user, 1, request_id=request_id)
+    await credit(ledger, user, 1, request_id=request_id)  # a replay: no event, no number
+    events = await events_of(database_url, "ledger", user)
+    assert [e["sequence"] for e in events] == list(range(1, 1 + 1 + 10 + 20 + 1))
+    assert {e["source"] for e in events} == {"ledger"}
+    times = [datetime.fromisoformat(e["occurred_at"]) for e in events]
+    assert times == sorted(times)
