@@ -17,6 +17,7 @@ A job is one pass of work; the runner repeats it forever:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -41,6 +42,9 @@ class Job:
     max_backoff: float | None = None  # default: 16 intervals, at most a minute
     # Also one pass at start, before the service reports SERVING (what writes need in place).
     at_start: bool = False
+    # Set to start the next pass now instead of at the end of the interval (a notification
+    # said there is work); the interval stays the fallback when no signal comes.
+    wake: asyncio.Event | None = None
 
     @property
     def backoff_cap(self) -> float:
@@ -93,10 +97,22 @@ async def _run_once(job: Job, pool: asyncpg.Pool) -> bool:
         return True
 
 
+async def _pause(job: Job, failures: int) -> None:
+    """Until the next pass: the interval, or the job's wake-up if that comes first; after a
+    failure, the whole backoff (a wake-up does not cut it short)."""
+    delay = next_delay(job, failures)
+    if failures or job.wake is None:
+        await asyncio.sleep(delay)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(job.wake.wait(), delay)
+    job.wake.clear()  # the coming pass answers every signal sent before it
+
+
 async def run_forever(job: Job, pool: asyncpg.Pool) -> None:
     failures = 0
     while True:
-        await asyncio.sleep(next_delay(job, failures))
+        await _pause(job, failures)
         try:
             await run_once(job, pool)
         except Exception as exc:

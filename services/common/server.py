@@ -28,6 +28,7 @@ from opentelemetry import trace
 from services.common import periodic
 from services.common.db import create_pool
 from services.common.errors import ErrorInterceptor
+from services.common.listen import Listener
 from services.common.logs import configure_logging
 from services.common.metrics import CallMetrics, SampledGauges, observe_pool
 from services.common.migrations import (
@@ -65,6 +66,7 @@ class Runtime:
     jobs: list[Job] = field(default_factory=list)  # every periodic job registered, by `every`
     impairments: set[str] = field(default_factory=set)  # what is lost now (see `impaired`)
     _health_changed: Callable[[], Awaitable[None]] | None = None  # set by the host
+    _listener: Listener | None = None
 
     def on_start(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run after migrations, before the service reports SERVING."""
@@ -85,6 +87,16 @@ class Runtime:
 
             self.on_start(first_pass)
         self.spawn(job.name, lambda: periodic.run_forever(job, self.pool))
+
+    def listener(self) -> Listener:
+        """The process's one LISTEN connection (`listen.py`): opened at start, kept open,
+        and NOT_SERVING while it is lost. Register channels before the service starts."""
+        if self._listener is None:
+            name = f"points-{self.settings.service}-listen"
+            self._listener = Listener(self.settings.database_url, name, self.impaired)
+            self.on_start(self._listener.start)
+            self.on_stop(self._listener.stop)
+        return self._listener
 
     async def impaired(self, what: str, lost: bool) -> None:
         """Something the service needs (`what`, e.g. its LISTEN connection) is lost, or back:

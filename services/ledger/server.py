@@ -18,13 +18,11 @@ from services.ledger.watch import BalanceWatchers
 
 async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     config = LedgerConfig.from_env(runtime.settings.source)
-    watchers = BalanceWatchers(runtime.settings.database_url, "ledger", runtime.impaired)
+    watchers = BalanceWatchers(runtime.listener())
     servicer = LedgerServicer(runtime.pool, config, watchers)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(servicer, server)
-    runtime.on_start(watchers.start)
     runtime.on_start(servicer.group_commit.start)
     runtime.on_stop(servicer.group_commit.stop)
-    runtime.on_stop(watchers.stop)
     for job in jobs(runtime.pool, servicer.ops, config):
         runtime.every(job)
     idempotency.keep_requests(runtime)

@@ -9,6 +9,7 @@ from asyncpg import Record
 
 from services.common.db import Conn
 
+DELIVERIES_CHANNEL = "points_deliveries"  # notified when deliveries are queued
 _MATCHES = "(e.type = ANY(s.event_types) OR '*' = ANY(s.event_types))"
 _SUBSCRIPTION = """
     SELECT s.*, (SELECT count(*) FROM deliveries d
@@ -20,7 +21,8 @@ _SUBSCRIPTION = """
 
 async def publish(conn: Conn, events: Sequence[tuple[object, ...]]) -> tuple[int, int]:
     """Store new events (by id) and queue a delivery to each enabled subscription that wants
-    them, in the order given; returns (events new, deliveries queued)."""
+    them, in the order given, and wake the delivery workers (NOTIFY points_deliveries);
+    returns (events new, deliveries queued)."""
     columns = [list(c) for c in zip(*events, strict=True)] if events else [[] for _ in range(7)]
     row = await conn.fetchrow(
         f"""
@@ -42,8 +44,11 @@ async def publish(conn: Conn, events: Sequence[tuple[object, ...]]) -> tuple[int
             JOIN subscriptions s ON s.enabled AND {_MATCHES}
             ORDER BY i.position, s.subscription_id
             RETURNING 1
+        ), woken AS (  -- every replica's workers start on them when this commits
+            SELECT pg_notify('{DELIVERIES_CHANNEL}', '') WHERE EXISTS (SELECT FROM queued)
         )
-        SELECT (SELECT count(*) FROM new) AS accepted, (SELECT count(*) FROM queued) AS queued
+        SELECT (SELECT count(*) FROM new) AS accepted, (SELECT count(*) FROM queued) AS queued,
+               (SELECT count(*) FROM woken) AS woken
         """,
         *columns,
     )

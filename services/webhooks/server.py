@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -13,6 +14,7 @@ from services.common.server import Runtime, ServiceSpec, run
 from services.webhooks import measures
 from services.webhooks.config import WebhooksConfig
 from services.webhooks.delivery import Deliverer, forget_old
+from services.webhooks.repository import DELIVERIES_CHANNEL
 from services.webhooks.servicer import WebhooksServicer
 
 
@@ -22,8 +24,13 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         WebhooksServicer(runtime.pool, config), server
     )
     deliverer = Deliverer(runtime.pool, config)
-    # Every replica delivers: deliveries are leased row by row (SKIP LOCKED).
-    runtime.every(Job("deliveries", config.poll_seconds, deliverer.deliver_due))
+    # Every replica delivers: deliveries are leased row by row (SKIP LOCKED). New deliveries
+    # wake every replica's workers at once; the poll is the fallback and finds retries.
+    wake = asyncio.Event()
+    listener = runtime.listener()
+    listener.listen(DELIVERIES_CHANNEL, lambda _payload: wake.set())
+    listener.on_reconnect(wake.set)
+    runtime.every(Job("deliveries", config.poll_seconds, deliverer.deliver_due, wake=wake))
     runtime.every(
         Job(
             "delivery-retention",

@@ -91,3 +91,25 @@ async def test_a_background_task_that_dies_turns_health_not_serving(database_url
                 break
             await asyncio.sleep(0.05)
         assert await health_status(address) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_a_woken_job_runs_at_once_and_its_interval_is_only_the_fallback(
+    pool: asyncpg.Pool,
+) -> None:
+    passes: list[int] = []
+    ran = asyncio.Event()
+
+    async def work() -> None:
+        passes.append(len(passes))
+        ran.set()
+
+    wake = asyncio.Event()
+    task = asyncio.create_task(periodic.run_forever(Job("woken", 3600.0, work, wake=wake), pool))
+    try:
+        for expected in (1, 2):
+            ran.clear()
+            wake.set()  # a notification: there is work
+            await asyncio.wait_for(ran.wait(), 10)  # long before the hour's interval
+            assert len(passes) == expected
+    finally:
+        task.cancel()

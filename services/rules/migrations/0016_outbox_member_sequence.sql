@@ -4,7 +4,8 @@
 -- numbers follow the order in which their changes commit, and a rolled-back change takes its
 -- number back with it. The same trigger stamps occurred_at with the time the event is written,
 -- at the end of its change (and after the member's previous event committed), instead of the
--- time its transaction began.
+-- time its transaction began. And it tells the service's relay there is something to hand on
+-- (a notification arrives when the transaction commits; several in one are sent once).
 CREATE TABLE outbox_sequences (
     member_id text PRIMARY KEY,  -- '' for program-wide events
     last      bigint NOT NULL
@@ -35,6 +36,7 @@ BEGIN
        = date_trunc('month', NEW.occurred_at AT TIME ZONE 'UTC') THEN
         NEW.occurred_at := written;
     END IF;
+    PERFORM pg_notify('points_outbox_' || TG_TABLE_SCHEMA, '');
     RETURN NEW;
 END $$;
 -- Fires after outbox_member_key (triggers fire in name order), which fills in member_id.
