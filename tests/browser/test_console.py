@@ -211,14 +211,14 @@ async def test_reviews_members_and_language(console: Console) -> None:
     await expect(page.locator("[data-kpi=available] .label")).to_have_text("可用")
 
 
-async def test_a_shipped_redemption_moves_forward_from_the_mall_page(console: Console) -> None:
-    page, http = console.page, console.http
+async def a_mug_to_ship(http: httpx.AsyncClient) -> None:
+    """A mug in stock (3), and member "buyer" given points and redeeming one: a completed
+    redemption whose shipment is PENDING."""
     admin = bearer("operator", "admin")
     mug = {"type": "PHYSICAL", "title": "Mug", "points_price": 50, "stock": 3, "enabled": True}
     assert (await http.put("/v1/admin/items/mug", json=mug, headers=admin)).is_success
-    adjusted = await http.post(
-        "/v1/admin/members/buyer/adjustments", json={"points": 80, "note": "gift"}, headers=admin
-    )
+    gift = {"points": 80, "note": "gift"}
+    adjusted = await http.post("/v1/admin/members/buyer/adjustments", json=gift, headers=admin)
     assert adjusted.is_success, adjusted.text
     redeemed = await http.post(
         "/v1/me/redemptions",
@@ -226,6 +226,12 @@ async def test_a_shipped_redemption_moves_forward_from_the_mall_page(console: Co
         headers={**bearer("buyer"), "Idempotency-Key": uuid.uuid4().hex},
     )
     assert redeemed.json()["status"] == "COMPLETED", redeemed.text
+
+
+async def test_a_shipped_redemption_moves_forward_from_the_mall_page(console: Console) -> None:
+    page, http = console.page, console.http
+    admin = bearer("operator", "admin")
+    await a_mug_to_ship(http)
     await sign_in(console)
     await page.click("[data-page=mall]")
     row = page.locator("tr", has_text="buyer")
@@ -347,18 +353,7 @@ async def test_a_double_click_changes_once(console: Console) -> None:
     page.on("request", record)
     rule = {"kind": "ACTION", "event_type": "COMMENT", "enabled": False, "action": {"points": 1}}
     assert (await http.put("/v1/admin/rules/twice", json=rule, headers=admin)).is_success
-    mug = {"type": "PHYSICAL", "title": "Mug", "points_price": 50, "stock": 3, "enabled": True}
-    assert (await http.put("/v1/admin/items/mug", json=mug, headers=admin)).is_success
-    gift = {"points": 80, "note": "gift"}
-    assert (
-        await http.post("/v1/admin/members/buyer/adjustments", json=gift, headers=admin)
-    ).is_success
-    redeemed = await http.post(
-        "/v1/me/redemptions",
-        json={"item_id": "mug", "shipping_address": "1 Road, Shanghai"},
-        headers={**bearer("buyer"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert redeemed.json()["status"] == "COMPLETED", redeemed.text
+    await a_mug_to_ship(http)
     await sign_in(console)
 
     await page.goto(f"{console.url}/console#/config/rules")

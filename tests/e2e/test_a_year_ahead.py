@@ -21,7 +21,7 @@ import pytest
 
 from scripts import devdb
 from tests.support.gateway_calls import send_request_examples
-from tests.support.hosts import ROOT, free_port
+from tests.support.hosts import ROOT, free_port, make_run
 
 FAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), None)
 AHEAD = timedelta(days=365)
@@ -52,21 +52,8 @@ def suite_a_year_ahead() -> Iterator[dict[str, str]]:
         **{f"{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()},
         "LOG_LEVEL": "WARNING",
     }
-    suite = subprocess.Popen(
-        [sys.executable, "scripts/run_suite.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert suite.stdout is not None
+    suite, lines = make_run(env)
     try:
-        lines = []
-        for line in suite.stdout:
-            lines.append(line.strip())
-            if line.startswith(("all services up", "not healthy", "a service exited")):
-                break
         assert lines and lines[-1].startswith("all services up"), lines
         yield env
     finally:

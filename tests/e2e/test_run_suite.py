@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from scripts import devdb
-from tests.support.hosts import ROOT, free_port
+from tests.support.hosts import ROOT, free_port, make_run
 
 
 def _children(pid: int) -> set[int]:
@@ -39,21 +39,8 @@ def test_run_starts_every_service_and_ctrl_c_stops_all(database_url: str) -> Non
         **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
     started = time.monotonic()
-    suite = subprocess.Popen(
-        [sys.executable, "scripts/run_suite.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert suite.stdout is not None
-    lines: list[str] = []
+    suite, lines = make_run(env)
     try:
-        for line in suite.stdout:
-            lines.append(line.strip())
-            if line.startswith(("all services up", "not healthy", "a service exited")):
-                break
         assert lines[-1].startswith("all services up"), lines
         assert time.monotonic() - started < 10 + 5  # 10 s to healthy, plus interpreter start
         for name, port in ports.items():

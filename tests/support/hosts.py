@@ -129,3 +129,23 @@ async def serving_gateway(env: Mapping[str, str]) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def make_run(env: Mapping[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start `make run`'s supervisor (scripts/run_suite.py) with `env` and read what it prints
+    until every service is up or it gives up; the process and those lines."""
+    suite = subprocess.Popen(
+        [sys.executable, "scripts/run_suite.py"],
+        cwd=ROOT,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert suite.stdout is not None
+    lines: list[str] = []
+    for line in suite.stdout:
+        lines.append(line.strip())
+        if line.startswith(("all services up", "not healthy", "a service exited")):
+            break
+    return suite, lines
