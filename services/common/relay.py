@@ -9,7 +9,6 @@ service takes each event id once. Without WEBHOOKS_ADDR events stay in the outbo
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from datetime import timedelta
@@ -98,11 +97,8 @@ def install(runtime: Runtime, source: str) -> None:
     client = WebhooksClient(peer_address("webhooks", runtime.settings.source))
     relay = Relay(pool, client, source)
     # A committed event wakes the relay at once (the outbox trigger notifies); the interval is
-    # the fallback, and a reconnected listener wakes it too (notifications in the gap are lost).
-    wake = asyncio.Event()
-    listener = runtime.listener()
-    listener.listen(f"points_outbox_{source}", lambda _payload: wake.set())
-    listener.on_reconnect(wake.set)
+    # the fallback.
+    wake = runtime.wake_on(f"points_outbox_{source}")
     interval = env.number("OUTBOX_RELAY_SECONDS", 0.5, minimum=0.05)
     runtime.every(
         Job("outbox-relay", interval, relay.relay_once, once_across_replicas=True, wake=wake)

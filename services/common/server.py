@@ -98,6 +98,15 @@ class Runtime:
             self.on_stop(self._listener.stop)
         return self._listener
 
+    def wake_on(self, channel: str) -> asyncio.Event:
+        """An event set by every notification on `channel`, and when the listener is back
+        after a loss (notifications in the gap are lost): a periodic job's `wake`."""
+        wake = asyncio.Event()
+        listener = self.listener()
+        listener.listen(channel, lambda _payload: wake.set())
+        listener.on_reconnect(wake.set)
+        return wake
+
     async def impaired(self, what: str, lost: bool) -> None:
         """Something the service needs (`what`, e.g. its LISTEN connection) is lost, or back:
         health says NOT_SERVING while anything is lost, SERVING again when all is back."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import grpc
@@ -26,10 +25,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     deliverer = Deliverer(runtime.pool, config)
     # Every replica delivers: deliveries are leased row by row (SKIP LOCKED). New deliveries
     # wake every replica's workers at once; the poll is the fallback and finds retries.
-    wake = asyncio.Event()
-    listener = runtime.listener()
-    listener.listen(DELIVERIES_CHANNEL, lambda _payload: wake.set())
-    listener.on_reconnect(wake.set)
+    wake = runtime.wake_on(DELIVERIES_CHANNEL)
     runtime.every(Job("deliveries", config.poll_seconds, deliverer.deliver_due, wake=wake))
     runtime.every(
         Job(
