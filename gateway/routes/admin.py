@@ -16,7 +16,14 @@ from gateway.auth import requires
 from gateway.backends import Backends
 from gateway.dialect import from_json, model_for, to_json
 from gateway.models import IsoDatetime
-from gateway.routes.common import Operator, backends, idempotency_key
+from gateway.routes.common import (
+    PAGE_SIZE,
+    Operator,
+    PageSize,
+    PageToken,
+    backends,
+    idempotency_key,
+)
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -112,8 +119,8 @@ def _versions_route(kind: str, config: rpb.ConfigKind.ValueType) -> None:
     async def list_versions(
         config_id: Name,
         services: Services,
-        page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-        page_token: Annotated[str, Query(max_length=200)] = "",
+        page_size: PageSize = PAGE_SIZE,
+        page_token: PageToken = "",
     ) -> Json:
         request = rpb.ListVersionsRequest(
             kind=config, id=config_id, page_size=page_size, page_token=page_token
@@ -237,8 +244,8 @@ async def delete_budget(budget_id: Name, services: Services, idem: Idem) -> Json
 @router.get("/reviews", response_model=_typed(rpb.ListReviewsResponse))
 async def list_reviews(
     services: Services,
-    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
-    page_token: Annotated[str, Query(max_length=500)] = "",
+    page_size: PageSize = PAGE_SIZE,
+    page_token: PageToken = "",
 ) -> Json:
     """Events whose points wait for an operator, oldest first."""
     return to_json(
@@ -393,8 +400,8 @@ RedemptionStatus = Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"]
 async def list_redemptions(
     services: Services,
     status: RedemptionStatus | None = None,
-    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-    page_token: Annotated[str, Query(max_length=200)] = "",
+    page_size: PageSize = PAGE_SIZE,
+    page_token: PageToken = "",
 ) -> Json:
     """Every member's redemptions, newest first, with their saga step and shipment; pass
     `next_page_token` back for older ones."""

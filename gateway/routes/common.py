@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 
 from gateway.auth import Principal, requires
 from gateway.backends import Backends
+from services.common.paging import EXPORT, LIST
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,13 @@ async def backends(request: Request) -> Backends:
     found: Backends = request.app.state.backends
     return found
 
+
+# Page sizes as the services take them (services/common/paging.py): one default, one maximum.
+PageSize = Annotated[int, Query(ge=1, le=LIST.maximum)]
+ExportPageSize = Annotated[int, Query(ge=1, le=EXPORT.maximum)]
+PAGE_SIZE = LIST.default
+EXPORT_PAGE_SIZE = EXPORT.default
+PageToken = Annotated[str, Query(max_length=500)]
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 

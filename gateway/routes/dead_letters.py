@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from gateway.auth import requires
 from gateway.backends import Backends
 from gateway.dialect import model_for, to_json
-from gateway.routes.common import backends, idempotency_key
+from gateway.routes.common import PAGE_SIZE, PageSize, PageToken, backends, idempotency_key
 from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -48,8 +48,8 @@ async def list_dead_letters(
     services: Services,
     service: Service,
     status: Status | None = None,
-    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
-    page_token: Annotated[str, Query(max_length=500)] = "",
+    page_size: PageSize = PAGE_SIZE,
+    page_token: PageToken = "",
 ) -> dict[str, Any]:
     """One service's dead letters, oldest first, optionally of one status."""
     pb = PACKAGES[service]

@@ -11,7 +11,15 @@ from gateway.auth import Principal, requires
 from gateway.backends import Backends
 from gateway.dialect import model_for, to_json
 from gateway.models import Catalog, Item, RedeemIn, Redemption, Redemptions
-from gateway.routes.common import Client, backends, client, idempotency_key
+from gateway.routes.common import (
+    PAGE_SIZE,
+    Client,
+    PageSize,
+    PageToken,
+    backends,
+    client,
+    idempotency_key,
+)
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 
@@ -31,8 +39,8 @@ async def catalog(
         Literal["PHYSICAL", "VIRTUAL", "COUPON", "POINTS_PLUS_CASH"] | None, Query()
     ] = None,
     affordable: bool = False,
-    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
-    page_token: Annotated[str, Query(max_length=200)] = "",
+    page_size: PageSize = PAGE_SIZE,
+    page_token: PageToken = "",
 ) -> Catalog:
     """Items available now; `affordable=true` keeps those the user's points can pay for."""
     request = mpb.ListItemsRequest(page_size=page_size, page_token=page_token)
@@ -82,8 +90,8 @@ async def redeem(
 async def my_redemptions(
     me: Me,
     services: Services,
-    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-    page_token: Annotated[str, Query(max_length=200)] = "",
+    page_size: PageSize = PAGE_SIZE,
+    page_token: PageToken = "",
 ) -> Redemptions:
     """The user's redemptions, newest first."""
     reply = await services.mall.ListRedemptions(

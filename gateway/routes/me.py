@@ -27,7 +27,7 @@ from gateway.models import (
     Transfer,
     Wallet,
 )
-from gateway.routes.common import backends, client, idempotency_key
+from gateway.routes.common import PAGE_SIZE, PageSize, PageToken, backends, client, idempotency_key
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -40,9 +40,6 @@ EXPIRING_WINDOW_DAYS = 30
 
 # The signed-in user's routes below, and the operators' views of a member (routes/members.py),
 # answer from the same functions: a member's wallet, history and events look the same to both.
-PageSize = Annotated[int, Query(ge=1, le=100)]
-HistoryToken = Annotated[str, Query(max_length=200)]  # the ledger's tokens are short
-PageToken = Annotated[str, Query(max_length=500)]
 Kinds = Annotated[list[str] | None, Query()]
 
 
@@ -126,8 +123,8 @@ KINDS = short_names(lpb.TransferKind.DESCRIPTOR)[1:]  # UNSPECIFIED is not a fil
 async def history(
     me: Me,
     services: Services,
-    page_size: PageSize = 20,
-    page_token: HistoryToken = "",
+    page_size: PageSize = PAGE_SIZE,
+    page_token: PageToken = "",
     kind: Kinds = None,
 ) -> History:
     """The user's point changes, newest first; pass `next_page_token` back for more."""
@@ -226,7 +223,7 @@ async def check_in(
 
 @router.get("/events", response_model=model_for(rpb.ListUserEventsResponse.DESCRIPTOR))
 async def my_events(
-    me: Me, services: Services, page_size: PageSize = 20, page_token: PageToken = ""
+    me: Me, services: Services, page_size: PageSize = PAGE_SIZE, page_token: PageToken = ""
 ) -> dict[str, Any]:
     """The user's recorded events and what each earned, with the reasons: why points came, or
     did not (caps, risk decisions, already done)."""

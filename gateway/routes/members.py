@@ -11,12 +11,18 @@ from pydantic import BaseModel, Field, StrictInt, field_validator
 from gateway.backends import Backends
 from gateway.dialect import model_for
 from gateway.models import Expiring, History, IsoDatetime, Points, Wallet
-from gateway.routes.common import Operator, backends, idempotency_key
-from gateway.routes.me import (
-    HistoryToken,
-    Kinds,
+from gateway.routes.common import (
+    EXPORT_PAGE_SIZE,
+    PAGE_SIZE,
+    ExportPageSize,
+    Operator,
     PageSize,
     PageToken,
+    backends,
+    idempotency_key,
+)
+from gateway.routes.me import (
+    Kinds,
     events_of,
     history_of,
     wallet_of,
@@ -83,8 +89,8 @@ async def segment(
     _: Operator,
     services: Services,
     min_available: Annotated[int, Query(ge=0, le=MAX_POINTS)] = 0,
-    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-    page_token: Annotated[str, Query(max_length=500)] = "",
+    page_size: ExportPageSize = EXPORT_PAGE_SIZE,
+    page_token: PageToken = "",
 ) -> Segment:
     """Members whose available points are at least `min_available`, paged (export by following
     `next_page_token` to the end)."""
@@ -133,8 +139,8 @@ async def member_history(
     user_id: UserId,
     _: Operator,
     services: Services,
-    page_size: PageSize = 20,
-    page_token: HistoryToken = "",
+    page_size: PageSize = PAGE_SIZE,
+    page_token: PageToken = "",
     kind: Kinds = None,
 ) -> History:
     """The member's point changes, newest first, each with its reason and metadata."""
@@ -148,7 +154,7 @@ async def member_events(
     user_id: UserId,
     _: Operator,
     services: Services,
-    page_size: PageSize = 20,
+    page_size: PageSize = PAGE_SIZE,
     page_token: PageToken = "",
 ) -> dict[str, Any]:
     """The member's events and what each earned, with the reasons, and where reviews stand."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from gateway.auth import requires
 from gateway.backends import Backends
 from gateway.dialect import model_for, to_json
 from gateway.models import IsoDatetime
-from gateway.routes.common import backends, idempotency_key
+from gateway.routes.common import PAGE_SIZE, PageSize, PageToken, backends, idempotency_key
 from loyalty.webhooks.v1 import webhooks_pb2 as pb
 
 router = APIRouter(
@@ -143,8 +143,8 @@ async def list_deliveries(
     subscription_id: Id,
     services: Services,
     status: Literal["PENDING", "DELIVERED", "FAILED"] | None = None,
-    page_size: Annotated[int, Query(ge=1, le=100)] = 50,
-    page_token: Annotated[str, Query(max_length=200)] = "",
+    page_size: PageSize = PAGE_SIZE,
+    page_token: PageToken = "",
 ) -> Json:
     """The delivery log, newest first: status, attempts, the last answer."""
     reply = await services.webhooks.ListDeliveries(

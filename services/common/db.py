@@ -54,6 +54,30 @@ async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     connection), no SET (only SET LOCAL) and no advisory lock held past its release."""
 
 
+# Advisory locks, keyed by a readable name ("points.<what>.<which>") hashed to PostgreSQL's
+# 64-bit key: the one spelling of a lock, so two places that mean one lock take the same one.
+async def lock_for_transaction(conn: Conn, name: str) -> None:
+    """Wait for the lock `name`; it is held until this transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", name)
+
+
+async def try_lock_for_transaction(conn: Conn, name: str) -> bool:
+    """Take the lock `name` until this transaction ends, or return False at once if taken."""
+    return bool(
+        await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", name)
+    )
+
+
+async def try_lock_for_session(conn: Conn, name: str) -> bool:
+    """Take the lock `name` until `unlock_session`; never on a pooled connection (see
+    `_keep_session`)."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", name))
+
+
+async def unlock_session(conn: Conn, name: str) -> None:
+    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", name)
+
+
 async def current_time(conn: Conn) -> datetime:
     """The database's clock (the transaction's start, inside one): deadlines and expiries are
     judged by it, not by ours."""

@@ -7,7 +7,6 @@ paging, the letter's states) is the same everywhere.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from types import ModuleType
 from typing import Any
 
@@ -16,12 +15,12 @@ import asyncpg
 from loyalty.common.v1 import common_pb2
 from services.common import dead_letters
 from services.common.dead_letters import Letter
-from services.common.errors import FailedPrecondition, FieldViolation, NotFound
+from services.common.errors import FailedPrecondition, NotFound
 from services.common.idempotency import RequestLog
-from services.common.paging import decode_token, encode_token, invalid_token
+from services.common.paging import LIST, Pager, token_number, token_time
 from services.common.peers import PeerRefused
 from services.common.timestamps import to_timestamp
-from services.common.validation import ascii_number, check_text, check_user_id, raise_if
+from services.common.validation import Checker
 
 # Re-runs a letter's work; raises PeerRefused when refused again, PeerUnavailable to try later.
 Retry = Callable[[Letter], Awaitable[None]]
@@ -43,14 +42,6 @@ def message(letter: Letter) -> common_pb2.DeadLetter:
     )
 
 
-def _letter_id(bad: list[FieldViolation], value: str) -> int:
-    number = ascii_number(value)
-    if number is None:
-        bad.append(FieldViolation("letter_id", "must be an id returned by ListDeadLetters"))
-        return 0
-    return number
-
-
 class DeadLetterDesk:
     def __init__(self, pool: asyncpg.Pool, retry: Retry) -> None:
         self.pool = pool
@@ -59,39 +50,32 @@ class DeadLetterDesk:
     async def list(
         self, status: int, page_size: int, page_token: str
     ) -> tuple[list[common_pb2.DeadLetter], str]:
-        bad: list[FieldViolation] = []
-        if not 0 <= page_size <= 500:
-            bad.append(FieldViolation("page_size", "must be between 0 and 500"))
-        raise_if(bad)
+        checker = Checker()
+        pager = Pager(checker, LIST, page_size, page_token, parts=3)
+        checker.done()
         after = None
-        if page_token:
-            created, user_id, letter_id = decode_token(page_token, 3)
-            try:
-                after = (datetime.fromisoformat(created), user_id, int(letter_id))
-            except ValueError:
-                raise invalid_token() from None
+        if pager.after:
+            created, user_id, letter_id = pager.after
+            after = (token_time(created), user_id, token_number(letter_id))
         name = (
             common_pb2.DeadLetterStatus.Name(status).removeprefix("DEAD_LETTER_STATUS_")  # type: ignore[arg-type]
             if status
             else None
         )
-        limit = page_size or 50
         async with self.pool.acquire() as conn:
-            letters = await dead_letters.listing(conn, name, after, limit + 1)
-        page = letters[:limit]
-        token = ""
-        if len(letters) > limit:
-            last = page[-1]
-            token = encode_token(last.created_at.isoformat(), last.user_id, str(last.letter_id))
+            letters = await dead_letters.listing(conn, name, after, pager.fetch)
+        page, token = pager.page(
+            letters, lambda last: [last.created_at.isoformat(), last.user_id, str(last.letter_id)]
+        )
         return [message(letter) for letter in page], token
 
     async def _open(self, user_id: str, letter_id: str, note: str | None = None) -> Letter:
-        bad: list[FieldViolation] = []
-        check_user_id(bad, user_id)
-        number = _letter_id(bad, letter_id)
+        checker = Checker()
+        checker.user_id(user_id)
+        number = checker.number("letter_id", letter_id, "must be an id returned by ListDeadLetters")
         if note is not None:
-            check_text(bad, "note", note, 500)
-        raise_if(bad)
+            checker.text("note", note, 500)
+        checker.done()
         async with self.pool.acquire() as conn:
             letter = await dead_letters.get(conn, user_id, number)
         if letter is None:
@@ -120,9 +104,7 @@ class DeadLetterDesk:
             return message(await dead_letters.mark(conn, letter, "RETRIED"))
 
     async def resolve(self, user_id: str, letter_id: str, note: str) -> common_pb2.DeadLetter:
-        letter = await self._open(user_id, letter_id, note)
-        if not note:
-            raise_if([FieldViolation("note", "is required")])
+        letter = await self._open(user_id, letter_id, note)  # the note is required
         async with self.pool.acquire() as conn:
             return message(await dead_letters.mark(conn, letter, "RESOLVED", note))
 

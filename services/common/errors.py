@@ -19,6 +19,8 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from loyalty.common.v1 import common_pb2
+
 log = logging.getLogger(__name__)
 
 DETAILS_KEY = "grpc-status-details-bin"
@@ -57,6 +59,15 @@ class DomainError(Exception):
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
+
+    def as_message(self) -> common_pb2.Error:
+        """This error as one item of a batch's answer (the batch itself succeeds)."""
+        return common_pb2.Error(
+            code=self.code.value[0],
+            reason=self.reason,
+            message=self.message,
+            metadata=dict(self.metadata),
+        )
 
 
 @dataclass

@@ -33,7 +33,7 @@ from services.common.db import Conn
 from services.common.errors import Aborted, AlreadyExists
 from services.common.periodic import Job
 from services.common.settings import Env
-from services.common.validation import check_request_id, raise_if
+from services.common.validation import Checker
 
 if TYPE_CHECKING:
     from services.common.server import Runtime
@@ -251,9 +251,9 @@ class RequestLog:
         request_id: str = getattr(request, "request_id", "")
         if not request_id:
             return await work()
-        bad: list[errors.FieldViolation] = []
-        check_request_id(bad, request_id)
-        raise_if(bad)
+        checker = Checker()
+        checker.request_id(request_id)
+        checker.done()
         return await self.run("", request_id, method, request, response_type, work)
 
     @staticmethod

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from services.common.db import Conn
+from services.common.db import Conn, try_lock_for_session, unlock_session
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -76,7 +76,7 @@ async def _take_lock(conn: Conn, key: str) -> None:
     a waiting statement is a transaction in progress, and `CREATE INDEX CONCURRENTLY` run by
     the holder waits for every such transaction to end (a deadlock between two replicas)."""
     while True:
-        if await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
+        if await try_lock_for_session(conn, key):
             return
         await asyncio.sleep(0.1)
 
@@ -128,7 +128,7 @@ async def migrate(conn: Conn, schema: str, migrations: list[Migration]) -> list[
             done.append(migration.version)
         return done
     finally:
-        await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lock_key)
+        await unlock_session(conn, lock_key)
 
 
 async def _record(conn: Conn, schema: str, migration: Migration) -> None:

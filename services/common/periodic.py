@@ -29,6 +29,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from services.common.db import try_lock_for_transaction
+
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 
@@ -88,10 +90,7 @@ async def _run_once(job: Job, pool: asyncpg.Pool) -> bool:
         await job.run()
         return True
     async with pool.acquire() as conn, conn.transaction():
-        locked = await conn.fetchval(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", f"points.job.{job.name}"
-        )
-        if not locked:
+        if not await try_lock_for_transaction(conn, f"points.job.{job.name}"):
             return False
         await job.run()
         return True

@@ -16,14 +16,14 @@ MAX_VIOLATIONS = 1000
 async def list_transfers(
     conn: Conn,
     user_id: str,
-    limit: int,
+    fetch: int,
     before_id: int | None,
     kinds: Sequence[str],
     start: datetime | None,
     end: datetime | None,
 ) -> list[asyncpg.Record]:
-    """A page of transfers, newest first (one row more than `limit` means there is more),
-    each credit with the expiry and maturity of the lot it created."""
+    """Up to `fetch` transfers, newest first, each credit with the expiry and maturity of the
+    lot it created."""
     return list(
         await conn.fetch(
             """
@@ -47,7 +47,7 @@ async def list_transfers(
             list(kinds),
             start,
             end,
-            limit + 1,
+            fetch,
         )
     )
 

@@ -8,14 +8,12 @@ from typing import Any
 import asyncpg
 import grpc
 
-from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc as pb_grpc
 from services.common.db import Conn, current_time
 from services.common.errors import DomainError, FieldViolation, InvalidArgument
-from services.common.paging import decode_token, encode_token, invalid_token
+from services.common.paging import EXPORT, LIST, Pager, encode_token, token_number
 from services.common.timestamps import from_timestamp, to_timestamp
-from services.common.validation import ascii_number
 from services.ledger import convert, idempotency, queries, validation
 from services.ledger import repository as repo
 from services.ledger.config import LedgerConfig
@@ -104,7 +102,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                 error = InvalidArgument.fields(
                     [FieldViolation(f"operations[{index}]", "no operation set")]
                 )
-                results[index] = pb.BatchResult(error=_batch_error(error))
+                results[index] = pb.BatchResult(error=error.as_message())
                 continue
             batch.append(Op(self.mutations[which], getattr(operation, which)))
             positions.append(index)
@@ -112,7 +110,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             outcomes = await self.engine.run(conn, batch)
         for index, op, outcome in zip(positions, batch, outcomes, strict=True):
             if isinstance(outcome, DomainError):
-                results[index] = pb.BatchResult(error=_batch_error(outcome))
+                results[index] = pb.BatchResult(error=outcome.as_message())
             else:
                 result = pb.BatchResult()
                 field = next(k for k, m in self.mutations.items() if m is op.mutation)
@@ -139,8 +137,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.BatchGetBalancesRequest, context: Context
     ) -> pb.BatchGetBalancesResponse:
         checker = validation.Checker()
-        if not 0 < len(request.user_ids) <= 1000:
-            checker.fail("user_ids", "must hold 1 to 1000 user ids")
+        checker.require(
+            0 < len(request.user_ids) <= 1000, "user_ids", "must hold 1 to 1000 user ids"
+        )
         for index, user_id in enumerate(request.user_ids):
             checker.user_id(user_id, f"user_ids[{index}]")
         checker.done()
@@ -152,7 +151,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> pb.ListTransfersResponse:
         checker = validation.Checker()
         checker.user_id(request.user_id)
-        checker.page_size(request.page_size, 500)
+        pager = Pager(checker, LIST, request.page_size, request.page_token)
         kinds = []
         for kind in request.kinds:
             if kind == pb.TRANSFER_KIND_UNSPECIFIED or kind not in pb.TransferKind.values():
@@ -160,31 +159,23 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             else:
                 kinds.append(convert.kind_name(kind))
         checker.done()
-        before = None
-        if request.page_token:
-            [token] = decode_token(request.page_token, 1)
-            before = ascii_number(token)
-            if before is None:
-                raise invalid_token()
-        limit = request.page_size or 50
+        before = token_number(pager.after[0]) if pager.after else None
         span = request.time_range
         async with self.pool.acquire() as conn:
             rows = await queries.list_transfers(
                 conn,
                 request.user_id,
-                limit,
+                pager.fetch,
                 before,
                 kinds,
                 from_timestamp(span.start_time) if span.HasField("start_time") else None,
                 from_timestamp(span.end_time) if span.HasField("end_time") else None,
             )
-        page = rows[:limit]
-        response = pb.ListTransfersResponse(
-            transfers=[convert.transfer(r, r["lot_expires_at"], r["lot_matures_at"]) for r in page]
+        page, token = pager.page(rows, lambda r: [str(r["transfer_id"])])
+        return pb.ListTransfersResponse(
+            transfers=[convert.transfer(r, r["lot_expires_at"], r["lot_matures_at"]) for r in page],
+            next_page_token=token,
         )
-        if len(rows) > limit:
-            response.next_page_token = encode_token(str(page[-1]["transfer_id"]))
-        return response
 
     async def WatchBalance(
         self, request: pb.WatchBalanceRequest, context: Context
@@ -238,20 +229,19 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.ListMembersRequest, context: Context
     ) -> pb.ListMembersResponse:
         checker = validation.Checker()
-        if request.min_available < 0:
-            checker.fail("min_available", "must be >= 0")
-        checker.page_size(request.page_size, 1000)
+        checker.require(request.min_available >= 0, "min_available", "must be >= 0")
+        pager = Pager(checker, EXPORT, request.page_size, request.page_token)
         checker.done()
-        after = decode_token(request.page_token, 1)[0] if request.page_token else ""
-        limit = request.page_size or 100
+        after = pager.after[0] if pager.after else ""
         async with self.pool.acquire() as conn:
+            # A scan: the next page starts after the last member scanned, matched or not.
             users, next_after = await queries.members_at_least(
-                conn, request.min_available, after, limit
+                conn, request.min_available, after, pager.limit
             )
-        response = pb.ListMembersResponse(members=await self._balances(users, 0) if users else [])
-        if next_after is not None:
-            response.next_page_token = encode_token(next_after)
-        return response
+        return pb.ListMembersResponse(
+            members=await self._balances(users, 0) if users else [],
+            next_page_token=encode_token(next_after) if next_after is not None else "",
+        )
 
     async def GetStats(self, request: pb.GetStatsRequest, context: Context) -> pb.GetStatsResponse:
         span = request.time_range
@@ -325,12 +315,3 @@ async def _recorded_expiry(
     if isinstance(prior, DomainError):
         raise prior
     return prior
-
-
-def _batch_error(error: DomainError) -> common_pb2.Error:
-    return common_pb2.Error(
-        code=error.code.value[0],
-        reason=error.reason,
-        message=error.message,
-        metadata=dict(error.metadata),
-    )

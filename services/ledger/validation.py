@@ -8,8 +8,7 @@ from collections.abc import Iterable, Mapping
 from google.protobuf.message import Message
 
 from loyalty.ledger.v1 import ledger_pb2 as pb
-from services.common.errors import FieldViolation, InvalidArgument
-from services.common.validation import check_points, check_request_id, check_user_id
+from services.common import validation
 
 MAX_METADATA_ENTRIES = 32
 MAX_METADATA_VALUE = 1024
@@ -17,23 +16,11 @@ _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_:.-]{0,63}$")
 _ID = re.compile(r"^[1-9][0-9]{0,18}$")
 
 
-class Checker:
-    """Collects violations; `done()` raises them together."""
-
-    def __init__(self) -> None:
-        self.violations: list[FieldViolation] = []
-
-    def fail(self, field: str, description: str) -> None:
-        self.violations.append(FieldViolation(field, description))
-
-    def user_id(self, value: str, field: str = "user_id") -> None:
-        check_user_id(self.violations, value, field)
-
-    def request_id(self, value: str) -> None:
-        check_request_id(self.violations, value)
+class Checker(validation.Checker):
+    """The chassis' checker with the ledger's own fields."""
 
     def amount(self, value: int, *, zero_allowed: bool = False) -> None:
-        check_points(self.violations, "amount", value, zero_allowed=zero_allowed)
+        self.points("amount", value, zero_allowed=zero_allowed)
 
     def ledger_id(self, value: str, field: str) -> None:
         if not _ID.match(value):
@@ -55,21 +42,16 @@ class Checker:
             names = ", ".join(pb.TransferKind.Name(k) for k in allowed)
             self.fail("kind", f"must be one of {names}")
 
-    def page_size(self, value: int, maximum: int) -> None:
-        if not 0 <= value <= maximum:
-            self.fail("page_size", f"must be between 0 and {maximum}")
-
-    def done(self) -> None:
-        if self.violations:
-            raise InvalidArgument.fields(self.violations)
-
 
 def _mutation(request: Message, checker: Checker) -> None:
     checker.request_id(request.request_id)  # type: ignore[attr-defined]
     checker.user_id(request.user_id)  # type: ignore[attr-defined]
     reason_code: str = getattr(request, "reason_code", "")
-    if len(reason_code) > 64 or "\x00" in reason_code:
-        checker.fail("reason_code", "at most 64 characters, no NUL characters")
+    checker.require(
+        len(reason_code) <= 64 and "\x00" not in reason_code,
+        "reason_code",
+        "at most 64 characters, no NUL characters",
+    )
 
 
 def check_credit(request: pb.CreditRequest) -> None:
@@ -128,6 +110,5 @@ def check_reverse(request: pb.ReverseRequest) -> None:
 
 def check_expiring_days(value: int) -> None:
     c = Checker()
-    if not 0 <= value <= 3660:
-        c.fail("expiring_within_days", "must be between 0 and 3660")
+    c.require(0 <= value <= 3660, "expiring_within_days", "must be between 0 and 3660")
     c.done()

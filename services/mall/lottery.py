@@ -29,18 +29,13 @@ from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as pb
 from services.common import dead_letters
 from services.common.db import Conn
-from services.common.errors import DomainError, FailedPrecondition, FieldViolation, NotFound
+from services.common.errors import DomainError, FailedPrecondition, NotFound
 from services.common.idempotency import fingerprint, key_reused
 from services.common.ledger_client import LedgerClient
 from services.common.peers import PeerError, PeerRefused
 from services.common.periodic import traced_work
 from services.common.rules_client import RulesClient
-from services.common.validation import (
-    MAX_MONEY_MINOR,
-    MAX_POINTS,
-    check_text,
-    raise_if,
-)
+from services.common.validation import MAX_MONEY_MINOR, MAX_POINTS, Checker
 from services.mall import catalog
 from services.mall import coupons_repository as coupon_repo
 from services.mall import lottery_repository as repo
@@ -77,48 +72,65 @@ def choose(value: int, table: Table, no_prize_weight: int) -> tuple[int, str]:
 def check_lottery(lottery: pb.Lottery) -> None:
     """Everything a draw would trip over later is refused now, when the operator can fix it:
     weights and amounts the ledger or int64 could not take, unknown kinds, missing prizes."""
-    bad: list[FieldViolation] = []
-
-    def fail(field: str, description: str) -> None:
-        bad.append(FieldViolation(field, description))
-
-    if not _ID.match(lottery.lottery_id):
-        fail("lottery.lottery_id", "lower-case letters, digits, '_.-'")
-    check_text(bad, "lottery.title", lottery.title, 200)
-    if not 0 < lottery.points_per_draw <= MAX_POINTS:
-        fail("lottery.points_per_draw", f"must be > 0 and <= {MAX_POINTS}")
-    if lottery.daily_draws_per_user < 0:
-        fail("lottery.daily_draws_per_user", "must be >= 0")
-    if not 0 <= lottery.no_prize_weight <= MAX_WEIGHT:
-        fail("lottery.no_prize_weight", f"must be between 0 and {MAX_WEIGHT}")
+    c = Checker("lottery")
+    c.require(
+        bool(_ID.match(lottery.lottery_id)), "lottery_id", "lower-case letters, digits, '_.-'"
+    )
+    c.text("title", lottery.title, 200)
+    c.require(
+        0 < lottery.points_per_draw <= MAX_POINTS,
+        "points_per_draw",
+        f"must be > 0 and <= {MAX_POINTS}",
+    )
+    c.require(lottery.daily_draws_per_user >= 0, "daily_draws_per_user", "must be >= 0")
+    c.require(
+        0 <= lottery.no_prize_weight <= MAX_WEIGHT,
+        "no_prize_weight",
+        f"must be between 0 and {MAX_WEIGHT}",
+    )
     ids = [p.prize_id for p in lottery.prizes]
-    if len(set(ids)) != len(ids):
-        fail("lottery.prizes", "prize ids must be unique")
-    if len(ids) > MAX_PRIZES:
-        fail("lottery.prizes", f"at most {MAX_PRIZES} prizes")
+    c.require(len(set(ids)) == len(ids), "prizes", "prize ids must be unique")
+    c.require(len(ids) <= MAX_PRIZES, "prizes", f"at most {MAX_PRIZES} prizes")
     for index, prize in enumerate(lottery.prizes):
-        field = f"lottery.prizes[{index}]"
-        if not _ID.match(prize.prize_id):
-            fail(f"{field}.prize_id", "is required: lower-case letters, digits, '_.-'")
-        if not 0 < prize.weight <= MAX_WEIGHT:
-            fail(f"{field}.weight", f"must be > 0 and <= {MAX_WEIGHT}")
-        if prize.kind == pb.PRIZE_KIND_POINTS and not 0 < prize.points <= MAX_POINTS:
-            fail(f"{field}.points", f"a points prize needs points > 0 and <= {MAX_POINTS}")
-        elif prize.kind == pb.PRIZE_KIND_COUPON and not (
+        _check_prize(c, f"prizes[{index}]", prize)
+    c.require(
+        bool(lottery.prizes) or lottery.no_prize_weight > 0, "prizes", "a lottery needs some weight"
+    )
+    c.done()
+
+
+def _check_prize(c: Checker, field: str, prize: pb.Prize) -> None:
+    c.require(
+        bool(_ID.match(prize.prize_id)),
+        f"{field}.prize_id",
+        "is required: lower-case letters, digits, '_.-'",
+    )
+    c.require(0 < prize.weight <= MAX_WEIGHT, f"{field}.weight", f"must be > 0 and <= {MAX_WEIGHT}")
+    if prize.kind == pb.PRIZE_KIND_POINTS:
+        c.require(
+            0 < prize.points <= MAX_POINTS,
+            f"{field}.points",
+            f"a points prize needs points > 0 and <= {MAX_POINTS}",
+        )
+    elif prize.kind == pb.PRIZE_KIND_COUPON:
+        c.require(
             0 < prize.coupon_value.amount_minor <= MAX_MONEY_MINOR
             and 0 <= prize.coupon_min_spend.amount_minor <= MAX_MONEY_MINOR
-            and len(prize.coupon_value.currency) == 3
-        ):
-            fail(f"{field}.coupon_value", "a coupon prize needs a value and a currency")
-        elif prize.kind == pb.PRIZE_KIND_ITEM and not _ID.match(prize.item_id):
-            fail(f"{field}.item_id", "an item prize needs an item id")
-        elif prize.kind not in (pb.PRIZE_KIND_POINTS, pb.PRIZE_KIND_COUPON, pb.PRIZE_KIND_ITEM):
-            fail(f"{field}.kind", "must be POINTS, COUPON or ITEM")
-        if not 0 <= prize.stock <= MAX_STOCK or not 0 <= prize.daily_cap <= MAX_STOCK:
-            fail(f"{field}.stock", f"stock and daily_cap must be between 0 and {MAX_STOCK}")
-    if not lottery.prizes and lottery.no_prize_weight == 0:
-        fail("lottery.prizes", "a lottery needs some weight")
-    raise_if(bad)
+            and len(prize.coupon_value.currency) == 3,
+            f"{field}.coupon_value",
+            "a coupon prize needs a value and a currency",
+        )
+    elif prize.kind == pb.PRIZE_KIND_ITEM:
+        c.require(
+            bool(_ID.match(prize.item_id)), f"{field}.item_id", "an item prize needs an item id"
+        )
+    else:
+        c.fail(f"{field}.kind", "must be POINTS, COUPON or ITEM")
+    c.require(
+        0 <= prize.stock <= MAX_STOCK and 0 <= prize.daily_cap <= MAX_STOCK,
+        f"{field}.stock",
+        f"stock and daily_cap must be between 0 and {MAX_STOCK}",
+    )
 
 
 def _sha256(seed: bytes) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from asyncpg import Record
 
 from loyalty.mall.v1 import mall_pb2 as pb
-from services.common.db import Conn
+from services.common.db import Conn, lock_for_transaction
 
 
 async def save_lottery(conn: Conn, lottery: pb.Lottery) -> None:
@@ -54,9 +54,7 @@ async def get_lottery(conn: Conn, lottery_id: str) -> pb.Lottery | None:
 
 async def lock_lottery(conn: Conn, lottery_id: str) -> None:
     """Serialise seed rotation of one lottery (transaction-scoped)."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"points.lottery.{lottery_id}"
-    )
+    await lock_for_transaction(conn, f"points.lottery.{lottery_id}")
 
 
 async def current_seed(conn: Conn, lottery_id: str) -> Record | None:

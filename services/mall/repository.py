@@ -57,8 +57,9 @@ async def get_item(conn: Conn, item_id: str) -> Record | None:
 
 
 async def list_items(
-    conn: Conn, item_type: str | None, max_price: int, after: str, limit: int
+    conn: Conn, item_type: str | None, max_price: int, after: str, fetch: int
 ) -> list[Record]:
+    """Up to `fetch` enabled items on sale now, by id after `after`."""
     return list(
         await conn.fetch(
             """
@@ -72,7 +73,7 @@ async def list_items(
             item_type,
             max_price,
             after,
-            limit + 1,
+            fetch,
         )
     )
 
@@ -139,19 +140,19 @@ async def redemption_by_request(conn: Conn, user_id: str, request_id: str) -> Re
 
 
 async def list_redemptions(
-    conn: Conn, user_id: str | None, before: int | None, limit: int, steps: list[str] | None
+    conn: Conn, user_id: str | None, before: int | None, fetch: int, steps: list[str] | None
 ) -> list[Record]:
-    """A member's redemptions (every member's when `user_id` is None), newest first, in one of
-    `steps` when given. Two statements, so that each keeps its own index."""
+    """Up to `fetch` of a member's redemptions (every member's when `user_id` is None), newest
+    first, in one of `steps` when given. Two statements, so that each keeps its own index."""
     where = "($1::bigint IS NULL OR redemption_id < $1) AND ($3::text[] IS NULL OR step = ANY($3))"
     if user_id is None:
         query = f"SELECT * FROM redemptions WHERE {where} ORDER BY redemption_id DESC LIMIT $2"
-        return list(await conn.fetch(query, before, limit + 1, steps))
+        return list(await conn.fetch(query, before, fetch, steps))
     query = (
         f"SELECT * FROM redemptions WHERE user_id = $4 AND {where} "
         "ORDER BY redemption_id DESC LIMIT $2"
     )
-    return list(await conn.fetch(query, before, limit + 1, steps, user_id))
+    return list(await conn.fetch(query, before, fetch, steps, user_id))
 
 
 async def redeemed_in_period(

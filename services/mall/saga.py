@@ -25,7 +25,8 @@ from asyncpg import Record
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as pb
 from services.common.db import Conn
-from services.common.errors import FailedPrecondition
+from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from services.common.idempotency import fingerprint, key_reused
 from services.common.ledger_client import HoldGone, InsufficientPoints, LedgerClient
 from services.common.peers import PeerError, PeerRefused
 from services.common.periodic import traced_work
@@ -56,6 +57,24 @@ def _spend(row: Record, step: str) -> dict[str, Any]:
     }
 
 
+def _redemption_values(request: pb.RedeemRequest, item: Record, print_: bytes) -> dict[str, Any]:
+    cash = repo.item_of(item).cash_price
+    return {
+        "user_id": request.user_id,
+        "request_id": request.request_id,
+        "payload_sha256": print_,
+        "item_id": request.item_id,
+        "item_type": item["item_type"],
+        "quantity": request.quantity,
+        "points": item["points_price"] * request.quantity,
+        "shipping_address": request.shipping_address,
+        "device_id": request.device_id,
+        "ip": request.ip,
+        "cash_minor": cash.amount_minor * request.quantity,
+        "cash_currency": cash.currency,
+    }
+
+
 class Saga:
     def __init__(
         self,
@@ -68,6 +87,37 @@ class Saga:
         self.config = config
         self.ledger = ledger
         self.rules = rules
+
+    async def start(self, request: pb.RedeemRequest) -> tuple[Record, Record | None]:
+        """The redemption a Redeem request names, created STARTED at the item's price, or the
+        one an earlier request with the same id created (IDEMPOTENCY_KEY_REUSED when that one
+        asked for something else). Returns it with the item as read now (None on a replay)."""
+        print_ = fingerprint("Redeem", request)
+        item = None
+        async with self.pool.acquire() as conn:
+            row = await repo.redemption_by_request(conn, request.user_id, request.request_id)
+            if row is None:
+                item = await self._item_for(conn, request)
+                row = await repo.create_redemption(
+                    conn, _redemption_values(request, item, print_)
+                ) or await repo.redemption_by_request(conn, request.user_id, request.request_id)
+        assert row is not None
+        if bytes(row["payload_sha256"]) != print_:
+            raise key_reused(request.request_id)
+        return row, item
+
+    @staticmethod
+    async def _item_for(conn: Conn, request: pb.RedeemRequest) -> Record:
+        item = await repo.get_item(conn, request.item_id)
+        if item is None:
+            raise NotFound(
+                "ITEM_NOT_FOUND", f"no item {request.item_id}", {"item_id": request.item_id}
+            )
+        if item["item_type"] in catalog.SHIPPED and not request.shipping_address:
+            raise InvalidArgument.fields(
+                [FieldViolation("shipping_address", "is required for shipped items")]
+            )
+        return item
 
     async def _load(self, user_id: str, redemption_id: int) -> Record:
         async with self.pool.acquire() as conn:

@@ -13,21 +13,12 @@ from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc as pb_grpc
 from services.common.dead_letter_desk import DeadLetterDesk, DeadLetterRpcs
-from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from services.common.idempotency import RequestLog, fingerprint, idempotent_admin, key_reused
-from services.common.paging import decode_token, encode_token
+from services.common.errors import FailedPrecondition, NotFound
+from services.common.idempotency import RequestLog, idempotent_admin
+from services.common.paging import LIST, Pager, token_number
 from services.common.peers import PeerUnavailable
 from services.common.timestamps import to_timestamp
-from services.common.validation import (
-    MAX_MONEY_MINOR,
-    ascii_number,
-    check_identifier,
-    check_points,
-    check_request_id,
-    check_user_id,
-    raise_if,
-    storable,
-)
+from services.common.validation import MAX_MONEY_MINOR, Checker
 from services.mall import catalog, coupons
 from services.mall import repository as repo
 from services.mall.checkout import Checkout
@@ -78,53 +69,58 @@ def redemption(row: Record) -> pb.Redemption:
     return message
 
 
-def _check_user(user_id: str, bad: list[FieldViolation]) -> None:
-    check_user_id(bad, user_id)
-
-
-def _redemption_id(value: str, bad: list[FieldViolation]) -> int:
-    number = ascii_number(value)
-    if number is None:
-        bad.append(FieldViolation("redemption_id", "must be an id returned by the mall"))
-        return 0
-    return number
-
-
 def _check_order(
+    c: Checker,
     request: Any,
-    bad: list[FieldViolation],
     *,
     amount_field: str = "order_amount",
     currency: str | None = None,
 ) -> None:
-    _check_user(request.user_id, bad)
+    c.user_id(request.user_id)
     if hasattr(request, "order_id"):
-        check_identifier(bad, "order_id", request.order_id, 128)
+        c.identifier("order_id", request.order_id, 128)
     if hasattr(request, "request_id"):
-        check_request_id(bad, request.request_id)
+        c.request_id(request.request_id)
     if amount_field:
         money = getattr(request, amount_field)
-        if not 0 < money.amount_minor <= MAX_MONEY_MINOR:
-            bad.append(
-                FieldViolation(
-                    f"{amount_field}.amount_minor", f"must be > 0 and <= {MAX_MONEY_MINOR}"
-                )
-            )
-        if currency is not None and money.currency != currency:
-            bad.append(FieldViolation(f"{amount_field}.currency", f"must be {currency}"))
+        c.require(
+            0 < money.amount_minor <= MAX_MONEY_MINOR,
+            f"{amount_field}.amount_minor",
+            f"must be > 0 and <= {MAX_MONEY_MINOR}",
+        )
+        if currency is not None:
+            c.require(money.currency == currency, f"{amount_field}.currency", f"must be {currency}")
 
 
-def _check_origin(request: Any, bad: list[FieldViolation]) -> None:
+def _check_origin(c: Checker, request: Any) -> None:
     """The device and IP a spend came from, passed on to the risk check."""
-    check_identifier(bad, "device_id", request.device_id, 128, required=False)
-    check_identifier(bad, "ip", request.ip, 128, required=False)
+    c.identifier("device_id", request.device_id, 128, required=False)
+    c.identifier("ip", request.ip, 128, required=False)
 
 
 def _check_lottery_id(lottery_id: str) -> None:
-    if not catalog.valid_item_id(lottery_id):
-        raise InvalidArgument.fields(
-            [FieldViolation("lottery_id", "is required: lower-case letters, digits, '_.-'")]
-        )
+    c = Checker()
+    c.require(
+        catalog.valid_item_id(lottery_id),
+        "lottery_id",
+        "is required: lower-case letters, digits, '_.-'",
+    )
+    c.done()
+
+
+def _check_redeem(request: pb.RedeemRequest) -> None:
+    c = Checker()
+    c.request_id(request.request_id)
+    c.user_id(request.user_id)
+    c.require(
+        catalog.valid_item_id(request.item_id),
+        "item_id",
+        "is required: lower-case letters, digits, '_.-'",
+    )
+    c.require(1 <= request.quantity <= 100, "quantity", "must be between 1 and 100")
+    c.text("shipping_address", request.shipping_address, 500, required=False)
+    _check_origin(c, request)
+    c.done()
 
 
 class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
@@ -146,12 +142,9 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         self.requests = RequestLog(pool)
 
     def _validate(self, request: Any, amount_field: str = "order_amount") -> None:
-        bad: list[FieldViolation] = []
-        _check_order(
-            request, bad, amount_field=amount_field, currency=self.checkout.policy.currency
-        )
-        if bad:
-            raise InvalidArgument.fields(bad)
+        c = Checker()
+        _check_order(c, request, amount_field=amount_field, currency=self.checkout.policy.currency)
+        c.done()
 
     async def ValidateCoupon(
         self, request: pb.ValidateCouponRequest, context: Context
@@ -182,11 +175,10 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
 
     @staticmethod
     def _check_coupon_request(request: Any) -> None:
-        bad: list[FieldViolation] = []
-        _check_order(request, bad)
-        check_identifier(bad, "code", request.code, 64)
-        if bad:
-            raise InvalidArgument.fields(bad)
+        c = Checker()
+        _check_order(c, request)
+        c.identifier("code", request.code, 64)
+        c.done()
 
     @idempotent_admin(pb.UpsertLotteryResponse)
     async def UpsertLottery(
@@ -209,28 +201,22 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         return await self.lotteries.rotate(request.lottery_id)
 
     async def Draw(self, request: pb.DrawRequest, context: Context) -> pb.DrawResponse:
-        bad: list[FieldViolation] = []
-        _check_user(request.user_id, bad)
-        check_request_id(bad, request.request_id)
-        if not storable(request.shipping_address, 500, required=False):
-            bad.append(FieldViolation("shipping_address", "at most 500 characters"))
-        _check_origin(request, bad)
-        if bad:
-            raise InvalidArgument.fields(bad)
+        c = Checker()
+        c.user_id(request.user_id)
+        c.request_id(request.request_id)
+        c.text("shipping_address", request.shipping_address, 500, required=False)
+        _check_origin(c, request)
+        c.done()
         _check_lottery_id(request.lottery_id)
         return pb.DrawResponse(result=await self.lotteries.draw(request))
 
     async def VerifyDraw(
         self, request: pb.VerifyDrawRequest, context: Context
     ) -> pb.VerifyDrawResponse:
-        bad: list[FieldViolation] = []
-        _check_user(request.user_id, bad)
-        draw_id = ascii_number(request.draw_id)
-        if draw_id is None:
-            bad.append(FieldViolation("draw_id", "must be an id returned by Draw"))
-        if bad:
-            raise InvalidArgument.fields(bad)
-        assert draw_id is not None
+        c = Checker()
+        c.user_id(request.user_id)
+        draw_id = c.number("draw_id", request.draw_id, "must be an id returned by Draw")
+        c.done()
         return await self.lotteries.verify(request.user_id, draw_id)
 
     async def QuoteDeduction(
@@ -242,11 +228,11 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
     async def ApplyDeduction(
         self, request: pb.ApplyDeductionRequest, context: Context
     ) -> pb.ApplyDeductionResponse:
-        bad: list[FieldViolation] = []
-        _check_order(request, bad, currency=self.checkout.policy.currency)
-        check_points(bad, "points", request.points)
-        _check_origin(request, bad)
-        raise_if(bad)
+        c = Checker()
+        _check_order(c, request, currency=self.checkout.policy.currency)
+        c.points("points", request.points)
+        _check_origin(c, request)
+        c.done()
         row = await self.checkout.apply(request)
         return pb.ApplyDeductionResponse(deduction=checkout_deduction(row))
 
@@ -305,82 +291,31 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
     async def ListItems(
         self, request: pb.ListItemsRequest, context: Context
     ) -> pb.ListItemsResponse:
-        bad: list[FieldViolation] = []
-        if request.type not in pb.ItemType.values():
-            bad.append(FieldViolation("type", "unknown item type"))
-        if request.max_points_price < 0:
-            bad.append(FieldViolation("max_points_price", "must be >= 0"))
-        if not 0 <= request.page_size <= 200:
-            bad.append(FieldViolation("page_size", "must be between 0 and 200"))
-        if bad:
-            raise InvalidArgument.fields(bad)
-        limit = request.page_size or 50
-        after = decode_token(request.page_token, 1)[0] if request.page_token else ""
+        c = Checker()
+        c.require(request.max_points_price >= 0, "max_points_price", "must be >= 0")
+        pager = Pager(c, LIST, request.page_size, request.page_token)
+        c.done()
+        after = pager.after[0] if pager.after else ""
         item_type = pb.ItemType.Name(request.type) if request.type else None
         async with self.pool.acquire() as conn:
-            rows = await repo.list_items(conn, item_type, request.max_points_price, after, limit)
-        page = rows[:limit]
-        response = pb.ListItemsResponse(items=[repo.item_of(r) for r in page])
-        if len(rows) > limit:
-            response.next_page_token = encode_token(page[-1]["item_id"])
-        return response
+            rows = await repo.list_items(
+                conn, item_type, request.max_points_price, after, pager.fetch
+            )
+        page, token = pager.page(rows, lambda r: [r["item_id"]])
+        return pb.ListItemsResponse(items=[repo.item_of(r) for r in page], next_page_token=token)
 
     async def Redeem(self, request: pb.RedeemRequest, context: Context) -> pb.RedeemResponse:
-        bad: list[FieldViolation] = []
-        check_request_id(bad, request.request_id)
-        _check_user(request.user_id, bad)
-        if not catalog.valid_item_id(request.item_id):
-            bad.append(FieldViolation("item_id", "is required: lower-case letters, digits, '_.-'"))
-        if not 1 <= request.quantity <= 100:
-            bad.append(FieldViolation("quantity", "must be between 1 and 100"))
-        if not storable(request.shipping_address, 500, required=False):
-            bad.append(FieldViolation("shipping_address", "at most 500 characters, no NUL"))
-        _check_origin(request, bad)
-        if bad:
-            raise InvalidArgument.fields(bad)
-        print_ = fingerprint("Redeem", request)
-        item = None
-        async with self.pool.acquire() as conn:
-            row = await repo.redemption_by_request(conn, request.user_id, request.request_id)
-            if row is None:
-                item = await repo.get_item(conn, request.item_id)
-                if item is None:
-                    raise NotFound(
-                        "ITEM_NOT_FOUND", f"no item {request.item_id}", {"item_id": request.item_id}
-                    )
-                if item["item_type"] in catalog.SHIPPED and not request.shipping_address:
-                    raise InvalidArgument.fields(
-                        [FieldViolation("shipping_address", "is required for shipped items")]
-                    )
-                cash = repo.item_of(item).cash_price
-                row = await repo.create_redemption(
-                    conn,
-                    {
-                        "user_id": request.user_id,
-                        "request_id": request.request_id,
-                        "payload_sha256": print_,
-                        "item_id": request.item_id,
-                        "item_type": item["item_type"],
-                        "quantity": request.quantity,
-                        "points": item["points_price"] * request.quantity,
-                        "shipping_address": request.shipping_address,
-                        "device_id": request.device_id,
-                        "ip": request.ip,
-                        "cash_minor": cash.amount_minor * request.quantity,
-                        "cash_currency": cash.currency,
-                    },
-                ) or await repo.redemption_by_request(conn, request.user_id, request.request_id)
-        assert row is not None
-        if bytes(row["payload_sha256"]) != print_:
-            raise key_reused(request.request_id)
+        _check_redeem(request)
+        row, item = await self.saga.start(request)
         try:
             row = await self.saga.drive(row, item)
         except PeerUnavailable as exc:
             # A backend is unreachable: the redemption stays PENDING; recovery finishes it.
             log.warning("redemption pending", extra={"error": str(exc)})
             async with self.pool.acquire() as conn:
-                row = await repo.get_redemption(conn, row["user_id"], row["redemption_id"])
-            assert row is not None
+                found = await repo.get_redemption(conn, row["user_id"], row["redemption_id"])
+            assert found is not None
+            row = found
         if row["step"] == "FAILED":
             raise FailedPrecondition(
                 row["failure_reason"],
@@ -390,11 +325,10 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         return pb.RedeemResponse(redemption=redemption(row))
 
     async def _find(self, user_id: str, redemption_id: str) -> Record:
-        bad: list[FieldViolation] = []
-        _check_user(user_id, bad)
-        number = _redemption_id(redemption_id, bad)
-        if bad:
-            raise InvalidArgument.fields(bad)
+        c = Checker()
+        c.user_id(user_id)
+        number = c.number("redemption_id", redemption_id, "must be an id returned by the mall")
+        c.done()
         async with self.pool.acquire() as conn:
             row = await repo.get_redemption(conn, user_id, number)
         if row is None:
@@ -414,44 +348,33 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
     async def ListRedemptions(
         self, request: pb.ListRedemptionsRequest, context: Context
     ) -> pb.ListRedemptionsResponse:
-        bad: list[FieldViolation] = []
+        c = Checker()
         if not request.all_members:
-            _check_user(request.user_id, bad)
-        elif request.user_id:
-            bad.append(FieldViolation("user_id", "must be empty with all_members"))
-        if request.status not in pb.RedemptionStatus.values():
-            bad.append(FieldViolation("status", "must be a redemption status"))
-        if not 0 <= request.page_size <= 100:
-            bad.append(FieldViolation("page_size", "must be between 0 and 100"))
-        before = None
-        if request.page_token:
-            [token] = decode_token(request.page_token, 1)
-            before = ascii_number(token)
-            if before is None:
-                bad.append(FieldViolation("page_token", "is not valid"))
-        if bad:
-            raise InvalidArgument.fields(bad)
-        limit = request.page_size or 20
+            c.user_id(request.user_id)
+        else:
+            c.require(not request.user_id, "user_id", "must be empty with all_members")
+        pager = Pager(c, LIST, request.page_size, request.page_token)
+        c.done()
+        before = token_number(pager.after[0]) if pager.after else None
         async with self.pool.acquire() as conn:
             rows = await repo.list_redemptions(
                 conn,
                 None if request.all_members else request.user_id,
                 before,
-                limit,
+                pager.fetch,
                 STEPS.get(request.status),
             )
-        page = rows[:limit]
-        response = pb.ListRedemptionsResponse(redemptions=[redemption(r) for r in page])
-        if len(rows) > limit:
-            response.next_page_token = encode_token(str(page[-1]["redemption_id"]))
-        return response
+        page, token = pager.page(rows, lambda r: [str(r["redemption_id"])])
+        return pb.ListRedemptionsResponse(
+            redemptions=[redemption(r) for r in page], next_page_token=token
+        )
 
     async def CancelRedemption(
         self, request: pb.CancelRedemptionRequest, context: Context
     ) -> pb.CancelRedemptionResponse:
-        bad: list[FieldViolation] = []
-        check_request_id(bad, request.request_id)
-        raise_if(bad)
+        c = Checker()
+        c.request_id(request.request_id)
+        c.done()
         row = await self._find(request.user_id, request.redemption_id)
 
         async def cancel() -> pb.CancelRedemptionResponse:
@@ -471,8 +394,13 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         self, request: pb.UpdateShipmentRequest, context: Context
     ) -> pb.UpdateShipmentResponse:
         row = await self._find(request.user_id, request.redemption_id)
-        if request.status not in (pb.SHIPMENT_STATUS_SHIPPED, pb.SHIPMENT_STATUS_DELIVERED):
-            raise InvalidArgument.fields([FieldViolation("status", "SHIPPED or DELIVERED")])
+        c = Checker()
+        c.require(
+            request.status in (pb.SHIPMENT_STATUS_SHIPPED, pb.SHIPMENT_STATUS_DELIVERED),
+            "status",
+            "SHIPPED or DELIVERED",
+        )
+        c.done()
         target = pb.ShipmentStatus.Name(request.status).removeprefix("SHIPMENT_STATUS_")
         current = row["shipment_status"]
         if (

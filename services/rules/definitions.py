@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from datetime import date, timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from loyalty.rules.v1 import rules_pb2 as pb
-from services.common.errors import FieldViolation, InvalidArgument
-from services.common.validation import check_text
+from services.common.validation import Checker
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,57}$")  # "rule:" + id stays a valid ledger source
 MAX_POINTS = 10**9
@@ -23,55 +24,81 @@ PARAMS_FOR_KIND = {
 }
 
 
+NAME_RULE = "lower-case letters, digits, '_.-', max 58"
+
+
 def valid_name(value: str) -> bool:
     return bool(_ID.match(value))
 
 
 def check_rule(rule: pb.Rule) -> None:
     """Every problem of a rule definition, as field violations."""
-    bad: list[FieldViolation] = []
-    if not valid_name(rule.rule_id):
-        bad.append(FieldViolation("rule.rule_id", "lower-case letters, digits, '_.-', max 58"))
-    if rule.kind not in PARAMS_FOR_KIND:
-        bad.append(FieldViolation("rule.kind", "must be a known rule kind"))
-    elif rule.WhichOneof("params") != PARAMS_FOR_KIND[rule.kind]:
-        bad.append(
-            FieldViolation(
-                f"rule.{PARAMS_FOR_KIND[rule.kind]}", "is required for this kind (and only it)"
-            )
+    c = Checker("rule")
+    c.require(valid_name(rule.rule_id), "rule_id", NAME_RULE)
+    if c.require(rule.kind in PARAMS_FOR_KIND, "kind", "must be a known rule kind"):
+        c.require(
+            rule.WhichOneof("params") == PARAMS_FOR_KIND[rule.kind],
+            PARAMS_FOR_KIND[rule.kind],
+            "is required for this kind (and only it)",
         )
-    if rule.event_type == pb.EVENT_TYPE_UNSPECIFIED or rule.event_type not in pb.EventType.values():
-        bad.append(FieldViolation("rule.event_type", "must be a known event type"))
+    c.require(
+        rule.event_type != pb.EVENT_TYPE_UNSPECIFIED, "event_type", "must be a known event type"
+    )
     for name in ("daily_cap", "weekly_cap", "monthly_cap", "lifetime_cap", "expiry_days"):
-        if getattr(rule, name) < 0:
-            bad.append(FieldViolation(f"rule.{name}", "must be >= 0"))
-    if rule.cap_group and not valid_name(rule.cap_group):
-        bad.append(FieldViolation("rule.cap_group", "must be a cap group name"))
+        c.require(getattr(rule, name) >= 0, name, "must be >= 0")
+    c.require(
+        not rule.cap_group or valid_name(rule.cap_group), "cap_group", "must be a cap group name"
+    )
     which = rule.WhichOneof("params")
-    if which == "check_in":
-        table = rule.check_in.streak_points
-        if not table or any(not 0 < p <= MAX_POINTS for p in table):
-            bad.append(FieldViolation("rule.check_in.streak_points", "1+ entries, each > 0"))
-    elif which in ("action", "task", "invite"):
-        if not 0 < getattr(rule, which).points <= MAX_POINTS:
-            bad.append(FieldViolation(f"rule.{which}.points", "must be > 0"))
-    elif which == "online_time":
-        if not 0 < rule.online_time.points <= MAX_POINTS:
-            bad.append(FieldViolation("rule.online_time.points", "must be > 0"))
-        if rule.online_time.per_minutes <= 0:
-            bad.append(FieldViolation("rule.online_time.per_minutes", "must be > 0"))
-    elif which == "purchase":
-        params = rule.purchase
-        if not 0 < params.points <= MAX_POINTS:
-            bad.append(FieldViolation("rule.purchase.points", "must be > 0"))
-        if params.per_amount_minor <= 0:
-            bad.append(FieldViolation("rule.purchase.per_amount_minor", "must be > 0"))
-        if not re.match(r"^[A-Z]{3}$", params.currency):
-            bad.append(FieldViolation("rule.purchase.currency", "an ISO 4217 code, e.g. CNY"))
-        if not 0 <= params.pending_days <= 365:
-            bad.append(FieldViolation("rule.purchase.pending_days", "between 0 and 365"))
-    if bad:
-        raise InvalidArgument.fields(bad)
+    if which is not None:
+        _PARAMS_CHECKS[which](c, getattr(rule, which), which)
+    c.done()
+
+
+def _positive(c: Checker, field: str, points: int) -> None:
+    c.require(0 < points <= MAX_POINTS, field, "must be > 0")
+
+
+def _check_check_in(c: Checker, params: pb.CheckInParams, name: str) -> None:
+    table = params.streak_points
+    c.require(
+        bool(table) and all(0 < p <= MAX_POINTS for p in table),
+        f"{name}.streak_points",
+        "1+ entries, each > 0",
+    )
+
+
+def _check_fixed(
+    c: Checker, params: pb.ActionParams | pb.TaskParams | pb.InviteParams, name: str
+) -> None:
+    _positive(c, f"{name}.points", params.points)
+
+
+def _check_online_time(c: Checker, params: pb.OnlineTimeParams, name: str) -> None:
+    _positive(c, f"{name}.points", params.points)
+    c.require(params.per_minutes > 0, f"{name}.per_minutes", "must be > 0")
+
+
+def _check_purchase(c: Checker, params: pb.PurchaseParams, name: str) -> None:
+    _positive(c, f"{name}.points", params.points)
+    c.require(params.per_amount_minor > 0, f"{name}.per_amount_minor", "must be > 0")
+    c.require(
+        bool(re.match(r"^[A-Z]{3}$", params.currency)),
+        f"{name}.currency",
+        "an ISO 4217 code, e.g. CNY",
+    )
+    c.require(0 <= params.pending_days <= 365, f"{name}.pending_days", "between 0 and 365")
+
+
+# The checks of each kind's parameters (the `params` oneof's field names).
+_PARAMS_CHECKS: dict[str, Callable[[Checker, Any, str], None]] = {
+    "check_in": _check_check_in,
+    "action": _check_fixed,
+    "task": _check_fixed,
+    "invite": _check_fixed,
+    "online_time": _check_online_time,
+    "purchase": _check_purchase,
+}
 
 
 def streak_day(last_day: date | None, length: int, today: date) -> int:
@@ -107,52 +134,110 @@ def online_points(params: pb.OnlineTimeParams, minutes: int) -> int:
     return (minutes // params.per_minutes) * params.points
 
 
+@dataclass(frozen=True)
+class Base:
+    """What a rule's own arithmetic gives one event, before campaigns, tier, caps and budgets;
+    `reason` says why nothing when `points` is 0."""
+
+    points: int
+    reason: str = ""
+
+
+def base_points(rule: pb.Rule, event: pb.Event, streak_day: int) -> Base:
+    """The rule's base points for the event (`streak_day`: the day a check-in makes)."""
+    base = _BASE[rule.WhichOneof("params") or ""](rule, event, streak_day)
+    if base.points <= 0 and not base.reason:
+        return Base(0, "NOTHING_EARNED")
+    return base
+
+
+def _purchase_base(rule: pb.Rule, event: pb.Event, _: int) -> Base:
+    if event.amount.currency != rule.purchase.currency:
+        return Base(0, "CURRENCY_NOT_COVERED")
+    return Base(purchase_points(rule.purchase, event.amount.amount_minor))
+
+
+# Each rule kind's base points (the `params` oneof's field names); "" for a rule without.
+_BASE: dict[str, Callable[[pb.Rule, pb.Event, int], Base]] = {
+    "check_in": lambda rule, _, day: Base(check_in_points(rule.check_in, day)),
+    "action": lambda rule, _, __: Base(rule.action.points),
+    "invite": lambda rule, _, __: Base(rule.invite.points),
+    "task": lambda rule, _, __: Base(rule.task.points),
+    "online_time": lambda rule, event, _: Base(online_points(rule.online_time, event.minutes)),
+    "purchase": _purchase_base,
+    "": lambda _, __, ___: Base(0),
+}
+
+
+def maturity(rule: pb.Rule, occurred_at: datetime) -> datetime | None:
+    """When a purchase's points become available (None: at once)."""
+    if rule.WhichOneof("params") == "purchase" and rule.purchase.pending_days:
+        return occurred_at + timedelta(days=rule.purchase.pending_days)
+    return None
+
+
+def expiry(
+    rule: pb.Rule, occurred_at: datetime, matures_at: datetime | None, now: datetime
+) -> datetime | None:
+    """When the award's points expire (None: never). Counted from when they are credited,
+    never before now: an event reported late must not earn points that are already expired,
+    which the ledger would refuse."""
+    if not rule.expiry_days:
+        return None
+    credited_at = max(occurred_at, matures_at or occurred_at, now)
+    return credited_at + timedelta(days=rule.expiry_days)
+
+
 def check_campaign(campaign: pb.Campaign) -> None:
-    bad: list[FieldViolation] = []
-    if not valid_name(campaign.campaign_id):
-        bad.append(FieldViolation("campaign.campaign_id", "lower-case letters, digits, '_.-'"))
-    if (
-        not campaign.HasField("start_time")
-        or not campaign.HasField("end_time")
-        or (campaign.end_time.ToDatetime() <= campaign.start_time.ToDatetime())
-    ):
-        bad.append(FieldViolation("campaign.end_time", "start_time and a later end_time"))
-    if not campaign.event_types or any(
-        t == pb.EVENT_TYPE_UNSPECIFIED or t not in pb.EventType.values()
-        for t in campaign.event_types
-    ):
-        bad.append(FieldViolation("campaign.event_types", "one or more known event types"))
+    c = Checker("campaign")
+    c.require(valid_name(campaign.campaign_id), "campaign_id", "lower-case letters, digits, '_.-'")
+    c.require(
+        campaign.HasField("start_time")
+        and campaign.HasField("end_time")
+        and campaign.end_time.ToDatetime() > campaign.start_time.ToDatetime(),
+        "end_time",
+        "start_time and a later end_time",
+    )
+    c.require(
+        bool(campaign.event_types)
+        and all(t != pb.EVENT_TYPE_UNSPECIFIED for t in campaign.event_types),
+        "event_types",
+        "one or more known event types",
+    )
     boost = campaign.WhichOneof("boost")
     if boost is None:
-        bad.append(FieldViolation("campaign.multiplier_percent", "a multiplier or a bonus"))
-    elif boost == "multiplier_percent" and not 100 < campaign.multiplier_percent <= 10_000:
-        bad.append(FieldViolation("campaign.multiplier_percent", "must be > 100 (percent)"))
-    elif boost == "bonus_points" and not 0 < campaign.bonus_points <= MAX_POINTS:
-        bad.append(FieldViolation("campaign.bonus_points", "must be > 0"))
-    if campaign.audience == pb.AUDIENCE_NEW_USERS and campaign.new_user_days <= 0:
-        bad.append(FieldViolation("campaign.new_user_days", "must be > 0 for new users"))
-    if campaign.budget_id and not valid_name(campaign.budget_id):
-        bad.append(FieldViolation("campaign.budget_id", "must be a budget id"))
-    if bad:
-        raise InvalidArgument.fields(bad)
+        c.fail("multiplier_percent", "a multiplier or a bonus")
+    elif boost == "multiplier_percent":
+        c.require(
+            100 < campaign.multiplier_percent <= 10_000,
+            "multiplier_percent",
+            "must be > 100 (percent)",
+        )
+    else:
+        c.require(0 < campaign.bonus_points <= MAX_POINTS, "bonus_points", "must be > 0")
+    c.require(
+        campaign.audience != pb.AUDIENCE_NEW_USERS or campaign.new_user_days > 0,
+        "new_user_days",
+        "must be > 0 for new users",
+    )
+    c.require(
+        not campaign.budget_id or valid_name(campaign.budget_id), "budget_id", "must be a budget id"
+    )
+    c.done()
 
 
 def check_budget(budget: pb.Budget) -> None:
-    bad: list[FieldViolation] = []
-    if not valid_name(budget.budget_id):
-        bad.append(FieldViolation("budget.budget_id", "lower-case letters, digits, '_.-'"))
-    if budget.period == pb.BUDGET_PERIOD_UNSPECIFIED or budget.period not in (
-        pb.BudgetPeriod.values()
-    ):
-        bad.append(FieldViolation("budget.period", "DAY, MONTH or TOTAL"))
-    if budget.points_limit < 0 or budget.points_limit > 10**15:
-        bad.append(FieldViolation("budget.points_limit", "must be >= 0"))
-    if budget.money_limit.amount_minor < 0:
-        bad.append(FieldViolation("budget.money_limit", "must be >= 0"))
-    if budget.points_limit == 0 and budget.money_limit.amount_minor == 0:
-        bad.append(FieldViolation("budget.points_limit", "a points or a money limit is needed"))
-    if bad:
-        raise InvalidArgument.fields(bad)
+    c = Checker("budget")
+    c.require(valid_name(budget.budget_id), "budget_id", "lower-case letters, digits, '_.-'")
+    c.require(budget.period != pb.BUDGET_PERIOD_UNSPECIFIED, "period", "DAY, MONTH or TOTAL")
+    c.require(0 <= budget.points_limit <= 10**15, "points_limit", "must be >= 0")
+    c.require(budget.money_limit.amount_minor >= 0, "money_limit", "must be >= 0")
+    c.require(
+        budget.points_limit > 0 or budget.money_limit.amount_minor > 0,
+        "points_limit",
+        "a points or a money limit is needed",
+    )
+    c.done()
 
 
 def campaign_extra(
@@ -202,16 +287,12 @@ def period_key(period: int, day: date) -> str:
 
 
 def check_tier(tier: pb.Tier) -> None:
-    bad: list[FieldViolation] = []
-    if not valid_name(tier.tier_id):
-        bad.append(FieldViolation("tier.tier_id", "lower-case letters, digits, '_.-'"))
-    check_text(bad, "tier.name", tier.name, 100)
-    if tier.min_points_12m < 0:
-        bad.append(FieldViolation("tier.min_points_12m", "must be >= 0"))
-    if not 100 <= tier.multiplier_percent <= 1000:
-        bad.append(FieldViolation("tier.multiplier_percent", "between 100 and 1000"))
-    if bad:
-        raise InvalidArgument.fields(bad)
+    c = Checker("tier")
+    c.require(valid_name(tier.tier_id), "tier_id", "lower-case letters, digits, '_.-'")
+    c.text("name", tier.name, 100)
+    c.require(tier.min_points_12m >= 0, "min_points_12m", "must be >= 0")
+    c.require(100 <= tier.multiplier_percent <= 1000, "multiplier_percent", "between 100 and 1000")
+    c.done()
 
 
 def tier_for(tiers: Sequence[pb.Tier], points_12m: int) -> tuple[pb.Tier | None, pb.Tier | None]:

@@ -7,7 +7,7 @@ change one event at a time: caps hold exactly under any concurrency.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common import outbox
@@ -15,9 +15,13 @@ from services.common.db import Conn
 from services.common.outbox import Event
 from services.common.timestamps import to_timestamp
 from services.rules import definitions
-from services.rules import repository as repo
 from services.rules.config import RulesConfig
 from services.rules.program import Program
+from services.rules.repository import awards as awards_repo
+from services.rules.repository import budgets as budgets_repo
+from services.rules.repository import events as events_repo
+from services.rules.repository import members as members_repo
+from services.rules.repository import risk as risk_repo
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,13 @@ async def assess(
     device_id: str,
     ip: str,
     event: pb.Event | None = None,
-    signals: repo.RiskSignals | None = None,
+    signals: risk_repo.RiskSignals | None = None,
 ) -> Risk:
     """DENY on a blacklist match or a velocity breach; REVIEW on softer farming signals (a
     burst of events, many accounts on one device or IP, a referrer inviting in bulk, purchases
     by a user who keeps refunding); else ALLOW. Always with reasons."""
     if signals is None:
-        signals = await repo.risk_signals(conn, user_id, device_id, ip)
+        signals = await risk_repo.risk_signals(conn, user_id, device_id, ip)
     deny = [f"BLACKLISTED_{kind}" for kind in signals.blacklisted]
     if signals.recent_events >= config.velocity_per_minute:
         deny.append("VELOCITY")
@@ -55,16 +59,46 @@ async def assess(
     if (
         event is not None
         and event.referrer_id
-        and (await repo.invites_today(conn, event.referrer_id) >= config.invites_per_day)
+        and (await risk_repo.invites_today(conn, event.referrer_id) >= config.invites_per_day)
     ):
         review.append("INVITE_BURST")
     if (
         event is not None
         and event.type == pb.EVENT_TYPE_PURCHASE
-        and (await repo.refunds_this_month(conn, user_id) >= config.refunds_per_month)
+        and (await risk_repo.refunds_this_month(conn, user_id) >= config.refunds_per_month)
     ):
         review.append("REFUND_LOOP")
     return Risk(pb.DECISION_REVIEW if review else pb.DECISION_ALLOW, review)
+
+
+@dataclass(frozen=True)
+class Occasion:
+    """One event under evaluation: what every rule's award reads."""
+
+    event: pb.Event
+    occurred_at: datetime
+    now: datetime  # the database's time (the transaction's start)
+    signals: risk_repo.RiskSignals  # read with the user locked
+
+
+@dataclass
+class Grant:
+    """What the rules of one event share: campaigns, budgets, tier and the review flag."""
+
+    campaigns: list[pb.Campaign]
+    budget: Budgets
+    tier_percent: int
+    in_review: bool
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a rule claimed in the database before it earns: a check-in's streak day, an
+    invite's referrer (who earns), or why the event earns nothing ("" when it may earn)."""
+
+    reason: str = ""
+    streak_day: int = 0
+    earner: str = ""
 
 
 class Evaluator:
@@ -75,18 +109,13 @@ class Evaluator:
         return moment.astimezone(self.config.zone).date()
 
     async def evaluate(
-        self,
-        conn: Conn,
-        program: Program,
-        event: pb.Event,
-        occurred_at: datetime,
-        signals: repo.RiskSignals,
-        lock_budgets: bool = False,
+        self, conn: Conn, program: Program, occasion: Occasion, lock_budgets: bool = False
     ) -> pb.RecordEventResponse:
-        """`signals`: the event's risk signals, read with the user locked. Raises
-        BudgetContention unless `lock_budgets` (see Budgets)."""
+        """The event's risk decision and awards. Raises BudgetContention unless
+        `lock_budgets` (see Budgets)."""
+        event = occasion.event
         risk = await assess(
-            conn, self.config, event.user_id, event.device_id, event.ip, event, signals
+            conn, self.config, event.user_id, event.device_id, event.ip, event, occasion.signals
         )
         response = pb.RecordEventResponse(
             event_id=event.event_id, decision=risk.decision, risk_reasons=risk.reasons
@@ -94,33 +123,19 @@ class Evaluator:
         if risk.decision == pb.DECISION_DENY:
             return response
         if event.type == pb.EVENT_TYPE_REFUND:
-            response.reversed_points = await repo.reverse_order(
+            response.reversed_points = await awards_repo.reverse_order(
                 conn, event.user_id, event.order_id, event.event_id
             )
         if event.referrer_id:
-            response.referral = await repo.record_referral(
+            response.referral = await members_repo.record_referral(
                 conn, event.user_id, event.referrer_id, event.event_id
             )
+        in_review = risk.decision == pb.DECISION_REVIEW
         rules = program.rules_for(event.type)
         if rules:
-            await self._awards(
-                conn,
-                program,
-                event,
-                occurred_at,
-                rules,
-                risk.decision == pb.DECISION_REVIEW,
-                lock_budgets,
-                response,
-            )
-        if risk.decision == pb.DECISION_REVIEW and response.total_points:
-            opened = {
-                "event_id": event.event_id,
-                "event_type": pb.EventType.Name(event.type).removeprefix("EVENT_TYPE_"),
-                "points": response.total_points,
-                "reasons": list(risk.reasons),
-            }
-            await outbox.emit(conn, [Event("review.opened", event.user_id, opened)])
+            await self._awards(conn, program, occasion, rules, in_review, lock_budgets, response)
+        if in_review and response.total_points:
+            await _review_opened(conn, event, response.total_points, risk.reasons)
         # A refund can move the member down as surely as an award moves them up.
         if program.tiers and (response.total_points or response.reversed_points):
             changed = await self.evaluate_tier(conn, program.tiers, event.user_id)
@@ -132,45 +147,45 @@ class Evaluator:
         self,
         conn: Conn,
         program: Program,
-        event: pb.Event,
-        occurred_at: datetime,
+        occasion: Occasion,
         rules: list[pb.Rule],
         in_review: bool,
         lock_budgets: bool,
         response: pb.RecordEventResponse,
     ) -> None:
         """Each rule's award for the event, added to `response`."""
-        campaigns = await self._campaigns(conn, program, event, occurred_at)
+        campaigns = await self._campaigns(conn, program, occasion.event, occasion.occurred_at)
         budget = await Budgets.open(
             conn,
             program.budgets_for([c.budget_id for c in campaigns if c.budget_id]),
-            self.day_of(occurred_at),
+            self.day_of(occasion.occurred_at),
             self.config.points_per_major_unit,
             locked=lock_budgets,
         )
         tiers = program.tiers
-        tier_percent = await self._tier_percent(conn, tiers, event.user_id) if tiers else 100
+        tier_percent = (
+            await self._tier_percent(conn, tiers, occasion.event.user_id) if tiers else 100
+        )
+        grant = Grant(campaigns, budget, tier_percent, in_review)
         for rule in rules:
-            award = await self._award(
-                conn, program, event, occurred_at, rule, campaigns, budget, in_review, tier_percent
-            )
+            award = await self._award(conn, program, occasion, rule, grant)
             response.awards.append(award)
             response.total_points += award.points
         await budget.close(conn)
 
     async def _tier_percent(self, conn: Conn, tiers: list[pb.Tier], user_id: str) -> int:
-        current = await repo.current_tier(conn, user_id)
+        current = await members_repo.current_tier(conn, user_id)
         return next((t.multiplier_percent for t in tiers if t.tier_id == current), 100)
 
     async def evaluate_tier(self, conn: Conn, tiers: list[pb.Tier], user_id: str) -> str | None:
         """Move the user to the tier their last 12 months earn (up or down); the new tier's id
         when it changed, else None."""
-        tier, _ = definitions.tier_for(tiers, await repo.points_12m(conn, user_id))
-        before = await repo.current_tier(conn, user_id)
+        tier, _ = definitions.tier_for(tiers, await members_repo.points_12m(conn, user_id))
+        before = await members_repo.current_tier(conn, user_id)
         after = tier.tier_id if tier is not None else ""
         if after == before:
             return None
-        await repo.set_tier(conn, user_id, before, after)
+        await members_repo.set_tier(conn, user_id, before, after)
         await outbox.emit(
             conn, [Event("tier.changed", user_id, {"from": before or None, "to": after or None})]
         )
@@ -184,73 +199,87 @@ class Evaluator:
             if event.type not in campaign.event_types:
                 continue
             if campaign.audience == pb.AUDIENCE_NEW_USERS:
-                since = await repo.user_since(conn, event.user_id)
+                since = await members_repo.user_since(conn, event.user_id)
                 if occurred_at - since > timedelta(days=campaign.new_user_days):
                     continue
             found.append(campaign)
         return found
 
+    async def _claim(self, conn: Conn, rule: pb.Rule, event: pb.Event, day: date) -> Claim:
+        """What must hold in the database before the rule earns, claimed now: a check-in
+        extends the streak once a day, a task pays once (per item), an invite pays its
+        referrer once per invitee."""
+        kind = rule.WhichOneof("params")
+        if kind == "check_in":
+            last_day, length = await events_repo.streak(conn, event.user_id, rule.rule_id)
+            streak_day = definitions.streak_day(last_day, length, day)
+            if streak_day == 0:
+                return Claim("ALREADY_CHECKED_IN")
+            await events_repo.save_streak(conn, event.user_id, rule.rule_id, day, streak_day)
+            return Claim(streak_day=streak_day)
+        if kind == "task":
+            item = event.item_id if rule.task.per_item else ""
+            done = await events_repo.complete(
+                conn, event.user_id, rule.rule_id, item, event.event_id
+            )
+            return Claim() if done else Claim("ALREADY_COMPLETED")
+        if kind == "invite":
+            referrer = await members_repo.referrer_of(conn, event.user_id)
+            if referrer is None:
+                return Claim("NO_REFERRER")
+            if not await members_repo.reward_invite(conn, referrer, event.user_id, rule.rule_id):
+                return Claim("ALREADY_REWARDED")
+            # Lock the referrer too: invitations form a forest (no loops), so the order
+            # invitee-then-referrer can never deadlock.
+            await members_repo.lock_user(conn, referrer)
+            return Claim(earner=referrer)
+        return Claim()
+
     async def _award(
+        self, conn: Conn, program: Program, occasion: Occasion, rule: pb.Rule, grant: Grant
+    ) -> pb.Award:
+        """One rule's award: claim, base points (pure), then the shared tail of campaigns,
+        tier, caps and budgets; kept unless nothing is left."""
+        event = occasion.event
+        day = self.day_of(occasion.occurred_at)
+        award = pb.Award(rule_id=rule.rule_id, rule_version=rule.version)
+        claim = await self._claim(conn, rule, event, day)
+        award.streak_day = claim.streak_day
+        base = (
+            definitions.Base(0, claim.reason)
+            if claim.reason
+            else definitions.base_points(rule, event, claim.streak_day)
+        )
+        if base.reason:
+            award.reason = base.reason
+            return award
+        award.base_points = base.points
+        award.beneficiary_user_id = claim.earner
+        earner = claim.earner or event.user_id
+        # The tier multiplies the event's own user's points, not a referrer's.
+        earner_tier = grant.tier_percent if earner == event.user_id else 100
+        keys = await self._limit(conn, program, rule, day, earner, earner_tier, grant, award)
+        if award.points == 0:
+            award.reason = "CAPPED"
+            return award
+        await events_repo.count(conn, earner, keys, award.points)
+        await self._keep(conn, occasion, rule, award, grant.in_review)
+        return award
+
+    async def _limit(
         self,
         conn: Conn,
         program: Program,
-        event: pb.Event,
-        occurred_at: datetime,
         rule: pb.Rule,
-        campaigns: list[pb.Campaign],
-        budget: Budgets,
-        in_review: bool,
-        tier_percent: int,
-    ) -> pb.Award:
-        award = pb.Award(rule_id=rule.rule_id, rule_version=rule.version)
-        day = self.day_of(occurred_at)
-        matures_at: datetime | None = None
-        kind = rule.WhichOneof("params")
-        earner = event.user_id  # who the points go to (the referrer, for invite rules)
-        if kind == "check_in":
-            last_day, length = await repo.streak(conn, event.user_id, rule.rule_id)
-            award.streak_day = definitions.streak_day(last_day, length, day)
-            if award.streak_day == 0:
-                award.reason = "ALREADY_CHECKED_IN"
-                return award
-            await repo.save_streak(conn, event.user_id, rule.rule_id, day, award.streak_day)
-            award.base_points = definitions.check_in_points(rule.check_in, award.streak_day)
-        elif kind == "action":
-            award.base_points = rule.action.points
-        elif kind == "invite":
-            referrer = await repo.referrer_of(conn, event.user_id)
-            if referrer is None:
-                award.reason = "NO_REFERRER"
-                return award
-            if not await repo.reward_invite(conn, referrer, event.user_id, rule.rule_id):
-                award.reason = "ALREADY_REWARDED"
-                return award
-            # Lock the referrer too: invitations form a forest (no loops), so the order
-            # invitee-then-referrer can never deadlock.
-            await repo.lock_user(conn, referrer)
-            earner = award.beneficiary_user_id = referrer
-            award.base_points = rule.invite.points
-        elif kind == "online_time":
-            award.base_points = definitions.online_points(rule.online_time, event.minutes)
-        elif kind == "task":
-            item = event.item_id if rule.task.per_item else ""
-            if not await repo.complete(conn, event.user_id, rule.rule_id, item, event.event_id):
-                award.reason = "ALREADY_COMPLETED"
-                return award
-            award.base_points = rule.task.points
-        elif kind == "purchase":
-            params = rule.purchase
-            if event.amount.currency != params.currency:
-                award.reason = "CURRENCY_NOT_COVERED"
-                return award
-            award.base_points = definitions.purchase_points(params, event.amount.amount_minor)
-            if params.pending_days:
-                matures_at = occurred_at + timedelta(days=params.pending_days)
-        if award.base_points <= 0:
-            award.reason = "NOTHING_EARNED"
-            return award
-        # The tier multiplies the event's own user's points, not a referrer's.
-        earner_tier = tier_percent if earner == event.user_id else 100
+        day: date,
+        earner: str,
+        earner_tier: int,
+        grant: Grant,
+        award: pb.Award,
+    ) -> list[tuple[str, str]]:
+        """Campaigns and tier add to the base; caps and budgets cut: the award's points and
+        what they are made of. Returns the counters the points count in."""
+        campaigns = grant.campaigns
         extra = definitions.campaign_extra(
             campaigns, award.base_points, self.config.max_multiplier_percent, earner_tier
         )
@@ -258,7 +287,7 @@ class Evaluator:
             conn, program, earner, rule, day, award.base_points + extra
         )
         extra = max(0, points - award.base_points)
-        points, cut_by = budget.take(points, extra, [c.budget_id for c in campaigns if extra])
+        points, cut_by = grant.budget.take(points, extra, [c.budget_id for c in campaigns if extra])
         award.capped_by = cut_by or award.capped_by
         award.points = points
         award.campaign_points = max(0, points - award.base_points)
@@ -268,24 +297,29 @@ class Evaluator:
                 campaigns, award.base_points, earner_tier, award.campaign_points
             )
             award.campaign_shares.extend(shares)
-        if points == 0:
-            award.reason = "CAPPED"
-            return award
-        await repo.count(conn, earner, keys, points)
-        expires_at = None
-        if rule.expiry_days:
-            # From when the points are credited (never before now): an event reported late
-            # must not earn points that are already expired, which the ledger would refuse.
-            credited_at = max(occurred_at, matures_at or occurred_at, datetime.now(UTC))
-            expires_at = credited_at + timedelta(days=rule.expiry_days)
-        await repo.add_award(
-            conn, event, occurred_at, rule, award, matures_at, expires_at, in_review
+        return keys
+
+    @staticmethod
+    async def _keep(
+        conn: Conn, occasion: Occasion, rule: pb.Rule, award: pb.Award, in_review: bool
+    ) -> None:
+        """Store the award, due at its maturity and expiring by the rule."""
+        matures_at = definitions.maturity(rule, occasion.occurred_at)
+        expires_at = definitions.expiry(rule, occasion.occurred_at, matures_at, occasion.now)
+        await awards_repo.add_award(
+            conn,
+            occasion.event,
+            occasion.occurred_at,
+            rule,
+            award,
+            matures_at,
+            expires_at,
+            in_review,
         )
         award.in_review = in_review
         if matures_at is not None:
             award.pending = True
             award.mature_time.CopyFrom(to_timestamp(matures_at))
-        return award
 
     async def _caps(
         self, conn: Conn, program: Program, user_id: str, rule: pb.Rule, day: date, points: int
@@ -305,7 +339,7 @@ class Evaluator:
         group_key = (f"group:{rule.cap_group}", f"day:{day.isoformat()}")
         if group_cap is not None:
             keys.append(group_key)
-        used = await repo.counted(conn, user_id, keys)
+        used = await events_repo.counted(conn, user_id, keys)
         limits = [
             (name, cap - used.get(f"{scope}/{period}", 0))
             for name, (period, cap) in periods.items()
@@ -320,6 +354,16 @@ class Evaluator:
             )
         granted, capped_by = definitions.apply_caps(points, limits)
         return granted, capped_by, keys
+
+
+async def _review_opened(conn: Conn, event: pb.Event, points: int, reasons: list[str]) -> None:
+    opened = {
+        "event_id": event.event_id,
+        "event_type": pb.EventType.Name(event.type).removeprefix("EVENT_TYPE_"),
+        "points": points,
+        "reasons": list(reasons),
+    }
+    await outbox.emit(conn, [Event("review.opened", event.user_id, opened)])
 
 
 class BudgetContention(Exception):
@@ -362,9 +406,9 @@ class Budgets:
         if not keys:
             used = {}
         elif locked:
-            used = await repo.lock_budget_usage(conn, keys)
+            used = await budgets_repo.lock_budget_usage(conn, keys)
         else:
-            used = await repo.budget_usage(conn, keys)
+            used = await budgets_repo.budget_usage(conn, keys)
         return cls(budgets, day, used, points_per_major, locked)
 
     def _allow(self, budget_id: str, amount: int) -> int:
@@ -413,12 +457,12 @@ class Budgets:
             for budget_id, n in sorted(self.spent.items())
         ]
         if self.locked:
-            used = await repo.spend_budgets(conn, spent)
+            used = await budgets_repo.spend_budgets(conn, spent)
         else:
             within = None
             if not self.cut:
                 limited = [(*s, self.limits[s[0]]) for s in spent]
-                within = await repo.spend_within_limits(conn, limited)
+                within = await budgets_repo.spend_within_limits(conn, limited)
             if within is None:
                 raise BudgetContention()
             used = within

@@ -12,8 +12,10 @@ from services.common import dead_letters
 from services.common.db import current_time
 from services.common.metrics import Gauge, Readings, SampledGauges
 from services.rules import definitions
-from services.rules import repository as repo
 from services.rules.evaluator import Evaluator
+from services.rules.repository import budgets as budgets_repo
+from services.rules.repository import program as program_repo
+from services.rules.repository import reports as reports_repo
 from services.rules.settlement import AWARD, REVERSAL
 
 GAUGES = (
@@ -29,11 +31,11 @@ GAUGES = (
 def sampled(pool: asyncpg.Pool, evaluator: Evaluator) -> SampledGauges:
     async def sample() -> Mapping[str, Readings]:
         async with pool.acquire() as conn:
-            row = await repo.gauges(conn)
-            budgets = await repo.all_budgets(conn)
+            row = await reports_repo.gauges(conn)
+            budgets = await program_repo.all_budgets(conn)
             day = evaluator.day_of(await current_time(conn))
             keys = {b.budget_id: definitions.period_key(b.period, day) for b in budgets}
-            used = await repo.budget_usage(conn, list(keys.items()))
+            used = await budgets_repo.budget_usage(conn, list(keys.items()))
             letters = await dead_letters.open_by_kind(conn, (AWARD, REVERSAL))
         return {
             "points.rules.settlement.backlog": [(row["unsettled"], {})],

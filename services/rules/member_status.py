@@ -13,16 +13,16 @@ import asyncpg
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.timestamps import to_timestamp
 from services.rules import definitions
-from services.rules import repository as repo
 from services.rules.evaluator import Evaluator
 from services.rules.program import ProgramCache
+from services.rules.repository import members as members_repo
 
 
 async def member_status(
     pool: asyncpg.Pool, programs: ProgramCache, evaluator: Evaluator, user_id: str
 ) -> pb.GetMemberStatusResponse:
     async with pool.acquire() as conn:
-        now, generation = await repo.clock(conn)
+        now, generation = await members_repo.clock(conn)
         program = await programs.at(conn, generation)
         today = evaluator.day_of(now)
         check_in_rules = program.rules_for(pb.EVENT_TYPE_CHECK_IN)
@@ -34,13 +34,13 @@ async def member_status(
         period = f"day:{today.isoformat()}"
         keys = [(f"rule:{r.rule_id}", period) for r in capped]
         streak_id = streak_rule.rule_id if streak_rule else ""
-        state = await repo.member_state(conn, user_id, streak_id, keys)
+        state = await members_repo.member_state(conn, user_id, streak_id, keys)
         tier, next_tier = definitions.tier_for(program.tiers, state["points_12m"])
         if program.tiers and (tier.tier_id if tier else "") != state["tier_id"]:
             async with conn.transaction():
-                await repo.lock_user(conn, user_id)
+                await members_repo.lock_user(conn, user_id)
                 await evaluator.evaluate_tier(conn, program.tiers, user_id)
-            state = await repo.member_state(conn, user_id, streak_id, keys)
+            state = await members_repo.member_state(conn, user_id, streak_id, keys)
             tier, next_tier = definitions.tier_for(program.tiers, state["points_12m"])
 
     check_in = pb.GetCheckInStatusResponse(today=today.isoformat())

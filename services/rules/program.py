@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.db import Conn
-from services.rules import repository as repo
+from services.rules.repository import program as program_repo
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Program:
     @classmethod
     async def load(cls, conn: Conn) -> Program:
         """The configuration as this statement sees it, with its generation (one snapshot)."""
-        row = await repo.program_snapshot(conn)
+        row = await program_repo.program_snapshot(conn)
         rules: dict[int, list[pb.Rule]] = defaultdict(list)
         for definition in row["rules"]:
             rule = pb.Rule.FromString(definition)

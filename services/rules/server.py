@@ -14,8 +14,8 @@ from services.common.periodic import Job
 from services.common.server import Runtime, ServiceSpec, run
 from services.common.settings import peer_address
 from services.rules import measures
-from services.rules import repository as repo
 from services.rules.config import RulesConfig
+from services.rules.repository import reviews as reviews_repo
 from services.rules.servicer import RulesServicer
 from services.rules.settlement import Settlement
 
@@ -33,7 +33,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             "event-months",
             3600.0,
             lambda: partitions.keep(
-                runtime.pool, "events", config.event_retention, repo.WAITING_FOR_REVIEW
+                runtime.pool, "events", config.event_retention, reviews_repo.WAITING_FOR_REVIEW
             ),
             once_across_replicas=True,
             at_start=True,

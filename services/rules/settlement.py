@@ -34,7 +34,7 @@ from services.common.peers import PeerError, PeerRefused
 from services.common.periodic import traced_work
 from services.common.telemetry import links_to, point_back
 from services.common.timestamps import to_timestamp
-from services.rules import repository as repo
+from services.rules.repository import awards as awards_repo
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -99,7 +99,7 @@ class Settlement:
         """Send every unsettled award of these users; raises if the ledger cannot be reached.
         An operation the ledger refuses for good is settled and becomes a dead letter."""
         async with self.pool.acquire() as conn:
-            awards = await repo.unsettled(conn, user_ids)
+            awards = await awards_repo.unsettled(conn, user_ids)
             transfers = {_key(a): a["transfer_id"] for a in awards if a["transfer_id"]}
             credits = [a for a in awards if a["transfer_id"] is None]
             credited = []
@@ -108,12 +108,12 @@ class Settlement:
                 credited.append((award, result.credit.transfer.transfer_id))
                 transfers[_key(award)] = result.credit.transfer.transfer_id
             if credited:
-                await repo.mark_credited(conn, credited)
+                await awards_repo.mark_credited(conn, credited)
             reversals = [a for a in awards if a["reversed_by"] is not None and _key(a) in transfers]
             operations = [_reversal(a, transfers[_key(a)]) for a in reversals]
             reversed_ = [a for a, _ in await self._post(conn, REVERSAL, reversals, operations)]
             if reversed_:
-                await repo.mark_reversed(conn, reversed_)
+                await awards_repo.mark_reversed(conn, reversed_)
 
     async def _post(
         self, conn: Conn, kind: str, awards: list[Record], operations: list[ledger.BatchOperation]
@@ -144,22 +144,22 @@ class Settlement:
         )
         async with conn.transaction():
             if kind == AWARD:
-                await repo.mark_refused(conn, *_key(award))
+                await awards_repo.mark_refused(conn, *_key(award))
             else:
-                await repo.mark_reversed(conn, [award])  # nothing more can be taken back
+                await awards_repo.mark_reversed(conn, [award])  # nothing more can be taken back
             await dead_letters.record(conn, award["user_id"], kind, _subject(award), refusal)
 
     async def retry(self, letter: Letter) -> None:
         """An operator's retry of a refused award: send it again, now."""
         event_id, rule_id = _award_of(letter.subject)
         async with self.pool.acquire() as conn:
-            if letter.kind != AWARD or not await repo.reopen_refused(
+            if letter.kind != AWARD or not await awards_repo.reopen_refused(
                 conn, letter.user_id, event_id, rule_id
             ):
                 raise not_retryable(letter)
         await self.settle([letter.user_id])
         async with self.pool.acquire() as conn:
-            credited = await repo.credited_transfer(conn, letter.user_id, event_id, rule_id)
+            credited = await awards_repo.credited_transfer(conn, letter.user_id, event_id, rule_id)
         if credited is None:
             raise FailedPrecondition(
                 "AWARD_REFUSED_AGAIN",
@@ -217,7 +217,7 @@ class Settlement:
         outage, or a crash between commit and settlement). Returns how many users.
         The work links to the traces of the requests that earned the awards."""
         async with self.pool.acquire() as conn:
-            users = await repo.users_with_unsettled(conn, 200)
+            users = await awards_repo.users_with_unsettled(conn, 200)
         if users:
             traces = [t for each in users.values() for t in each]
             with traced_work(

@@ -12,9 +12,11 @@ from datetime import datetime
 from loyalty.common.v1 import common_pb2
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.db import Conn
-from services.rules import repository as repo
-from services.rules.evaluator import Evaluator
+from services.rules.evaluator import Evaluator, Occasion
 from services.rules.program import Program
+from services.rules.repository import members as members_repo
+from services.rules.repository import program as program_repo
+from services.rules.repository import risk as risk_repo
 
 # When an event happened, given the database's now and its field prefix (validated on the way).
 OccurredAt = Callable[[pb.Event, datetime, str], datetime]
@@ -55,22 +57,21 @@ async def simulate(
     await transaction.start()
     try:
         for rule in draft_rules:
-            await repo.save_rule(conn, rule)
+            await program_repo.save_rule(conn, rule)
         for campaign in draft_campaigns:
-            stored = await repo.new_version(conn, "campaign", campaign.campaign_id, campaign)
-            await repo.save_campaign(conn, stored)
+            stored = await program_repo.new_version(
+                conn, "campaign", campaign.campaign_id, campaign
+            )
+            await program_repo.save_campaign(conn, stored)
         program = await Program.load(conn)  # with the drafts; never cached
         for index, event in enumerate(events):
-            now, _ = await repo.lock_user(conn, event.user_id)
+            now, _ = await members_repo.lock_user(conn, event.user_id)
             occurred_at = occurred(event, now, f"events[{index}]")
             # Streaks, caps and budgets move within the simulation; risk signals see only
             # recorded events.
-            signals = await repo.risk_signals(conn, event.user_id, event.device_id, event.ip)
-            results.append(
-                await evaluator.evaluate(
-                    conn, program, event, occurred_at, signals, lock_budgets=True
-                )
-            )
+            signals = await risk_repo.risk_signals(conn, event.user_id, event.device_id, event.ip)
+            occasion = Occasion(event, occurred_at, now, signals)
+            results.append(await evaluator.evaluate(conn, program, occasion, lock_budgets=True))
     finally:
         await transaction.rollback()
     return results

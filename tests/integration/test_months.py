@@ -16,7 +16,7 @@ from services.common import outbox, partitions
 from services.common.migrations import Migration, load_migrations, migrate
 from services.common.server import ServiceSpec
 from services.ledger.server import SPEC as LEDGER
-from services.rules.repository import WAITING_FOR_REVIEW
+from services.rules.repository.reviews import WAITING_FOR_REVIEW
 from services.rules.server import SPEC as RULES
 
 

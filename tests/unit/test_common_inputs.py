@@ -4,14 +4,23 @@ import pytest
 
 from loyalty.ledger.v1 import ledger_pb2
 from services.common.errors import UNDECODABLE, InvalidArgument
-from services.common.paging import decode_token, encode_token
+from services.common.paging import (
+    LIST,
+    ListKind,
+    Pager,
+    decode_token,
+    encode_token,
+    token_number,
+    token_time,
+)
 from services.common.validation import (
     MAX_SECONDS,
+    Checker,
     ascii_number,
     check_request,
     identifier_problem,
-    storable,
     structural_violations,
+    text_problem,
 )
 
 
@@ -39,11 +48,29 @@ def test_anything_else_is_invalid(token: str) -> None:
 
 
 def test_storable_text() -> None:
-    assert storable("alice", 128)
-    assert not storable("", 128)
-    assert storable("", 128, required=False)
-    assert not storable("a" * 129, 128)
-    assert not storable("a\x00b", 128, required=False)
+    assert text_problem("alice", 128) is None
+    assert text_problem("", 128) == "is required"
+    assert text_problem("", 128, required=False) is None
+    assert text_problem("a" * 129, 128) == "must be at most 128 characters"
+    assert text_problem("a\x00b", 128, required=False) == "must not contain NUL characters"
+
+
+def test_a_checker_reports_every_problem_at_once_under_its_prefix() -> None:
+    c = Checker("rule")
+    c.require(True, "ok", "never reported")
+    assert not c.require(False, "kind", "must be known")
+    c.text("title", "", 10)
+    c.points("points", 0)
+    assert c.number("id", "²", "must be a number") == 0
+    with pytest.raises(InvalidArgument) as raised:
+        c.done()
+    assert [(v.field, v.description) for v in raised.value.violations] == [
+        ("rule.kind", "must be known"),
+        ("rule.title", "is required"),
+        ("rule.points", "must be > 0"),
+        ("rule.id", "must be a number"),
+    ]
+    Checker().done()  # nothing failed: no error
 
 
 def test_identifiers_refuse_control_and_bidi_characters() -> None:
@@ -103,3 +130,24 @@ def test_structural_checks_reach_into_repeated_fields() -> None:
     assert [v.field for v in structural_violations(batch)] == ["operations[1].credit.expire_time"]
     batch.operations[1].credit.ClearField("expire_time")
     assert structural_violations(batch) == []
+
+
+def test_a_pager_checks_the_size_fetches_one_more_and_tokens_the_last_row_kept() -> None:
+    c = Checker()
+    pager = Pager(c, ListKind(default=2, maximum=3), 0, "")
+    c.done()
+    assert (pager.limit, pager.fetch, pager.after) == (2, 3, None)
+    page, token = pager.page(["a", "b", "c"], lambda row: [row])
+    assert page == ["a", "b"]
+    following = Pager(Checker(), ListKind(default=2, maximum=3), 0, token)
+    assert following.after == ["b"]
+    assert pager.page(["a", "b"], lambda row: [row]) == (["a", "b"], "")
+    assert pager.page([], lambda row: [row]) == ([], "")
+    too_big = Checker()
+    Pager(too_big, ListKind(default=2, maximum=3), 4, "")
+    assert [v.field for v in too_big.violations] == ["page_size"]
+    with pytest.raises(InvalidArgument):
+        Pager(Checker(), LIST, 0, encode_token("a", "b"))  # two parts where one is expected
+    with pytest.raises(InvalidArgument):
+        token_number("12a")
+    assert token_number(token_time("2026-01-01T00:00:00+00:00").strftime("%Y")) == 2026
