@@ -8,18 +8,13 @@ from dataclasses import dataclass, field
 import grpc
 
 from loyalty.ledger.v1 import ledger_pb2_grpc
-from loyalty.mall.v1 import mall_pb2, mall_pb2_grpc
+from loyalty.mall.v1 import mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2_grpc
 from loyalty.webhooks.v1 import webhooks_pb2_grpc
-from services.common import ledger_client, rules_client, webhooks_client
+from services.common import catalog
 from services.common.peers import open_channel
 
-SERVICES = {
-    "ledger": ledger_client.SERVICE,
-    "rules": rules_client.SERVICE,
-    "mall": mall_pb2.DESCRIPTOR.services_by_name["MallService"].full_name,
-    "webhooks": webhooks_client.SERVICE,
-}
+SERVICES = {s.name: s.full_name for s in catalog.SERVICES}
 
 
 @dataclass

@@ -20,11 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loyalty.common.v1 import common_pb2
-from loyalty.ledger.v1 import ledger_pb2
-from loyalty.mall.v1 import mall_pb2
-from loyalty.rules.v1 import rules_pb2
-from loyalty.webhooks.v1 import webhooks_pb2
+from services.common.catalog import COMMON_REASONS, SERVICES
 from services.common.errors import parse_rpc_error
 
 log = logging.getLogger(__name__)
@@ -85,15 +81,7 @@ GATEWAY_REASONS = (
 
 
 def _proto_reasons() -> tuple[str, ...]:
-    names: list[str] = []
-    for enum in (
-        common_pb2.ErrorReason,
-        ledger_pb2.ErrorReason,
-        rules_pb2.ErrorReason,
-        mall_pb2.ErrorReason,
-        webhooks_pb2.ErrorReason,
-    ):
-        names += [n.removeprefix("ERROR_REASON_") for n in enum.keys()[1:]]
+    names = [*COMMON_REASONS, *(r for service in SERVICES for r in service.reasons)]
     return tuple(dict.fromkeys(names))
 
 

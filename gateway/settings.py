@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.common.catalog import SERVICES
 from services.common.settings import (
     DEFAULT_PORTS,
     Env,
@@ -13,7 +14,7 @@ from services.common.settings import (
     peer_address,
 )
 
-BACKENDS = ("ledger", "rules", "mall", "webhooks")
+BACKENDS = tuple(s.name for s in SERVICES)
 DEV_SECRET = "points-development-secret-do-not-use-in-production"
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from services.common.catalog import GATEWAY, GATEWAY_MODULE, GATEWAY_PORT, SERVICES
+
 DIRECTORY = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
 NAMESPACE = "points"
 METRICS_PORT = 9464
@@ -36,12 +38,17 @@ class Process:
         return {"app.kubernetes.io/name": self.name}
 
 
+# Sizing per process: (most replicas, CPU requested, memory requested).
+SIZES = {
+    "ledger": (12, "1", "256Mi"),
+    "rules": (12, "1", "256Mi"),
+    "mall": (8, "500m", "256Mi"),
+    "webhooks": (6, "500m", "256Mi"),
+    GATEWAY: (12, "500m", "256Mi"),
+}
 PROCESSES = (
-    Process("ledger", "services.ledger.server", 50051, 12, "1", "256Mi"),
-    Process("rules", "services.rules.server", 50052, 12, "1", "256Mi"),
-    Process("mall", "services.mall.server", 50053, 8, "500m", "256Mi"),
-    Process("webhooks", "services.webhooks.server", 50054, 6, "500m", "256Mi"),
-    Process("gateway", "gateway.main", 8080, 12, "500m", "256Mi", http=True),
+    *(Process(s.name, s.module, s.port, *SIZES[s.name]) for s in SERVICES),
+    Process(GATEWAY, GATEWAY_MODULE, GATEWAY_PORT, *SIZES[GATEWAY], http=True),
 )
 
 

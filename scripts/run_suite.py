@@ -15,22 +15,23 @@ import time
 from pathlib import Path
 
 from scripts import devdb
+from services.common.catalog import BY_NAME, GATEWAY, GATEWAY_MODULE, SERVICES
 from services.common.healthcheck import is_healthy
 from services.common.settings import DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parent.parent
-GRPC_SERVICES = ("ledger", "rules", "mall", "webhooks")
+GRPC_SERVICES = tuple(s.name for s in SERVICES)
 STOP_DEADLINE_SECONDS = 4.0
 
 
 def existing_services() -> list[tuple[str, list[str]]]:
     found = [
-        (name, [sys.executable, "-m", f"services.{name}.server"])
+        (name, [sys.executable, "-m", BY_NAME[name].module])
         for name in GRPC_SERVICES
         if (ROOT / "services" / name / "server.py").exists()
     ]
     if (ROOT / "gateway" / "main.py").exists():
-        found.append(("gateway", [sys.executable, "-m", "gateway.main"]))
+        found.append((GATEWAY, [sys.executable, "-m", GATEWAY_MODULE]))
     return found
 
 
@@ -40,7 +41,7 @@ def port_of(name: str, env: dict[str, str]) -> int:
 
 
 def healthy(name: str, port: int) -> bool:
-    target = f"http://127.0.0.1:{port}/healthz" if name == "gateway" else f"127.0.0.1:{port}"
+    target = f"http://127.0.0.1:{port}/healthz" if name == GATEWAY else f"127.0.0.1:{port}"
     return is_healthy(target, timeout=1.0)
 
 

@@ -15,6 +15,7 @@ Database commands read DATABASE_URL; ledger commands call the ledger at LEDGER_A
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import re
 import sys
@@ -36,6 +37,7 @@ from gateway import token as gateway_token
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from services.balance_import import BalanceImport, Checkpoint, FileRejected, Options, count_rows
+from services.common import catalog
 from services.common.ledger_client import LedgerClient
 from services.common.migrations import load_migrations, migrate, status
 from services.common.peers import PeerError
@@ -43,12 +45,11 @@ from services.common.server import ServiceSpec
 from services.common.settings import Env, peer_address
 from services.common.timestamps import to_timestamp
 from services.ledger import queries
-from services.ledger.server import SPEC as LEDGER
-from services.mall.server import SPEC as MALL
-from services.rules.server import SPEC as RULES
-from services.webhooks.server import SPEC as WEBHOOKS
 
-SPECS: tuple[ServiceSpec, ...] = (LEDGER, RULES, MALL, WEBHOOKS)  # the order a deploy migrates
+# Every service's wiring, in the catalog's order: the order a deploy migrates.
+SPECS: tuple[ServiceSpec, ...] = tuple(
+    importlib.import_module(s.module).SPEC for s in catalog.SERVICES
+)
 T = TypeVar("T")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.catalog import GATEWAY, GATEWAY_MODULE, SERVICES
 from services.common.settings import DEFAULT_PORTS
 
 
@@ -35,13 +36,7 @@ def is_healthy(target: str, timeout: float = 2.0) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-MODULES = {
-    "services.ledger.server": "ledger",
-    "services.rules.server": "rules",
-    "services.mall.server": "mall",
-    "services.webhooks.server": "webhooks",
-    "gateway.main": "gateway",
-}
+MODULES = {s.module: s.name for s in SERVICES} | {GATEWAY_MODULE: GATEWAY}
 
 
 def container_target(process: Path = Path("/proc/1")) -> str | None:

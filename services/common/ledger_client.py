@@ -7,9 +7,10 @@ from typing import ClassVar
 
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.ledger.v1 import ledger_pb2_grpc
-from services.common.peers import PeerClient, PeerRefused, open_channel
+from services.common import catalog
+from services.common.peers import PeerClient, PeerRefused
 
-SERVICE = lpb.DESCRIPTOR.services_by_name["LedgerService"].full_name
+SERVICE = catalog.LEDGER.full_name
 
 
 class InsufficientPoints(PeerRefused):
@@ -36,8 +37,9 @@ class InvalidRequest(PeerRefused):
     """The ledger refused the request's fields (a bug or an unchecked input on our side)."""
 
 
-class LedgerClient(PeerClient):
-    peer = "ledger"
+class LedgerClient(PeerClient["ledger_pb2_grpc.LedgerServiceAsyncStub"]):
+    service = catalog.LEDGER
+    stub_type = ledger_pb2_grpc.LedgerServiceStub
     refusals: ClassVar[Mapping[str, type[PeerRefused]]] = {
         "INSUFFICIENT_POINTS": InsufficientPoints,
         "HOLD_EXPIRED": HoldGone,
@@ -50,14 +52,6 @@ class LedgerClient(PeerClient):
         "IDEMPOTENCY_KEY_REUSED": KeyReused,
         "INVALID_ARGUMENT": InvalidRequest,
     }
-
-    def __init__(self, address: str, timeout: float = 5.0) -> None:
-        super().__init__(timeout)
-        self.channel = open_channel(address, SERVICE)
-        self.stub = ledger_pb2_grpc.LedgerServiceStub(self.channel)
-
-    async def close(self) -> None:
-        await self.channel.close()
 
     async def credit(self, request: lpb.CreditRequest) -> lpb.CreditResponse:
         return await self.call(self.stub.Credit, request)

@@ -30,30 +30,14 @@ import asyncpg
 from asyncpg import Record
 
 from services.common import partitions
+from services.common.catalog import SERVICES
 from services.common.db import Conn
 from services.common.timestamps import rfc3339
 
 SCHEMA_VERSION = 1
 # Every event type the suite writes, by the service that owns it; each has a JSON Schema of its
 # data in events/schemas/<type>.json (a test keeps the two in step).
-EVENT_TYPES = {
-    "ledger": (
-        "points.credited",
-        "points.debited",
-        "points.reversed",
-        "points.expired",
-        "points.expiring_soon",
-        "points.pending_matured",
-    ),
-    "rules": ("tier.changed", "review.opened", "review.decided", "budget.exhausted"),
-    "mall": (
-        "redemption.completed",
-        "redemption.failed",
-        "redemption.cancelled",
-        "shipment.updated",
-        "lottery.won",
-    ),
-}
+EVENT_TYPES = {s.name: s.events for s in SERVICES if s.events}
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
 
 from loyalty.common.v1 import common_pb2
+from services.common import catalog
 from services.common.errors import (
     DomainError,
     RichError,
@@ -131,15 +132,28 @@ def open_channel(address: str, service: str) -> grpc.aio.Channel:
 Response = TypeVar("Response")
 
 
-class PeerClient:
-    """Base of a typed client: deadlines, and failures turned into typed exceptions."""
+Stub = TypeVar("Stub")
 
-    peer = "peer"
+
+class PeerClient(Generic[Stub]):
+    """Base of a typed client of one of the suite's services: its channel (balanced over the
+    replicas, retrying transient failures) and stub, deadlines, and failures turned into typed
+    exceptions. A subclass names its `service` and `stub_type`."""
+
+    service: ClassVar[catalog.Service]
+    stub_type: ClassVar[type[Any]]  # the generated *ServiceStub
+    default_timeout: ClassVar[float] = DEFAULT_TIMEOUT
     # The peer's documented reasons and the exception each becomes (else PeerRefused).
     refusals: ClassVar[Mapping[str, type[PeerRefused]]] = {}
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.timeout = timeout
+    def __init__(self, address: str, timeout: float | None = None) -> None:
+        self.timeout = self.default_timeout if timeout is None else timeout
+        self.peer = self.service.name
+        self.channel = open_channel(address, self.service.full_name)
+        self.stub: Stub = self.stub_type(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
 
     async def call(self, method: Callable[..., Awaitable[Response]], request: Any) -> Response:
         try:

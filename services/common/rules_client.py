@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from loyalty.rules.v1 import rules_pb2 as rpb
 from loyalty.rules.v1 import rules_pb2_grpc
+from services.common import catalog
 from services.common.errors import FailedPrecondition
-from services.common.peers import PeerClient, open_channel
+from services.common.peers import PeerClient
 
-SERVICE = rpb.DESCRIPTOR.services_by_name["RulesService"].full_name
+SERVICE = catalog.RULES.full_name
 
 
 @dataclass(frozen=True)
@@ -21,16 +22,9 @@ class Risk:
     reasons: tuple[str, ...]
 
 
-class RulesClient(PeerClient):
-    peer = "rules"
-
-    def __init__(self, address: str, timeout: float = 5.0) -> None:
-        super().__init__(timeout)
-        self.channel = open_channel(address, SERVICE)
-        self.stub = rules_pb2_grpc.RulesServiceStub(self.channel)
-
-    async def close(self) -> None:
-        await self.channel.close()
+class RulesClient(PeerClient["rules_pb2_grpc.RulesServiceAsyncStub"]):
+    service = catalog.RULES
+    stub_type = rules_pb2_grpc.RulesServiceStub
 
     async def check_risk(
         self, user_id: str, action: str, device_id: str = "", ip: str = ""

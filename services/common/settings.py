@@ -8,15 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.common.catalog import GATEWAY, GATEWAY_PORT, SERVICES
 from services.common.validation import ascii_number
 
-DEFAULT_PORTS: dict[str, int] = {
-    "ledger": 50051,
-    "rules": 50052,
-    "mall": 50053,
-    "webhooks": 50054,
-    "gateway": 8080,
-}
+DEFAULT_PORTS: dict[str, int] = {s.name: s.port for s in SERVICES} | {GATEWAY: GATEWAY_PORT}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from loyalty.webhooks.v1 import webhooks_pb2 as wpb
 from loyalty.webhooks.v1 import webhooks_pb2_grpc
-from services.common.peers import PeerClient, open_channel
+from services.common import catalog
+from services.common.peers import PeerClient
 
-SERVICE = wpb.DESCRIPTOR.services_by_name["WebhooksService"].full_name
+SERVICE = catalog.WEBHOOKS.full_name
 
 
-class WebhooksClient(PeerClient):
-    peer = "webhooks"
-
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
-        super().__init__(timeout)
-        self.channel = open_channel(address, SERVICE)
-        self.stub = webhooks_pb2_grpc.WebhooksServiceStub(self.channel)
-
-    async def close(self) -> None:
-        await self.channel.close()
+class WebhooksClient(PeerClient["webhooks_pb2_grpc.WebhooksServiceAsyncStub"]):
+    service = catalog.WEBHOOKS
+    stub_type = webhooks_pb2_grpc.WebhooksServiceStub
+    default_timeout = 10.0  # a relay's batch of events
 
     async def publish(self, events: list[wpb.Event]) -> wpb.PublishEventsResponse:
         return await self.call(self.stub.PublishEvents, wpb.PublishEventsRequest(events=events))
