@@ -31,6 +31,7 @@ from services.common.errors import DomainError, ResourceExhausted
 from services.common.telemetry import point_back
 from services.ledger import events, idempotency, measures
 from services.ledger import repository as repo
+from services.ledger import requests_repository as requests_repo
 from services.ledger.operations import Operations
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Op:
         self.fingerprint = idempotency.fingerprint(self.mutation.method, self.request)
 
     @property
-    def key(self) -> repo.RequestKey:
+    def key(self) -> requests_repo.RequestKey:
         return (self.request.user_id, self.request.request_id)
 
 
@@ -80,7 +81,7 @@ class BatchEngine:
                 outcomes[index] = exc
             else:
                 valid.append(index)
-        first: dict[repo.RequestKey, int] = {}
+        first: dict[requests_repo.RequestKey, int] = {}
         for index in valid:
             first.setdefault(batch[index].key, index)
         if first:
@@ -105,18 +106,18 @@ class BatchEngine:
         self,
         conn: Conn,
         batch: Sequence[Op],
-        first: dict[repo.RequestKey, int],
+        first: dict[requests_repo.RequestKey, int],
         outcomes: list[Outcome | None],
     ) -> list[int]:
         """Apply the batch's new operations; returns their indexes."""
         now = await repo.lock_members(conn, sorted({key[0] for key in first}))
-        fresh = await repo.claim_requests(
+        fresh = await requests_repo.claim_requests(
             conn,
             [(*key, batch[i].mutation.method, batch[i].fingerprint) for key, i in first.items()],
         )
         seen = [key for key in first if key not in fresh]
         if seen:
-            priors = await repo.find_requests(conn, seen)
+            priors = await requests_repo.find_requests(conn, seen)
             for key in seen:
                 op = batch[first[key]]
                 outcomes[first[key]] = idempotency.outcome_of(
@@ -159,7 +160,7 @@ class BatchEngine:
         await outbox.emit(
             conn, events.of_outcomes(o for i in applied if isinstance(o := outcomes[i], Message))
         )
-        await repo.finish_requests(conn, records, sorted(changed))
+        await requests_repo.finish_requests(conn, records, sorted(changed))
         return applied
 
     async def _credits(

@@ -17,7 +17,7 @@ from services.common.idempotency import (
     key_reused,
     outcome_of,
 )
-from services.ledger import repository as repo
+from services.ledger import requests_repository as requests_repo
 
 M = TypeVar("M", bound=Message)
 
@@ -31,7 +31,7 @@ async def replay(
     response_type: type[M],
 ) -> M | errors.DomainError | None:
     """The recorded outcome of this request, or None when it is new."""
-    prior = await repo.find_request(conn, user_id, request_id)
+    prior = await requests_repo.find_request(conn, user_id, request_id)
     if prior is None:
         return None
     return outcome_of(prior, method, fingerprint_, response_type)

@@ -19,6 +19,8 @@ import asyncpg
 from services.common import partitions
 from services.common.db import current_time
 from services.common.periodic import Job, traced_work
+from services.ledger import due_repository as due_repo
+from services.ledger import holds_repository as holds_repo
 from services.ledger import notices
 from services.ledger import repository as repo
 from services.ledger.config import LedgerConfig
@@ -32,7 +34,7 @@ HOLD_BATCH = 500
 async def release_overdue_holds(pool: asyncpg.Pool, ops: Operations) -> int:
     """One pass; returns how many holds it released."""
     async with pool.acquire() as conn:
-        due = await repo.due_holds(conn, HOLD_BATCH)
+        due = await holds_repo.due_holds(conn, HOLD_BATCH)
     if not due:
         return 0
     with traced_work("ledger.release_overdue_holds", attributes={"points.holds": len(due)}):
@@ -44,7 +46,7 @@ async def _release(pool: asyncpg.Pool, ops: Operations, due: list[asyncpg.Record
     for item in due:
         async with pool.acquire() as conn, conn.transaction():
             now = await repo.lock_members(conn, [item["user_id"]])
-            hold = await repo.get_hold(conn, item["user_id"], item["hold_id"])
+            hold = await holds_repo.get_hold(conn, item["user_id"], item["hold_id"])
             if hold is None or hold["status"] != "ACTIVE" or not hold["overdue"]:
                 continue  # resolved meanwhile
             await ops.release_hold_row(
@@ -61,7 +63,7 @@ async def expire_now(pool: asyncpg.Pool) -> int:
     """Expire every lot due by now (database time); returns the points expired."""
     async with pool.acquire() as conn:
         now = await current_time(conn)
-        due = await repo.any_lot_due(conn, now)
+        due = await due_repo.any_lot_due(conn, now)
     request_id = f"scheduled:{now.isoformat()}"
     if due:
         with traced_work("ledger.expiry", attributes={"points.request_id": request_id}):

@@ -26,6 +26,7 @@ from services.common.errors import (
 )
 from services.common.timestamps import from_timestamp
 from services.ledger import convert
+from services.ledger import holds_repository as holds_repo
 from services.ledger import repository as repo
 from services.ledger.config import LedgerConfig
 
@@ -132,7 +133,7 @@ class Operations:
         spent = await spend()
         if spent.transfer is None:
             # Holds past their deadline count as released: release them now and try again.
-            overdue = await repo.overdue_holds(conn, req.user_id)
+            overdue = await holds_repo.overdue_holds(conn, req.user_id)
             for hold in overdue:
                 await self.release_hold_row(
                     conn, now, hold, "EXPIRED", f"hold-expired:{hold['hold_id']}"
@@ -166,16 +167,16 @@ class Operations:
         deadline = from_timestamp(req.deadline_time)
         if deadline <= now:
             raise InvalidArgument.fields([FieldViolation("deadline_time", "must be in the future")])
-        hold_id = await repo.next_hold_id(conn)
+        hold_id = await holds_repo.next_hold_id(conn)
         spent = await self._spend(conn, now, req, "HOLD", HOLDS, hold_id)
         assert spent.transfer is not None
-        hold = await repo.insert_hold(
+        hold = await holds_repo.insert_hold(
             conn, req.user_id, hold_id, spent.transfer["transfer_id"], req.amount, deadline
         )
         return pb.HoldResponse(hold=convert.hold(hold))
 
     async def _active_hold(self, conn: Conn, user_id: str, hold_id: str) -> asyncpg.Record:
-        hold = await repo.get_hold(conn, user_id, int(hold_id))
+        hold = await holds_repo.get_hold(conn, user_id, int(hold_id))
         if hold is None:
             raise NotFound(
                 "HOLD_NOT_FOUND", f"no hold {hold_id} for this member", {"hold_id": hold_id}
@@ -217,7 +218,7 @@ class Operations:
         await self._give_back(
             conn, now, user_id, amount, hold["hold_transfer_id"], row["transfer_id"]
         )
-        resolved = await repo.resolve_hold(conn, user_id, hold["hold_id"], status, 0, amount)
+        resolved = await holds_repo.resolve_hold(conn, user_id, hold["hold_id"], status, 0, amount)
         await repo.adjust_member(conn, user_id, balance=amount, held=-amount)
         return resolved, row
 
@@ -268,7 +269,7 @@ class Operations:
                 conn, now, req.user_id, rest, hold["hold_transfer_id"], release["transfer_id"]
             )
             response.release.CopyFrom(convert.transfer(release))
-        resolved = await repo.resolve_hold(
+        resolved = await holds_repo.resolve_hold(
             conn, req.user_id, hold["hold_id"], "CAPTURED", captured, rest
         )
         await repo.adjust_member(conn, req.user_id, held=-amount, balance=rest, spent=captured)

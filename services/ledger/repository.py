@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
-from google.protobuf.message import Message
 
 from services.common.db import Conn
 
@@ -41,79 +40,6 @@ async def lock_members(conn: Conn, user_ids: Sequence[str]) -> datetime:
         list(user_ids),
     )
     return now
-
-
-RequestKey = tuple[str, str]  # (user_id, request_id)
-
-
-async def find_request(conn: Conn, user_id: str, request_id: str) -> Record | None:
-    return await conn.fetchrow(
-        "SELECT request_id, method, payload_sha256, response, error FROM requests "
-        "WHERE user_id = $1 AND request_id = $2",
-        user_id,
-        request_id,
-    )
-
-
-async def claim_requests(
-    conn: Conn, claims: Sequence[tuple[str, str, str, bytes]]
-) -> set[RequestKey]:
-    """Claim (user_id, request_id, method, payload_sha256) rows; return the keys that were new.
-
-    A key claimed by a transaction still in flight makes this wait for it, so a concurrent
-    duplicate sees the committed outcome afterwards.
-    """
-    rows = await conn.fetch(
-        """
-        INSERT INTO requests (user_id, request_id, method, payload_sha256)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
-        ON CONFLICT (user_id, request_id) DO NOTHING
-        RETURNING user_id, request_id
-        """,
-        [c[0] for c in claims],
-        [c[1] for c in claims],
-        [c[2] for c in claims],
-        [c[3] for c in claims],
-    )
-    return {(r["user_id"], r["request_id"]) for r in rows}
-
-
-async def find_requests(conn: Conn, keys: Sequence[RequestKey]) -> dict[RequestKey, Record]:
-    rows = await conn.fetch(
-        """
-        SELECT r.user_id, r.request_id, r.method, r.payload_sha256, r.response, r.error
-        FROM unnest($1::text[], $2::text[]) AS k(user_id, request_id)
-        JOIN requests r USING (user_id, request_id)
-        """,
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-    )
-    return {(r["user_id"], r["request_id"]): r for r in rows}
-
-
-async def finish_requests(
-    conn: Conn,
-    outcomes: Sequence[tuple[str, str, bytes | None, str | None]],
-    changed_users: Sequence[str],
-) -> None:
-    """Store each claimed request's outcome (response or JSON error); tell watchers on commit."""
-    await conn.execute(
-        """
-        WITH outcome AS (
-            SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
-                AS o(user_id, request_id, response, error)
-        ), stored AS (
-            UPDATE requests r SET response = o.response, error = o.error
-            FROM outcome o WHERE r.user_id = o.user_id AND r.request_id = o.request_id
-        )
-        SELECT count(pg_notify('ledger_balance', u)) FROM unnest($5::text[]) AS u
-        """,
-        [o[0] for o in outcomes],
-        [o[1] for o in outcomes],
-        [o[2] for o in outcomes],
-        [o[3] for o in outcomes],
-        list(changed_users),
-    )
 
 
 async def credit_many(
@@ -164,28 +90,6 @@ async def credit_many(
             """,
             *columns,
         )
-    )
-
-
-async def record_response(
-    conn: Conn,
-    user_id: str,
-    request_id: str,
-    method: str,
-    payload_sha256: bytes,
-    response: Message,
-) -> None:
-    """Record a request that ran outside a batch (an expiry run) with its response."""
-    await conn.execute(
-        """
-        INSERT INTO requests (user_id, request_id, method, payload_sha256, response)
-        VALUES ($1, $2, $3, $4, $5)
-        """,
-        user_id,
-        request_id,
-        method,
-        payload_sha256,
-        response.SerializeToString(),
     )
 
 
@@ -335,6 +239,10 @@ async def spend(
         hold_id,
     )
     assert row is not None
+    return _spent(row, user_id, amount)
+
+
+def _spent(row: Record, user_id: str, amount: int) -> Spent:
     if row["transfer_id"] is None:
         return Spent(None, [], row["available"])
     taken = [
@@ -380,21 +288,7 @@ async def give_back(
             break
         part = min(left, row["net"])
         left -= part
-        await conn.execute(
-            """
-            WITH back AS (
-                UPDATE lots SET remaining = remaining + $3, allocated = allocated - $3
-                WHERE user_id = $1 AND lot_id = $2
-            )
-            INSERT INTO allocations (user_id, origin_transfer_id, transfer_id, lot_id, amount)
-            VALUES ($1, $4, $5, $2, -$3::bigint)
-            """,
-            user_id,
-            row["lot_id"],
-            part,
-            origin,
-            transfer_id,
-        )
+        await _move(conn, user_id, row["lot_id"], -part, origin, transfer_id)
         if row["expires_at"] > now:
             returned.append(Taken(row["lot_id"], part, row["expires_at"]))
             continue
@@ -402,24 +296,33 @@ async def give_back(
         new_lot = await insert_lot(
             conn, user_id, transfer_id, row["source"], part, grace_until, None
         )
-        await conn.execute(
-            """
-            WITH moved AS (
-                UPDATE lots SET remaining = remaining - $3, allocated = allocated + $3
-                WHERE user_id = $1 AND lot_id = $2
-            )
-            INSERT INTO allocations (user_id, origin_transfer_id, transfer_id, lot_id, amount)
-            VALUES ($1, $4, $4, $2, $3::bigint)
-            """,
-            user_id,
-            row["lot_id"],
-            part,
-            transfer_id,
-        )
+        await _move(conn, user_id, row["lot_id"], part, transfer_id, transfer_id)
         returned.append(Taken(new_lot, part, grace_until))
     if left != 0:
         raise RuntimeError(f"cannot give back {amount} of transfer {origin}: only {amount - left}")
     return returned
+
+
+async def _move(
+    conn: Conn, user_id: str, lot_id: int, amount: int, origin: int, transfer_id: int
+) -> None:
+    """Allocate `amount` of a lot to `transfer_id` (negative: give it back to the lot), on
+    behalf of `origin`'s allocations."""
+    await conn.execute(
+        """
+        WITH moved AS (
+            UPDATE lots SET remaining = remaining - $3, allocated = allocated + $3
+            WHERE user_id = $1 AND lot_id = $2
+        )
+        INSERT INTO allocations (user_id, origin_transfer_id, transfer_id, lot_id, amount)
+        VALUES ($1, $4, $5, $2, $3::bigint)
+        """,
+        user_id,
+        lot_id,
+        amount,
+        origin,
+        transfer_id,
+    )
 
 
 async def net_taken(conn: Conn, user_id: str, origin: int) -> int:
@@ -477,89 +380,9 @@ async def reversed_so_far(conn: Conn, user_id: str, transfer_id: int) -> int:
     return total
 
 
-async def due_holds(conn: Conn, limit: int) -> list[Record]:
-    return await conn.fetch(
-        "SELECT user_id, hold_id FROM holds WHERE status = 'ACTIVE' AND deadline_at <= now() "
-        "ORDER BY deadline_at LIMIT $1",
-        limit,
-    )
-
-
-async def any_lot_due(conn: Conn, as_of: datetime) -> bool:
-    due: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM lots WHERE remaining > 0 AND expires_at <= $1)", as_of
-    )
-    return due
-
-
 async def notify_balance(conn: Conn, user_id: str) -> None:
     """Tell balance watchers (see watch.py) when this transaction commits."""
     await conn.execute("SELECT pg_notify('ledger_balance', $1)", user_id)
-
-
-async def get_hold(conn: Conn, user_id: str, hold_id: int) -> Record | None:
-    return await conn.fetchrow(
-        "SELECT *, deadline_at <= now() AS overdue FROM holds WHERE user_id = $1 AND hold_id = $2",
-        user_id,
-        hold_id,
-    )
-
-
-async def next_hold_id(conn: Conn) -> int:
-    """Reserve a hold id first, so the HOLD transfer can name its hold when inserted."""
-    hold_id: int = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('holds', 'hold_id'))")
-    return hold_id
-
-
-async def insert_hold(
-    conn: Conn,
-    user_id: str,
-    hold_id: int,
-    transfer_id: int,
-    amount: int,
-    deadline: datetime,
-) -> Record:
-    row = await conn.fetchrow(
-        """
-        INSERT INTO holds (user_id, hold_id, hold_transfer_id, amount, deadline_at)
-        VALUES ($1, $2, $3, $4, $5) RETURNING *, false AS overdue
-        """,
-        user_id,
-        hold_id,
-        transfer_id,
-        amount,
-        deadline,
-    )
-    assert row is not None
-    return row
-
-
-async def resolve_hold(
-    conn: Conn, user_id: str, hold_id: int, status: str, captured: int, released: int
-) -> Record:
-    row = await conn.fetchrow(
-        """
-        UPDATE holds SET status = $3, captured = $4, released = $5, resolved_at = now()
-        WHERE user_id = $1 AND hold_id = $2 AND status = 'ACTIVE'
-        RETURNING *, false AS overdue
-        """,
-        user_id,
-        hold_id,
-        status,
-        captured,
-        released,
-    )
-    assert row is not None, "hold must be active and locked through its member"
-    return row
-
-
-async def overdue_holds(conn: Conn, user_id: str) -> list[Record]:
-    return list(
-        await conn.fetch(
-            "SELECT * FROM holds WHERE user_id = $1 AND status = 'ACTIVE' AND deadline_at <= now()",
-            user_id,
-        )
-    )
 
 
 async def balances(
@@ -612,71 +435,3 @@ async def balances(
         r["user_id"]: list(zip(r["days"] or (), r["amounts"] or (), strict=True)) for r in rows
     }
     return {r["user_id"]: r for r in rows}, expiring
-
-
-async def lot_notices_due(
-    conn: Conn, expiring_window: timedelta | None, maturity_horizon: timedelta
-) -> bool:
-    """Whether any lot has an "expiring soon" or "matured" event to write (an index probe)."""
-    due: bool = await conn.fetchval(
-        """
-        SELECT EXISTS (SELECT FROM lots WHERE $1::interval IS NOT NULL AND remaining > 0
-                         AND expiring_announced_at IS NULL
-                         AND expires_at > now() AND expires_at <= now() + $1::interval)
-            OR EXISTS (SELECT FROM lots WHERE maturity_announced_at IS NULL
-                         AND matures_at > created_at
-                         AND matures_at <= now() AND matures_at > now() - $2::interval)
-        """,
-        expiring_window,
-        maturity_horizon,
-    )
-    return due
-
-
-async def announce_lots(
-    conn: Conn, expiring_window: timedelta | None, maturity_horizon: timedelta, limit: int
-) -> int:
-    """Write up to `limit` of each event (points.expiring_soon, points.pending_matured) and
-    mark their lots, in one statement. Lots other writers hold are skipped, never waited for
-    (so this never joins the ledger's member-then-lot lock order)."""
-    written: int = await conn.fetchval(
-        """
-        WITH expiring AS (
-            SELECT user_id, lot_id FROM lots
-            WHERE $1::interval IS NOT NULL AND remaining > 0 AND expiring_announced_at IS NULL
-              AND expires_at > now() AND expires_at <= now() + $1::interval
-            ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED
-        ), warned AS (
-            UPDATE lots l SET expiring_announced_at = now() FROM expiring e
-            WHERE l.user_id = e.user_id AND l.lot_id = e.lot_id
-            RETURNING l.user_id, l.lot_id, l.remaining, l.expires_at
-        ), maturing AS (
-            SELECT user_id, lot_id FROM lots
-            WHERE maturity_announced_at IS NULL AND matures_at > created_at
-              AND matures_at <= now() AND matures_at > now() - $2::interval
-            ORDER BY matures_at LIMIT $3 FOR UPDATE SKIP LOCKED
-        ), matured AS (
-            UPDATE lots l SET maturity_announced_at = now() FROM maturing m
-            WHERE l.user_id = m.user_id AND l.lot_id = m.lot_id
-            RETURNING l.user_id, l.lot_id, l.remaining, l.granted, l.matures_at, l.expires_at
-        ), written AS (
-            INSERT INTO outbox (type, member_id, data)
-            SELECT 'points.expiring_soon', user_id, jsonb_build_object(
-                'lot_id', lot_id::text, 'amount', remaining,
-                'expires_at', to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
-            FROM warned
-            UNION ALL
-            SELECT 'points.pending_matured', user_id, jsonb_build_object(
-                'lot_id', lot_id::text, 'amount', granted,
-                'matured_at', to_char(matures_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                'expires_at', to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
-            FROM matured
-            RETURNING 1
-        )
-        SELECT count(*) FROM written
-        """,
-        expiring_window,
-        maturity_horizon,
-        limit,
-    )
-    return written

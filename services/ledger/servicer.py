@@ -16,6 +16,7 @@ from services.common.paging import EXPORT, LIST, Pager, encode_token, token_numb
 from services.common.timestamps import from_timestamp, to_timestamp
 from services.ledger import convert, idempotency, queries, validation
 from services.ledger import repository as repo
+from services.ledger import requests_repository as requests_repo
 from services.ledger.config import LedgerConfig
 from services.ledger.engine import BatchEngine, GroupCommit, Mutation, Op
 from services.ledger.expiry import expire_due
@@ -215,7 +216,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         )
         async with self.pool.acquire() as conn:
             try:
-                await repo.record_response(
+                await requests_repo.record_response(
                     conn, SYSTEM_SCOPE, request.request_id, "ExpirePoints", fingerprint, response
                 )
             except asyncpg.UniqueViolationError:

@@ -14,7 +14,7 @@ from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from services.common import idempotency
 from services.common.db import create_pool
-from services.ledger import repository as repo
+from services.ledger import requests_repository as requests_repo
 from services.ledger.server import SPEC as LEDGER
 from tests.support.hosts import running
 from tests.support.ledger_calls import Stub, audit_clean, balance, credit, rid
@@ -79,8 +79,8 @@ async def test_idempotency_records_older_than_the_retention_are_forgotten(
         async with pool.acquire() as conn:
             while await idempotency.forget(conn, timedelta(seconds=0.5), 1000):
                 pass
-            assert await repo.find_request(conn, user, old) is None
-            assert await repo.find_request(conn, user, recent) is not None
+            assert await requests_repo.find_request(conn, user, old) is None
+            assert await requests_repo.find_request(conn, user, recent) is not None
     finally:
         await pool.close()
     # Past the retention the id counts as new: documented, and why the default is 90 days.
