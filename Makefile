@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PYTEST_ARGS ?=
 
-.PHONY: setup protos openapi k8s proto-release image-lock run test lint bench clean clean-data test-tools
+.PHONY: setup protos openapi k8s proto-release image-lock run test unit lint bench clean clean-data test-tools
 
 ## setup: virtualenv in .venv with pinned dependencies, generated protobuf code in gen/
 setup: $(VENV)/.installed $(GEN)/.stamp
@@ -50,6 +50,10 @@ run: setup
 test: setup node_modules/.installed test-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## unit: the unit tests alone (pure logic, no database, no servers): seconds, for every edit
+unit: setup
+	$(PY) -m pytest -q tests/unit
+
 ## test-tools: Debian's Chromium for the console's browser tests (Playwright drives it; its own
 ## browser download is not reachable everywhere) and libfaketime for the test that runs the suite
 ## a year ahead. Installed when missing and run as root.
@@ -64,12 +68,17 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-## lint: ruff, mypy (strict), buf lint of the protos and no breaking change against the release,
-## Redocly on the OpenAPI document, squawk on the migrations (.squawk.toml)
+## lint: ruff (with its complexity rules) and the size limits (scripts/check_sizes.py), mypy
+## (strict), the console's JavaScript type-checked (tsc --checkJs) and linted (Biome), buf lint
+## of the protos and no breaking change against the release, Redocly on the OpenAPI document,
+## squawk on the migrations (.squawk.toml)
 lint: setup node_modules/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m scripts.check_sizes
 	$(PY) -m mypy
+	./node_modules/.bin/tsc -p tsconfig.console.json
+	./node_modules/.bin/biome lint
 	./node_modules/.bin/buf lint
 	./node_modules/.bin/buf breaking --against deploy/protos-release.binpb
 	./node_modules/.bin/redocly lint --format=summary openapi.json

@@ -81,6 +81,40 @@ async def floor_rate(url: str, body: bytes, count: int) -> float:
         return (count // 16 * 16) / (time.perf_counter() - started)
 
 
+async def burst_of_credits(ledger: ledger_pb2_grpc.LedgerServiceAsyncStub) -> None:
+    """EVENTS credits over MEMBERS members, 500 to a batch, as fast as the ledger takes them."""
+    for start in range(0, EVENTS, 500):
+        await ledger.PostBatch(
+            lpb.PostBatchRequest(
+                operations=[
+                    lpb.BatchOperation(
+                        credit=lpb.CreditRequest(
+                            request_id=f"wh-{n}",
+                            user_id=f"m-{n % MEMBERS}",
+                            amount=1,
+                            source="bench",
+                        )
+                    )
+                    for n in range(start, min(start + 500, EVENTS))
+                ]
+            )
+        )
+
+
+async def trickle(ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, sink: Sink) -> list[float]:
+    """Light load: one credit every 50 ms, each delivered long before the next; the delays."""
+    sink.arrived.clear()
+    sink.all_in.clear()
+    sink.expected = TRICKLE
+    for n in range(TRICKLE):
+        await ledger.Credit(
+            lpb.CreditRequest(request_id=f"t-{n}", user_id="trickle", amount=1, source="b")
+        )
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(sink.all_in.wait(), 60)
+    return delays(sink.arrived.values())
+
+
 async def main() -> None:
     sink = Sink()
     server = await asyncio.start_server(sink.serve, "127.0.0.1", 0)
@@ -104,37 +138,12 @@ async def main() -> None:
         sink.expected = EVENTS
         cpu = running.cpu_seconds()
         started = time.time()
-        for start in range(0, EVENTS, 500):
-            await ledger.PostBatch(
-                lpb.PostBatchRequest(
-                    operations=[
-                        lpb.BatchOperation(
-                            credit=lpb.CreditRequest(
-                                request_id=f"wh-{n}",
-                                user_id=f"m-{n % MEMBERS}",
-                                amount=1,
-                                source="bench",
-                            )
-                        )
-                        for n in range(start, min(start + 500, EVENTS))
-                    ]
-                )
-            )
+        await burst_of_credits(ledger)
         await asyncio.wait_for(sink.all_in.wait(), 600)
         elapsed = max(t for t, _ in sink.arrived.values()) - started
         per_delivery = running.cpu_ms_per(cpu, EVENTS)
         burst = delays(sink.arrived.values())
-        # Light load: one credit every 50 ms, each delivered long before the next.
-        sink.arrived.clear()
-        sink.all_in.clear()
-        sink.expected = TRICKLE
-        for n in range(TRICKLE):
-            await ledger.Credit(
-                lpb.CreditRequest(request_id=f"t-{n}", user_id="trickle", amount=1, source="b")
-            )
-            await asyncio.sleep(0.05)
-        await asyncio.wait_for(sink.all_in.wait(), 60)
-        light = delays(sink.arrived.values())
+        light = await trickle(ledger, sink)
         body = json.dumps({"sample": "x" * 200}).encode()
         floor = await floor_rate(url, body, 2000)
     server.close()

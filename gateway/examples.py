@@ -193,12 +193,20 @@ def build(schema: JSON, document: JSON, name: str = "", seen: tuple[str, ...] = 
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
-        choices = schema["enum"]
-        known = BY_NAME.get(name)
-        pick = known if known in choices else next((c for c in choices if c != "UNSPECIFIED"), None)
-        return pick if pick is not None else choices[0]
+        return _enum(schema, name)
     if "examples" in schema:
         return schema["examples"][0]
+    return _by_type(schema, document, name, seen)
+
+
+def _enum(schema: JSON, name: str) -> Any:
+    choices = schema["enum"]
+    known = BY_NAME.get(name)
+    pick = known if known in choices else next((c for c in choices if c != "UNSPECIFIED"), None)
+    return pick if pick is not None else choices[0]
+
+
+def _by_type(schema: JSON, document: JSON, name: str, seen: tuple[str, ...]) -> Any:
     kind = schema.get("type")
     if kind in ("object", "array") and isinstance(BY_NAME.get(name), dict | list):
         return BY_NAME[name]
@@ -248,22 +256,25 @@ def annotate(document: JSON) -> None:
     """Put an example on each operation's parameters, request body and success responses."""
     for operations in document["paths"].values():
         for operation in operations.values():
-            for parameter in operation.get("parameters", []):
-                if parameter["name"] == "Idempotency-Key":
-                    parameter["example"] = "7c0e5d0a-2b1f-4c3e-9a55-0f6a1d2e3b4c"
-                elif "example" not in parameter:
-                    parameter["example"] = build(parameter["schema"], document, parameter["name"])
-            body = operation.get("requestBody", {}).get("content", {})
-            for media in body.values():
+            _annotate_operation(operation, document)
+
+
+def _annotate_operation(operation: JSON, document: JSON) -> None:
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == "Idempotency-Key":
+            parameter["example"] = "7c0e5d0a-2b1f-4c3e-9a55-0f6a1d2e3b4c"
+        elif "example" not in parameter:
+            parameter["example"] = build(parameter["schema"], document, parameter["name"])
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        media["example"] = build(media["schema"], document)
+    for status, response in operation["responses"].items():
+        if not status.startswith("2"):
+            continue
+        for media_type, media in response.get("content", {}).items():
+            if media_type == "text/event-stream":
+                media["example"] = _STREAM
+            elif "schema" in media:
                 media["example"] = build(media["schema"], document)
-            for status, response in operation["responses"].items():
-                if not status.startswith("2"):
-                    continue
-                for media_type, media in response.get("content", {}).items():
-                    if media_type == "text/event-stream":
-                        media["example"] = _STREAM
-                    elif "schema" in media:
-                        media["example"] = build(media["schema"], document)
 
 
 _STREAM = 'event: balance\ndata: {"available": 5200, "pending": 100, "held": 0}\n\n: keep-alive\n\n'

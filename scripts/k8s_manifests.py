@@ -70,7 +70,7 @@ def _probes(p: Process) -> dict[str, Any]:
     }
 
 
-def deployment(p: Process) -> dict[str, Any]:
+def _container(p: Process) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": f"{p.name.upper()}_METRICS_PORT", "value": str(METRICS_PORT)},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -104,6 +104,10 @@ def deployment(p: Process) -> dict[str, Any]:
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    return container
+
+
+def deployment(p: Process) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -141,7 +145,7 @@ def deployment(p: Process) -> dict[str, Any]:
                         }
                         for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
                     ],
-                    "containers": [container],
+                    "containers": [_container(p)],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
                 },
             },

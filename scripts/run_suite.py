@@ -58,6 +58,26 @@ def stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
+def wait_healthy(children: dict[str, subprocess.Popen[bytes]], ports: dict[str, int]) -> bool:
+    """Wait up to 30 s for every child to answer its health check, printing where each one
+    answers; False (said why) when one exits or the time runs out."""
+    pending = set(children)
+    deadline = time.monotonic() + 30
+    while pending and time.monotonic() < deadline:
+        for name in sorted(pending):
+            if children[name].poll() is not None:
+                print(f"{name} exited with code {children[name].returncode}", flush=True)
+                return False
+            if healthy(name, ports[name]):
+                pending.discard(name)
+                kind = "http" if name == GATEWAY else "grpc"
+                print(f"{name:<10} {kind}://127.0.0.1:{ports[name]}", flush=True)
+        time.sleep(0.2)
+    if pending:
+        print(f"not healthy after 30 s: {', '.join(sorted(pending))}", flush=True)
+    return not pending
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the suite the same way Ctrl-C does
 
@@ -81,26 +101,13 @@ def main() -> int:
     try:
         for name, command in existing_services():
             children[name] = subprocess.Popen(command, cwd=ROOT, env=env)
-        pending = set(children)
-        deadline = time.monotonic() + 30
-        while pending and time.monotonic() < deadline:
-            for name in sorted(pending):
-                if children[name].poll() is not None:
-                    print(f"{name} exited with code {children[name].returncode}", flush=True)
-                    return 1
-                if healthy(name, ports[name]):
-                    pending.discard(name)
-                    kind = "http" if name == "gateway" else "grpc"
-                    print(f"{name:<10} {kind}://127.0.0.1:{ports[name]}", flush=True)
-            time.sleep(0.2)
-        if pending:
-            print(f"not healthy after 30 s: {', '.join(sorted(pending))}", flush=True)
+        if not wait_healthy(children, ports):
             return 1
-        if "gateway" in children:
+        if GATEWAY in children:
             print(
                 "token      .venv/bin/python -m gateway.token <user> [--scope admin]"
                 "  (then: curl -H 'Authorization: Bearer <token>' "
-                f"http://127.0.0.1:{ports['gateway']}/v1/me/wallet)",
+                f"http://127.0.0.1:{ports[GATEWAY]}/v1/me/wallet)",
                 flush=True,
             )
         print("all services up; Ctrl-C stops them", flush=True)

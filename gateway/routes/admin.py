@@ -81,7 +81,6 @@ async def put_rule(
         services.rules.UpsertRule,
         rpb.UpsertRuleRequest,
         "rule",
-        rpb.Rule(),
         rule_id,
         rule,
         services.admin_timeout,
@@ -98,17 +97,16 @@ async def _upsert(
     call: Any,
     request_type: Any,
     field: str,
-    message: Any,
     key: str,
     body: BaseModel,
     deadline: float,
     request_id: str,
     **extra: str,
 ) -> Json:
-    """Parse `body` into `message`, set its id from the path, send it in
+    """Parse `body` into the request's `field` message, set its id from the path, send it in
     `request_type(field=..., request_id=..., **extra)` and answer with what the backend
     stored."""
-    parsed = _parse(body, message)
+    parsed = _parse(body, type(getattr(request_type(), field))())
     setattr(parsed, f"{field}_id", key)
     request = request_type(**{field: parsed}, request_id=request_id, **extra)
     reply = await call(request, timeout=deadline)
@@ -165,7 +163,6 @@ async def put_campaign(
         services.rules.UpsertCampaign,
         rpb.UpsertCampaignRequest,
         "campaign",
-        rpb.Campaign(),
         campaign_id,
         campaign,
         services.admin_timeout,
@@ -189,7 +186,6 @@ async def put_tier(
         services.rules.UpsertTier,
         rpb.UpsertTierRequest,
         "tier",
-        rpb.Tier(),
         tier_id,
         tier,
         services.admin_timeout,
@@ -222,7 +218,6 @@ async def put_budget(
         services.rules.UpsertBudget,
         rpb.UpsertBudgetRequest,
         "budget",
-        rpb.Budget(),
         budget_id,
         budget,
         services.admin_timeout,
@@ -362,7 +357,6 @@ async def put_item(item_id: Name, services: Services, idem: Idem, item: ItemIn) 
         services.mall.UpsertItem,
         mpb.UpsertItemRequest,
         "item",
-        mpb.Item(),
         item_id,
         item,
         services.admin_timeout,

@@ -22,7 +22,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from opentelemetry import context as otel_context
@@ -33,6 +33,27 @@ from services.common.db import try_lock_for_transaction
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
+
+
+class Passes:
+    """How many passes of a job have finished in this process, and a way to wait for more:
+    "the sweep has run twice since" is a condition a test (or an operator's probe) can wait
+    on, where a sleep would only guess."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = asyncio.Condition()
+
+    async def finished(self) -> None:
+        async with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    async def more(self, passes: int = 2) -> None:
+        """Return once `passes` more passes have finished than when called."""
+        wanted = self.count + passes
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.count >= wanted)
 
 
 @dataclass(frozen=True)
@@ -47,6 +68,7 @@ class Job:
     # Set to start the next pass now instead of at the end of the interval (a notification
     # said there is work); the interval stays the fallback when no signal comes.
     wake: asyncio.Event | None = None
+    passes: Passes = field(default_factory=Passes, compare=False, repr=False)
 
     @property
     def backoff_cap(self) -> float:
@@ -123,3 +145,4 @@ async def run_forever(job: Job, pool: asyncpg.Pool) -> None:
             )
         else:
             failures = 0
+            await job.passes.finished()

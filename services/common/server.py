@@ -172,6 +172,12 @@ class ServiceHost:
     def ready(self) -> bool:
         return self._ready
 
+    def job(self, name: str) -> Job:
+        """The background job named `name` (its passes can be waited on)."""
+        assert self._runtime is not None, "not started"
+        [found] = [j for j in self._runtime.jobs if j.name == name]
+        return found
+
     async def start(self) -> int:
         settings = self.settings
         pool = await create_pool(

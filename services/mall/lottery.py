@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import asyncpg
 from asyncpg import Record
@@ -67,6 +67,34 @@ def choose(value: int, table: Table, no_prize_weight: int) -> tuple[int, str]:
         if pick < cumulative:
             return pick, prize_id if available else ""
     return pick, ""
+
+
+def prize_table(lottery: pb.Lottery, won_today: Mapping[str, int]) -> Table:
+    """The lottery's prizes, each available while it has stock and its daily cap is not
+    reached."""
+    return [
+        (
+            p.prize_id,
+            p.weight,
+            (p.unlimited_stock or p.stock > 0)
+            and not (p.daily_cap and won_today.get(p.prize_id, 0) >= p.daily_cap),
+        )
+        for p in lottery.prizes
+    ]
+
+
+def check_drawable(lottery: pb.Lottery, drawn_today: int) -> None:
+    """The lottery is open and the member has a draw left today."""
+    if not lottery.enabled:
+        raise FailedPrecondition(
+            "LOTTERY_NOT_AVAILABLE", "the lottery is closed", {"lottery_id": lottery.lottery_id}
+        )
+    if lottery.daily_draws_per_user and drawn_today >= lottery.daily_draws_per_user:
+        raise FailedPrecondition(
+            "USER_LIMIT_REACHED",
+            "no draws left today",
+            {"daily_draws_per_user": str(lottery.daily_draws_per_user)},
+        )
 
 
 def check_lottery(lottery: pb.Lottery) -> None:
@@ -306,32 +334,12 @@ class Lotteries:
             if earlier is not None:
                 return earlier, False
             lottery = await self._lottery(conn, request.lottery_id)
-            if not lottery.enabled:
-                raise FailedPrecondition(
-                    "LOTTERY_NOT_AVAILABLE",
-                    "the lottery is closed",
-                    {"lottery_id": request.lottery_id},
-                )
             day = now.astimezone(self.config.zone).date()
             drawn = await repo.draws_today(conn, request.user_id, request.lottery_id, day)
-            if lottery.daily_draws_per_user and drawn >= lottery.daily_draws_per_user:
-                raise FailedPrecondition(
-                    "USER_LIMIT_REACHED",
-                    "no draws left today",
-                    {"daily_draws_per_user": str(lottery.daily_draws_per_user)},
-                )
+            check_drawable(lottery, drawn)
             nonce = await repo.next_nonce(conn, request.user_id, request.lottery_id)
             seed = await self._current_seed(conn, request.lottery_id)
-            won = await repo.won_today(conn, request.lottery_id, day)
-            table = [
-                (
-                    p.prize_id,
-                    p.weight,
-                    (p.unlimited_stock or p.stock > 0)
-                    and not (p.daily_cap and won.get(p.prize_id, 0) >= p.daily_cap),
-                )
-                for p in lottery.prizes
-            ]
+            table = prize_table(lottery, await repo.won_today(conn, request.lottery_id, day))
             value = roll(bytes(seed["seed"]), request.user_id, nonce)
             pick, prize_id = choose(value, table, lottery.no_prize_weight)
             if prize_id and not await repo.take_prize(conn, request.lottery_id, prize_id, day):

@@ -92,6 +92,15 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class Earning:
+    """Who earns an award (the event's member, or a referrer), on which day, from what."""
+
+    earner: str
+    day: date
+    grant: Grant
+
+
+@dataclass(frozen=True)
 class Claim:
     """What a rule claimed in the database before it earns: a check-in's streak day, an
     invite's referrer (who earns), or why the event earns nothing ("" when it may earn)."""
@@ -256,9 +265,7 @@ class Evaluator:
         award.base_points = base.points
         award.beneficiary_user_id = claim.earner
         earner = claim.earner or event.user_id
-        # The tier multiplies the event's own user's points, not a referrer's.
-        earner_tier = grant.tier_percent if earner == event.user_id else 100
-        keys = await self._limit(conn, program, rule, day, earner, earner_tier, grant, award)
+        keys = await self._limit(conn, program, rule, Earning(earner, day, grant), award)
         if award.points == 0:
             award.reason = "CAPPED"
             return award
@@ -271,14 +278,14 @@ class Evaluator:
         conn: Conn,
         program: Program,
         rule: pb.Rule,
-        day: date,
-        earner: str,
-        earner_tier: int,
-        grant: Grant,
+        earning: Earning,
         award: pb.Award,
     ) -> list[tuple[str, str]]:
         """Campaigns and tier add to the base; caps and budgets cut: the award's points and
         what they are made of. Returns the counters the points count in."""
+        grant, earner, day = earning.grant, earning.earner, earning.day
+        # The tier multiplies the event's own user's points, not a referrer's.
+        earner_tier = 100 if award.beneficiary_user_id else grant.tier_percent
         campaigns = grant.campaigns
         extra = definitions.campaign_extra(
             campaigns, award.base_points, self.config.max_multiplier_percent, earner_tier

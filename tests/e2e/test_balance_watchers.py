@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from services.ledger.server import SPEC as LEDGER
-from tests.e2e.test_database_blips import terminate_connections
+from tests.support.databases import terminate_connections
 from tests.support.hosts import health_status, running
 from tests.support.ledger_calls import Stub, credit, rid
 

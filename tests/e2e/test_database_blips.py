@@ -10,7 +10,6 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
@@ -23,10 +22,11 @@ from services.common.server import ServiceHost
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
-from tests.integration.mall.test_mall_redemptions import MallStub, item, stock_of
+from tests.support.databases import terminate_connections
 from tests.support.hosts import health_status, running
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, rid
+from tests.support.mall_calls import MallStub, item, stock_of
 
 USERS = 12
 STOCK = 15
@@ -54,31 +54,6 @@ async def suite(
                     ledger_pb2_grpc.LedgerServiceStub(lchannel),
                     mall_pb2_grpc.MallServiceStub(mchannel),
                 )
-
-
-async def terminate_connections(
-    server_url: str, database: str, seconds: float, *, refuse_new: bool = False
-) -> int:
-    """Kill every backend connected to `database`, every few milliseconds, for `seconds`;
-    with `refuse_new`, the database also refuses new connections meanwhile."""
-    admin = await asyncpg.connect(server_url)
-    killed = 0
-    if refuse_new:
-        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
-    try:
-        deadline = asyncio.get_running_loop().time() + seconds
-        while asyncio.get_running_loop().time() < deadline:
-            killed += await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                database,
-            )
-            await asyncio.sleep(0.03)
-    finally:
-        if refuse_new:
-            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
-        await admin.close()
-    return killed
 
 
 async def redeem(mall: MallStub, request: pb.RedeemRequest) -> grpc.StatusCode:

@@ -3,36 +3,18 @@ as installed (the console script), as an operator would."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import os
-import sys
-from pathlib import Path
 
 import grpc
 import jwt
 
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from services.ledger.server import SPEC as LEDGER
+from tests.support.cli import points
 from tests.support.hosts import running
 from tests.support.ledger_calls import Stub, credit
-
-POINTS = str(Path(sys.executable).parent / "points")
-
-
-async def points(*args: str, **env: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        POINTS,
-        *args,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_migrations_as_a_deploy_step(private_database: str) -> None:

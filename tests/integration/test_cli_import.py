@@ -17,7 +17,7 @@ import pytest
 
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from services.ledger.server import SPEC as LEDGER
-from tests.integration.test_cli import POINTS, points
+from tests.support.cli import POINTS, points
 from tests.support.hosts import free_port, running
 from tests.support.ledger_calls import Stub, audit_clean, balance
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -29,12 +29,6 @@ async def conn(private_database: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
-
-
-def test_months_roll_over_the_year() -> None:
-    assert partitions.month(datetime(2026, 11, 26, tzinfo=UTC), 3) == date(2027, 2, 1)
-    assert partitions.month(datetime(2027, 1, 1, 3, tzinfo=UTC), -1) == date(2026, 12, 1)
-    assert partitions.partition_name("outbox", date(2027, 2, 1)) == "outbox_2027_02"
 
 
 async def months_of(conn: asyncpg.Connection, table: str = "outbox") -> list[str]:

@@ -44,13 +44,6 @@ async def test_a_failing_job_keeps_running_and_recovers(pool: asyncpg.Pool) -> N
     assert passes[:4] == ["failed", "failed", "failed", "ok"]
 
 
-def test_backoff_grows_with_failures_up_to_the_cap() -> None:
-    job = Job("j", 1.0, lambda: asyncio.sleep(0), max_backoff=8.0)
-    assert 0.8 <= periodic.next_delay(job, 0) <= 1.2
-    assert 3.2 <= periodic.next_delay(job, 2) <= 4.8
-    assert 6.4 <= periodic.next_delay(job, 10) <= 9.6
-
-
 async def test_a_job_that_must_run_once_runs_on_one_replica_at_a_time(
     pool: asyncpg.Pool,
 ) -> None:

@@ -21,6 +21,7 @@ from loyalty.webhooks.v1 import webhooks_pb2_grpc
 from services.common import outbox
 from services.common.db import create_pool
 from services.common.relay import Relay
+from services.common.server import ServiceHost
 from services.common.webhooks_client import WebhooksClient
 from services.ledger.server import SPEC as LEDGER
 from services.webhooks.server import SPEC as WEBHOOKS
@@ -41,6 +42,14 @@ FAST = {
 class Suite:
     ledger: LedgerStub
     webhooks: WebhooksStub
+    hosts: tuple[ServiceHost, ServiceHost]  # ledger, webhooks
+
+    async def settled(self) -> None:
+        """Once the ledger's relay and then the webhooks' workers have each run twice more:
+        whatever was written before has been published and delivered (or queued to retry)."""
+        ledger, webhooks = self.hosts
+        await ledger.job("outbox-relay").passes.more(2)
+        await webhooks.job("deliveries").passes.more(2)
 
 
 @asynccontextmanager
@@ -58,6 +67,7 @@ async def suite(database_url: str, **env: str) -> AsyncIterator[Suite]:
         yield Suite(
             ledger_pb2_grpc.LedgerServiceStub(ledger_channel),
             webhooks_pb2_grpc.WebhooksServiceStub(webhooks_channel),
+            (ledger_host, webhooks_host),
         )
 
 
@@ -97,7 +107,7 @@ async def test_deliveries_are_signed_in_order_per_member_and_retried(
             await debit(s.ledger, member, 5)
         assert (await fails(debit(s.ledger, "wh-a", 10_000))).reason == "INSUFFICIENT_POINTS"
         await until(lambda: len({r.headers["webhook-id"] for r in receiver.requests}) == 15)
-        await asyncio.sleep(0.3)  # nothing more arrives: the refused debit wrote no event
+        await s.settled()  # nothing more arrives: the refused debit wrote no event
     events = [verified(secret, r) for r in receiver.requests]
     assert len(receiver.requests) == 15 + 3  # three answered 503, then sent again
     first_seen: dict[str, dict[str, Any]] = {}

@@ -1,3 +1,4 @@
+// @ts-check
 // The gateway's public HTTP API, called with the operator's token. The token lives in this
 // module's memory only: never in storage or a cookie another site could ride.
 let token = "";

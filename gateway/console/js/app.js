@@ -1,3 +1,4 @@
+// @ts-check
 // The console's shell: sign-in, navigation (#/page/argument), language, and each page's
 // errors shown in place of the page.
 import { scopes, signIn, signOut, signedIn } from "./api.js";
@@ -40,15 +41,17 @@ async function route() {
   }
 }
 
+const tokenInput = /** @type {HTMLInputElement} */ (document.getElementById("token"));
+
 signInForm.addEventListener("submit", (event) => {
   event.preventDefault();
-  signIn(document.getElementById("token").value);
+  signIn(tokenInput.value);
   if (!scopes().includes("admin")) {
     signOut();
     document.getElementById("sign-in-error").textContent = t("notAdmin");
     return;
   }
-  document.getElementById("token").value = "";
+  tokenInput.value = "";
   nav.hidden = false;
   document.getElementById("sign-out").hidden = false;
   route();
@@ -61,7 +64,7 @@ document.getElementById("sign-out").addEventListener("click", () => {
   route();
 });
 
-const language = document.getElementById("language");
+const language = /** @type {HTMLSelectElement} */ (document.getElementById("language"));
 language.value = navigator.language?.startsWith("zh") ? "zh-CN" : "en";
 language.addEventListener("change", () => { setLocale(language.value); route(); });
 setLocale(language.value);

@@ -1,3 +1,4 @@
+// @ts-check
 // A line chart of daily series as inline SVG: enough for the economy page, no dependency.
 import { h } from "./dom.js";
 import { number } from "./i18n.js";

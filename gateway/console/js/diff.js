@@ -1,3 +1,4 @@
+// @ts-check
 // A line diff of two texts (longest common subsequence): what a version changed.
 export function lineDiff(before, after) {
   const a = before.split("\n"), b = after.split("\n");

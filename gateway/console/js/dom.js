@@ -1,3 +1,4 @@
+// @ts-check
 // Building the page from data without ever parsing data as HTML (member ids, notes and
 // reasons come from users).
 import { t } from "./i18n.js";

@@ -1,3 +1,4 @@
+// @ts-check
 // Words in English and Simplified Chinese, and numbers and dates in the chosen locale.
 const WORDS = {
   en: {
@@ -99,7 +100,9 @@ let locale = "en";
 export function setLocale(next) {
   locale = WORDS[next] ? next : "en";
   document.documentElement.lang = locale;
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n]")) {
+    node.textContent = t(/** @type {HTMLElement} */ (node).dataset.i18n);
+  }
 }
 
 export function getLocale() { return locale; }

@@ -112,7 +112,7 @@ async def test_lots_announce_expiring_soon_and_matured_once(private_database: st
             if len(events) >= 5:
                 break
             await asyncio.sleep(0.1)
-        await asyncio.sleep(0.3)  # and nothing is announced twice
+        await host.job("lot-notices").passes.more(3)  # and nothing is announced twice
         events = await events_of(private_database, "ledger", "notices")
     notices = [e for e in events if e["type"] in ("points.expiring_soon", "points.pending_matured")]
     assert [(e["type"], e["data"]["lot_id"], e["data"]["amount"]) for e in notices] == [

@@ -6,13 +6,9 @@ import grpc
 
 from loyalty.common.v1 import common_pb2
 from loyalty.mall.v1 import mall_pb2 as pb
-from tests.integration.mall.test_mall_redemptions import MallStub
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, fails, rid
-
-
-def cny(minor: int) -> common_pb2.Money:
-    return common_pb2.Money(amount_minor=minor, currency="CNY")
+from tests.support.mall_calls import MallStub, cny
 
 
 async def test_quote_apply_confirm_and_partial_refund(

@@ -20,10 +20,10 @@ from services.common.timestamps import to_timestamp
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
-from tests.integration.mall.test_mall_redemptions import stock_of
 from tests.support.hosts import free_port, running
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, fails
+from tests.support.mall_calls import stock_of
 
 
 async def test_ledger_down_between_hold_and_capture(private_database: str, user: str) -> None:

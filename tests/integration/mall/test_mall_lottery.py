@@ -12,10 +12,10 @@ from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as pb
 from services.mall.lottery import choose, roll
-from tests.integration.mall.test_mall_redemptions import MallStub
 from tests.support.events import events_of
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, fails, rid
+from tests.support.mall_calls import MallStub
 
 
 async def lottery(mall: MallStub, **fields: object) -> str:

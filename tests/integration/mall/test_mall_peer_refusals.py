@@ -4,7 +4,6 @@ forever. The ledger is real; a proxy in front of it refuses the chosen method.""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -16,15 +15,15 @@ from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.mall.v1 import mall_pb2_grpc
 from services.common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
+from services.common.server import ServiceHost
 from services.ledger.server import SPEC as LEDGER
 from services.mall.server import SPEC as MALL
 from services.rules.server import SPEC as RULES
-from tests.integration.mall.test_mall_checkout import cny
-from tests.integration.mall.test_mall_redemptions import MallStub, item, stock_of
 from tests.support.faulty_peer import FaultyPeer
 from tests.support.hosts import running
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, fails, rid
+from tests.support.mall_calls import MallStub, cny, item, stock_of
 
 
 @dataclass
@@ -32,6 +31,7 @@ class Suite:
     mall: MallStub
     ledger: LedgerStub
     proxy: FaultyPeer
+    mall_host: ServiceHost
 
 
 @pytest.fixture
@@ -57,6 +57,7 @@ async def suite(private_database: str) -> AsyncIterator[Suite]:
                         mall_pb2_grpc.MallServiceStub(mchannel),
                         ledger_pb2_grpc.LedgerServiceStub(lchannel),
                         proxy,
+                        mall_host,
                     )
         finally:
             await proxy.stop()
@@ -177,7 +178,7 @@ async def test_a_refused_charge_fails_the_draw_without_cost(suite: Suite, user: 
     )
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "INVALID_ARGUMENT")
     assert (await balance(suite.ledger, user)).available == 100
-    await asyncio.sleep(1.0)  # recovery runs several times: a failed draw is final
+    await suite.mall_host.job("draw-recovery").passes.more(3)  # a failed draw is final
     assert (await balance(suite.ledger, user)).available == 100
 
 

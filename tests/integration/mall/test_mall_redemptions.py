@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable
-from typing import TypeAlias
 
 import asyncpg
 import grpc
@@ -15,44 +14,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as pb
-from loyalty.mall.v1 import mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2 as rpb
 from services.common.errors import parse_rpc_error
 from tests.support.events import events_of, types_of
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, fails, rid
+from tests.support.mall_calls import MallStub, item, stock_of
 from tests.support.rules_calls import RulesStub
-
-MallStub: TypeAlias = "mall_pb2_grpc.MallServiceAsyncStub"
-
-
-async def item(mall: MallStub, **fields: object) -> str:
-    item_id = f"item-{uuid.uuid4().hex[:10]}"
-    values: dict[str, object] = {
-        "type": pb.ITEM_TYPE_COUPON,
-        "title": "20 yuan off",
-        "points_price": 100,
-        "stock": 5,
-        "enabled": True,
-        "coupon_value": common_pb2.Money(amount_minor=2000, currency="CNY"),
-        "code_valid_days": 30,
-        **fields,
-    }
-    await mall.UpsertItem(pb.UpsertItemRequest(item=pb.Item(item_id=item_id, **values)))  # type: ignore[arg-type]
-    return item_id
-
-
-async def stock_of(mall: MallStub, item_id: str) -> int:
-    page = await mall.ListItems(pb.ListItemsRequest(page_size=200))
-    while True:
-        for found in page.items:
-            if found.item_id == item_id:
-                return found.stock
-        if not page.next_page_token:
-            raise AssertionError(f"{item_id} not listed")
-        page = await mall.ListItems(
-            pb.ListItemsRequest(page_size=200, page_token=page.next_page_token)
-        )
 
 
 async def outcome(call: Awaitable[pb.RedeemResponse]) -> str:

@@ -15,10 +15,9 @@ from loyalty.mall.v1 import mall_pb2 as pb
 from loyalty.rules.v1 import rules_pb2 as rpb
 from loyalty.rules.v1 import rules_pb2_grpc
 from services.common.errors import parse_rpc_error
-from tests.integration.mall.test_mall_checkout import cny
-from tests.integration.mall.test_mall_redemptions import MallStub
 from tests.support.ledger_calls import Stub as LedgerStub
 from tests.support.ledger_calls import audit_clean, balance, credit, fails, rid
+from tests.support.mall_calls import MallStub, cny
 
 OK = (grpc.StatusCode.OK, "")
 CLEAN = {

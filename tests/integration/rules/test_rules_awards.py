@@ -13,6 +13,7 @@ import pytest
 from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.rules.v1 import rules_pb2 as pb
+from services.common.server import ServiceHost
 from services.common.timestamps import to_timestamp
 from tests.support.events import events_of
 from tests.support.ledger_calls import Stub as LedgerStub
@@ -188,8 +189,9 @@ async def test_batch_of_events(rules: RulesStub, user: str) -> None:
 
 
 async def test_review_holds_points_until_an_operator_decides(
-    rules: RulesStub, ledger: LedgerStub, database_url: str
+    rules: RulesStub, ledger: LedgerStub, database_url: str, rules_host: ServiceHost
 ) -> None:
+    settlement = rules_host.job("settlement").passes
     device = f"farm-{uuid.uuid4().hex[:8]}"
     accounts = [f"farm-{uuid.uuid4().hex[:8]}" for _ in range(4)]
     replies = [
@@ -199,7 +201,7 @@ async def test_review_holds_points_until_an_operator_decides(
     assert [r.decision for r in replies] == [pb.DECISION_ALLOW] * 2 + [pb.DECISION_REVIEW] * 2
     assert list(replies[2].risk_reasons) == ["SHARED_DEVICE"]
     assert replies[2].awards[0].in_review and replies[2].total_points == 1
-    await asyncio.sleep(0.5)  # let the settlement loop run: reviewed points must stay out
+    await settlement.more(2)  # settlement runs: reviewed points must stay out
     assert [(await balance(ledger, a)).available for a in accounts] == [1, 1, 0, 0]
     waiting = {
         (r.user_id, r.event_id)
@@ -213,7 +215,7 @@ async def test_review_holds_points_until_an_operator_decides(
         pb.RejectReviewRequest(user_id=accounts[3], event_id=replies[3].event_id)
     )
     assert (approved.points, rejected.points) == (1, 1)
-    await asyncio.sleep(0.5)
+    await settlement.more(2)
     assert [(await balance(ledger, a)).available for a in accounts] == [1, 1, 1, 0]
     again = await fails(
         rules.ApproveReview(

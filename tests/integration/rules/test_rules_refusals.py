@@ -14,6 +14,7 @@ from loyalty.common.v1 import common_pb2
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.rules.v1 import rules_pb2 as pb
 from loyalty.rules.v1 import rules_pb2_grpc
+from services.common.server import ServiceHost
 from services.ledger.server import SPEC as LEDGER
 from services.rules.server import SPEC as RULES
 from tests.support.hosts import running
@@ -26,7 +27,7 @@ REFUSED = grpc.StatusCode.FAILED_PRECONDITION
 
 
 @pytest.fixture
-async def suite(private_database: str) -> AsyncIterator[tuple[RulesStub, LedgerStub]]:
+async def suite(private_database: str) -> AsyncIterator[tuple[RulesStub, LedgerStub, ServiceHost]]:
     """Rules and ledger on a database of their own (the issuance report counts everything)."""
     async with running(LEDGER, private_database) as ledger_host:
         env = {"LEDGER_ADDR": f"127.0.0.1:{ledger_host.port}", "RULES_SETTLE_SECONDS": "0.2"}
@@ -38,6 +39,7 @@ async def suite(private_database: str) -> AsyncIterator[tuple[RulesStub, LedgerS
             yield (
                 rules_pb2_grpc.RulesServiceStub(rules_channel),
                 ledger_pb2_grpc.LedgerServiceStub(ledger_channel),
+                rules_host,
             )
 
 
@@ -49,9 +51,9 @@ async def open_letters(rules: RulesStub) -> list[common_pb2.DeadLetter]:
 
 
 async def test_a_refused_award_becomes_a_dead_letter_and_is_not_counted(
-    suite: tuple[RulesStub, LedgerStub], user: str
+    suite: tuple[RulesStub, LedgerStub, ServiceHost], user: str
 ) -> None:
-    rules, ledger = suite
+    rules, ledger, rules_host = suite
     # 10^9 points per minor unit: a 10,000-unit purchase earns 10^13, above the ledger's cap.
     await rules.UpsertRule(
         pb.UpsertRuleRequest(
@@ -79,7 +81,7 @@ async def test_a_refused_award_becomes_a_dead_letter_and_is_not_counted(
     report = await rules.GetIssuanceReport(pb.GetIssuanceReportRequest())
     assert report.points_issued == 0  # the ledger holds none of it, and neither does the report
     assert (await balance(ledger, user)).available == 0
-    await asyncio.sleep(1.0)  # several settlement rounds: the refusal is not sent again
+    await rules_host.job("settlement").passes.more(3)  # the refusal is not sent again
     [still] = await open_letters(rules)
     assert still.attempts == 1
 
@@ -114,9 +116,9 @@ async def test_a_refused_award_becomes_a_dead_letter_and_is_not_counted(
 
 
 async def test_a_late_event_earns_points_that_expire_after_they_are_credited(
-    suite: tuple[RulesStub, LedgerStub], user: str
+    suite: tuple[RulesStub, LedgerStub, ServiceHost], user: str
 ) -> None:
-    rules, ledger = suite
+    rules, ledger, _ = suite
     await rules.UpsertRule(
         pb.UpsertRuleRequest(
             rule=pb.Rule(

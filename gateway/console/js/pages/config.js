@@ -1,3 +1,4 @@
+// @ts-check
 // Rules, campaigns, tiers, cap groups and budgets: list, edit (the API's validation messages
 // shown as they come), enable or disable, and every version with a diff between two.
 import { api, get } from "../api.js";

@@ -1,3 +1,4 @@
+// @ts-check
 // The home page: liability, flows per day, rates, cost per rule and campaign, budgets. Every
 // figure comes from the ledger's report (GET /v1/admin/reports/ledger) or the issuance report
 // (GET /v1/admin/reports/issuance), so the page agrees with the ledger to the point.

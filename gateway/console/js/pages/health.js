@@ -1,3 +1,4 @@
+// @ts-check
 // Health: each service's status, the dead letters the services could not deliver, and the
 // webhook subscriptions the webhooks service disabled after giving up on them.
 import { get } from "../api.js";

@@ -1,3 +1,4 @@
+// @ts-check
 // The mall: items with stock and limits; a lottery's prizes, odds, remaining stock and the
 // published commitment to its seed.
 import { api, get } from "../api.js";

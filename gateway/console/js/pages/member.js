@@ -1,3 +1,4 @@
+// @ts-check
 // One member: balance, pending, held, lots by expiry, tier and progress, caps left today,
 // history with the reason for every change and every event's explanation; adjust points
 // with a reason; blacklist and unblacklist.

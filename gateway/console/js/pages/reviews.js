@@ -1,3 +1,4 @@
+// @ts-check
 // The review queue: events decided REVIEW with their signals, approved or rejected in bulk.
 import { api, get } from "../api.js";
 import { card, errorText, h, table } from "../dom.js";

@@ -1,3 +1,4 @@
+// @ts-check
 // Simulate before publishing: draft rules and campaigns against pasted or generated events,
 // points and cost per rule and campaign, the program in force today beside the draft.
 import { api } from "../api.js";

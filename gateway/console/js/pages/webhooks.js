@@ -1,3 +1,4 @@
+// @ts-check
 // Webhooks: subscriptions (create, edit, enable or disable, rotate the secret) and each one's
 // delivery log (status, attempts, answer, latency; redeliver one, replay a window).
 import { api, get } from "../api.js";
@@ -34,6 +35,7 @@ function editor(current, message, done) {
   return h("form", { class: "row", onsubmit: async (e) => {
     e.preventDefault();
     const body = { url: url.value.trim(), event_types: types(kinds.value), description: description.value };
+    /** @type {any} */
     let answer;
     const ok = await attempt(message, async () => {
       answer = current
@@ -58,6 +60,7 @@ async function list(root, notice) {
   const toggle = (s) => attempt(message, () => api("PUT", `${BASE}/subscriptions/${s.subscription_id}`,
     { url: s.url, event_types: s.event_types, description: s.description, enabled: !s.enabled })).then((ok) => ok && reload());
   const rotate = async (s) => {
+    /** @type {any} */
     let answer;
     if (await attempt(message, async () => { answer = await api("POST", `${BASE}/subscriptions/${s.subscription_id}/secret`, {}); })) {
       await reload(secretNotice(answer.secret));
@@ -119,6 +122,7 @@ async function deliveries(root, id, status = "", notice = null) {
   const replay = async (e) => {
     e.preventDefault();
     const range = { start_time: new Date(start.value).toISOString(), end_time: new Date(end.value).toISOString() };
+    /** @type {any} */
     let answer;
     if (await attempt(message, async () => { answer = await api("POST", `${BASE}/subscriptions/${id}/replay`, range); })) {
       await again(h("p", { role: "status", id: "replayed" }, `${t("queued")}: ${number(answer.deliveries)}`));

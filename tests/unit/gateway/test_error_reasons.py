@@ -17,7 +17,7 @@ from loyalty.mall.v1 import mall_pb2
 from loyalty.rules.v1 import rules_pb2
 from loyalty.webhooks.v1 import webhooks_pb2
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # Calls whose string arguments are reasons: the error types and the helpers that build them.
 RAISERS = {
     "FailedPrecondition",

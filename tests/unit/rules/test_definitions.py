@@ -114,3 +114,42 @@ def test_extra_shares_add_up_and_follow_what_each_source_adds() -> None:
     for extra in range(0, 200):
         tier, shares = extra_shares([double, bonus, double], 37, 125, extra)
         assert tier + sum(shares) == extra and min([tier, *shares]) >= 0
+
+
+def test_each_kind_has_its_base_points() -> None:
+    from services.rules.definitions import Base, base_points
+
+    purchase = pb.Rule(purchase=pb.PurchaseParams(points=1, per_amount_minor=100, currency="CNY"))
+    bought = pb.Event(amount=common_pb2.Money(amount_minor=1050, currency="CNY"))
+    assert base_points(purchase, bought, 0) == Base(10)
+    in_dollars = pb.Event(amount=common_pb2.Money(amount_minor=1050, currency="USD"))
+    assert base_points(purchase, in_dollars, 0) == Base(0, "CURRENCY_NOT_COVERED")
+    too_little = pb.Event(amount=common_pb2.Money(amount_minor=99, currency="CNY"))
+    assert base_points(purchase, too_little, 0) == Base(0, "NOTHING_EARNED")
+    check_in = pb.Rule(check_in=pb.CheckInParams(streak_points=[5, 10]))
+    assert base_points(check_in, pb.Event(), 2) == Base(10)
+    online = pb.Rule(online_time=pb.OnlineTimeParams(points=3, per_minutes=10))
+    assert base_points(online, pb.Event(minutes=25), 0) == Base(6)
+    for kind in ("action", "task", "invite"):
+        rule = pb.Rule(**{kind: {"points": 7}})  # type: ignore[arg-type]
+        assert base_points(rule, pb.Event(), 0) == Base(7)
+    assert base_points(pb.Rule(), pb.Event(), 0) == Base(0, "NOTHING_EARNED")
+
+
+def test_pending_purchases_mature_and_expiry_counts_from_credit_never_before_now() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from services.rules.definitions import expiry, maturity
+
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    pending = pb.Rule(
+        purchase=pb.PurchaseParams(points=1, per_amount_minor=1, currency="CNY", pending_days=7),
+        expiry_days=30,
+    )
+    assert maturity(pending, at) == at + timedelta(days=7)
+    assert maturity(pb.Rule(action=pb.ActionParams(points=1)), at) is None
+    matures = at + timedelta(days=7)
+    assert expiry(pending, at, matures, at) == matures + timedelta(days=30)
+    late = at + timedelta(days=20)  # reported after it would have matured: counted from now
+    assert expiry(pending, at, matures, late) == late + timedelta(days=30)
+    assert expiry(pb.Rule(), at, None, at) is None
