@@ -18,8 +18,8 @@ from services.common.idempotency import RequestLog, idempotent_admin
 from services.common.paging import LIST, Pager, token_number
 from services.common.peers import PeerUnavailable
 from services.common.timestamps import to_timestamp
-from services.common.validation import MAX_MONEY_MINOR, Checker
-from services.mall import catalog, coupons
+from services.common.validation import Checker
+from services.mall import catalog, coupons, validation
 from services.mall import repository as repo
 from services.mall.checkout import Checkout
 from services.mall.checkout import deduction as checkout_deduction
@@ -69,60 +69,6 @@ def redemption(row: Record) -> pb.Redemption:
     return message
 
 
-def _check_order(
-    c: Checker,
-    request: Any,
-    *,
-    amount_field: str = "order_amount",
-    currency: str | None = None,
-) -> None:
-    c.user_id(request.user_id)
-    if hasattr(request, "order_id"):
-        c.identifier("order_id", request.order_id, 128)
-    if hasattr(request, "request_id"):
-        c.request_id(request.request_id)
-    if amount_field:
-        money = getattr(request, amount_field)
-        c.require(
-            0 < money.amount_minor <= MAX_MONEY_MINOR,
-            f"{amount_field}.amount_minor",
-            f"must be > 0 and <= {MAX_MONEY_MINOR}",
-        )
-        if currency is not None:
-            c.require(money.currency == currency, f"{amount_field}.currency", f"must be {currency}")
-
-
-def _check_origin(c: Checker, request: Any) -> None:
-    """The device and IP a spend came from, passed on to the risk check."""
-    c.identifier("device_id", request.device_id, 128, required=False)
-    c.identifier("ip", request.ip, 128, required=False)
-
-
-def _check_lottery_id(lottery_id: str) -> None:
-    c = Checker()
-    c.require(
-        catalog.valid_item_id(lottery_id),
-        "lottery_id",
-        "is required: lower-case letters, digits, '_.-'",
-    )
-    c.done()
-
-
-def _check_redeem(request: pb.RedeemRequest) -> None:
-    c = Checker()
-    c.request_id(request.request_id)
-    c.user_id(request.user_id)
-    c.require(
-        catalog.valid_item_id(request.item_id),
-        "item_id",
-        "is required: lower-case letters, digits, '_.-'",
-    )
-    c.require(1 <= request.quantity <= 100, "quantity", "must be between 1 and 100")
-    c.text("shipping_address", request.shipping_address, 500, required=False)
-    _check_origin(c, request)
-    c.done()
-
-
 class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
     messages = pb
 
@@ -143,7 +89,9 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
 
     def _validate(self, request: Any, amount_field: str = "order_amount") -> None:
         c = Checker()
-        _check_order(c, request, amount_field=amount_field, currency=self.checkout.policy.currency)
+        validation.check_order(
+            c, request, amount_field=amount_field, currency=self.checkout.policy.currency
+        )
         c.done()
 
     async def ValidateCoupon(
@@ -176,7 +124,7 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
     @staticmethod
     def _check_coupon_request(request: Any) -> None:
         c = Checker()
-        _check_order(c, request)
+        validation.check_order(c, request)
         c.identifier("code", request.code, 64)
         c.done()
 
@@ -190,14 +138,14 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
     async def GetLottery(
         self, request: pb.GetLotteryRequest, context: Context
     ) -> pb.GetLotteryResponse:
-        _check_lottery_id(request.lottery_id)
+        validation.check_lottery_id(request.lottery_id)
         return await self.lotteries.get(request.lottery_id)
 
     @idempotent_admin(pb.RotateSeedResponse)
     async def RotateSeed(
         self, request: pb.RotateSeedRequest, context: Context
     ) -> pb.RotateSeedResponse:
-        _check_lottery_id(request.lottery_id)
+        validation.check_lottery_id(request.lottery_id)
         return await self.lotteries.rotate(request.lottery_id)
 
     async def Draw(self, request: pb.DrawRequest, context: Context) -> pb.DrawResponse:
@@ -205,9 +153,9 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         c.user_id(request.user_id)
         c.request_id(request.request_id)
         c.text("shipping_address", request.shipping_address, 500, required=False)
-        _check_origin(c, request)
+        validation.check_origin(c, request)
         c.done()
-        _check_lottery_id(request.lottery_id)
+        validation.check_lottery_id(request.lottery_id)
         return pb.DrawResponse(result=await self.lotteries.draw(request))
 
     async def VerifyDraw(
@@ -229,9 +177,9 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         self, request: pb.ApplyDeductionRequest, context: Context
     ) -> pb.ApplyDeductionResponse:
         c = Checker()
-        _check_order(c, request, currency=self.checkout.policy.currency)
+        validation.check_order(c, request, currency=self.checkout.policy.currency)
         c.points("points", request.points)
-        _check_origin(c, request)
+        validation.check_origin(c, request)
         c.done()
         row = await self.checkout.apply(request)
         return pb.ApplyDeductionResponse(deduction=checkout_deduction(row))
@@ -305,7 +253,7 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         return pb.ListItemsResponse(items=[repo.item_of(r) for r in page], next_page_token=token)
 
     async def Redeem(self, request: pb.RedeemRequest, context: Context) -> pb.RedeemResponse:
-        _check_redeem(request)
+        validation.check_redeem(request)
         row, item = await self.saga.start(request)
         try:
             row = await self.saga.drive(row, item)
