@@ -340,20 +340,7 @@ async def take_from_lot(
     conn: Conn, user_id: str, lot_id: int, amount: int, transfer_id: int
 ) -> None:
     """Take points back out of one lot (an earn reversal), recording the allocation."""
-    await conn.execute(
-        """
-        WITH taken AS (
-            UPDATE lots SET remaining = remaining - $3, allocated = allocated + $3
-            WHERE user_id = $1 AND lot_id = $2
-        )
-        INSERT INTO allocations (user_id, origin_transfer_id, transfer_id, lot_id, amount)
-        VALUES ($1, $4, $4, $2, $3::bigint)
-        """,
-        user_id,
-        lot_id,
-        amount,
-        transfer_id,
-    )
+    await _move(conn, user_id, lot_id, amount, transfer_id, transfer_id)
 
 
 async def get_transfer(conn: Conn, user_id: str, transfer_id: int) -> Record | None:
