@@ -36,9 +36,10 @@ _TIMESTAMP = "google.protobuf.Timestamp"
 
 def ascii_number(value: str, max_digits: int = 18) -> int | None:
     """`value` as a whole number when it is 1 to `max_digits` ASCII digits, else None. The one
-    parser for numeric ids, page tokens and counts: `str.isdigit` also accepts "²" (which
-    `int` then refuses: an INTERNAL error) and "١٢" (which `int` reads as 12)."""
-    if not 0 < len(value) <= max_digits or not value.isascii() or not value.isdigit():
+    parser for numeric ids, page tokens and counts. Only "0" to "9": Python's notion of a
+    digit also takes "²" (which `int` then refuses: an INTERNAL error) and "١٢" (which `int`
+    reads as 12)."""
+    if not 0 < len(value) <= max_digits or not all("0" <= ch <= "9" for ch in value):
         return None
     return int(value)
 
