@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PYTEST_ARGS ?=
 
-.PHONY: setup protos openapi k8s proto-release image-lock run test unit lint bench clean clean-data test-tools
+.PHONY: setup protos openapi k8s proto-release image-lock run test unit lint bench bench-check clean clean-data test-tools
 
 ## setup: virtualenv in .venv with pinned dependencies, generated protobuf code in gen/
 setup: $(VENV)/.installed $(GEN)/.stamp
@@ -105,7 +105,12 @@ bench: setup
 		|| echo "wrk not installed: the gateway bench falls back to a Python client"
 	@for script in bench/[a-z]*_*.py; do \
 		echo "== $$script"; $(PY) $$script || exit 1; \
-	done
+	done 2>&1 | tee .bench.log; test $${PIPESTATUS[0]} = 0
+	@$(PY) -m bench.budget table .bench.log
+
+## bench-check: each hot path's CPU per operation against bench/budget.json (CI runs it)
+bench-check: setup
+	$(PY) -m bench.budget check
 
 ## clean: remove everything generated or installed (keeps the embedded database's data)
 clean:

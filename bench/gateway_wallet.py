@@ -20,13 +20,17 @@ import grpc
 import httpx
 
 from bench.support import (
-    PROFILES,
+    CHECK,
+    OPS,
     Measured,
     Rate,
     SpanSink,
     closed_loop,
+    cpu_ms_per_call,
     p,
+    profiles,
     report,
+    report_cpu,
     round_trips,
     rss_mb,
     scratch_database,
@@ -118,6 +122,12 @@ async def measure(sink: SpanSink, url: str, headers: dict[str, str], profile: st
 
             await wallet(0, 0)  # one call opens every channel and pool before the crowd
             await closed_loop(CLIENTS, 1, wallet)
+            if CHECK:
+                report_cpu(
+                    "gateway_wallet",
+                    await cpu_ms_per_call(running.cpu_seconds, CLIENTS, OPS, wallet),
+                )
+                return
             if shutil.which("wrk"):
                 floor = Rate(
                     "GET /healthz x50 (wrk)", *await asyncio.to_thread(wrk, f"{base}/healthz", {})
@@ -188,9 +198,10 @@ async def main() -> None:
                     request_id="seed", user_id="bench-user", amount=100, source="bench"
                 )
             )
-        for profile in PROFILES:
+        for profile in profiles():
             await measure(sink, url, headers, profile)
-        await fan_out(url, headers)
+        if not CHECK:
+            await fan_out(url, headers)
 
 
 if __name__ == "__main__":

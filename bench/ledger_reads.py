@@ -14,10 +14,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.support import (
-    PROFILES,
     SpanSink,
     floor_and_path,
     load_members,
+    profiles,
     report,
     round_trips,
     scratch_database,
@@ -67,7 +67,7 @@ async def main() -> None:
         async with suite(url, ("ledger",)):
             pass
         await load_members(url, MEMBERS, 5, "now() + (g % 365 + 1) * interval '1 day'")
-        for profile in PROFILES:
+        for profile in profiles():
             await measure(sink, url, profile)
 
 

@@ -118,6 +118,17 @@ PROFILES: dict[str, dict[str, str]] = {
     "full": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
 }
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+# BENCH_CHECK=1 (`make bench-check`): the production profile only, no floor, no round trips;
+# each path runs BENCH_OPS operations and prints the `CPU <name> <ms>` line that
+# bench/budget.py holds against bench/budget.json. CPU per operation, not throughput: this
+# shared machine cannot hold a rate steady, but the work per operation stays put.
+CHECK = os.environ.get("BENCH_CHECK") == "1"
+OPS = int(os.environ.get("BENCH_OPS", "600"))
+
+
+def profiles() -> tuple[str, ...]:
+    """The tracing profiles to run: both, or production alone when checking the budget."""
+    return ("production",) if CHECK else tuple(PROFILES)
 
 
 @dataclass
@@ -146,7 +157,11 @@ class Measured:
 
 def report(name: str, profile: str, measured: Measured) -> None:
     """The floor, the figure, the ratio, CPU and round trips per operation; and, for the
-    production profile, the line `RATIO <name> <value>` that tools read."""
+    production profile, the lines `RATIO <name> <value>` and `CPU <name> <ms>` (every process,
+    PostgreSQL included) that bench/budget.py reads."""
+    if CHECK:
+        report_cpu(name, measured.cpu_ms)
+        return
     print(f"[{name} / {profile} tracing]")
     print(f"  floor  {measured.floor}")
     print(f"  path   {measured.path}")
@@ -158,6 +173,14 @@ def report(name: str, profile: str, measured: Measured) -> None:
         print(f"  per op (from the traces): {trips}")
     if profile == "production":
         print(f"RATIO {name} {measured.ratio:.3f}")
+        print(f"CPU {name} {sum(measured.cpu_ms.values()):.3f}")
+    sys.stdout.flush()
+
+
+def report_cpu(name: str, cpu_ms: dict[str, float]) -> None:
+    cpu = "  ".join(f"{n} {ms:.3f}" for n, ms in cpu_ms.items())
+    print(f"[{name}] CPU ms per op: {cpu}")
+    print(f"CPU {name} {sum(cpu_ms.values()):.3f}")
     sys.stdout.flush()
 
 
@@ -216,7 +239,7 @@ async def span_sink() -> AsyncIterator[SpanSink]:
 async def each_profile(measure: Callable[[SpanSink, str], Awaitable[None]]) -> None:
     """Run `measure` once per tracing profile, the services exporting to one sink."""
     async with span_sink() as sink:
-        for profile in PROFILES:
+        for profile in profiles():
             await measure(sink, profile)
 
 
@@ -241,7 +264,10 @@ async def floor_and_path(
     path: tuple[str, Callable[[int, int], Awaitable[object]]],
 ) -> Measured:
     """The floor, then the path, from `clients` concurrent loops on the same processes; CPU is
-    counted over the path's run."""
+    counted over the path's run (over OPS operations alone when checking the budget)."""
+    if CHECK:
+        cpu_ms = await cpu_ms_per_call(running.cpu_seconds, clients, OPS, path[1])
+        return Measured(Rate(floor[0], 0), Rate(path[0], 0), cpu_ms)
     floor_count, floor_latencies = await closed_loop(clients, SECONDS / 2, floor[1])
     await closed_loop(clients, 1, path[1])  # warm up: pools, caches, JIT-free but lazy imports
     cpu = running.cpu_seconds()
@@ -364,6 +390,30 @@ async def closed_loop(
 
     await asyncio.gather(*(loop(c) for c in range(clients)))
     return len(latencies), latencies
+
+
+async def cpu_ms_per_call(
+    cpu_seconds: Callable[[], dict[str, float]],
+    clients: int,
+    calls: int,
+    call: Callable[[int, int], Awaitable[object]],
+) -> dict[str, float]:
+    """CPU milliseconds per call of each process `cpu_seconds` reads, while `clients` loops
+    make `calls` calls in all, after a warm-up of a tenth as many."""
+
+    async def run(each: int) -> int:
+        async def loop(client: int) -> None:
+            for i in range(each):  # like closed_loop: `i` counts this client's calls
+                await call(client, i)
+
+        await asyncio.gather(*(loop(c) for c in range(clients)))
+        return each * clients
+
+    await run(max(calls // clients // 10, 1))
+    before = cpu_seconds()
+    done = await run(max(calls // clients, 1))
+    after = cpu_seconds()
+    return {name: (after[name] - before[name]) * 1000 / done for name in after}
 
 
 def p(latencies: list[float], q: float) -> float:
