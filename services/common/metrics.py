@@ -54,6 +54,10 @@ class CallMetrics(grpc.aio.ServerInterceptor):
     status code: rate, errors and duration (RED) from one histogram."""
 
     def __init__(self) -> None:
+        # The handler wrapped for each method, built on its first call: grpc.aio asks every
+        # interceptor on every call, and the inner ones (errors, request checks) answer the
+        # same for a method each time, so later calls skip them and the rebuilding.
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         self._duration = meter().create_histogram(
             "rpc.server.call.duration",
             unit="s",
@@ -125,10 +129,19 @@ class CallMetrics(grpc.aio.ServerInterceptor):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        path = handler_call_details.method
+        known = self._wrapped.get(path)
+        if known is not None:
+            return known
         handler = await continuation(handler_call_details)
-        if handler is None:
+        if handler is None:  # unknown methods are not kept: their names are the caller's
             return None
-        method = handler_call_details.method.lstrip("/")
+        self._wrapped[path] = wrapped = self._wrap(path.lstrip("/"), handler)
+        return wrapped
+
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         codecs: dict[str, Any] = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
