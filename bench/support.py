@@ -107,6 +107,42 @@ def postgres_cpu_seconds() -> float:
     return total
 
 
+def postgres_cpu_by_pid() -> dict[int, float]:
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf(
+                "SC_CLK_TCK"
+            )
+    return found
+
+
+@asynccontextmanager
+async def postgres_cpu_sampled(every: float = 0.1) -> AsyncIterator[Callable[[], float]]:
+    """PostgreSQL's CPU seconds while the block runs, backends that exit during it included
+    (a CLI's connections close with it, taking their CPU out of /proc): each backend is read
+    every `every` seconds and its last reading kept. Yields a function giving the total."""
+    start = postgres_cpu_by_pid()
+    last = dict(start)
+
+    async def sample() -> None:
+        while True:
+            last.update(postgres_cpu_by_pid())
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield lambda: sum(cpu - start.get(pid, 0.0) for pid, cpu in last.items())
+    finally:
+        task.cancel()
+        last.update(postgres_cpu_by_pid())
+
+
 # The two tracing profiles every benchmark runs: production samples (parent-based, 10 % of
 # new traces); full records everything, so that the cost of tracing stays visible. Both export
 # over OTLP to a sink process, as they would to a collector.

@@ -1,4 +1,8 @@
-"""Opening balances from another loyalty system, loaded through the ledger's batch API.
+"""Opening balances from another loyalty system, loaded straight into the ledger's database at
+COPY speed: each chunk of the file is one transaction that streams its rows into a temporary
+table and applies them set-based (services/ledger/import_repository.py and the migration
+0014_import_balances.sql), with the ledger's own bookkeeping: a request record, a transfer
+and a lot per row, the member's totals, a `points.credited` event, a note to balance watchers.
 
 The file is CSV with a header: `user_id` and `points` (required), `expires_at` and `reference`
 (optional). Each row becomes one credit (one lot) from the issuance source `--source`
@@ -9,8 +13,9 @@ The file is CSV with a header: `user_id` and `points` (required), `expires_at` a
   under another --timezone) is refused for that row by the ledger (the key was used for another
   request), never applied twice. A second row with the same member and reference is refused
   the same way instead of silently merged: a member's several lots need a reference each;
-- resumable: a checkpoint beside the file records how far the ledger has confirmed; after a
-  crash the run resumes there (anything sent but unconfirmed is sent again and replays);
+- resumable: a checkpoint beside the file records how far the database has committed; after a
+  crash the run resumes there (a chunk that was in flight is sent again: its committed rows are
+  then "already imported");
 - a rejected row (malformed, not UTF-8, or refused by the ledger) changes nothing and is written
   to the rejects report with its line and reason (bytes that are not UTF-8 are copied there as
   they were). Numbers are ASCII digits only.
@@ -28,16 +33,18 @@ import hashlib
 import json
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import IO, Any
 
-from loyalty.ledger.v1 import ledger_pb2 as pb
-from services.common.ledger_client import LedgerClient
-from services.common.timestamps import to_timestamp
+import asyncpg
+
+from services.common.timestamps import rfc3339
 from services.common.validation import MAX_USER_ID, ascii_number, identifier_problem
+from services.ledger import import_repository as import_repo
+from services.ledger.config import ExpiryPolicy
 
 COLUMNS = ("user_id", "points", "expires_at", "reference")
 REQUIRED = ("user_id", "points")
@@ -68,18 +75,20 @@ class Row:
         key = "\0".join((self.user_id, self.reference)).encode()
         return f"import:{import_id}:{hashlib.sha256(key).hexdigest()[:32]}"
 
-    def operation(self, import_id: str, source: str) -> pb.BatchOperation:
-        credit = pb.CreditRequest(
-            request_id=self.request_id(import_id),
-            user_id=self.user_id,
-            amount=self.points,
-            source=source,
-            reason_code="OPENING_BALANCE",
-            metadata={"import": import_id, "line": str(self.line), "reference": self.reference},
+    def staged(self, import_id: str) -> import_repo.StagedRow:
+        """The row as the database stages it. Its payload hash is what a re-run must agree on:
+        the points and the expiry as the file gave it (empty: the policy's, whenever run)."""
+        expiry = rfc3339(self.expires_at) if self.expires_at else ""
+        payload = hashlib.sha256(f"{self.points}|{expiry}".encode()).digest()
+        return (
+            self.line,
+            self.user_id,
+            self.points,
+            self.expires_at,
+            self.reference,
+            self.request_id(import_id),
+            payload,
         )
-        if self.expires_at is not None:
-            credit.expire_time.CopyFrom(to_timestamp(self.expires_at))
-        return pb.BatchOperation(credit=credit)
 
 
 def parse_row(line: int, record: dict[str, str], zone: tzinfo) -> Row:
@@ -160,10 +169,7 @@ class Batch:
     keys: set[str] = field(default_factory=set)  # request ids of its rows
 
 
-def read_batches(file: IO[str], start_line: int, size: int, zone: tzinfo) -> Iterator[Batch]:
-    """Batches of valid rows from `start_line` on, each with the rows rejected on the way."""
-    reader = csv.DictReader(file)
-    header = reader.fieldnames or []
+def check_header(header: Sequence[str]) -> None:
     missing = [c for c in REQUIRED if c not in header]
     unknown = [c for c in header if c not in COLUMNS and c not in IGNORED]
     if missing or unknown:
@@ -171,6 +177,18 @@ def read_batches(file: IO[str], start_line: int, size: int, zone: tzinfo) -> Ite
             f"the header must name {', '.join(REQUIRED)} (and may name expires_at, "
             f"reference); missing {missing or 'nothing'}, unknown {unknown or 'nothing'}"
         )
+
+
+def check_file_header(path: Path) -> None:
+    """Refuse a file whose header is wrong before anything connects."""
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as file:
+        check_header(next(csv.reader(file), []))
+
+
+def read_batches(file: IO[str], start_line: int, size: int, zone: tzinfo) -> Iterator[Batch]:
+    """Batches of valid rows from `start_line` on, each with the rows rejected on the way."""
+    reader = csv.DictReader(file)
+    check_header(reader.fieldnames or [])
     batch = Batch([])
     for record in reader:
         line = reader.line_num
@@ -192,24 +210,30 @@ def read_batches(file: IO[str], start_line: int, size: int, zone: tzinfo) -> Ite
 class Options:
     import_id: str
     source: str = "migration"
-    batch_size: int = 1000
-    parallel: int = 4  # batches in flight at once
+    batch_size: int = 10_000  # rows per chunk (one transaction each)
+    parallel: int = 2  # chunks in flight at once, each on its own connection
     zone: tzinfo = UTC
 
 
 class BalanceImport:
     def __init__(
-        self, ledger: LedgerClient, path: Path, options: Options, rejects: Path, checkpoint: Path
+        self,
+        pool: asyncpg.Pool,
+        policy: ExpiryPolicy,
+        path: Path,
+        options: Options,
+        rejects: Path,
+        checkpoint: Path,
     ) -> None:
-        self.ledger = ledger
+        self.pool = pool
+        self.policy = policy  # the ledger's default expiry, for rows that give none
         self.path = path
         self.options = options
         self.rejects_path = rejects
         self.checkpoint_path = checkpoint
-        self.started = datetime.now(UTC)
 
     async def run(self, progress: Callable[[int], None] = lambda rows: None) -> Checkpoint:
-        """Import from the checkpoint on; `progress(rows)` after each confirmed batch."""
+        """Import from the checkpoint on; `progress(rows)` after each committed chunk."""
         state = Checkpoint.load(self.checkpoint_path, self.options.import_id)
         with (
             # Bytes that are not UTF-8 fail their row, not the file (see parse_row).
@@ -219,7 +243,7 @@ class BalanceImport:
             report = csv.writer(rejects)
             if state.rejects_bytes == 0:
                 report.writerow(REJECT_COLUMNS)
-            in_flight: deque[tuple[Batch, asyncio.Task[pb.PostBatchResponse]]] = deque()
+            in_flight: deque[tuple[Batch, asyncio.Task[list[asyncpg.Record]]]] = deque()
             batches = read_batches(
                 file, state.next_line, self.options.batch_size, self.options.zone
             )
@@ -231,7 +255,7 @@ class BalanceImport:
                     while in_flight and any(keys & sent.keys for sent, _ in in_flight):
                         await self._confirm(*in_flight.popleft(), state, report, rejects, progress)
                     batch.keys = keys
-                    in_flight.append((batch, asyncio.create_task(self._post(batch))))
+                    in_flight.append((batch, asyncio.create_task(self._apply(batch))))
                     if len(in_flight) >= self.options.parallel:
                         await self._confirm(*in_flight.popleft(), state, report, rejects, progress)
                 while in_flight:
@@ -256,34 +280,39 @@ class BalanceImport:
         report.seek(state.rejects_bytes)
         return report
 
-    async def _post(self, batch: Batch) -> pb.PostBatchResponse:
+    async def _apply(self, batch: Batch) -> list[asyncpg.Record]:
+        """One transaction: the chunk's rows not applied come back with their outcome."""
         if not batch.rows:
-            return pb.PostBatchResponse()
-        operations = [r.operation(self.options.import_id, self.options.source) for r in batch.rows]
-        return await self.ledger.post_batch(pb.PostBatchRequest(operations=operations))
+            return []
+        staged = [row.staged(self.options.import_id) for row in batch.rows]
+        async with self.pool.acquire() as conn, conn.transaction():
+            default_expiry = self.policy.expires_at(await import_repo.database_now(conn))
+            return await import_repo.apply_chunk(
+                conn, self.options.import_id, self.options.source, default_expiry, staged
+            )
 
     async def _confirm(
         self,
         batch: Batch,
-        task: asyncio.Task[pb.PostBatchResponse],
+        task: asyncio.Task[list[asyncpg.Record]],
         state: Checkpoint,
         report: Any,
         rejects: IO[str],
         progress: Callable[[int], None],
     ) -> None:
-        reply = await task  # raises when the ledger cannot be reached: rerun to resume
+        not_applied = await task  # raises when the database cannot be reached: rerun to resume
         refused = list(batch.rejects)
-        for row, result in zip(batch.rows, reply.results, strict=True):
-            if result.HasField("error"):
-                refused.append(
-                    (row.line, row.raw, f"{result.error.reason}: {result.error.message}")
-                )
-            elif result.credit.transfer.create_time.ToDatetime(UTC) < self.started:
-                state.already += 1  # imported by an earlier run: replayed, not applied again
+        by_line = {row.line: row for row in batch.rows}
+        already = 0
+        for line, outcome, reason in not_applied:
+            if outcome == "already":
+                already += 1
             else:
-                state.applied += 1
+                refused.append((line, by_line[line].raw, reason))
         for line, record, reason in sorted(refused, key=lambda item: item[0]):
             report.writerow([line, *(record.get(c, "") for c in COLUMNS), reason])
+        state.already += already
+        state.applied += len(batch.rows) - len(not_applied)
         state.rejected += len(refused)
         rejects.flush()
         state.rejects_bytes = rejects.tell()
