@@ -94,17 +94,9 @@ def process_cpu_seconds(pid: int) -> float:
 
 def postgres_cpu_seconds() -> float:
     """The CPU of every PostgreSQL process on this machine (the server the benchmarks use;
-    backends come and go, so a connection that closed during the run is missed)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if "(postgres)" in text:
-            fields = text.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    backends come and go, so a connection that closed during the run is missed: see
+    `postgres_cpu_sampled`)."""
+    return sum(postgres_cpu_by_pid().values())
 
 
 def postgres_cpu_by_pid() -> dict[int, float]:
