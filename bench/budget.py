@@ -65,10 +65,11 @@ def verdicts(
 
 
 def run_checks(paths: list[HotPath]) -> str:
-    output = []
+    output, ran = [], set()
     for path in paths:
-        if path.script in (p.script for p in paths[: paths.index(path)]):
+        if path.script in ran:
             continue  # one run of a script checks every path it prints
+        ran.add(path.script)
         print(f"== {path.script}", flush=True)
         done = subprocess.run(
             [sys.executable, path.script],
