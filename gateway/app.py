@@ -31,6 +31,7 @@ from gateway.routes import (
     webhooks,
 )
 from gateway.settings import GatewaySettings
+from gateway.wallet_parts import WalletParts
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
@@ -70,7 +71,10 @@ def _document(app: FastAPI) -> dict[str, Any]:
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     services = Backends(
-        settings.backends, settings.backend_timeout_seconds, settings.admin_timeout_seconds
+        settings.backends,
+        settings.backend_timeout_seconds,
+        settings.admin_timeout_seconds,
+        WalletParts(settings.wallet_parts_seconds),
     )
 
     @asynccontextmanager

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from gateway.wallet_parts import WalletParts
 from loyalty.ledger.v1 import ledger_pb2_grpc
 from loyalty.mall.v1 import mall_pb2_grpc
 from loyalty.rules.v1 import rules_pb2_grpc
@@ -22,6 +23,7 @@ class Backends:
     addresses: dict[str, str]
     timeout: float  # deadline of each backend call, in seconds
     admin_timeout: float  # deadline of an operator's write
+    wallet_parts: WalletParts = field(default_factory=lambda: WalletParts(0.0))
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     # Typed stubs over the channels, set by open().
     ledger: ledger_pb2_grpc.LedgerServiceAsyncStub = field(init=False)

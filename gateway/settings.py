@@ -91,6 +91,9 @@ class GatewaySettings:
     # One log line per request: off by default (the proxy in front keeps access logs, and a
     # line per request costs the hot path more than the request's own JSON).
     access_log: bool
+    # How long a member's check-in, tier and redemptions are reused while their points stand
+    # still (gateway/wallet_parts.py); 0 fetches them for every wallet.
+    wallet_parts_seconds: float
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -107,6 +110,7 @@ class GatewaySettings:
             sse_keepalive_seconds=env.number("GATEWAY_SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1),
             forwarded_allow_ips=env.text("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
             access_log=env.choice("GATEWAY_ACCESS_LOG", "OFF", ("OFF", "ON")) == "ON",
+            wallet_parts_seconds=env.number("GATEWAY_WALLET_PARTS_SECONDS", 10.0, minimum=0.0),
             limits=EdgeLimits(
                 max_header_bytes=env.integer(
                     "GATEWAY_MAX_HEADER_BYTES", 16_384, minimum=1024, maximum=1_048_576

@@ -432,6 +432,7 @@ async def update_shipment(
         ),
         timeout=services.admin_timeout,
     )
+    services.wallet_parts.forget(user_id)  # a shipment moves no points
     return to_json(reply.redemption)
 
 

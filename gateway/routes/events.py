@@ -63,6 +63,7 @@ async def record_events(
         rpb.RecordEventsRequest(events=[_message(e.event_id, e) for e in body.events]),
         timeout=services.timeout * 10,
     )
+    services.wallet_parts.forget(*(e.user_id for e in body.events))
     out = []
     for result in reply.results:
         if result.WhichOneof("result") == "response":
@@ -87,4 +88,5 @@ async def record_event(
     reply = await services.rules.RecordEvent(
         rpb.RecordEventRequest(event=message), timeout=services.timeout * 3
     )
+    services.wallet_parts.forget(message.user_id)
     return EventResult.of(reply)

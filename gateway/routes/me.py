@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Annotated, Any, TypeVar
 
 import grpc
 from fastapi import APIRouter, Depends, Query, Request
@@ -28,6 +28,7 @@ from gateway.models import (
     Wallet,
 )
 from gateway.routes.common import PAGE_SIZE, PageSize, PageToken, backends, client, idempotency_key
+from gateway.wallet_parts import UNORDERED, Stamp, WalletParts, stamp_of
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
@@ -36,6 +37,7 @@ router = APIRouter(prefix="/v1/me", tags=["me"])
 Me = Annotated[Principal, Depends(requires())]
 Services = Annotated[Backends, Depends(backends)]
 EXPIRING_WINDOW_DAYS = 30
+T = TypeVar("T")
 
 
 # The signed-in user's routes below, and the operators' views of a member (routes/members.py),
@@ -51,34 +53,75 @@ async def wallet(me: Me, services: Services) -> Wallet:
 
 
 async def wallet_of(user_id: str, services: Backends) -> Wallet:
-    timeout = services.timeout
-    balance, history, status, redemptions = await asyncio.gather(
-        services.ledger.GetBalance(
-            lpb.GetBalanceRequest(user_id=user_id, expiring_within_days=EXPIRING_WINDOW_DAYS),
-            timeout=timeout,
+    """One ledger call when the member's other parts are kept and still current (see
+    gateway/wallet_parts.py); else all four backends, concurrently for a member not seen yet."""
+    kept = services.wallet_parts
+    ledger = services.ledger.GetBalance(
+        lpb.GetBalanceRequest(
+            user_id=user_id, expiring_within_days=EXPIRING_WINDOW_DAYS, recent_transfers=10
         ),
-        services.ledger.ListTransfers(
-            lpb.ListTransfersRequest(user_id=user_id, page_size=10), timeout=timeout
-        ),
+        timeout=services.timeout,
+    )
+    if not kept.known(user_id):
+        found = await asyncio.gather(
+            ledger, *_other_parts(user_id, services), return_exceptions=True
+        )
+        return _keep(kept, user_id, UNORDERED, *found)
+    balance = await _outcome(ledger)
+    stamp = UNORDERED
+    if not isinstance(balance, BaseException):
+        stamp = stamp_of(balance.balance.changed_time)
+        parts = kept.get(user_id, stamp)
+        if parts is not None:
+            return _wallet(user_id, balance, parts.status, parts.redemptions)
+    others = await asyncio.gather(*_other_parts(user_id, services), return_exceptions=True)
+    return _keep(kept, user_id, stamp, balance, *others)
+
+
+def _keep(kept: WalletParts, user_id: str, stamp: Stamp, *found: Any) -> Wallet:
+    """The wallet of what the backends answered; the rules' and mall's parts kept."""
+    balance, status, redemptions = found
+    for part in found:
+        if isinstance(part, BaseException) and not isinstance(part, grpc.aio.AioRpcError):
+            raise part  # a bug, not a backend outage
+    if not isinstance(status, BaseException) and not isinstance(redemptions, BaseException):
+        kept.put(user_id, stamp, status, redemptions)
+    return _wallet(user_id, balance, status, redemptions)
+
+
+def _other_parts(user_id: str, services: Backends) -> tuple[Awaitable[Any], Awaitable[Any]]:
+    return (
         services.rules.GetMemberStatus(
-            rpb.GetMemberStatusRequest(user_id=user_id), timeout=timeout
+            rpb.GetMemberStatusRequest(user_id=user_id), timeout=services.timeout
         ),
         services.mall.ListRedemptions(
-            mpb.ListRedemptionsRequest(user_id=user_id, page_size=5), timeout=timeout
+            mpb.ListRedemptionsRequest(user_id=user_id, page_size=5), timeout=services.timeout
         ),
-        return_exceptions=True,
     )
+
+
+async def _outcome(call: Awaitable[T]) -> T | BaseException:
+    """The call's answer, or its failure as a value (as asyncio.gather(return_exceptions))."""
+    try:
+        return await call
+    except Exception as exc:
+        return exc
+
+
+def _wallet(
+    user_id: str,
+    balance: lpb.GetBalanceResponse | BaseException,
+    status: rpb.GetMemberStatusResponse | BaseException,
+    redemptions: mpb.ListRedemptionsResponse | BaseException,
+) -> Wallet:
     parts = {
         "points": balance,
-        "recent": history,
+        "recent": balance,
         "check_in": status,
         "redemptions": redemptions,
         "tier": status,
         "caps_today": status,
     }
-    for part in parts.values():
-        if isinstance(part, BaseException) and not isinstance(part, grpc.aio.AioRpcError):
-            raise part  # a bug, not a backend outage
     return Wallet(
         user_id=user_id,
         points=None if isinstance(balance, BaseException) else Points.of(balance.balance),
@@ -107,8 +150,8 @@ async def wallet_of(user_id: str, services: Backends) -> Wallet:
             for c in status.caps
         ],
         recent=[]
-        if isinstance(history, BaseException)
-        else [Transfer.of(t) for t in history.transfers],
+        if isinstance(balance, BaseException)
+        else [Transfer.of(t) for t in balance.recent],
         redemptions=[]
         if isinstance(redemptions, BaseException)
         else [Redemption.of(r) for r in redemptions.redemptions],
@@ -218,6 +261,7 @@ async def check_in(
     reply = await services.rules.RecordEvent(
         rpb.RecordEventRequest(event=event), timeout=services.timeout * 3
     )
+    services.wallet_parts.forget(me.user_id)  # a check-in may move the streak, not the points
     return EventResult.of(reply)
 
 

@@ -92,4 +92,5 @@ def balance(row: asyncpg.Record, expiring: Sequence[tuple[str, int]]) -> pb.Bala
         lifetime_reversed=row["reversed"],
         expiring=[pb.ExpiringPoints(date=day, amount=amount) for day, amount in expiring],
         as_of_time=to_timestamp(row["as_of"]),
+        changed_time=to_timestamp(row["changed_at"]) if row["changed_at"] else None,
     )

@@ -386,6 +386,7 @@ async def balances(
         SELECT u.user_id, now() AS as_of,
                coalesce(m.earned, 0) AS earned, coalesce(m.spent, 0) AS spent,
                coalesce(m.expired, 0) AS expired, coalesce(m.reversed, 0) AS reversed,
+               m.updated_at AS changed_at,
                coalesce(l.available, 0) AS lots_available, coalesce(l.pending, 0) AS pending,
                coalesce(h.active, 0) AS held, coalesce(h.overdue, 0) AS overdue,
                e.days, e.amounts

@@ -25,6 +25,7 @@ from services.ledger.watch import BalanceWatchers
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_BATCH = 5000
+MAX_RECENT = 50  # transfers a GetBalance may carry
 SYSTEM_SCOPE = ""  # requests not tied to one member (expiry runs) use this user id
 
 
@@ -130,9 +131,25 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> pb.GetBalanceResponse:
         checker = validation.Checker()
         checker.user_id(request.user_id)
+        checker.require(
+            0 <= request.recent_transfers <= MAX_RECENT, "recent_transfers", "must be 0 to 50"
+        )
         checker.done()
-        [balance] = await self._balances([request.user_id], request.expiring_within_days)
-        return pb.GetBalanceResponse(balance=balance)
+        if not request.recent_transfers:
+            [balance] = await self._balances([request.user_id], request.expiring_within_days)
+            return pb.GetBalanceResponse(balance=balance)
+        validation.check_expiring_days(request.expiring_within_days)
+        async with self.pool.acquire() as conn:
+            rows, expiring = await repo.balances(
+                conn, [request.user_id], request.expiring_within_days, self.config.zone.key
+            )
+            recent = await queries.list_transfers(
+                conn, request.user_id, request.recent_transfers, None, (), None, None
+            )
+        return pb.GetBalanceResponse(
+            balance=convert.balance(rows[request.user_id], expiring[request.user_id]),
+            recent=[convert.transfer(r, r["lot_expires_at"], r["lot_matures_at"]) for r in recent],
+        )
 
     async def BatchGetBalances(
         self, request: pb.BatchGetBalancesRequest, context: Context

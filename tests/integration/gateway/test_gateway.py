@@ -10,6 +10,8 @@ import httpx
 import jwt
 
 from gateway.settings import DEV_SECRET
+from loyalty.rules.v1 import rules_pb2 as rpb
+from loyalty.rules.v1 import rules_pb2_grpc as rpb_grpc
 from services.common.server import ServiceHost
 from tests.support.gateway_calls import assert_error, bearer, gateway_env
 from tests.support.hosts import free_port, serving_gateway
@@ -61,6 +63,28 @@ async def test_wallet_aggregates_the_users_own_points(
     assert wallet["redemptions"] == []
     assert wallet["tier"] is None  # no tiers configured
     assert {c["rule_id"]: c["remaining_today"] for c in wallet["caps_today"]}["like"] == 5
+    assert wallet["degraded"] == []
+
+
+async def test_wallet_follows_changes_made_past_this_gateway(
+    http: httpx.AsyncClient,
+    ledger: LedgerStub,
+    rules: rpb_grpc.RulesServiceAsyncStub,
+    user: str,
+) -> None:
+    """The rules' and mall's parts are reused while the ledger says the points stand still;
+    a check-in recorded straight at the rules service moves the points, so it shows."""
+    await credit(ledger, user, 10)
+    for _ in range(2):  # the second one reuses the rules' and mall's parts
+        wallet = (await http.get("/v1/me/wallet", headers=bearer(user))).json()
+        assert wallet["check_in"]["checked_in_today"] is False
+    event = rpb.Event(event_id=f"{user}-direct", user_id=user, type=rpb.EVENT_TYPE_CHECK_IN)
+    await rules.RecordEvent(rpb.RecordEventRequest(event=event))
+    wallet = (await http.get("/v1/me/wallet", headers=bearer(user))).json()
+    assert wallet["check_in"]["checked_in_today"] is True
+    assert wallet["check_in"]["streak"] == 1
+    assert wallet["points"]["available"] == 15
+    assert [t["amount"] for t in wallet["recent"]] == [5, 10]
     assert wallet["degraded"] == []
 
 

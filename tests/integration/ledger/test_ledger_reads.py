@@ -35,6 +35,28 @@ async def test_history_is_newest_first_and_paginated(ledger: Stub, user: str) ->
     assert [v.field for v in error.violations] == ["page_token"]
 
 
+async def test_balance_carries_recent_transfers_and_when_points_changed(
+    ledger: Stub, user: str
+) -> None:
+    never = await ledger.GetBalance(pb.GetBalanceRequest(user_id=user, recent_transfers=5))
+    assert not never.balance.HasField("changed_time")
+    assert list(never.recent) == []
+    for amount in (1, 2, 3):
+        await credit(ledger, user, amount)
+    first = await ledger.GetBalance(pb.GetBalanceRequest(user_id=user, recent_transfers=2))
+    assert [t.amount for t in first.recent] == [3, 2]
+    assert first.balance.available == 6
+    again = await ledger.GetBalance(pb.GetBalanceRequest(user_id=user))
+    assert again.balance.changed_time == first.balance.changed_time  # reads change nothing
+    assert list(again.recent) == []
+    await debit(ledger, user, 4)
+    after = await ledger.GetBalance(pb.GetBalanceRequest(user_id=user, recent_transfers=1))
+    assert after.balance.changed_time.ToDatetime() > first.balance.changed_time.ToDatetime()
+    assert [t.kind for t in after.recent] == [pb.TRANSFER_KIND_SPEND]
+    error = await fails(ledger.GetBalance(pb.GetBalanceRequest(user_id=user, recent_transfers=51)))
+    assert [v.field for v in error.violations] == ["recent_transfers"]
+
+
 async def members_from(ledger: Stub, prefix: str, min_available: int) -> list[str]:
     """Every page of ListMembers, keeping this test's members."""
     found: list[str] = []

@@ -88,3 +88,10 @@ def test_event_retention_keeps_replays_recognisable() -> None:
     )
     with pytest.raises(SettingsError, match="at least 38"):
         RulesConfig.from_env({"RULES_EVENT_RETENTION_DAYS": "30"})
+
+
+def test_gateway_wallet_parts_time_is_never_negative() -> None:
+    assert GatewaySettings.from_env({}).wallet_parts_seconds == 10.0
+    assert GatewaySettings.from_env({"GATEWAY_WALLET_PARTS_SECONDS": "0"}).wallet_parts_seconds == 0
+    with pytest.raises(SettingsError, match="GATEWAY_WALLET_PARTS_SECONDS"):
+        GatewaySettings.from_env({"GATEWAY_WALLET_PARTS_SECONDS": "-1"})
