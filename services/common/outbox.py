@@ -47,6 +47,17 @@ class Event:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+def columns(events: Sequence[Event]) -> tuple[list[str], list[str], list[str]]:
+    """`events` as the (type, member_id, data) arrays an `INSERT INTO outbox ... SELECT * FROM
+    unnest($1::text[], $2::text[], $3::jsonb[])` takes, for a statement that writes its events
+    beside its change."""
+    return (
+        [e.type for e in events],
+        [e.member_id or "" for e in events],  # '' keys program-wide events
+        [json.dumps(e.data, separators=(",", ":"), default=str) for e in events],
+    )
+
+
 async def emit(conn: Conn, events: Sequence[Event]) -> None:
     """Record `events` in the caller's transaction (one statement, however many)."""
     if not events:
@@ -56,9 +67,7 @@ async def emit(conn: Conn, events: Sequence[Event]) -> None:
         INSERT INTO outbox (type, member_id, data)
         SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
         """,
-        [e.type for e in events],
-        [e.member_id or "" for e in events],  # '' keys program-wide events
-        [json.dumps(e.data, separators=(",", ":"), default=str) for e in events],
+        *columns(events),
     )
 
 

@@ -117,7 +117,8 @@ class Operations:
         credit: str,
         hold_id: int | None = None,
     ) -> repo.Spent:
-        """Spend or reserve points, or fail with INSUFFICIENT_POINTS having changed nothing."""
+        """Spend or reserve points, or fail with INSUFFICIENT_POINTS having changed nothing (the
+        spend is one statement that writes nothing when the points fall short)."""
         spend = functools.partial(
             repo.spend,
             conn,
@@ -131,8 +132,11 @@ class Operations:
             hold_id=hold_id,
         )
         spent = await spend()
-        if spent.transfer is None:
-            # Holds past their deadline count as released: release them now and try again.
+        if spent.transfer is not None:
+            return spent
+        # Holds past their deadline count as released: release them now and try again, in a
+        # savepoint, so that a spend still refused leaves nothing behind.
+        async with conn.transaction():
             overdue = await holds_repo.overdue_holds(conn, req.user_id)
             for hold in overdue:
                 await self.release_hold_row(
@@ -140,12 +144,12 @@ class Operations:
                 )
             if overdue:
                 spent = await spend()
-        if spent.transfer is None:
-            raise FailedPrecondition(
-                "INSUFFICIENT_POINTS",
-                f"{req.amount} points requested, {spent.available} available",
-                {"available": str(spent.available), "requested": str(req.amount)},
-            )
+            if spent.transfer is None:
+                raise FailedPrecondition(
+                    "INSUFFICIENT_POINTS",
+                    f"{req.amount} points requested, {spent.available} available",
+                    {"available": str(spent.available), "requested": str(req.amount)},
+                )
         return spent
 
     async def debit(self, conn: Conn, now: datetime, req: pb.DebitRequest) -> pb.DebitResponse:

@@ -40,8 +40,12 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         # Keyed by the BatchOperation oneof field names.
         self.mutations = {
             "credit": Mutation("Credit", validation.check_credit, pb.CreditResponse),
-            "debit": Mutation("Debit", validation.check_debit, pb.DebitResponse, self.ops.debit),
-            "hold": Mutation("Hold", validation.check_hold, pb.HoldResponse, self.ops.hold),
+            "debit": Mutation(
+                "Debit", validation.check_debit, pb.DebitResponse, self.ops.debit, atomic=True
+            ),
+            "hold": Mutation(
+                "Hold", validation.check_hold, pb.HoldResponse, self.ops.hold, atomic=True
+            ),
             "capture_hold": Mutation(
                 "CaptureHold",
                 validation.check_capture,
