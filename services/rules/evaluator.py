@@ -16,6 +16,7 @@ from services.common.outbox import Event
 from services.common.timestamps import to_timestamp
 from services.rules import definitions
 from services.rules.config import RulesConfig
+from services.rules.event_state import EventState, Spend, cap_keys
 from services.rules.program import Program
 from services.rules.repository import awards as awards_repo
 from services.rules.repository import budgets as budgets_repo
@@ -73,12 +74,13 @@ async def assess(
 
 @dataclass(frozen=True)
 class Occasion:
-    """One event under evaluation: what every rule's award reads."""
+    """One event under evaluation: what every rule's award reads, and where it writes."""
 
     event: pb.Event
     occurred_at: datetime
     now: datetime  # the database's time (the transaction's start)
     signals: risk_repo.RiskSignals  # read with the user locked
+    state: EventState  # reads kept and writes pending; the caller flushes it
 
 
 @dataclass
@@ -120,8 +122,9 @@ class Evaluator:
     async def evaluate(
         self, conn: Conn, program: Program, occasion: Occasion, lock_budgets: bool = False
     ) -> pb.RecordEventResponse:
-        """The event's risk decision and awards. Raises BudgetContention unless
-        `lock_budgets` (see Budgets)."""
+        """The event's risk decision and awards, their writes left pending in `occasion.state`
+        (see event_state.py). Its flush raises BudgetContention unless `lock_budgets` (see
+        Budgets)."""
         event = occasion.event
         risk = await assess(
             conn, self.config, event.user_id, event.device_id, event.ip, event, occasion.signals
@@ -144,9 +147,10 @@ class Evaluator:
         if rules:
             await self._awards(conn, program, occasion, rules, in_review, lock_budgets, response)
         if in_review and response.total_points:
-            await _review_opened(conn, event, response.total_points, risk.reasons)
+            occasion.state.emit([_review_opened(event, response.total_points, risk.reasons)])
         # A refund can move the member down as surely as an award moves them up.
         if program.tiers and (response.total_points or response.reversed_points):
+            await occasion.state.flush(conn)  # the tier counts this event's awards
             changed = await self.evaluate_tier(conn, program.tiers, event.user_id)
             if changed is not None:
                 response.new_tier_id = changed
@@ -163,28 +167,25 @@ class Evaluator:
         response: pb.RecordEventResponse,
     ) -> None:
         """Each rule's award for the event, added to `response`."""
-        campaigns = await self._campaigns(conn, program, occasion.event, occasion.occurred_at)
+        state = occasion.state
+        campaigns = await self._campaigns(conn, program, occasion)
         budget = await Budgets.open(
             conn,
+            state,
             program.budgets_for([c.budget_id for c in campaigns if c.budget_id]),
             self.day_of(occasion.occurred_at),
             self.config.points_per_major_unit,
             locked=lock_budgets,
         )
         tiers = program.tiers
-        tier_percent = (
-            await self._tier_percent(conn, tiers, occasion.event.user_id) if tiers else 100
-        )
+        current = await state.tier(conn, occasion.event.user_id) if tiers else ""
+        tier_percent = next((t.multiplier_percent for t in tiers if t.tier_id == current), 100)
         grant = Grant(campaigns, budget, tier_percent, in_review)
         for rule in rules:
             award = await self._award(conn, program, occasion, rule, grant)
             response.awards.append(award)
             response.total_points += award.points
-        await budget.close(conn)
-
-    async def _tier_percent(self, conn: Conn, tiers: list[pb.Tier], user_id: str) -> int:
-        current = await members_repo.current_tier(conn, user_id)
-        return next((t.multiplier_percent for t in tiers if t.tier_id == current), 100)
+        budget.close(state)
 
     async def evaluate_tier(self, conn: Conn, tiers: list[pb.Tier], user_id: str) -> str | None:
         """Move the user to the tier their last 12 months earn (up or down); the new tier's id
@@ -201,30 +202,31 @@ class Evaluator:
         return after
 
     async def _campaigns(
-        self, conn: Conn, program: Program, event: pb.Event, occurred_at: datetime
+        self, conn: Conn, program: Program, occasion: Occasion
     ) -> list[pb.Campaign]:
+        event, occurred_at = occasion.event, occasion.occurred_at
         found = []
         for campaign in program.active_campaigns(occurred_at):
             if event.type not in campaign.event_types:
                 continue
             if campaign.audience == pb.AUDIENCE_NEW_USERS:
-                since = await members_repo.user_since(conn, event.user_id)
+                since = await occasion.state.since(conn, event.user_id)
                 if occurred_at - since > timedelta(days=campaign.new_user_days):
                     continue
             found.append(campaign)
         return found
 
-    async def _claim(self, conn: Conn, rule: pb.Rule, event: pb.Event, day: date) -> Claim:
+    async def _claim(self, conn: Conn, rule: pb.Rule, occasion: Occasion, day: date) -> Claim:
         """What must hold in the database before the rule earns, claimed now: a check-in
         extends the streak once a day, a task pays once (per item), an invite pays its
         referrer once per invitee."""
-        kind = rule.WhichOneof("params")
+        kind, event = rule.WhichOneof("params"), occasion.event
         if kind == "check_in":
-            last_day, length = await events_repo.streak(conn, event.user_id, rule.rule_id)
+            last_day, length = await occasion.state.streak(conn, rule.rule_id)
             streak_day = definitions.streak_day(last_day, length, day)
             if streak_day == 0:
                 return Claim("ALREADY_CHECKED_IN")
-            await events_repo.save_streak(conn, event.user_id, rule.rule_id, day, streak_day)
+            occasion.state.save_streak(rule.rule_id, day, streak_day)
             return Claim(streak_day=streak_day)
         if kind == "task":
             item = event.item_id if rule.task.per_item else ""
@@ -252,7 +254,7 @@ class Evaluator:
         event = occasion.event
         day = self.day_of(occasion.occurred_at)
         award = pb.Award(rule_id=rule.rule_id, rule_version=rule.version)
-        claim = await self._claim(conn, rule, event, day)
+        claim = await self._claim(conn, rule, occasion, day)
         award.streak_day = claim.streak_day
         base = (
             definitions.Base(0, claim.reason)
@@ -265,12 +267,13 @@ class Evaluator:
         award.base_points = base.points
         award.beneficiary_user_id = claim.earner
         earner = claim.earner or event.user_id
-        keys = await self._limit(conn, program, rule, Earning(earner, day, grant), award)
+        earning = Earning(earner, day, grant)
+        keys = await self._limit(conn, program, rule, earning, occasion.state, award)
         if award.points == 0:
             award.reason = "CAPPED"
             return award
-        await events_repo.count(conn, earner, keys, award.points)
-        await self._keep(conn, occasion, rule, award, grant.in_review)
+        occasion.state.count(earner, keys, award.points)
+        self._keep(occasion, rule, award, grant.in_review)
         return award
 
     async def _limit(
@@ -279,6 +282,7 @@ class Evaluator:
         program: Program,
         rule: pb.Rule,
         earning: Earning,
+        state: EventState,
         award: pb.Award,
     ) -> list[tuple[str, str]]:
         """Campaigns and tier add to the base; caps and budgets cut: the award's points and
@@ -290,8 +294,8 @@ class Evaluator:
         extra = definitions.campaign_extra(
             campaigns, award.base_points, self.config.max_multiplier_percent, earner_tier
         )
-        points, award.capped_by, keys = await self._caps(
-            conn, program, earner, rule, day, award.base_points + extra
+        points, award.capped_by, keys = await _caps(
+            conn, state, program, earner, rule, day, award.base_points + extra
         )
         extra = max(0, points - award.base_points)
         points, cut_by = grant.budget.take(points, extra, [c.budget_id for c in campaigns if extra])
@@ -307,70 +311,54 @@ class Evaluator:
         return keys
 
     @staticmethod
-    async def _keep(
-        conn: Conn, occasion: Occasion, rule: pb.Rule, award: pb.Award, in_review: bool
-    ) -> None:
+    def _keep(occasion: Occasion, rule: pb.Rule, award: pb.Award, in_review: bool) -> None:
         """Store the award, due at its maturity and expiring by the rule."""
         matures_at = definitions.maturity(rule, occasion.occurred_at)
         expires_at = definitions.expiry(rule, occasion.occurred_at, matures_at, occasion.now)
-        await awards_repo.add_award(
-            conn,
-            occasion.event,
-            occasion.occurred_at,
-            rule,
-            award,
-            matures_at,
-            expires_at,
-            in_review,
+        occasion.state.add_award(
+            awards_repo.award_row(
+                occasion.event,
+                occasion.occurred_at,
+                rule,
+                award,
+                matures_at,
+                expires_at,
+                in_review,
+            )
         )
         award.in_review = in_review
         if matures_at is not None:
             award.pending = True
             award.mature_time.CopyFrom(to_timestamp(matures_at))
 
-    async def _caps(
-        self, conn: Conn, program: Program, user_id: str, rule: pb.Rule, day: date, points: int
-    ) -> tuple[int, str, list[tuple[str, str]]]:
-        """Cut to the rule's daily, weekly, monthly and lifetime caps and its group's daily
-        cap; return the points, what cut them, and the counters to count them in."""
-        scope = f"rule:{rule.rule_id}"
-        year, week, _ = day.isocalendar()
-        periods = {
-            "rule_daily_cap": (f"day:{day.isoformat()}", rule.daily_cap),
-            "rule_weekly_cap": (f"week:{year:04d}-W{week:02d}", rule.weekly_cap),
-            "rule_monthly_cap": (f"month:{day.year:04d}-{day.month:02d}", rule.monthly_cap),
-            "rule_lifetime_cap": ("life", rule.lifetime_cap),
-        }
-        keys = [(scope, period) for period, _ in periods.values()]
-        group_cap = program.cap_groups.get(rule.cap_group) if rule.cap_group else None
-        group_key = (f"group:{rule.cap_group}", f"day:{day.isoformat()}")
-        if group_cap is not None:
-            keys.append(group_key)
-        used = await events_repo.counted(conn, user_id, keys)
-        limits = [
-            (name, cap - used.get(f"{scope}/{period}", 0))
-            for name, (period, cap) in periods.items()
-            if cap
-        ]
-        if group_cap is not None:
-            limits.append(
-                (
-                    f"group:{rule.cap_group}",
-                    group_cap - used.get(f"{group_key[0]}/{group_key[1]}", 0),
-                )
-            )
-        granted, capped_by = definitions.apply_caps(points, limits)
-        return granted, capped_by, keys
+
+async def _caps(
+    conn: Conn,
+    state: EventState,
+    program: Program,
+    user_id: str,
+    rule: pb.Rule,
+    day: date,
+    points: int,
+) -> tuple[int, str, list[tuple[str, str]]]:
+    """Cut to the rule's daily, weekly, monthly and lifetime caps and its group's daily cap;
+    return the points, what cut them, and the counters to count them in."""
+    caps = cap_keys(program, rule, day)
+    keys = [key for key, _, _ in caps]
+    used = await state.counted(conn, user_id, keys)
+    limits = [(name, cap - n) for (_, cap, name), n in zip(caps, used, strict=True) if cap]
+    granted, capped_by = definitions.apply_caps(points, limits)
+    return granted, capped_by, keys
 
 
-async def _review_opened(conn: Conn, event: pb.Event, points: int, reasons: list[str]) -> None:
+def _review_opened(event: pb.Event, points: int, reasons: list[str]) -> Event:
     opened = {
         "event_id": event.event_id,
         "event_type": pb.EventType.Name(event.type).removeprefix("EVENT_TYPE_"),
         "points": points,
         "reasons": list(reasons),
     }
-    await outbox.emit(conn, [Event("review.opened", event.user_id, opened)])
+    return Event("review.opened", event.user_id, opened)
 
 
 class BudgetContention(Exception):
@@ -383,10 +371,11 @@ class Budgets:
 
     Global budgets bound every award; a campaign's budget bounds only the extra points the
     campaign adds. Budgets are hot rows every event touches, so by default their use is read
-    without a lock and spent at the end with a conditional update that holds the row only until
-    commit. When that spend would cut an award, or loses a race, `close` raises
-    BudgetContention and the event runs again with `locked=True`: rows locked once, in id order
-    (after the user's row), so concurrent events never overspend and never deadlock.
+    without a lock and spent at the end (the flush of the event's state) with a conditional
+    update that holds the row only until commit. When that spend would cut an award, or loses a
+    race, BudgetContention is raised and the event runs again with `locked=True`: rows locked
+    once, in id order (after the user's row), so concurrent events never overspend and never
+    deadlock.
     """
 
     def __init__(
@@ -404,10 +393,17 @@ class Budgets:
         self.locked = locked
         self.spent: dict[str, int] = {}
         self.cut = False  # some award was cut or refused by a budget
+        self._spends: list[Spend] = []
 
     @classmethod
     async def open(
-        cls, conn: Conn, budgets: list[pb.Budget], day: date, points_per_major: int, locked: bool
+        cls,
+        conn: Conn,
+        state: EventState,
+        budgets: list[pb.Budget],
+        day: date,
+        points_per_major: int,
+        locked: bool,
     ) -> Budgets:
         keys = [(b.budget_id, definitions.period_key(b.period, day)) for b in budgets]
         if not keys:
@@ -415,7 +411,7 @@ class Budgets:
         elif locked:
             used = await budgets_repo.lock_budget_usage(conn, keys)
         else:
-            used = await budgets_repo.budget_usage(conn, keys)
+            used = await state.budget_usage(conn, keys)
         return cls(budgets, day, used, points_per_major, locked)
 
     def _allow(self, budget_id: str, amount: int) -> int:
@@ -455,24 +451,27 @@ class Budgets:
         self.cut = self.cut or bool(cut_by)
         return points, cut_by
 
-    async def close(self, conn: Conn) -> None:
-        """Spend what the awards took; raises BudgetContention (see the class)."""
+    def close(self, state: EventState) -> None:
+        """Spend what the awards took when `state` is flushed; raises BudgetContention (see
+        the class) now, or then from the flush."""
         if not self.spent:
             return
-        spent = [
-            (budget_id, definitions.period_key(self.budgets[budget_id].period, self.day), n)
+        if self.cut and not self.locked:
+            raise BudgetContention()
+        self._spends = [
+            (
+                budget_id,
+                definitions.period_key(self.budgets[budget_id].period, self.day),
+                n,
+                None if self.locked else self.limits[budget_id],
+            )
             for budget_id, n in sorted(self.spent.items())
         ]
-        if self.locked:
-            used = await budgets_repo.spend_budgets(conn, spent)
-        else:
-            within = None
-            if not self.cut:
-                limited = [(*s, self.limits[s[0]]) for s in spent]
-                within = await budgets_repo.spend_within_limits(conn, limited)
-            if within is None:
-                raise BudgetContention()
-            used = within
+        state.spend(self._spends, self._settled)
+
+    async def _settled(self, conn: Conn, used: dict[str, int] | None) -> None:
+        if used is None:
+            raise BudgetContention()
         # The award that reaches a budget's limit announces it (once: the next finds it spent).
         exhausted = [
             Event(
@@ -480,7 +479,7 @@ class Budgets:
                 None,
                 {"budget_id": budget_id, "period_key": period, "limit": self.limits[budget_id]},
             )
-            for budget_id, period, n in spent
+            for budget_id, period, n, _ in self._spends
             if used.get(budget_id, 0) >= self.limits[budget_id] > used.get(budget_id, 0) - n
         ]
         await outbox.emit(conn, exhausted)

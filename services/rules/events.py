@@ -4,7 +4,7 @@ event is IDEMPOTENCY_KEY_REUSED), and its awards are then settled with the ledge
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from asyncpg import Record
@@ -17,14 +17,18 @@ from services.common.timestamps import from_timestamp
 from services.common.validation import MAX_REQUEST_ID, MAX_USER_ID, Checker
 from services.rules.config import RulesConfig
 from services.rules.evaluator import BudgetContention, Evaluator, Occasion
+from services.rules.event_state import asked_for, open_event
 from services.rules.program import ProgramCache
 from services.rules.repository import events as events_repo
-from services.rules.repository import members as members_repo
 from services.rules.settlement import Settlement
 
 MAX_EVENTS = 500  # in one RecordEvents call
 NEEDS_ITEM = (pb.EVENT_TYPE_LESSON_COMPLETED, pb.EVENT_TYPE_TASK_COMPLETED)
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def check_event(event: pb.Event, prefix: str = "event") -> None:
@@ -123,20 +127,31 @@ class Events:
     async def _record_once(
         self, event: pb.Event, print_: bytes, prefix: str, lock_budgets: bool
     ) -> pb.RecordEventResponse:
-        """One transaction: the stored answer for a replay, else the event evaluated."""
+        """One transaction: the stored answer for a replay, else the event evaluated. Its reads
+        are one round trip and its writes another (see event_state.py)."""
+        guess = self.programs.latest  # what the event will read, told from the last program
+        day = self.evaluator.day_of(
+            from_timestamp(event.occurred_at) if event.HasField("occurred_at") else _now()
+        )
         async with self.pool.acquire() as conn, conn.transaction():
-            now, generation = await members_repo.lock_user(conn, event.user_id)
-            prior, signals = await events_repo.event_context(
-                conn, event.user_id, event.event_id, event.device_id, event.ip
+            opened = await open_event(
+                conn,
+                event.user_id,
+                event.event_id,
+                event.device_id,
+                event.ip,
+                asked_for(guess, event, day),
             )
-            if prior is not None:
-                if bytes(prior["payload_sha256"]) != print_:
+            if opened.prior is not None:
+                if bytes(opened.prior["prior_sha256"]) != print_:
                     raise key_reused(event.event_id)
-                return pb.RecordEventResponse.FromString(prior["response"])
-            occasion = Occasion(event, self.occurred_at(event, now, prefix), now, signals)
-            program = await self.programs.at(conn, generation)
+                return pb.RecordEventResponse.FromString(opened.prior["prior_response"])
+            when = self.occurred_at(event, opened.now, prefix)
+            occasion = Occasion(event, when, opened.now, opened.signals, opened.state)
+            program = await self.programs.at(conn, opened.generation)
             response = await self.evaluator.evaluate(conn, program, occasion, lock_budgets)
-            await events_repo.save_event(conn, event, occasion.occurred_at, print_, response)
+            opened.state.save_event(event, when, print_, response)
+            await opened.state.flush(conn)
             return response
 
     async def history(self, user_id: str, pager: Pager) -> list[Record]:

@@ -81,6 +81,11 @@ class ProgramCache:
     def __init__(self) -> None:
         self._program = Program(generation=0)
 
+    @property
+    def latest(self) -> Program:
+        """The last program loaded, without asking the database (it may be behind)."""
+        return self._program
+
     async def at(self, conn: Conn, generation: int) -> Program:
         """The program of `generation` or a newer one (a change committed a moment ago)."""
         if generation > self._program.generation:

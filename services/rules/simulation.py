@@ -7,16 +7,16 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from loyalty.common.v1 import common_pb2
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.db import Conn
+from services.common.timestamps import from_timestamp
 from services.rules.evaluator import Evaluator, Occasion
+from services.rules.event_state import asked_for, open_event
 from services.rules.program import Program
-from services.rules.repository import members as members_repo
 from services.rules.repository import program as program_repo
-from services.rules.repository import risk as risk_repo
 
 # When an event happened, given the database's now and its field prefix (validated on the way).
 OccurredAt = Callable[[pb.Event, datetime, str], datetime]
@@ -65,13 +65,21 @@ async def simulate(
             await program_repo.save_campaign(conn, stored)
         program = await Program.load(conn)  # with the drafts; never cached
         for index, event in enumerate(events):
-            now, _ = await members_repo.lock_user(conn, event.user_id)
-            occurred_at = occurred(event, now, f"events[{index}]")
-            # Streaks, caps and budgets move within the simulation; risk signals see only
-            # recorded events.
-            signals = await risk_repo.risk_signals(conn, event.user_id, event.device_id, event.ip)
-            occasion = Occasion(event, occurred_at, now, signals)
+            # No event id: a simulated event is never a replay. Streaks, caps and budgets move
+            # within the simulation; risk signals see only recorded events.
+            guess = from_timestamp(event.occurred_at) if event.HasField("occurred_at") else None
+            opened = await open_event(
+                conn,
+                event.user_id,
+                "",
+                event.device_id,
+                event.ip,
+                asked_for(program, event, evaluator.day_of(guess or datetime.now(UTC))),
+            )
+            occurred_at = occurred(event, opened.now, f"events[{index}]")
+            occasion = Occasion(event, occurred_at, opened.now, opened.signals, opened.state)
             results.append(await evaluator.evaluate(conn, program, occasion, lock_budgets=True))
+            await opened.state.flush(conn)
     finally:
         await transaction.rollback()
     return results

@@ -9,11 +9,9 @@ from asyncpg import Record
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.db import Conn
-from services.common.telemetry import current_traceparent
 
 
-async def add_award(
-    conn: Conn,
+def award_row(
     event: pb.Event,
     occurred_at: datetime,
     rule: pb.Rule,
@@ -21,33 +19,27 @@ async def add_award(
     matures_at: datetime | None,
     expires_at: datetime | None,
     in_review: bool = False,
-) -> None:
+) -> dict[str, object]:
     """An award for the event's user, or for its beneficiary (a referrer), keyed so it never
-    collides with the beneficiary's own events."""
+    collides with the beneficiary's own events: the `awards` columns by name, as
+    events.write_effects stores them."""
     beneficiary = award.beneficiary_user_id
-    await conn.execute(
-        """
-        INSERT INTO awards (user_id, event_id, rule_id, rule_version, points, campaign_points,
-                            campaign_ids, order_id, matures_at, expires_at, review,
-                            campaign_shares, tier_points, occurred_at, traceparent)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-        """,
-        beneficiary or event.user_id,
-        f"invite:{event.user_id}:{event.event_id}" if beneficiary else event.event_id,
-        rule.rule_id,
-        rule.version,
-        award.points,
-        award.campaign_points,
-        list(award.campaign_ids),
-        event.order_id,
-        matures_at,
-        expires_at,
-        "PENDING" if in_review else "",
-        list(award.campaign_shares),
-        award.tier_points,
-        occurred_at,
-        current_traceparent(),
-    )
+    return {
+        "user_id": beneficiary or event.user_id,
+        "event_id": f"invite:{event.user_id}:{event.event_id}" if beneficiary else event.event_id,
+        "rule_id": rule.rule_id,
+        "rule_version": rule.version,
+        "points": award.points,
+        "campaign_points": award.campaign_points,
+        "campaign_ids": list(award.campaign_ids),
+        "order_id": event.order_id,
+        "matures_at": matures_at,
+        "expires_at": expires_at,
+        "review": "PENDING" if in_review else "",
+        "campaign_shares": list(award.campaign_shares),
+        "tier_points": award.tier_points,
+        "occurred_at": occurred_at,
+    }
 
 
 async def reverse_order(conn: Conn, user_id: str, order_id: str, refund_event_id: str) -> int:

@@ -28,22 +28,19 @@ async def lock_budget_usage(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict
     return {r["budget_id"]: r["used"] for r in rows}
 
 
-async def spend_within_limits(
-    conn: Conn, spent: Sequence[tuple[str, str, int, int]]
-) -> dict[str, int] | None:
-    """Add (budget_id, period_key, points) to each budget's use only where the use stays within
-    its limit (the fourth field), creating missing rows; each budget's use after, or None when
-    a budget could not take its share (a concurrent event got there first: nothing is kept
-    once the caller rolls back and starts over under `lock_budget_usage`). Each row is locked
-    only from here to commit."""
-    rows = await conn.fetch(
-        """
+# Adds (budget_id, period_key, points) from $1..$3 to each budget's use, only where the use
+# stays within its limit ($4; NULL for rows locked by `lock_budget_usage`, which have no race
+# to lose), creating missing rows. CTEs `created` and `added` give each spent budget's use
+# after; a budget in neither could not take its share. Other statements extend it with more
+# CTEs (repository/events.py `write_effects`).
+SPEND_WITHIN_LIMITS = """
         WITH wanted AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
                 AS w(budget_id, period_key, points, points_limit)
         ), created AS (
             INSERT INTO budget_usage (budget_id, period_key, used)
-            SELECT budget_id, period_key, points FROM wanted WHERE points <= points_limit
+            SELECT budget_id, period_key, points FROM wanted
+            WHERE points <= coalesce(points_limit, points)
             ORDER BY budget_id, period_key
             ON CONFLICT DO NOTHING
             RETURNING budget_id, period_key, used
@@ -51,34 +48,38 @@ async def spend_within_limits(
             UPDATE budget_usage u SET used = u.used + w.points
             FROM wanted w
             WHERE u.budget_id = w.budget_id AND u.period_key = w.period_key
-              AND u.used + w.points <= w.points_limit
+              AND u.used + w.points <= coalesce(w.points_limit, u.used + w.points)
               AND (w.budget_id, w.period_key) NOT IN (SELECT budget_id, period_key FROM created)
             RETURNING u.budget_id, u.used
         )
-        SELECT budget_id, used FROM created UNION ALL SELECT budget_id, used FROM added
-        """,
+"""
+
+
+def spend_columns(
+    spent: Sequence[tuple[str, str, int, int | None]],
+) -> tuple[list[str], list[str], list[int], list[int | None]]:
+    return (
         [s[0] for s in spent],
         [s[1] for s in spent],
         [s[2] for s in spent],
         [s[3] for s in spent],
     )
-    return {r["budget_id"]: r["used"] for r in rows} if len(rows) == len(spent) else None
 
 
-async def spend_budgets(conn: Conn, spent: Sequence[tuple[str, str, int]]) -> dict[str, int]:
-    """Add to rows locked by `lock_budget_usage`; each budget's use after."""
+async def spend_within_limits(
+    conn: Conn, spent: Sequence[tuple[str, str, int, int | None]]
+) -> dict[str, int] | None:
+    """Add (budget_id, period_key, points) to each budget's use only where the use stays within
+    its limit (the fourth field), creating missing rows; each budget's use after, or None when
+    a budget could not take its share (a concurrent event got there first: nothing is kept
+    once the caller rolls back and starts over under `lock_budget_usage`). Each row is locked
+    only from here to commit."""
     rows = await conn.fetch(
-        """
-        UPDATE budget_usage u SET used = u.used + s.points
-        FROM unnest($1::text[], $2::text[], $3::bigint[]) AS s(budget_id, period_key, points)
-        WHERE u.budget_id = s.budget_id AND u.period_key = s.period_key
-        RETURNING u.budget_id, u.used
-        """,
-        [s[0] for s in spent],
-        [s[1] for s in spent],
-        [s[2] for s in spent],
+        SPEND_WITHIN_LIMITS
+        + "SELECT budget_id, used FROM created UNION ALL SELECT budget_id, used FROM added",
+        *spend_columns(spent),
     )
-    return {r["budget_id"]: r["used"] for r in rows}
+    return {r["budget_id"]: r["used"] for r in rows} if len(rows) == len(spent) else None
 
 
 async def budget_usage(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict[str, int]:

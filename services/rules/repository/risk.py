@@ -19,43 +19,18 @@ class RiskSignals:
 
 
 async def risk_signals(conn: Conn, user_id: str, device_id: str, ip: str) -> RiskSignals:
-    """Every signal the risk decision always needs, in one round trip."""
-    row = await conn.fetchrow(f"SELECT {SIGNALS}", user_id, device_id, ip)
+    """Every signal the risk decision always needs, in one round trip (the function
+    `risk_signals`, migration 0017)."""
+    row = await conn.fetchrow("SELECT * FROM risk_signals($1, $2, $3)", user_id, device_id, ip)
     assert row is not None
     return signals_of(row)
 
 
 def signals_of(row: Record) -> RiskSignals:
+    """The signals of a row with `risk_signals`' columns."""
     return RiskSignals(
-        row["blacklisted"], row["recent"], row["device_accounts"], row["ip_accounts"]
+        list(row["blacklisted"]), row["recent"], row["device_accounts"], row["ip_accounts"]
     )
-
-
-# The risk signals as select-list items over $1 user_id, $2 device_id, $3 ip.
-SIGNALS = """
-            ARRAY(
-                SELECT kind FROM blacklist
-                WHERE (expires_at IS NULL OR expires_at > now())
-                  AND ((kind = 'USER' AND value = $1)
-                       OR (kind = 'DEVICE' AND value = $2 AND $2 <> '')
-                       OR (kind = 'IP' AND value = $3 AND $3 <> ''))
-                ORDER BY kind
-            ) AS blacklisted,
-            (SELECT count(*) FROM events
-             WHERE user_id = $1 AND recorded_at > now() - interval '1 min') AS recent,
-            CASE WHEN $2 = '' THEN 0 ELSE (
-                SELECT count(*) FROM (
-                    SELECT user_id FROM events
-                    WHERE device_id = $2 AND recorded_at > now() - interval '1 day'
-                    UNION SELECT $1
-                ) accounts) END AS device_accounts,
-            CASE WHEN $3 = '' THEN 0 ELSE (
-                SELECT count(*) FROM (
-                    SELECT user_id FROM events
-                    WHERE ip = $3 AND recorded_at > now() - interval '1 day'
-                    UNION SELECT $1
-                ) accounts) END AS ip_accounts
-"""
 
 
 async def save_blacklist(
