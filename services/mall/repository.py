@@ -174,18 +174,28 @@ async def redeemed_in_period(
     return total
 
 
-async def take_stock(conn: Conn, item_id: str, quantity: int) -> bool:
-    """Atomically take units (never below zero); False when there are not enough."""
-    taken = await conn.fetchval(
+async def reserve(conn: Conn, row: Record) -> Record | None:
+    """Move a STARTED redemption to STOCK_RESERVED and take its units of stock (never below
+    zero), in one statement. None when another driver moved it first; a row whose `taken` is
+    false when the stock fell short (the caller rolls back the move)."""
+    return await conn.fetchrow(
         """
-        UPDATE items SET stock = stock - $2
-        WHERE item_id = $1 AND (stock IS NULL OR stock >= $2)
-        RETURNING true
+        WITH moved AS (
+            UPDATE redemptions SET step = 'STOCK_RESERVED', stock_reserved = true,
+                                   updated_at = now()
+            WHERE user_id = $1 AND redemption_id = $2 AND step = 'STARTED'
+            RETURNING *
+        ), taken AS (
+            UPDATE items i SET stock = i.stock - m.quantity
+            FROM moved m
+            WHERE i.item_id = m.item_id AND (i.stock IS NULL OR i.stock >= m.quantity)
+            RETURNING true
+        )
+        SELECT *, now() AS read_at, EXISTS (SELECT FROM taken) AS taken FROM moved
         """,
-        item_id,
-        quantity,
+        row["user_id"],
+        row["redemption_id"],
     )
-    return bool(taken)
 
 
 async def restore_stock(conn: Conn, item_id: str, quantity: int) -> None:

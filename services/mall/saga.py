@@ -75,6 +75,12 @@ def _redemption_values(request: pb.RedeemRequest, item: Record, print_: bytes) -
     }
 
 
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Saga:
     def __init__(
         self,
@@ -159,29 +165,25 @@ class Saga:
         eligible = repo.item_of(item_row).eligible_tier_ids if item_row is not None else []
         if eligible and await self.rules.user_tier_id(row["user_id"]) not in eligible:
             return await self._fail(row, "TIER_NOT_ELIGIBLE")
-        async with self.pool.acquire() as conn, conn.transaction():
-            now = await repo.lock_user(conn, row["user_id"])  # serialises this user's sagas
-            current = await repo.get_redemption(conn, row["user_id"], row["redemption_id"])
-            if current is None or current["step"] != "STARTED":
-                return current  # another driver got here first
-            # Availability as of the drive's read, moments ago; stock is taken atomically.
-            if item_row is None or not item_row["available"]:
-                reason = "ITEM_NOT_AVAILABLE"
-            else:
-                item = repo.item_of(item_row)
+        # Availability as of the drive's read, moments ago; stock is taken atomically.
+        if item_row is None or not item_row["available"]:
+            return await self._fail(row, "ITEM_NOT_AVAILABLE")
+        item = repo.item_of(item_row)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                now = await repo.lock_user(conn, row["user_id"])  # serialises this user's sagas
                 if (
                     item.per_user_limit
                     and await self._redeemed_in_period(conn, row, item, now) + row["quantity"]
                     > item.per_user_limit
                 ):
-                    reason = "USER_LIMIT_REACHED"
-                elif not await repo.take_stock(conn, row["item_id"], row["quantity"]):
-                    reason = "OUT_OF_STOCK"
-                else:
-                    return await repo.advance(
-                        conn, row, ("STARTED",), step="STOCK_RESERVED", stock_reserved=True
-                    )
-        return await self._fail(row, reason)
+                    raise _Refused("USER_LIMIT_REACHED")
+                moved = await repo.reserve(conn, row)
+                if moved is not None and not moved["taken"]:
+                    raise _Refused("OUT_OF_STOCK")  # rolls the move back
+                return moved  # None: another driver got here first
+        except _Refused as refused:
+            return await self._fail(row, refused.reason)
 
     async def _redeemed_in_period(
         self, conn: Conn, row: Record, item: pb.Item, now: datetime
@@ -238,10 +240,13 @@ class Saga:
             days = item.code_valid_days if item is not None else 0
             changes["code"] = new_code()
             changes["code_expires_at"] = row["read_at"] + timedelta(days=days) if days else None
-        async with self.pool.acquire() as conn, conn.transaction():
-            moved = await repo.advance(conn, row, from_steps, **changes)
-            if moved is not None and item is not None and item.type == pb.ITEM_TYPE_COUPON:
-                await coupon_repo.issue(conn, moved, item)
+        async with self.pool.acquire() as conn:
+            if item is None or item.type != pb.ITEM_TYPE_COUPON:
+                return await repo.advance(conn, row, from_steps, **changes)  # one statement
+            async with conn.transaction():
+                moved = await repo.advance(conn, row, from_steps, **changes)
+                if moved is not None:
+                    await coupon_repo.issue(conn, moved, item)
         return moved
 
     async def _capture(self, row: Record, item_row: Record | None) -> Record | None:
