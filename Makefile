@@ -55,14 +55,17 @@ unit: setup
 	$(PY) -m pytest -q tests/unit
 
 ## test-tools: Debian's Chromium for the console's browser tests (Playwright drives it; its own
-## browser download is not reachable everywhere) and libfaketime for the test that runs the suite
-## a year ahead. Installed when missing and run as root.
+## browser download is not reachable everywhere), libfaketime for the test that runs the suite
+## a year ahead, pg_auto_failover and PgBouncer for the failover and pooling tests. Installed
+## when missing and run as root.
+TEST_PACKAGES = chromium faketime postgresql-15-auto-failover pgbouncer
 test-tools:
-	@{ command -v chromium >/dev/null && command -v faketime >/dev/null; } \
+	@{ command -v chromium && command -v faketime && command -v pg_autoctl \
+	   && command -v pgbouncer; } >/dev/null \
 		|| { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive \
-		&& { apt-get install -y -q chromium faketime >/dev/null 2>&1 \
-		     || { apt-get update -q >/dev/null && apt-get install -y -q chromium faketime >/dev/null; }; }; } \
-		|| { echo "chromium or faketime is missing: apt-get install chromium faketime (as root)"; exit 1; }
+		&& { apt-get install -y -q $(TEST_PACKAGES) >/dev/null 2>&1 \
+		     || { apt-get update -q >/dev/null && apt-get install -y -q $(TEST_PACKAGES) >/dev/null; }; }; } \
+		|| { echo "missing: apt-get install $(TEST_PACKAGES) (as root)"; exit 1; }
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -99,7 +102,7 @@ proto-release: node_modules/.installed
 	./node_modules/.bin/buf build -o deploy/protos-release.binpb
 
 ## bench: benchmarks printing figures against a baseline measured in the same run
-bench: setup
+bench: setup test-tools
 	@# wrk (Debian's package) loads the gateway from C instead of competing for the CPU in Python
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } \
 		|| echo "wrk not installed: the gateway bench falls back to a Python client"

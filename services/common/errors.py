@@ -39,6 +39,10 @@ DATABASE_DOWN = (
     # A pooled connection the server terminated while it sat idle fails its next statement
     # this way; the pool then replaces it.
     asyncpg.InternalClientError,
+    # Failover: a connection still open to a node that was demoted, or no node taking writes
+    # yet (a multi-host DATABASE_URL with target_session_attrs=read-write).
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.TargetServerAttributeNotMatched,
 )
 
 

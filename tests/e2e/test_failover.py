@@ -1,0 +1,259 @@
+"""The database's primary dies under load (SIGKILL: its keeper, its postmaster, all of it) in a
+pg_auto_failover formation (scripts/ha.py): the secondary takes over, the suite follows it on
+its own, and nothing acknowledged is lost or applied twice. Then the old primary comes back as
+a secondary and the formation fails over a second time."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from loyalty.ledger.v1 import ledger_pb2 as lpb
+from loyalty.ledger.v1 import ledger_pb2_grpc
+from loyalty.mall.v1 import mall_pb2 as mpb
+from loyalty.mall.v1 import mall_pb2_grpc
+from loyalty.rules.v1 import rules_pb2 as rpb
+from loyalty.rules.v1 import rules_pb2_grpc
+from loyalty.webhooks.v1 import webhooks_pb2 as wpb
+from loyalty.webhooks.v1 import webhooks_pb2_grpc
+from scripts import ha
+from services.common.errors import parse_rpc_error
+from tests.support.ledger_calls import audit_clean, rid
+from tests.support.mall_calls import stock_of
+from tests.support.receiver import receiving
+from tests.support.rules_calls import define_program
+from tests.support.suite import Suite, running_suite
+
+CLIENTS = 32
+STOCK = 400
+PRICE = 7
+SERVICE_AGAIN_WITHIN = 30.0  # seconds from the kill to the first write acknowledged again
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("pg_autoctl") is None, reason="make test-tools installs it"),
+]
+
+
+def _free_block(size: int) -> int:
+    """A base port with `size` free ports from it."""
+    for _ in range(100):
+        base = random.randrange(20_000, 40_000)
+        try:
+            for port in range(base, base + size):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free block of ports")
+
+
+@pytest.fixture
+def formation() -> Iterator[ha.Formation]:
+    base = Path("/tmp") / f"points-ha-{rid()[:8]}"  # reachable by the unprivileged owner
+    made = ha.Formation(base, _free_block(11))
+    try:
+        made.up(secondaries=1)
+        yield made
+    finally:
+        made.down()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class Record:
+    """What the clients were told: the acknowledged writes, by what they asked."""
+
+    credits: dict[str, str] = field(default_factory=dict)  # request id -> transfer id
+    debits: dict[str, str] = field(default_factory=dict)
+    check_ins: set[str] = field(default_factory=set)  # event ids
+    redemptions: dict[str, str] = field(default_factory=dict)  # request id -> status
+    users: list[str] = field(default_factory=list)
+    acknowledged_at: list[float] = field(default_factory=list)
+
+
+async def _until_answered(call: Callable[[], Awaitable[Any]]) -> Any:
+    """The answer, retrying UNAVAILABLE with the same request (a cut transaction); None for a
+    refusal (FAILED_PRECONDITION: not enough points, out of stock)."""
+    for _ in range(400):
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as exc:
+            code = parse_rpc_error(exc).code
+            if code == grpc.StatusCode.FAILED_PRECONDITION:
+                return None
+            assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), exc
+            await asyncio.sleep(0.1)
+    raise AssertionError("no answer in 40 s")
+
+
+async def _client(n: int, suite: Suite, record: Record, stop: asyncio.Event) -> None:
+    user = f"fo-{n}-{rid()[:6]}"
+    record.users.append(user)
+    async with (
+        grpc.aio.insecure_channel(suite.target("ledger").split(",")[0]) as lch,
+        grpc.aio.insecure_channel(suite.target("rules").split(",")[0]) as rch,
+        grpc.aio.insecure_channel(suite.target("mall").split(",")[0]) as mch,
+    ):
+        ledger = ledger_pb2_grpc.LedgerServiceStub(lch)
+        rules = rules_pb2_grpc.RulesServiceStub(rch)
+        mall = mall_pb2_grpc.MallServiceStub(mch)
+        while not stop.is_set():
+            credit = lpb.CreditRequest(request_id=rid(), user_id=user, amount=20, source="fo")
+            done = await _until_answered(partial(ledger.Credit, credit, timeout=5))
+            record.credits[credit.request_id] = done.transfer.transfer_id
+            debit = lpb.DebitRequest(request_id=rid(), user_id=user, amount=3)
+            done = await _until_answered(partial(ledger.Debit, debit, timeout=5))
+            if done is not None:
+                record.debits[debit.request_id] = done.transfer.transfer_id
+            check_in = rpb.Event(event_id=rid(), user_id=user, type=rpb.EVENT_TYPE_CHECK_IN)
+            await _until_answered(
+                partial(rules.RecordEvent, rpb.RecordEventRequest(event=check_in), timeout=5)
+            )
+            record.check_ins.add(check_in.event_id)
+            redeem = mpb.RedeemRequest(
+                request_id=rid(), user_id=user, item_id="fo-item", quantity=1
+            )
+            done = await _until_answered(partial(mall.Redeem, redeem, timeout=10))
+            if done is not None:
+                record.redemptions[redeem.request_id] = mpb.RedemptionStatus.Name(
+                    done.redemption.status
+                )
+            record.acknowledged_at.append(time.monotonic())
+
+
+async def _prepare(suite: Suite) -> str:
+    async with grpc.aio.insecure_channel(suite.address("rules")) as channel:
+        await define_program(rules_pb2_grpc.RulesServiceStub(channel))
+    async with grpc.aio.insecure_channel(suite.address("mall")) as channel:
+        await mall_pb2_grpc.MallServiceStub(channel).UpsertItem(
+            mpb.UpsertItemRequest(
+                item=mpb.Item(
+                    item_id="fo-item",
+                    type=mpb.ITEM_TYPE_VIRTUAL,
+                    title="Failover sticker",
+                    points_price=PRICE,
+                    stock=STOCK,
+                    enabled=True,
+                )
+            )
+        )
+    return "fo-item"
+
+
+async def _fail_over(formation: ha.Formation, record: Record) -> float:
+    """Kill the primary while the clients run; seconds until a write is acknowledged again."""
+    primary = formation.primary()
+    assert primary is not None
+    await asyncio.sleep(2.0)  # load on the primary first
+    killed_at = time.monotonic()
+    await asyncio.to_thread(formation.kill, primary)
+    while not any(t > killed_at for t in record.acknowledged_at):
+        assert time.monotonic() - killed_at < 60, "no write acknowledged within 60 s"
+        await asyncio.sleep(0.05)
+    return min(t for t in record.acknowledged_at if t > killed_at) - killed_at
+
+
+async def test_acknowledged_writes_survive_losing_the_primary(formation: ha.Formation) -> None:
+    env = {
+        "DB_POOL_MIN": "1",
+        "OUTBOX_RELAY_SECONDS": "0.1",
+        "RULES_SETTLE_SECONDS": "0.2",
+        "MALL_RECOVERY_SECONDS": "0.2",
+        "MALL_RECOVERY_AFTER_SECONDS": "1",
+        "WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "WEBHOOKS_POLL_SECONDS": "0.1",
+        "WEBHOOKS_RETRY_SECONDS": "0.2,0.5",
+    }
+    async with receiving() as receiver, running_suite(formation.url(), env) as suite:
+        await _prepare(suite)
+        async with grpc.aio.insecure_channel(suite.address("webhooks")) as channel:
+            created = await webhooks_pb2_grpc.WebhooksServiceStub(channel).CreateSubscription(
+                wpb.CreateSubscriptionRequest(
+                    subscription=wpb.Subscription(url=receiver.url, event_types=["*"])
+                )
+            )
+        record, stop = Record(), asyncio.Event()
+        clients = [asyncio.create_task(_client(n, suite, record, stop)) for n in range(CLIENTS)]
+        try:
+            first = await _fail_over(formation, record)
+            old = next(n for n in formation.nodes() if n != formation.primary())
+            await asyncio.to_thread(formation.start_node, old)  # back, as a secondary
+            await asyncio.to_thread(formation.wait_until_settled, 2)
+            second = await _fail_over(formation, record)
+            await asyncio.sleep(1.0)
+        finally:
+            stop.set()
+            await asyncio.gather(*clients)
+        print(
+            f"failover: {len(record.credits) + len(record.debits)} ledger writes, "
+            f"{len(record.check_ins)} check-ins, {len(record.redemptions)} redemptions "
+            f"acknowledged; service again {first:.1f} s and {second:.1f} s after each kill"
+        )
+        assert first < SERVICE_AGAIN_WITHIN and second < SERVICE_AGAIN_WITHIN
+        await _everything_acknowledged_once(suite, record)
+        await _every_event_delivered(receiver, created.secret, record)
+
+
+async def _everything_acknowledged_once(suite: Suite, record: Record) -> None:
+    stored: dict[str, list[str]] = {}  # request id -> transfer ids
+    async with grpc.aio.insecure_channel(suite.address("ledger")) as channel:
+        ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
+        await audit_clean(ledger)
+        for user in record.users:
+            token = ""
+            while True:
+                page = await ledger.ListTransfers(
+                    lpb.ListTransfersRequest(user_id=user, page_size=200, page_token=token)
+                )
+                for transfer in page.transfers:
+                    stored.setdefault(transfer.request_id, []).append(transfer.transfer_id)
+                token = page.next_page_token
+                if not token:
+                    break
+    for request_id, transfer_id in {**record.credits, **record.debits}.items():
+        assert stored.get(request_id) == [transfer_id], request_id  # present, exactly once
+    assert all(len(ids) == 1 for ids in stored.values())  # nothing applied twice
+    async with grpc.aio.insecure_channel(suite.address("mall")) as channel:
+        mall = mall_pb2_grpc.MallServiceStub(channel)
+        sold = await _sold_once_settled(mall, record.users)
+        assert await stock_of(mall, "fo-item") + sold == STOCK
+
+
+async def _sold_once_settled(mall: Any, users: list[str]) -> int:
+    """Redemptions completed, once none is pending (recovery finishes what a kill cut)."""
+    for _ in range(300):
+        statuses = []
+        for user in users:
+            reply = await mall.ListRedemptions(mpb.ListRedemptionsRequest(user_id=user))
+            statuses += [r.status for r in reply.redemptions]
+        if mpb.REDEMPTION_STATUS_PENDING not in statuses:
+            return statuses.count(mpb.REDEMPTION_STATUS_COMPLETED)
+        await asyncio.sleep(0.1)
+    raise AssertionError("redemptions still pending 30 s after the clients stopped")
+
+
+async def _every_event_delivered(receiver: Any, secret: str, record: Record) -> None:
+    wanted = set(record.credits.values()) | set(record.debits.values())
+    hook = Webhook(secret)
+    delivered: set[str] = set()
+    for _ in range(600):
+        events = [hook.verify(r.body, r.headers) for r in receiver.requests]
+        delivered = {str(e["data"].get("transfer_id")) for e in events}
+        if wanted <= delivered:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{len(wanted - delivered)} acknowledged writes never announced")
