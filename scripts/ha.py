@@ -6,6 +6,7 @@ trying the HA setup on one machine; a production formation puts each node on its
 (docs/operations.md, "High availability").
 
     python scripts/ha.py up [--secondaries N] [--pooler]   # start; print the multi-host URL
+    python scripts/ha.py pooler        # PgBouncer following the primary (what --pooler runs)
     python scripts/ha.py status        # the monitor's view of the nodes
     python scripts/ha.py url           # the services' DATABASE_URL (multi-host, read-write)
     python scripts/ha.py kill NODE     # SIGKILL a node, its keeper and postmaster and all
@@ -14,8 +15,9 @@ trying the HA setup on one machine; a production formation puts each node on its
     python scripts/ha.py destroy       # stop and delete
 
 Nodes are node1, node2, ...; ports follow POINTS_HA_PORT (default 56000): the monitor on it,
-node N on it + N, PgBouncer on it + 10. The data lives where the embedded database's would
-(scripts/devdb.py), under `ha/`, or in POINTS_HA_DIR. Standard library only.
+node N on it + N, PgBouncer on it + 10 (the services' URLs behind it: scripts/pooler.py). The
+data lives where the embedded database's would (scripts/devdb.py), under `ha/`, or in
+POINTS_HA_DIR. Standard library only.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts import devdb
+from scripts.pooler import Pooler
 
 DATABASE = "points"
 # Failure detection for one machine and its tests: the monitor checks every second and calls a
@@ -246,10 +250,30 @@ class Formation:
         if postmaster.exists():
             _signal_group(int(postmaster.read_text().split()[0]), group=False)
 
+    def spawn_pooler(self) -> None:
+        """`ha.py pooler` in the background (stopped by `down`)."""
+        with open(self.base / "pooler.log", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, __file__, "pooler"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={
+                    **os.environ,
+                    "POINTS_HA_DIR": str(self.base),
+                    "POINTS_HA_PORT": str(self.port),
+                },
+            )
+        (self.base / "pooler.pid").write_text(str(process.pid))
+
     def down(self) -> None:
         """Stop every node and the monitor: the keepers are killed (pg_autoctl's own stop can
         race its restarts of PostgreSQL), then a PostgreSQL still running is stopped fast. The
         data stays; a killed node recovers from its WAL when started again."""
+        pooler = self.base / "pooler.pid"
+        if pooler.exists():
+            _signal_group(int(pooler.read_text()), signal.SIGTERM, group=False)
+            pooler.unlink()
         for node in [*self.nodes(), self.monitor]:
             pid_file = self.base / f"{node.name}.pid"
             if pid_file.exists():
@@ -291,6 +315,27 @@ class Formation:
             time.sleep(0.5)
 
 
+def follow_primary(ha: Formation, every: float = 0.5) -> None:
+    """Run PgBouncer in front of the primary and point it at each new one, until SIGTERM."""
+    pooler = Pooler(ha.base / "run", ha.port + 10, ha.user, devdb._owner())
+    primary = ha.primary()
+    while primary is None:
+        time.sleep(every)
+        primary = ha.primary()
+    pooler.start(f"127.0.0.1:{primary.port}")
+
+    def stop(*_: object) -> None:
+        pooler.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        time.sleep(every)
+        primary = ha.primary()
+        if primary is not None:
+            pooler.retarget(f"127.0.0.1:{primary.port}")
+
+
 def _signal_group(pid: int, sig: int = signal.SIGKILL, group: bool = True) -> None:
     try:
         if group:
@@ -324,36 +369,49 @@ def require_tools() -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["up", "status", "url", "kill", "start", "down",
-                                            "destroy"])  # fmt: skip
-    parser.add_argument("node", nargs="?")
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("node", nargs="?", help="for kill and start: node1, node2, ...")
     parser.add_argument("--secondaries", type=int, default=1)
+    parser.add_argument("--pooler", action="store_true", help="PgBouncer in front, too")
     args = parser.parse_args(argv[1:])
-    ha = formation()
+    if args.command in ("kill", "start") and not args.node:
+        parser.error(f"{args.command} needs a node name (node1, node2, ...)")
     try:
-        if args.command == "up":
-            require_tools()
-            ha.up(args.secondaries)
-            print(ha.url())
-        elif args.command == "status":
-            for state in ha.states():
-                print(f"{state['name']}: {state['reported']} (assigned {state['assigned']})")
-        elif args.command == "url":
-            print(ha.url())
-        elif args.command in ("kill", "start"):
-            if not args.node:
-                parser.error(f"{args.command} needs a node name (node1, node2, ...)")
-            node = ha.node(args.node)
-            ha.kill(node) if args.command == "kill" else ha.start_node(node)
-        elif args.command == "down":
-            ha.down()
-        else:
-            ha.down()
-            shutil.rmtree(ha.base, ignore_errors=True)
+        COMMANDS[args.command](formation(), args)
     except HaError as exc:
         print(f"ha: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _up(ha: Formation, args: argparse.Namespace) -> None:
+    require_tools()
+    ha.up(args.secondaries)
+    if args.pooler:
+        ha.spawn_pooler()
+    print(ha.url())
+
+
+def _status(ha: Formation, _: argparse.Namespace) -> None:
+    for state in ha.states():
+        print(f"{state['name']}: {state['reported']} (assigned {state['assigned']})")
+
+
+def _destroy(ha: Formation, _: argparse.Namespace) -> None:
+    ha.down()
+    shutil.rmtree(ha.base, ignore_errors=True)
+
+
+COMMANDS: dict[str, Callable[[Formation, argparse.Namespace], None]] = {
+    "up": _up,
+    "status": _status,
+    "url": lambda ha, _: print(ha.url()),
+    "kill": lambda ha, args: ha.kill(ha.node(args.node)),
+    "start": lambda ha, args: ha.start_node(ha.node(args.node)),
+    "down": lambda ha, _: ha.down(),
+    "destroy": _destroy,
+    "pooler": lambda ha, _: follow_primary(ha),
+}
 
 
 if __name__ == "__main__":

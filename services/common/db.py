@@ -35,28 +35,48 @@ async def create_pool(
     min_size: int = 2,
     max_size: int = 20,
     wait_seconds: float = 30.0,
+    mode: str = "session",
 ) -> asyncpg.Pool:
-    """A pool whose connections resolve unqualified names in the service's own schema."""
+    """A pool whose connections resolve unqualified names in the service's own schema.
+
+    `mode` "transaction": the URL is a transaction-pooling PgBouncer, where consecutive
+    transactions may run on different server connections. Prepared statements are then not
+    kept (each is prepared in the transaction that runs it) and no startup setting is sent:
+    the pooler's database alias sets the schema and plans for its server connections
+    (scripts/pooler.py), which is checked here."""
     deadline = time.monotonic() + wait_seconds
+    pooled = mode == "transaction"
+    settings = {"application_name": application_name}
+    if not pooled:
+        settings |= {"search_path": schema, **SESSION_SETTINGS}
     while True:
         try:
             pool: asyncpg.Pool = await asyncpg.create_pool(
                 url,
                 min_size=min_size,
                 max_size=max_size,
-                server_settings={
-                    "search_path": schema,
-                    "application_name": application_name,
-                    **SESSION_SETTINGS,
-                },
+                server_settings=settings,
                 reset=_keep_session,
+                statement_cache_size=0 if pooled else 100,
             )
+            if pooled:
+                await _check_pooled_schema(pool, schema)
             return pool
         except CONNECT_ERRORS as exc:
             if time.monotonic() >= deadline:
                 raise
             log.warning("database not reachable yet, retrying", extra={"error": str(exc)})
             await asyncio.sleep(0.5)
+
+
+async def _check_pooled_schema(pool: asyncpg.Pool, schema: str) -> None:
+    found = await pool.fetchval("SELECT current_setting('search_path')")
+    if found != schema:
+        await pool.close()
+        raise RuntimeError(
+            f"DB_POOL_MODE=transaction: the pooler's database must set search_path to {schema} "
+            f"on its server connections (it is {found!r}; see scripts/pooler.py)"
+        )
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

@@ -93,7 +93,7 @@ class Runtime:
         and NOT_SERVING while it is lost. Register channels before the service starts."""
         if self._listener is None:
             name = f"points-{self.settings.service}-listen"
-            self._listener = Listener(self.settings.database_url, name, self.impaired)
+            self._listener = Listener(self.settings.direct_database_url, name, self.impaired)
             self.on_start(self._listener.start)
             self.on_stop(self._listener.stop)
         return self._listener
@@ -186,6 +186,7 @@ class ServiceHost:
             application_name=replica_name(self.spec.name),
             min_size=settings.pool_min,
             max_size=settings.pool_max,
+            mode=settings.pool_mode,
         )
         runtime = self._runtime = Runtime(settings, pool)
         runtime._health_changed = self._report_health
@@ -214,8 +215,12 @@ class ServiceHost:
             if settings.migrate_on_start:
                 # One trace for the start-up check, not one per statement.
                 with _tracer.start_as_current_span(f"{self.spec.name}.migrate"):
-                    async with pool.acquire() as conn:
+                    # Direct: the migrations' lock is held across statements (a session's).
+                    conn = await asyncpg.connect(settings.direct_database_url)
+                    try:
                         applied = await migrate(conn, self.spec.name, migrations)
+                    finally:
+                        await conn.close()
                 log.info("migrations checked", extra={"applied": applied})
             else:
                 await self._wait_for_migrations(pool, migrations)

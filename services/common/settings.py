@@ -129,6 +129,12 @@ class ServiceSettings:
     host: str
     port: int
     database_url: str
+    # Where session state can live (LISTEN, the migrations' lock): DATABASE_DIRECT_URL when
+    # DATABASE_URL goes through a transaction pooler, else DATABASE_URL itself.
+    direct_database_url: str
+    # "transaction" behind a transaction-pooling PgBouncer (no prepared statements kept, no
+    # startup settings; see services/common/db.py), else "session".
+    pool_mode: str
     pool_min: int
     pool_max: int
     grace_seconds: float
@@ -151,11 +157,19 @@ class ServiceSettings:
         env = Env(source)
         prefix = service.upper()
         pool_min = env.integer("DB_POOL_MIN", 2, minimum=1, maximum=1000)
+        database_url = env.database_url(f"{prefix}_DATABASE_URL")
         return cls(
             telemetry=TelemetrySettings.from_env(service, env),
             host=env.text("BIND_HOST", "127.0.0.1"),
             port=env.integer(f"{prefix}_PORT", DEFAULT_PORTS.get(service, 0), maximum=65535),
-            database_url=env.database_url(f"{prefix}_DATABASE_URL"),
+            database_url=database_url,
+            direct_database_url=(
+                env.database_url(f"{prefix}_DATABASE_DIRECT_URL", "DATABASE_DIRECT_URL")
+                if env.optional(f"{prefix}_DATABASE_DIRECT_URL")
+                or env.optional("DATABASE_DIRECT_URL")
+                else database_url
+            ),
+            pool_mode=env.choice("DB_POOL_MODE", "SESSION", ("SESSION", "TRANSACTION")).lower(),
             pool_min=pool_min,
             pool_max=env.integer("DB_POOL_MAX", 20, minimum=pool_min, maximum=1000),
             grace_seconds=env.number("GRACE_PERIOD_SECONDS", 3.0),
