@@ -221,3 +221,23 @@ def test_metric_names_are_read_from_promql() -> None:
         "rpc_server_call_duration_seconds_count",
         "points_ledger_liability",
     }
+
+
+HA: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.ha.yml").read_text())
+
+
+def test_the_ha_override_is_valid_and_every_service_follows_the_formation() -> None:
+    VALIDATOR.validate(HA)
+    nodes = sorted(n for n in HA["services"] if n.startswith("pg-node"))
+    assert len(nodes) == 2
+    for node in nodes:
+        command = HA["services"][node]["command"]
+        assert "--monitor postgres://autoctl_node@pg-monitor:5432/" in command
+        assert f"--hostname {node} " in command
+    for name in GRPC_SERVICES:
+        assert name in COMPOSE["services"]  # the override extends the base file's services
+        url = HA["services"][name]["environment"]["DATABASE_URL"]
+        assert url.split("@")[1].split("/")[0] == ",".join(f"{n}:5432" for n in nodes)
+        assert url.endswith("?target_session_attrs=read-write")
+        ServiceSettings.from_env(name, {"DATABASE_URL": url})  # the services accept it
+    assert (ROOT / HA["services"]["pg-monitor"]["build"]["dockerfile"]).exists()

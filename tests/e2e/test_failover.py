@@ -33,8 +33,7 @@ from services.common.errors import parse_rpc_error
 from tests.support.ledger_calls import audit_clean, rid
 from tests.support.mall_calls import stock_of
 from tests.support.receiver import receiving
-from tests.support.rules_calls import define_program
-from tests.support.suite import Suite, running_suite
+from tests.support.suite import Suite, define_program_and_sticker, running_suite
 
 CLIENTS = 32
 STOCK = 400
@@ -125,7 +124,7 @@ async def _client(n: int, suite: Suite, record: Record, stop: asyncio.Event) -> 
             )
             record.check_ins.add(check_in.event_id)
             redeem = mpb.RedeemRequest(
-                request_id=rid(), user_id=user, item_id="fo-item", quantity=1
+                request_id=rid(), user_id=user, item_id="sticker", quantity=1
             )
             done = await _until_answered(partial(mall.Redeem, redeem, timeout=10))
             if done is not None:
@@ -133,25 +132,6 @@ async def _client(n: int, suite: Suite, record: Record, stop: asyncio.Event) -> 
                     done.redemption.status
                 )
             record.acknowledged_at.append(time.monotonic())
-
-
-async def _prepare(suite: Suite) -> str:
-    async with grpc.aio.insecure_channel(suite.address("rules")) as channel:
-        await define_program(rules_pb2_grpc.RulesServiceStub(channel))
-    async with grpc.aio.insecure_channel(suite.address("mall")) as channel:
-        await mall_pb2_grpc.MallServiceStub(channel).UpsertItem(
-            mpb.UpsertItemRequest(
-                item=mpb.Item(
-                    item_id="fo-item",
-                    type=mpb.ITEM_TYPE_VIRTUAL,
-                    title="Failover sticker",
-                    points_price=PRICE,
-                    stock=STOCK,
-                    enabled=True,
-                )
-            )
-        )
-    return "fo-item"
 
 
 async def _fail_over(formation: ha.Formation, record: Record) -> float:
@@ -179,7 +159,7 @@ async def test_acknowledged_writes_survive_losing_the_primary(formation: ha.Form
         "WEBHOOKS_RETRY_SECONDS": "0.2,0.5",
     }
     async with receiving() as receiver, running_suite(formation.url(), env) as suite:
-        await _prepare(suite)
+        await define_program_and_sticker(suite, PRICE, stock=STOCK)
         async with grpc.aio.insecure_channel(suite.address("webhooks")) as channel:
             created = await webhooks_pb2_grpc.WebhooksServiceStub(channel).CreateSubscription(
                 wpb.CreateSubscriptionRequest(
@@ -230,7 +210,7 @@ async def _everything_acknowledged_once(suite: Suite, record: Record) -> None:
     async with grpc.aio.insecure_channel(suite.address("mall")) as channel:
         mall = mall_pb2_grpc.MallServiceStub(channel)
         sold = await _sold_once_settled(mall, record.users)
-        assert await stock_of(mall, "fo-item") + sold == STOCK
+        assert await stock_of(mall, "sticker") + sold == STOCK
 
 
 async def _sold_once_settled(mall: Any, users: list[str]) -> int:

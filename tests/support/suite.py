@@ -115,8 +115,11 @@ async def running_suite(
             await asyncio.to_thread(process.wait, 15)
 
 
-async def define_program_and_sticker(suite: Suite, points_price: int) -> None:
-    """The standard program (check-in worth 5) and a sticker fulfilled on the spot."""
+async def define_program_and_sticker(
+    suite: Suite, points_price: int, stock: int | None = None
+) -> None:
+    """The standard program (check-in worth 5) and a sticker fulfilled on the spot (`stock`
+    of them; None: unlimited)."""
     async with grpc.aio.insecure_channel(suite.address("rules")) as channel:
         await define_program(rules_pb2_grpc.RulesServiceStub(channel))
     async with grpc.aio.insecure_channel(suite.address("mall")) as channel:
@@ -127,7 +130,8 @@ async def define_program_and_sticker(suite: Suite, points_price: int) -> None:
                     type=mpb.ITEM_TYPE_VIRTUAL,
                     title="Sticker",
                     points_price=points_price,
-                    unlimited_stock=True,
+                    unlimited_stock=stock is None,
+                    stock=stock or 0,
                     enabled=True,
                 )
             )
