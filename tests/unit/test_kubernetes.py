@@ -5,10 +5,12 @@ code: ports, probes, commands, settings and the objects that point at each other
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -103,3 +105,32 @@ def test_settings_are_documented_and_peers_are_the_headless_services() -> None:
         "migrate",
         "up",
     ]
+
+
+HA = K8S / "ha"
+CNPG_CLUSTER = json.loads(
+    (ROOT / "tests" / "unit" / "schemas" / "cnpg_cluster_v1.json").read_text()
+)
+
+
+def test_the_ha_overlay_is_valid_and_points_the_services_at_the_primary() -> None:
+    documents = [d for d in yaml.safe_load_all((HA / "cluster.yaml").read_text()) if d]
+    (cluster,) = [d for d in documents if d["kind"] == "Cluster"]
+    jsonschema.validate(cluster, CNPG_CLUSTER)
+    for document in documents:
+        if document["kind"] != "Cluster":
+            kubernetes_validate.validate(document, KUBERNETES, strict=True)
+    synchronous = cluster["spec"]["postgresql"]["synchronous"]
+    assert synchronous["number"] >= 1 and cluster["spec"]["instances"] > synchronous["number"] + 1
+    overlay = yaml.safe_load((HA / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["..", "cluster.yaml"]
+    (patch,) = yaml.safe_load(overlay["patches"][0]["patch"])
+    assert f"@{cluster['metadata']['name']}-rw.points.svc" in patch["value"]
+
+
+def test_the_operator_schema_refuses_what_the_operator_would() -> None:
+    documents = yaml.safe_load_all((HA / "cluster.yaml").read_text())
+    (cluster,) = [d for d in documents if d and d["kind"] == "Cluster"]
+    typo = {**cluster, "spec": {**cluster["spec"], "instances": "three"}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(typo, CNPG_CLUSTER)
