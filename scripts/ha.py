@@ -246,9 +246,10 @@ class Formation:
         if pid_file.exists():
             _signal_group(int(pid_file.read_text()))
             pid_file.unlink()
-        postmaster = node.data / "postmaster.pid"
-        if postmaster.exists():
-            _signal_group(int(postmaster.read_text().split()[0]), group=False)
+        postmaster = _postmaster(node)
+        if postmaster is not None:
+            _signal_group(postmaster, group=False)
+            _signal_group(postmaster)  # its own group, when pg_ctl started it
 
     def spawn_pooler(self) -> None:
         """`ha.py pooler` in the background (stopped by `down`)."""
@@ -285,6 +286,19 @@ class Formation:
                     capture_output=True,
                     cwd="/",
                 )
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Kill what is left of the formation: any process working in its directories. A
+        PostgreSQL child runs in its data directory, each in a session of its own, and the
+        monitor's health-check worker outlives a killed postmaster."""
+        for entry in Path("/proc").iterdir():
+            try:
+                inside = Path(os.readlink(entry / "cwd")).is_relative_to(self.base)
+            except (OSError, ValueError):
+                continue
+            if inside and entry.name.isdigit():
+                _signal_group(int(entry.name), group=False)
 
     def _running(self, node: Node) -> bool:
         pid_file = self.base / f"{node.name}.pid"
@@ -334,6 +348,14 @@ def follow_primary(ha: Formation, every: float = 0.5) -> None:
         primary = ha.primary()
         if primary is not None:
             pooler.retarget(f"127.0.0.1:{primary.port}")
+
+
+def _postmaster(node: Node) -> int | None:
+    """The node's postmaster process id, while its pid file exists."""
+    try:
+        return int((node.data / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
 
 
 def _signal_group(pid: int, sig: int = signal.SIGKILL, group: bool = True) -> None:

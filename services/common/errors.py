@@ -209,10 +209,17 @@ def database_down(exc: BaseException) -> bool:
     for _ in range(5):
         if seen is None:
             return False
-        if isinstance(seen, DATABASE_DOWN):
+        if isinstance(seen, DATABASE_DOWN) or _closed_under(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _closed_under(exc: BaseException) -> bool:
+    """asyncpg's refusal to use a connection the server closed: a transaction rolled back on
+    purpose (a business refusal raised inside it) meets this first when the database went
+    away mid-transaction, a failover for one."""
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
 
 
 Behavior = Callable[[Any, Any], Any]  # (request, servicer context) -> response(s)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 import grpc
 
-from services.common.errors import FailedPrecondition, RichError, answer_for
+from services.common.errors import FailedPrecondition, RichError, answer_for, database_down
 from services.common.ledger_client import HoldGone, InsufficientPoints, LedgerClient
 from services.common.peers import PeerRefused, PeerUnavailable
 
@@ -65,3 +65,23 @@ def test_business_errors_pass_through_and_bugs_are_internal() -> None:
     refusal = FailedPrecondition("OUT_OF_STOCK", "none left")
     assert answer_for(refusal) is refusal
     assert answer_for(RuntimeError("a bug")).code == grpc.StatusCode.INTERNAL
+
+
+def test_a_connection_closed_under_a_rolled_back_refusal_is_the_database_down() -> None:
+    """A refusal raised inside a transaction to roll it back, when the database went away
+    meanwhile (a failover), fails the transaction's exit: that is UNAVAILABLE, not a bug."""
+
+    class Refused(Exception):
+        pass
+
+    closed = asyncpg.InterfaceError(
+        "cannot call Transaction.__aexit__(): the underlying connection is closed"
+    )
+    try:
+        try:
+            raise Refused("OUT_OF_STOCK")
+        except Refused:
+            raise closed from None
+    except asyncpg.InterfaceError as exc:
+        assert database_down(exc)
+    assert not database_down(asyncpg.InterfaceError("cannot use Connection.transaction()"))
