@@ -166,6 +166,12 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
     code = http_status(rich.code, rich.reason)
     if code == 502:
         return problem_response(502, problem(502, "BACKEND_ERROR", "a backend failed"))
+    if not rich.reason:
+        # Not a service's answer (each names a reason) but gRPC's own: a backend unreachable
+        # or too slow. Its text names internal addresses, so it goes to the log, not the caller.
+        log.warning("backend call failed", extra={"status": rich.code.name, "error": rich.message})
+        detail = "a backend is unavailable or too slow; retry with the same Idempotency-Key"
+        return problem_response(code, problem(code, rich.code.name, detail))
     violations = [{"field": v.field, "description": v.description} for v in rich.violations]
     body = problem(
         code,

@@ -112,6 +112,20 @@ async def test_wallet_degrades_when_a_backend_is_down(
     assert wallet["points"]["available"] == 7
 
 
+async def test_a_backend_down_is_503_without_internal_addresses(
+    ledger_host: ServiceHost, mall_host: ServiceHost, webhooks_host: ServiceHost, user: str
+) -> None:
+    no_rules = free_port()
+    env = gateway_env(ledger_host.port, no_rules, mall_host.port, webhooks_host.port)
+    async with serving_gateway(env) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        reply = await client.get("/v1/me/events", headers=bearer(user))
+    assert reply.status_code == 503, reply.text
+    problem = reply.json()
+    assert problem["reason"] == "UNAVAILABLE"
+    assert "127.0.0.1" not in reply.text and str(no_rules) not in reply.text
+    assert "retry" in problem["detail"]
+
+
 async def test_check_in_is_idempotent_by_header(
     http: httpx.AsyncClient, ledger: LedgerStub, user: str
 ) -> None:
