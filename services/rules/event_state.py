@@ -33,6 +33,11 @@ Spend = tuple[str, str, int, int | None]  # (budget_id, period_key, points, limi
 Settled = Callable[[Conn, dict[str, int] | None], Awaitable[None]]
 
 
+def daily_counter(rule_id: str, day: date) -> CounterKey:
+    """The counter of a rule's points on `day`, which its daily cap reads."""
+    return (f"rule:{rule_id}", f"day:{day.isoformat()}")
+
+
 def cap_keys(program: Program, rule: pb.Rule, day: date) -> list[tuple[CounterKey, int, str]]:
     """The counters a rule's award on `day` counts in, each with its cap (0: none) and the name
     that reports a cut by it: the rule's daily, weekly, monthly and lifetime counters, and its
@@ -40,7 +45,7 @@ def cap_keys(program: Program, rule: pb.Rule, day: date) -> list[tuple[CounterKe
     scope = f"rule:{rule.rule_id}"
     year, week, _ = day.isocalendar()
     keys = [
-        ((scope, f"day:{day.isoformat()}"), rule.daily_cap, "rule_daily_cap"),
+        (daily_counter(rule.rule_id, day), rule.daily_cap, "rule_daily_cap"),
         ((scope, f"week:{year:04d}-W{week:02d}"), rule.weekly_cap, "rule_weekly_cap"),
         ((scope, f"month:{day.year:04d}-{day.month:02d}"), rule.monthly_cap, "rule_monthly_cap"),
         ((scope, "life"), rule.lifetime_cap, "rule_lifetime_cap"),

@@ -14,6 +14,7 @@ from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.timestamps import to_timestamp
 from services.rules import definitions
 from services.rules.evaluator import Evaluator
+from services.rules.event_state import daily_counter
 from services.rules.program import ProgramCache
 from services.rules.repository import members as members_repo
 
@@ -31,8 +32,7 @@ async def member_status(
             (r for rules in program.rules.values() for r in rules if r.daily_cap),
             key=lambda r: r.rule_id,
         )
-        period = f"day:{today.isoformat()}"
-        keys = [(f"rule:{r.rule_id}", period) for r in capped]
+        keys = [daily_counter(r.rule_id, today) for r in capped]
         streak_id = streak_rule.rule_id if streak_rule else ""
         state = await members_repo.member_state(conn, user_id, streak_id, keys)
         tier, next_tier = definitions.tier_for(program.tiers, state["points_12m"])
@@ -71,7 +71,7 @@ async def member_status(
     used = dict(state["counted"])
     caps = []
     for rule in capped:
-        earned = used.get(f"rule:{rule.rule_id}/{period}", 0)
+        earned = used.get("/".join(daily_counter(rule.rule_id, today)), 0)
         caps.append(
             pb.RuleCap(
                 rule_id=rule.rule_id,
