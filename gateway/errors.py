@@ -183,6 +183,24 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
     return problem_response(code, body)
 
 
+# Patterns the routes use, in words: a person reading "should match pattern '^[a-z0-9]...'"
+# must decode a regular expression.
+PATTERN_WORDS = {
+    r"^[a-z0-9][a-z0-9_.-]{0,57}$": (
+        "use 1-58 lower-case letters, digits, '_', '.' or '-', starting with a letter or digit"
+    ),
+    r"^[0-9]{1,18}$": "use 1-18 digits",
+}
+
+
+def _described(error: Mapping[str, Any]) -> str:
+    if error["type"] == "string_pattern_mismatch":
+        words = PATTERN_WORDS.get(str((error.get("ctx") or {}).get("pattern", "")))
+        if words:
+            return words
+    return str(error["msg"])
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
     async def http_error(_: Request, exc: HttpError) -> JSONResponse:
@@ -198,7 +216,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         violations = [
-            {"field": ".".join(str(p) for p in e["loc"]), "description": e["msg"]}
+            {"field": ".".join(str(p) for p in e["loc"]), "description": _described(e)}
             for e in exc.errors()
         ]
         if any(tuple(e["loc"]) == ("header", "Idempotency-Key") for e in exc.errors()):

@@ -198,7 +198,9 @@ async def put_tier(
 async def simulate(services: Services, body: SimulationIn) -> Json:
     """Preview events against current or draft rules; changes nothing."""
     request = _parse(body, rpb.SimulateEventsRequest())
-    return to_json(await services.rules.SimulateEvents(request, timeout=services.timeout * 10))
+    # Two evaluations of up to 1,000 events: an operator's wait, not an app's.
+    deadline = max(services.timeout * 10, services.admin_timeout * 3)
+    return to_json(await services.rules.SimulateEvents(request, timeout=deadline))
 
 
 @router.get("/budgets", response_model=_typed(rpb.ListBudgetsResponse))
@@ -348,6 +350,26 @@ async def remove_blacklist(
         timeout=services.admin_timeout,
     )
     return Removed(removed=reply.removed)
+
+
+@router.get("/items", response_model=_typed(mpb.ListItemsResponse))
+async def list_items(
+    services: Services, page_size: PageSize = PAGE_SIZE, page_token: PageToken = ""
+) -> Json:
+    """Every catalog item by id, disabled ones and those outside their sale window included."""
+    request = mpb.ListItemsRequest(
+        include_disabled=True, page_size=page_size, page_token=page_token
+    )
+    return to_json(await services.mall.ListItems(request, timeout=services.timeout))
+
+
+@router.get("/lotteries", response_model=_typed(mpb.ListLotteriesResponse))
+async def list_lotteries(
+    services: Services, page_size: PageSize = PAGE_SIZE, page_token: PageToken = ""
+) -> Json:
+    """Every lottery as defined, enabled or not, by id."""
+    request = mpb.ListLotteriesRequest(page_size=page_size, page_token=page_token)
+    return to_json(await services.mall.ListLotteries(request, timeout=services.timeout))
 
 
 @router.put("/items/{item_id}", response_model=_typed(mpb.Item))

@@ -197,6 +197,10 @@ class Lotteries:
             raise _not_found(lottery_id)
         return lottery
 
+    async def page(self, after: str, fetch: int) -> list[pb.Lottery]:
+        async with self.pool.acquire() as conn:
+            return await repo.list_lotteries(conn, after, fetch)
+
     async def get(self, lottery_id: str) -> pb.GetLotteryResponse:
         async with self.pool.acquire() as conn, conn.transaction():
             lottery = await self._lottery(conn, lottery_id)

@@ -52,6 +52,16 @@ async def get_lottery(conn: Conn, lottery_id: str) -> pb.Lottery | None:
     return lottery
 
 
+async def list_lotteries(conn: Conn, after: str, fetch: int) -> list[pb.Lottery]:
+    """Up to `fetch` lotteries as defined, by id after `after`."""
+    rows = await conn.fetch(
+        "SELECT definition FROM lotteries WHERE lottery_id > $1 ORDER BY lottery_id LIMIT $2",
+        after,
+        fetch,
+    )
+    return [pb.Lottery.FromString(r["definition"]) for r in rows]
+
+
 async def lock_lottery(conn: Conn, lottery_id: str) -> None:
     """Serialise seed rotation of one lottery (transaction-scoped)."""
     await lock_for_transaction(conn, f"points.lottery.{lottery_id}")

@@ -57,16 +57,16 @@ async def get_item(conn: Conn, item_id: str) -> Record | None:
 
 
 async def list_items(
-    conn: Conn, item_type: str | None, max_price: int, after: str, fetch: int
+    conn: Conn, item_type: str | None, max_price: int, after: str, fetch: int, every: bool = False
 ) -> list[Record]:
-    """Up to `fetch` enabled items on sale now, by id after `after`."""
+    """Up to `fetch` enabled items on sale now (`every`: all items), by id after `after`."""
     return list(
         await conn.fetch(
             """
         SELECT * FROM items
-        WHERE enabled AND item_id > $3
-          AND (available_from IS NULL OR available_from <= now())
-          AND (available_until IS NULL OR available_until > now())
+        WHERE item_id > $3
+          AND ($5 OR enabled AND (available_from IS NULL OR available_from <= now())
+                             AND (available_until IS NULL OR available_until > now()))
           AND ($1::text IS NULL OR item_type = $1) AND ($2 = 0 OR points_price <= $2)
         ORDER BY item_id LIMIT $4
         """,
@@ -74,6 +74,7 @@ async def list_items(
             max_price,
             after,
             fetch,
+            every,
         )
     )
 

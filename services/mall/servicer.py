@@ -69,6 +69,17 @@ def redemption(row: Record) -> pb.Redemption:
     return message
 
 
+def _shipment_refusal(step: str, current: str | None, target: str) -> str:
+    """Why a shipment cannot move to `target`, in words; "" when it can."""
+    if current is None:
+        return "only physical goods are shipped"
+    if step != "COMPLETED":
+        return f"the redemption has not completed (its step is {step}): nothing to ship yet"
+    if SHIPMENT_ORDER.index(target) < SHIPMENT_ORDER.index(current):
+        return f"the shipment is already {current.lower()}"
+    return ""
+
+
 class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
     messages = pb
 
@@ -140,6 +151,16 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
     ) -> pb.GetLotteryResponse:
         validation.check_lottery_id(request.lottery_id)
         return await self.lotteries.get(request.lottery_id)
+
+    async def ListLotteries(
+        self, request: pb.ListLotteriesRequest, context: Context
+    ) -> pb.ListLotteriesResponse:
+        c = Checker()
+        pager = Pager(c, LIST, request.page_size, request.page_token)
+        c.done()
+        rows = await self.lotteries.page(pager.after[0] if pager.after else "", pager.fetch)
+        page, token = pager.page(rows, lambda lottery: [lottery.lottery_id])
+        return pb.ListLotteriesResponse(lotteries=page, next_page_token=token)
 
     @idempotent_admin(pb.RotateSeedResponse)
     async def RotateSeed(
@@ -247,7 +268,12 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         item_type = pb.ItemType.Name(request.type) if request.type else None
         async with self.pool.acquire() as conn:
             rows = await repo.list_items(
-                conn, item_type, request.max_points_price, after, pager.fetch
+                conn,
+                item_type,
+                request.max_points_price,
+                after,
+                pager.fetch,
+                request.include_disabled,
             )
         page, token = pager.page(rows, lambda r: [r["item_id"]])
         return pb.ListItemsResponse(items=[repo.item_of(r) for r in page], next_page_token=token)
@@ -351,15 +377,10 @@ class MallServicer(DeadLetterRpcs, pb_grpc.MallServiceServicer):
         c.done()
         target = pb.ShipmentStatus.Name(request.status).removeprefix("SHIPMENT_STATUS_")
         current = row["shipment_status"]
-        if (
-            row["step"] != "COMPLETED"
-            or current is None
-            or (SHIPMENT_ORDER.index(target) < SHIPMENT_ORDER.index(current))
-        ):
+        refusal = _shipment_refusal(row["step"], current, target)
+        if refusal:
             raise FailedPrecondition(
-                "SHIPMENT_NOT_UPDATABLE",
-                "only completed physical redemptions move forward",
-                {"current": current or "", "requested": target},
+                "SHIPMENT_NOT_UPDATABLE", refusal, {"current": current or "", "requested": target}
             )
         async with self.pool.acquire() as conn:
             updated = await repo.advance(conn, row, ("COMPLETED",), shipment_status=target)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from loyalty.common.v1 import common_pb2
 from services.common.settings import Env, SettingsError
 
 
@@ -27,6 +28,12 @@ class RulesConfig:
     max_multiplier_percent: int  # campaigns stack up to this combined multiplier
     currency: str  # the program's currency, for costs and issuance ratios
     points_per_major_unit: int  # the point value: e.g. 100 points = 1 yuan
+
+    def cost(self, points: int) -> common_pb2.Money:
+        """What points cost at the program's point value."""
+        return common_pb2.Money(
+            amount_minor=points * 100 // self.points_per_major_unit, currency=self.currency
+        )
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> RulesConfig:

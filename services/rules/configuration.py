@@ -142,9 +142,14 @@ class Configuration:
             day = self.evaluator.day_of(now)
             keys = {b.budget_id: definitions.period_key(b.period, day) for b in budgets}
             used = await budgets_repo.budget_usage(conn, list(keys.items()))
+        config = self.evaluator.config
         return [
             pb.BudgetUsage(
-                budget=b, period_key=keys[b.budget_id], used_points=used.get(b.budget_id, 0)
+                budget=b,
+                period_key=keys[b.budget_id],
+                used_points=used.get(b.budget_id, 0),
+                used_cost=config.cost(used.get(b.budget_id, 0)),
+                limit_points=definitions.budget_points(b, config.points_per_major_unit),
             )
             for b in budgets
         ]

@@ -67,11 +67,7 @@ class Reports:
         self.events = events
 
     def cost(self, points: int) -> common_pb2.Money:
-        """What points cost at the configured point value (RULES_POINTS_PER_MAJOR_UNIT)."""
-        return common_pb2.Money(
-            amount_minor=points * 100 // self.config.points_per_major_unit,
-            currency=self.config.currency,
-        )
+        return self.config.cost(points)
 
     async def issuance(self, span: common_pb2.TimeRange) -> pb.GetIssuanceReportResponse:
         async with self.pool.acquire() as conn:
@@ -94,6 +90,7 @@ class Reports:
             by_campaign=[self._issued(r["id"], r["points"]) for r in issued.by_campaign],
             points_in_review=issued.in_review,
             tier_points=issued.tier_points,
+            points_per_major_unit=self.config.points_per_major_unit,
         )
 
     def _issued(self, key: str, points: int) -> pb.IssuedBy:
@@ -106,12 +103,14 @@ class Reports:
         events: Sequence[pb.Event] = request.events
         occurred: simulation.OccurredAt = self.events.occurred_at
         evaluator = self.events.evaluator
+        capped = False
         async with self.pool.acquire() as conn:
             if request.replay_days:
                 now, _ = await members_repo.clock(conn)
                 since = now - timedelta(days=request.replay_days)
                 recorded = await events_repo.recorded_since(conn, since, simulation.MAX_EVENTS)
                 events = simulation.as_new_members(recorded)
+                capped = len(recorded) >= simulation.MAX_EVENTS
                 occurred = _replayed_at
             drafted = await simulation.simulate(
                 conn, evaluator, occurred, events, request.draft_rules, request.draft_campaigns
@@ -122,4 +121,5 @@ class Reports:
             total_points=sum(r.total_points for r in drafted),
             draft=simulation.summary(drafted, self.cost),
             current=simulation.summary(current, self.cost),
+            capped=capped,
         )

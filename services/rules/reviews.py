@@ -41,6 +41,10 @@ class Reviews:
         async with self.pool.acquire() as conn:
             return await reviews_repo.reviews(conn, after, pager.fetch)
 
+    async def waiting_count(self) -> int:
+        async with self.pool.acquire() as conn:
+            return await reviews_repo.waiting_count(conn)
+
     async def approve(self, user_id: str, event_id: str) -> int:
         points = await self._decide(user_id, event_id, "APPROVED")
         await self.settlement.settle_soon([user_id])

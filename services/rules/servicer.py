@@ -50,6 +50,8 @@ def _review(row: asyncpg.Record) -> pb.Review:
         reasons=row["risk_reasons"],
         points=row["points"],
         record_time=to_timestamp(row["recorded_at"]),
+        device_id=row["device_id"],
+        ip=row["ip"],
     )
 
 
@@ -257,7 +259,11 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         page, token = pager.page(
             rows, lambda r: [r["recorded_at"].isoformat(), r["user_id"], r["event_id"]]
         )
-        return pb.ListReviewsResponse(reviews=[_review(r) for r in page], next_page_token=token)
+        return pb.ListReviewsResponse(
+            reviews=[_review(r) for r in page],
+            next_page_token=token,
+            total_size=await self.reviews.waiting_count(),
+        )
 
     @idempotent_admin(pb.ApproveReviewResponse)
     async def ApproveReview(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from playwright.async_api import Page, Request, async_playwright, expect
+from playwright.async_api import Dialog, Page, Request, async_playwright, expect
 from standardwebhooks.webhooks import Webhook
 
 from gateway.auth import mint
@@ -35,6 +35,7 @@ class Console:
     http: httpx.AsyncClient
     url: str
     receiver: Receiver  # a webhook receiver on loopback, which the suite may deliver to
+    asked: list[str]  # every confirmation the console asked for (each is accepted)
 
 
 @pytest.fixture
@@ -77,8 +78,15 @@ async def console(private_database: str, request: pytest.FixtureRequest) -> Asyn
                 )
                 errors: list[str] = []
                 page.on("pageerror", lambda error: errors.append(str(error)))
+                asked: list[str] = []
+
+                async def confirm(dialog: Dialog) -> None:
+                    asked.append(dialog.message)
+                    await dialog.accept()
+
+                page.on("dialog", confirm)
                 async with screenshot_on_failure(page, request):
-                    yield Console(page, http, url, receiver)
+                    yield Console(page, http, url, receiver, asked)
                 await browser.close()
                 assert not errors, errors  # no script error on any page
 
@@ -97,7 +105,7 @@ async def sign_in(console: Console) -> None:
     )
     await page.fill("#token", mint(AUTH, "ops-alice", ("admin",)))
     await page.click("#sign-in button[type=submit]")
-    await expect(page.locator("[data-kpi=liability] .value")).to_be_visible()
+    await expect(page.locator("[data-count=reviews]")).to_be_visible()  # the overview
     # The token lives in the page's memory only: nothing stored, no cookie to ride.
     kept = await page.evaluate(
         "localStorage.length + sessionStorage.length + document.cookie.length"
@@ -122,6 +130,7 @@ async def kpi(page: Page, name: str) -> str:
 async def test_a_rule_from_draft_to_the_economy_page(console: Console) -> None:
     page = console.page
     await sign_in(console)
+    await page.click("[data-page=economy]")
     assert await kpi(page, "issued") == "0"
 
     # Define a rule; the API's validation message comes back to the form first.
@@ -131,11 +140,11 @@ async def test_a_rule_from_draft_to_the_economy_page(console: Console) -> None:
     rule = {"kind": "ACTION", "event_type": "LIKE", "enabled": True, "action": {"points": 0}}
     await page.fill("textarea[name=definition]", json.dumps(rule))
     await page.click("button[name=save]")
-    await expect(page.locator("[role=alert]")).to_contain_text("rule.action.points")
+    await expect(page.locator("[role=alert]", has_text="rule.action.points")).to_be_visible()
     rule["action"] = {"points": 2}
     await page.fill("textarea[name=definition]", json.dumps(rule))
     await page.click("button[name=save]")
-    await expect(page.locator("td", has_text="ACTION · LIKE")).to_be_visible()
+    await expect(page.locator("td", has_text="Action · Like")).to_be_visible()
 
     # Simulate a draft of 5 points a like beside the published 2.
     await page.click("[data-page=simulate]")
@@ -191,7 +200,7 @@ async def test_reviews_members_and_language(console: Console) -> None:
     await sign_in(console)
 
     await page.click("[data-page=reviews]")
-    await page.check("input[type=checkbox]")
+    await page.check("input[data-event]")
     await page.click("button[name=approve]")
     await expect(page.locator("[data-page=reviews] p.muted")).to_be_visible()  # queue empty
 
@@ -204,7 +213,7 @@ async def test_reviews_members_and_language(console: Console) -> None:
     await page.click("button[name=adjust]")
     await expect(page.locator("[data-kpi=available] .value")).to_have_text("1")
     await expect(page.locator("td", has_text="goodwill correction")).to_contain_text("ops-alice")
-    await expect(page.locator("td", has_text="APPROVED")).to_be_visible()
+    await expect(page.locator("td", has_text="Approved")).to_be_visible()
 
     await page.select_option("#language", "zh-CN")
     await expect(page.locator("[data-page=economy]")).to_have_text("积分经济")
@@ -235,10 +244,11 @@ async def test_a_shipped_redemption_moves_forward_from_the_mall_page(console: Co
     await sign_in(console)
     await page.click("[data-page=mall]")
     row = page.locator("tr", has_text="buyer")
-    await expect(row).to_contain_text("COMPLETED")
-    await expect(row).to_contain_text("PENDING")  # the shipment
+    await expect(row).to_contain_text("Completed")
+    await expect(row).to_contain_text("To ship")  # the shipment
+    await expect(row).to_contain_text("1 Road, Shanghai")
     await row.locator("button").click()
-    await expect(page.locator("tr", has_text="buyer")).to_contain_text("SHIPPED")
+    await expect(page.locator("tr", has_text="buyer")).to_contain_text("Shipped")
     stock = page.locator("tr", has_text="Mug").first
     await expect(stock).to_contain_text("2")
     # The health page names the latest expiry run.
@@ -285,7 +295,7 @@ async def test_a_webhook_subscription_and_its_delivery_log(console: Console) -> 
 
     await page.click("tr:has-text('points.credited') a")
     delivered = page.locator("#deliveries tbody tr").first
-    await expect(delivered).to_contain_text("DELIVERED")
+    await expect(delivered).to_contain_text("Delivered")
     await expect(delivered).to_contain_text("200")
     await expect(delivered).to_contain_text("hook-member")
 
@@ -301,7 +311,7 @@ async def test_a_webhook_subscription_and_its_delivery_log(console: Console) -> 
         await page.wait_for_timeout(100)
         await page.click("#nav [data-page=webhooks]")
         await page.click("#nav [data-page=health]")
-    await expect(gave_up.locator("tbody tr")).to_contain_text("DELIVERY_GAVE_UP")
+    await expect(gave_up.locator("tbody tr")).to_contain_text("after repeated failed deliveries")
 
     # Enable it from the list, and send the failed delivery again from the log.
     receiver.status = 200
@@ -357,8 +367,8 @@ async def test_a_double_click_changes_once(console: Console) -> None:
     await sign_in(console)
 
     await page.goto(f"{console.url}/console#/config/rules")
-    await page.locator("tr", has_text="COMMENT").locator("button", has_text="Enable").dblclick()
-    await expect(page.locator("tr", has_text="COMMENT")).to_contain_text("Disable")
+    await page.locator("tr", has_text="Comment").locator("button", has_text="Enable").dblclick()
+    await expect(page.locator("tr", has_text="Comment")).to_contain_text("Disable")
     rules = (await http.get("/v1/admin/rules", headers=admin)).json()["rules"]
     [twice] = [r for r in rules if r["rule_id"] == "twice"]
     assert (twice["enabled"], twice["version"]) == (True, 2)
@@ -376,7 +386,7 @@ async def test_a_double_click_changes_once(console: Console) -> None:
 
     await page.click("[data-page=mall]")
     await page.locator("tr", has_text="buyer").locator("button").dblclick()
-    await expect(page.locator("tr", has_text="buyer")).to_contain_text("SHIPPED")
+    await expect(page.locator("tr", has_text="buyer")).to_contain_text("Shipped")
     listed = (await http.get("/v1/admin/redemptions", headers=admin)).json()["redemptions"]
     assert [r["shipment_status"] for r in listed if r["user_id"] == "buyer"] == ["SHIPPED"]
 

@@ -2,18 +2,19 @@
 // The console's shell: sign-in, navigation (#/page/argument), language, and each page's
 // errors shown in place of the page.
 import { scopes, signIn, signOut, signedIn } from "./api.js";
-import { errorText, h } from "./dom.js";
+import { failure, h, notFound } from "./dom.js";
 import { setLocale, t } from "./i18n.js";
 import { config } from "./pages/config.js";
 import { economy } from "./pages/economy.js";
 import { health } from "./pages/health.js";
 import { mall } from "./pages/mall.js";
 import { member } from "./pages/member.js";
+import { overview } from "./pages/overview.js";
 import { reviews } from "./pages/reviews.js";
 import { simulate } from "./pages/simulate.js";
 import { webhooks } from "./pages/webhooks.js";
 
-const PAGES = { economy, config, simulate, reviews, member, mall, webhooks, health };
+const PAGES = { overview, economy, config, simulate, reviews, member, mall, webhooks, health };
 const page = document.getElementById("page");
 const nav = document.getElementById("nav");
 const signInForm = document.getElementById("sign-in");
@@ -29,16 +30,20 @@ async function route() {
     return;
   }
   const [name, argument] = location.hash.replace(/^#\//, "").split("/");
-  const current = PAGES[name] ? name : "economy";
+  const current = name ? name : "overview";
   renderNav(current);
   const root = h("div", { "data-page": current });
   page.replaceChildren(root);
+  if (!Object.hasOwn(PAGES, current)) {
+    root.replaceChildren(notFound());
+    return;
+  }
   try {
     await PAGES[current](root, argument ? decodeURIComponent(argument) : undefined);
   } catch (error) {
-    root.replaceChildren(h("p", { class: "error", role: "alert" },
-      errorText(error)));
+    root.replaceChildren(failure(error, route));
   }
+  root.dataset.ready = "true";
 }
 
 const tokenInput = /** @type {HTMLInputElement} */ (document.getElementById("token"));

@@ -22,12 +22,13 @@ async def reviews(conn: Conn, after: tuple[datetime, str, str] | None, fetch: in
         await conn.fetch(
             """
         SELECT e.user_id, e.event_id, e.event_type, e.risk_reasons, e.recorded_at,
-               sum(a.points)::bigint AS points
+               e.device_id, e.ip, sum(a.points)::bigint AS points
         FROM events e
         JOIN awards a ON a.user_id = e.user_id AND a.event_id = e.event_id
         WHERE e.decision = 'REVIEW' AND a.review = 'PENDING'
           AND ($1::timestamptz IS NULL OR (e.recorded_at, e.user_id, e.event_id) > ($1, $2, $3))
-        GROUP BY e.user_id, e.event_id, e.event_type, e.risk_reasons, e.recorded_at
+        GROUP BY e.user_id, e.event_id, e.event_type, e.risk_reasons, e.recorded_at,
+                 e.device_id, e.ip
         ORDER BY e.recorded_at, e.user_id, e.event_id
         LIMIT $4
         """,
@@ -55,3 +56,13 @@ async def decide_review(conn: Conn, user_id: str, event_id: str, decision: str) 
         decision,
     )
     return total
+
+
+async def waiting_count(conn: Conn) -> int:
+    """How many events have awards waiting for a decision."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(DISTINCT (a.user_id, a.event_id)) FROM awards a "
+            "WHERE a.review = 'PENDING'"
+        )
+    )

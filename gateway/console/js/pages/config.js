@@ -3,8 +3,8 @@
 // shown as they come), enable or disable, and every version with a diff between two.
 import { api, get } from "../api.js";
 import { lineDiff } from "../diff.js";
-import { card, errorText, h, table } from "../dom.js";
-import { number, t, when } from "../i18n.js";
+import { card, confirmed, errorText, h, notFound, table } from "../dom.js";
+import { label, money, number, percent, t, when } from "../i18n.js";
 
 // kind: [list path, list field, id field, versioned, a template for a new one]
 const KINDS = {
@@ -69,16 +69,25 @@ async function versions(kind, id, target) {
 }
 
 export async function config(root, kind = "rules") {
+  if (!Object.hasOwn(KINDS, kind)) {
+    root.replaceChildren(notFound());
+    return;
+  }
   const [path, listField, idField, versioned, template] = KINDS[kind];
   const side = h("div");
-  const tabs = h("div", { class: "row" }, Object.keys(KINDS).map((k) =>
+  const tabs = h("div", { class: "row tabs" }, Object.keys(KINDS).map((k) =>
     h("a", { href: `#/config/${k}`, class: k === kind ? "active" : "" }, t(TITLES[k]))));
   async function load() {
     const items = (await get(path))[listField];
     const rows = items.map((item) => [item, unwrap(kind, item)]);
+    const message = h("p", { class: "error", role: "alert" });
     const toggle = async (value) => {
-      await api("PUT", `${path}/${encodeURIComponent(value[idField])}`, { ...value, enabled: !value.enabled });
-      await load();
+      try {
+        await api("PUT", `${path}/${encodeURIComponent(value[idField])}`, { ...value, enabled: !value.enabled });
+        await load();
+      } catch (error) {
+        message.textContent = errorText(error);
+      }
     };
     root.replaceChildren(tabs, card(TITLES[kind],
       h("div", { class: "row" }, h("button", {
@@ -91,16 +100,20 @@ export async function config(root, kind = "rules") {
         ["", ([, v]) => h("span", { class: "row" },
           h("button", { class: "secondary", onclick: () => side.replaceChildren(editor(kind, v[idField], editable(kind, v), load)) }, t("edit")),
           versioned ? h("button", { class: "secondary", onclick: () => versions(kind, v[idField], side) }, t("versions")) : null,
-          "enabled" in v ? h("button", { class: "secondary", onclick: () => toggle(v) }, t(v.enabled ? "disable" : "enable")) : null)],
-      ], rows)), side);
+          "enabled" in v ? h("button", { class: "secondary", name: "toggle", onclick: v.enabled ? confirmed("confirmDisable", () => toggle(v)) : () => toggle(v) }, t(v.enabled ? "disable" : "enable")) : null)],
+      ], rows, kind), message), side);
   }
   await load();
 }
 
+// What it gives at a glance, in the operator's words.
 function summary(kind, item, v) {
-  if (kind === "rules") return `${v.kind} · ${v.event_type}${v.enabled ? "" : " · off"}${v.daily_cap ? ` · ≤${number(v.daily_cap)}/day` : ""}`;
-  if (kind === "campaigns") return `${(v.event_types || []).join(", ")} · ${v.multiplier_percent ? `${v.multiplier_percent}%` : `+${number(v.bonus_points)}`}${v.enabled ? "" : " · off"}`;
+  const off = v.enabled === false ? ` · ${t("off")}` : "";
+  const perDay = (n) => `≤${number(n)} ${t("perDayShort")}`;
+  if (kind === "rules") return `${label("kind", v.kind)} · ${label("event", v.event_type)}${v.daily_cap ? ` · ${perDay(v.daily_cap)}` : ""}${off}`;
+  if (kind === "campaigns") return `${(v.event_types || []).map((e) => label("event", e)).join(", ")} · ${v.multiplier_percent ? `${v.multiplier_percent}%` : `+${number(v.bonus_points)}`}${off}`;
   if (kind === "tiers") return `${v.name} · ≥${number(v.min_points_12m)} · ${v.multiplier_percent}%`;
-  if (kind === "cap-groups") return `≤${number(v.daily_cap)}/day · ${(v.rule_ids || []).join(", ")}`;
-  return `${v.period} · ${number(item.used_points)} / ${v.points_limit ? number(v.points_limit) : "money"}`;
+  if (kind === "cap-groups") return `${perDay(v.daily_cap)} · ${(v.rule_ids || []).join(", ")}`;
+  const limit = [v.points_limit ? number(v.points_limit) : "", v.money_limit?.amount_minor ? money(v.money_limit) : ""].filter(Boolean).join(" · ");
+  return `${label("period", v.period)} · ${number(item.used_points)} / ${limit} (${percent(item.used_points, item.limit_points)})`;
 }

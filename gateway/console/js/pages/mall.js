@@ -1,57 +1,130 @@
 // @ts-check
-// The mall: items with stock and limits; a lottery's prizes, odds, remaining stock and the
-// published commitment to its seed.
+// The mall: every item (create, edit, enable, disable), redemptions by status with where to
+// ship them and the next shipment step, and every lottery with its prizes, odds, remaining
+// stock and the published commitment to its seed. Each part loads on its own.
 import { api, get } from "../api.js";
-import { card, h, table } from "../dom.js";
-import { money, number, percent, t, when } from "../i18n.js";
+import { card, confirmed, failure, h, panel, show, table } from "../dom.js";
+import { label, money, number, percent, t, when } from "../i18n.js";
 
-// Every member's redemptions, newest first: saga step, shipment, and the next shipment step.
-async function redemptions() {
-  const list = (await get("/v1/admin/redemptions?page_size=50")).redemptions;
-  const section = card("redemptions");
-  const NEXT = { PENDING: "SHIPPED", SHIPPED: "DELIVERED" };
-  async function ship(r) {
-    await api("POST", `/v1/admin/users/${encodeURIComponent(r.user_id)}/redemptions/${r.redemption_id}/shipment`,
-      { status: NEXT[r.shipment_status] });
-    section.replaceWith(await redemptions());
-  }
-  section.append(table([
-    ["id", (r) => r.redemption_id],
-    ["user", (r) => h("a", { href: `#/member/${encodeURIComponent(r.user_id)}` }, r.user_id)],
-    ["items", (r) => `${r.item_id} × ${r.quantity}`], ["points", (r) => number(r.points), "num"],
-    ["status", (r) => `${r.status}${r.failure_reason ? ` (${r.failure_reason})` : ""}`],
-    ["sagaStep", (r) => r.saga_step],
-    ["shipment", (r) => (r.shipment_status === "UNSPECIFIED" ? "" : r.shipment_status)],
-    ["when", (r) => when(r.created_at)],
-    ["", (r) => (NEXT[r.shipment_status] && r.status === "COMPLETED"
-      ? h("button", { class: "secondary", onclick: () => ship(r) }, t(`mark${NEXT[r.shipment_status]}`)) : "")],
-  ], list));
-  return section;
+const ITEM_TYPES = ["PHYSICAL", "VIRTUAL", "COUPON", "POINTS_PLUS_CASH"];
+const STATUSES = ["", "PENDING", "COMPLETED", "FAILED", "CANCELLED"];
+
+const stockText = (i) => (i.unlimited_stock ? t("unlimited") : number(i.stock));
+
+// The fields an operator sets most; everything else the item has is kept as it was.
+function itemForm(item, message, done) {
+  const field = (name, attributes) => h("input", { name, ...attributes });
+  const id = field("item_id", { value: item?.item_id ?? "", required: true, disabled: Boolean(item), placeholder: t("itemId") });
+  const title = field("title", { value: item?.title ?? "", required: true, maxlength: 200 });
+  const type = h("select", { name: "type", disabled: Boolean(item) }, ITEM_TYPES.map((v) => h("option", { value: v, selected: v === (item?.type ?? "PHYSICAL") }, label("itemType", v))));
+  const price = field("points_price", { type: "number", min: 1, required: true, value: item?.points_price ?? "" });
+  const stock = field("stock", { type: "number", min: 0, value: item?.stock ?? 0 });
+  const unlimited = field("unlimited_stock", { type: "checkbox", checked: Boolean(item?.unlimited_stock) });
+  const limit = field("per_user_limit", { type: "number", min: 0, value: item?.per_user_limit ?? 0 });
+  return h("form", { class: "row", name: "item", onsubmit: async () => {
+    const body = { ...(item ?? { enabled: true, limit_period: "LIFETIME" }), type: type.value, title: title.value,
+      points_price: Number(price.value), stock: Number(stock.value), unlimited_stock: unlimited.checked, per_user_limit: Number(limit.value) };
+    delete body.item_id;
+    try {
+      await api("PUT", `/v1/admin/items/${encodeURIComponent(id.value.trim())}`, body);
+      await done();
+    } catch (error) {
+      message.replaceChildren(failure(error));
+    }
+  } },
+  h("label", {}, t("itemId"), id), h("label", {}, t("title_"), title), h("label", {}, t("type"), type),
+  h("label", {}, t("pointsPrice"), price), h("label", {}, t("stock"), stock), h("label", {}, unlimited, t("stockUnlimited")),
+  h("label", {}, t("perUserLimit"), limit), h("button", { type: "submit", name: "save" }, t("save")));
 }
 
-export async function mall(root, lotteryId = "") {
-  const catalog = await get("/v1/catalog?page_size=100");
-  const input = h("input", { name: "lottery", value: lotteryId, placeholder: t("lotteryId") });
-  const lottery = h("div");
-  root.replaceChildren(
-    card("items", table([
-      ["id", (i) => i.item_id], ["title_", (i) => i.title], ["type", (i) => i.type],
-      ["price", (i) => number(i.points_price), "num"],
-      ["stock", (i) => number(i.stock), "num"],
-      ["limit", (i) => (i.per_user_limit ? number(i.per_user_limit) : "—"), "num"],
-      ["cost", (i) => (i.cash_price_minor ? money({ amount_minor: i.cash_price_minor }) : "—"), "num"],
-    ], catalog.items)),
-    await redemptions(),
-    card("lottery", h("form", { class: "row", onsubmit: (e) => { e.preventDefault(); location.hash = `#/mall/${encodeURIComponent(input.value.trim())}`; } },
-      input, h("button", { type: "submit" }, t("search"))), lottery));
-  if (!lotteryId) return;
+function items(target) {
+  return panel("items", async () => {
+    const list = (await get("/v1/admin/items?page_size=500")).items;
+    const message = h("div");
+    const editor = h("div");
+    const reload = () => show(target, items(target));
+    const toggle = async (i) => {
+      try {
+        const { item_id: _, ...body } = i;
+        await api("PUT", `/v1/admin/items/${encodeURIComponent(i.item_id)}`, { ...body, enabled: !i.enabled });
+        await reload();
+      } catch (error) {
+        message.replaceChildren(failure(error));
+      }
+    };
+    const edit = (i) => editor.replaceChildren(itemForm(i, message, reload));
+    return [
+      h("button", { class: "secondary", name: "new-item", onclick: () => edit(null) }, t("newItem")), editor, message,
+      table([
+        ["id", (i) => i.item_id], ["title_", (i) => i.title], ["type", (i) => label("itemType", i.type)],
+        ["price", (i) => number(i.points_price), "num"], ["stock", stockText, "num"],
+        ["limit", (i) => (i.per_user_limit ? `${number(i.per_user_limit)} ${label("limitPeriod", i.limit_period)}` : "—"), "num"],
+        ["cashPart", (i) => (i.cash_price?.amount_minor ? money(i.cash_price) : "—"), "num"],
+        ["enabledState", (i) => h("span", { class: i.enabled ? "ok" : "muted" }, t(i.enabled ? "on" : "off"))],
+        ["", (i) => h("span", { class: "row" },
+          h("button", { class: "secondary", name: "edit", onclick: () => edit(i) }, t("edit")),
+          h("button", { class: "secondary", name: "toggle", onclick: i.enabled ? confirmed("confirmDisable", () => toggle(i)) : () => toggle(i) },
+            t(i.enabled ? "disable" : "enable")))],
+      ], list, "items"),
+    ];
+  });
+}
+
+// Redemptions, newest first, optionally of one status: saga step, shipment, where to ship it.
+function redemptions(target, status = "") {
+  return panel("redemptions", async () => {
+    const query = new URLSearchParams({ page_size: "100" });
+    if (status) query.set("status", status);
+    const list = (await get(`/v1/admin/redemptions?${query}`)).redemptions;
+    const message = h("div");
+    const NEXT = { PENDING: "SHIPPED", SHIPPED: "DELIVERED" };
+    const again = (next = status) => show(target, redemptions(target, next));
+    const ship = async (r) => {
+      try {
+        await api("POST", `/v1/admin/users/${encodeURIComponent(r.user_id)}/redemptions/${r.redemption_id}/shipment`, { status: NEXT[r.shipment_status] });
+        await again();
+      } catch (error) {
+        message.replaceChildren(failure(error));
+      }
+    };
+    const filter = h("select", { name: "status", onchange: () => again(filter.value) },
+      STATUSES.map((s) => h("option", { value: s, selected: s === status }, s ? label("redemption", s) : t("statusAny"))));
+    return [h("label", {}, t("filter"), filter), message, table([
+      ["id", (r) => r.redemption_id],
+      ["user", (r) => h("a", { href: `#/member/${encodeURIComponent(r.user_id)}` }, r.user_id)],
+      ["items", (r) => `${r.item_id} × ${r.quantity}`], ["points", (r) => number(r.points), "num"],
+      ["status", (r) => `${label("redemption", r.status)}${r.failure_reason ? ` (${r.failure_reason})` : ""}`],
+      ["sagaStep", (r) => label("step", r.saga_step)],
+      ["shipment", (r) => label("shipment", r.shipment_status)],
+      ["shippingAddress", (r) => r.shipping_address || ""],
+      ["when", (r) => when(r.created_at)],
+      ["", (r) => (NEXT[r.shipment_status] && r.status === "COMPLETED"
+        ? h("button", { class: "secondary", onclick: () => ship(r) }, t(`mark${NEXT[r.shipment_status]}`)) : "")],
+    ], list, "redemptions")];
+  });
+}
+
+async function lotteryDetail(lotteryId) {
   const found = await get(`/v1/lotteries/${encodeURIComponent(lotteryId)}`);
   const l = found.lottery;
   const weights = l.prizes.reduce((sum, p) => sum + p.weight, l.no_prize_weight);
-  const stock = (p) => (p.unlimited_stock ? "∞" : number(p.stock));
-  lottery.replaceChildren(
-    h("p", {}, `${l.title} · ${number(l.points_per_draw)} ${t("points")} · ${t("seedCommitment")}: `,
-      h("code", { id: "seed-commitment" }, found.current_seed_sha256)),
-    table([["id", (p) => p.prize_id], ["kind", (p) => p.kind], ["odds", (p) => percent(p.weight, weights), "num"],
-      ["remaining", stock, "num"]], l.prizes));
+  return [h("p", {}, `${l.title} · ${number(l.points_per_draw)} ${t("points")} · ${t("seedCommitment")}: `,
+    h("code", { id: "seed-commitment" }, found.current_seed_sha256)),
+  table([["id", (p) => p.prize_id], ["kind", (p) => label("prize", p.kind)], ["odds", (p) => percent(p.weight, weights), "num"],
+    ["remaining", (p) => (p.unlimited_stock ? t("unlimited") : number(p.stock)), "num"]], l.prizes, `lottery-${lotteryId}`)];
+}
+
+function lotteries(lotteryId) {
+  return panel("lotteries", async () => [table([
+    ["id", (l) => h("a", { href: `#/mall/${encodeURIComponent(l.lottery_id)}` }, l.lottery_id)], ["title_", (l) => l.title],
+    ["pointsPerDraw", (l) => number(l.points_per_draw), "num"],
+    ["enabledState", (l) => t(l.enabled ? "on" : "off")],
+  ], (await get("/v1/admin/lotteries?page_size=500")).lotteries, "lotteries"),
+  lotteryId ? card("lottery", await lotteryDetail(lotteryId).catch((error) => failure(error))) : null]);
+}
+
+export async function mall(root, lotteryId = "") {
+  const itemsBox = h("div"), redemptionsBox = h("div");
+  await show(root, itemsBox, redemptionsBox, lotteries(lotteryId));
+  await Promise.all([show(itemsBox, items(itemsBox)), show(redemptionsBox, redemptions(redemptionsBox))]);
 }

@@ -1,24 +1,43 @@
 // @ts-check
 // One member: balance, pending, held, lots by expiry, tier and progress, caps left today,
-// history with the reason for every change and every event's explanation; adjust points
-// with a reason; blacklist and unblacklist.
+// history with the reason for every change and every event's explanation (base points, streak
+// day, what campaigns and tier added, what cut it, until when it is pending); adjust points
+// with a reason; blacklist and unblacklist. An id never seen is "not found", not a zero balance.
 import { api, get } from "../api.js";
-import { card, errorText, h, table } from "../dom.js";
-import { number, t, when } from "../i18n.js";
+import { card, confirmed, errorText, h, table } from "../dom.js";
+import { cutBy, day, label, number, t, when } from "../i18n.js";
 
 function explain(transfer) {
   const m = transfer.metadata || {};
-  const parts = [transfer.reason_code];
+  const parts = [label("reasonCode", transfer.reason_code)];
   if (m.note) parts.push(`“${m.note}”`);
   if (m.operator) parts.push(`(${m.operator})`);
   if (m.rule_id) parts.push(m.rule_id);
+  if (transfer.matures_at && Date.parse(transfer.matures_at) > Date.now()) parts.push(`· ${t("pendingUntil")} ${when(transfer.matures_at)}`);
   return parts.filter(Boolean).join(" ");
+}
+
+// One award in words: "daily-check-in: 25 = base 5 (streak day 1) + 20 from campaigns
+// (welcome-bonus)", with what cut it and until when it is pending.
+function award(a) {
+  const parts = [`${a.rule_id}: ${number(a.points)}`];
+  const extra = a.campaign_points || 0;
+  if (a.base_points !== a.points || extra) parts.push(`= ${t("basePoints")} ${number(a.base_points)}`);
+  if (a.streak_day) parts.push(`(${t("streakDay")} ${a.streak_day})`);
+  const campaigns = extra - (a.tier_points || 0);
+  if (campaigns) parts.push(`+ ${number(campaigns)} ${t("campaignExtra")} (${(a.campaign_ids || []).join(", ")})`);
+  if (a.tier_points) parts.push(`+ ${number(a.tier_points)} ${t("tierExtraShort")}`);
+  if (a.capped_by) parts.push(`· ${t("cappedBy")} ${cutBy(a.capped_by)}`);
+  if (a.reason) parts.push(`· ${label("award", a.reason)}`);
+  if (a.pending) parts.push(`· ${t("pendingUntil")} ${when(a.matures_at)}`);
+  if (a.in_review) parts.push(`· ${t("inReviewShort")}`);
+  return parts.join(" ");
 }
 
 function outcome(event) {
   const o = event.outcome;
-  const reasons = o.awards.map((a) => `${a.rule_id}: ${number(a.points)}${a.capped_by ? ` (${a.capped_by})` : ""}${a.reason ? ` ${a.reason}` : ""}`);
-  return [o.decision, ...o.risk_reasons, ...reasons].join(" · ");
+  return h("div", {}, h("div", {}, [label("decision", o.decision), ...o.risk_reasons.map((r) => label("risk", r))].join(" · ")),
+    ...o.awards.map((a) => h("div", { class: "award" }, award(a))));
 }
 
 async function show(root, id, form) {
@@ -28,6 +47,10 @@ async function show(root, id, form) {
     get(`${path}/history?page_size=50`), get(`${path}/events?page_size=50`),
     get("/v1/admin/blacklist"),
   ]);
+  if (!history.transfers.length && !events.events.length) {
+    root.replaceChildren(form, card(null, h("h2", {}, id), h("p", { role: "alert", class: "error", id: "not-found" }, t("memberNotFound"))));
+    return;
+  }
   const listed = blacklist.entries.some((e) => e.kind === "USER" && e.value === id);
   const points = wallet.points || {};
   const amount = h("input", { type: "number", name: "points", placeholder: t("amount") });
@@ -41,12 +64,11 @@ async function show(root, id, form) {
       message.textContent = errorText(error);
     }
   }
-  const adjust = () => act(() => api("POST", `${path}/adjustments`, { points: Number(amount.value), note: note.value }));
-  const block = () => act(() => (listed
-    ? api("DELETE", `/v1/admin/blacklist/USER/${encodeURIComponent(id)}`)
-    : api("POST", "/v1/admin/blacklist", { kind: "USER", value: id, reason: note.value || "console" })));
+  const adjust = confirmed("confirmAdjust", () => act(() => api("POST", `${path}/adjustments`, { points: Number(amount.value), note: note.value })));
+  const unlist = () => act(() => api("DELETE", `/v1/admin/blacklist/USER/${encodeURIComponent(id)}`));
+  const block = confirmed("confirmBlacklist", () => act(() => api("POST", "/v1/admin/blacklist", { kind: "USER", value: id, reason: note.value || "console" })));
   const tier = wallet.tier;
-  root.replaceChildren(form,
+  root.replaceChildren(form, h("h1", { id: "member-id" }, id),
     h("div", { class: "kpis", id: "member-points" },
       ...["available", "pending", "held", "lifetimeEarned"].map((key) => h("div", { class: "kpi", "data-kpi": key },
         h("div", { class: "label" }, t(key)),
@@ -54,16 +76,16 @@ async function show(root, id, form) {
     card("tier", tier ? `${tier.name} (${number(tier.points_12m)}) · ${t("progress")}: ${tier.next_tier_id ? number(tier.points_to_next) : "—"}` : "—",
       h("p", {}, `${t("checkIn")}: ${wallet.check_in ? wallet.check_in.streak : "—"}`)),
     card("capsToday", table([["rule", (c) => c.rule_id], ["used", (c) => number(c.earned_today), "num"],
-      ["limit", (c) => number(c.daily_cap), "num"], ["remaining", (c) => number(c.remaining_today), "num"]], wallet.caps_today)),
-    card("expiring", table([["date", (e) => e.date], ["points", (e) => number(e.amount), "num"]], detail.expiring)),
+      ["limit", (c) => number(c.daily_cap), "num"], ["remaining", (c) => number(c.remaining_today), "num"]], wallet.caps_today, "caps")),
+    card("expiring", table([["date", (e) => day(e.date)], ["points", (e) => number(e.amount), "num"]], detail.expiring, "expiring")),
     card("adjust", h("div", { class: "row" }, amount, note,
       h("button", { onclick: adjust, name: "adjust" }, t("adjust")),
-      h("button", { class: "secondary", onclick: block, name: "blacklist" }, t(listed ? "unblacklist" : "blacklist"))), message),
-    card("history", table([["when", (x) => when(x.created_at)], ["kind", (x) => x.kind],
-      ["amount", (x) => number(x.amount), "num"], ["reason", explain]], history.transfers)),
-    card("eventList", table([["when", (e) => when(e.occurred_at)], ["type", (e) => e.type],
+      h("button", { class: "secondary", onclick: listed ? unlist : block, name: "blacklist" }, t(listed ? "unblacklist" : "blacklist"))), message),
+    card("history", table([["when", (x) => when(x.created_at)], ["kind", (x) => label("transfer", x.kind)],
+      ["amount", (x) => number(x.amount), "num"], ["reason", explain]], history.transfers, `history-${id}`)),
+    card("eventList", table([["when", (e) => when(e.occurred_at)], ["type", (e) => label("event", e.type)],
       ["points", (e) => number(e.outcome.total_points), "num"], ["reason", outcome],
-      ["review", (e) => (e.review === "UNSPECIFIED" ? "" : e.review)]], events.events)));
+      ["review", (e) => label("review", e.review)]], events.events, `events-${id}`)));
 }
 
 export async function member(root, id = "") {

@@ -5,11 +5,14 @@ import { api } from "../api.js";
 import { card, errorText, h, table } from "../dom.js";
 import { money, number, t } from "../i18n.js";
 
+// Each member checks in once a day, ending today, so streaks build as they would.
 function generated(users, checkIns) {
   const events = [];
+  const today = Date.parse(`${new Date().toISOString().slice(0, 10)}T09:00:00Z`);
   for (let u = 0; u < users; u++) {
     for (let c = 0; c < checkIns; c++) {
-      events.push({ event_id: `sim-${u}-${c}`, user_id: `sim-user-${u}`, type: "CHECK_IN" });
+      const occurred = new Date(today - (checkIns - 1 - c) * 86400000).toISOString();
+      events.push({ event_id: `sim-${u}-${c}`, user_id: `sim-user-${u}`, type: "CHECK_IN", occurred_at: occurred });
     }
   }
   return events;
@@ -33,7 +36,7 @@ export async function simulate(root) {
   const campaigns = h("textarea", { rows: 5, name: "draft_campaigns" }, "[]");
   const events = h("textarea", { rows: 8, name: "events" }, JSON.stringify(generated(3, 2), null, 2));
   const users = h("input", { type: "number", min: 1, max: 100, value: 3, name: "users" });
-  const times = h("input", { type: "number", min: 1, max: 10, value: 2, name: "times" });
+  const times = h("input", { type: "number", min: 1, max: 7, value: 2, name: "times" });
   const days = h("input", { type: "number", min: 1, max: 30, value: 7, name: "replay_days" });
   const result = h("div", { id: "simulation" });
   // With `replay`: the events recorded in the last days, replayed as fresh members.
@@ -43,7 +46,8 @@ export async function simulate(root) {
       const reply = await api("POST", "/v1/admin/simulations", replay
         ? { ...drafts, replay_days: Number(days.value) }
         : { ...drafts, events: JSON.parse(events.value) });
-      result.replaceChildren(h("p", { class: "muted" }, `${t("eventList")}: ${number(reply.results.length)}`), card("total",
+      result.replaceChildren(h("p", { class: "muted" }, `${t("eventList")}: ${number(reply.results.length)}`),
+        reply.capped ? h("p", { class: "notice", id: "capped" }, t("replayCapped")) : "", card("total",
         table([
           ["", (row) => t(row[0])],
           ["points", (row) => number(row[1].total_points), "num"],
@@ -58,10 +62,10 @@ export async function simulate(root) {
   }
   root.replaceChildren(
     card("draftRules", rules), card("draftCampaigns", campaigns),
-    card("events", h("div", { class: "row" }, users, "×", times, h("button", {
+    card("events", h("div", { class: "row" }, h("label", {}, t("usersLabel"), users), "×", h("label", {}, t("timesLabel"), times), h("button", {
       class: "secondary", onclick: () => { events.value = JSON.stringify(generated(+users.value, +times.value), null, 2); },
     }, t("generate"))), events),
     h("div", { class: "row" }, h("button", { onclick: () => run(false), name: "run" }, t("run")),
-      t("replayHelp"), days, h("button", { class: "secondary", onclick: () => run(true), name: "replay" }, t("replay"))),
+      t("replayHelp"), h("label", {}, t("daysLabel"), days), h("button", { class: "secondary", onclick: () => run(true), name: "replay" }, t("replay"))),
     result);
 }

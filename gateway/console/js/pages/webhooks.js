@@ -2,8 +2,8 @@
 // Webhooks: subscriptions (create, edit, enable or disable, rotate the secret) and each one's
 // delivery log (status, attempts, answer, latency; redeliver one, replay a window).
 import { api, get } from "../api.js";
-import { card, errorText, h, table } from "../dom.js";
-import { number, t, when } from "../i18n.js";
+import { card, confirmed, errorText, h, table } from "../dom.js";
+import { label, number, reasonText, t, when } from "../i18n.js";
 
 const BASE = "/v1/admin/webhooks";
 
@@ -50,7 +50,7 @@ function editor(current, message, done) {
 
 function state(s) {
   if (s.enabled) return h("span", { class: "ok" }, t("enabled"));
-  return h("span", { class: "error" }, s.disabled_reason || t("disabled"));
+  return h("span", { class: "error" }, reasonText(s.disabled_reason) || t("disabled"));
 }
 
 async function list(root, notice) {
@@ -74,9 +74,9 @@ async function list(root, notice) {
       ["pending", (s) => number(s.pending_deliveries), "num"],
       ["previousSecret", (s) => (s.previous_secret_expires_at ? when(s.previous_secret_expires_at) : "—")],
       ["", (s) => h("div", { class: "row" },
-        h("button", { class: "secondary", name: "toggle", onclick: () => toggle(s) }, t(s.enabled ? "disable" : "enable")),
-        h("button", { class: "secondary", name: "rotate", onclick: () => rotate(s) }, t("rotate")))],
-    ], subscriptions), message),
+        h("button", { class: "secondary", name: "toggle", onclick: s.enabled ? confirmed("confirmDisable", () => toggle(s)) : () => toggle(s) }, t(s.enabled ? "disable" : "enable")),
+        h("button", { class: "secondary", name: "rotate", onclick: confirmed("confirmRotate", () => rotate(s)) }, t("rotate")))],
+    ], subscriptions, "webhooks"), message),
     card("new", editor(null, message, (answer) => reload(secretNotice(answer.secret)))));
 }
 
@@ -94,7 +94,7 @@ async function deliveries(root, id, status = "", notice = null) {
   const rows = h("div", { id: "deliveries" });
   const more = h("button", { class: "secondary", name: "more", hidden: true }, t("more"));
   const filter = h("select", { name: "status", onchange: () => deliveries(root, id, filter.value) },
-    STATUSES.map((s) => h("option", { value: s, selected: s === status }, s || t("all"))));
+    STATUSES.map((s) => h("option", { value: s, selected: s === status }, s ? label("delivery", s) : t("all"))));
   const again = (next) => deliveries(root, id, filter.value, next);
   let token = "";
   const loaded = [];
@@ -107,13 +107,13 @@ async function deliveries(root, id, status = "", notice = null) {
     more.hidden = !token;
     rows.replaceChildren(table([
       ["id", (d) => d.delivery_id], ["when", (d) => when(d.created_at)], ["type", (d) => d.event_type],
-      ["member", (d) => d.member_id], ["status", (d) => d.status], ["attempts", (d) => number(d.attempts), "num"],
+      ["member", (d) => d.member_id], ["status", (d) => label("delivery", d.status)], ["attempts", (d) => number(d.attempts), "num"],
       ["code", (d) => d.last_status_code || "—", "num"], ["latency", (d) => `${number(d.last_latency_ms)} ms`, "num"],
       ["answer", (d) => d.last_error || d.last_response],
       ["delivered", (d) => (d.status === "PENDING" ? `${t("next")}: ${when(d.next_attempt_at)}` : when(d.deliver_at))],
       ["", (d) => h("button", { class: "secondary", name: "redeliver", onclick: () => attempt(message,
         () => api("POST", `${BASE}/deliveries/${d.delivery_id}/redeliver`)).then((ok) => ok && again()) }, t("redeliver"))],
-    ], loaded));
+    ], loaded, `deliveries-${id}`));
   }
   more.addEventListener("click", () => attempt(message, page));
   const now = new Date();
@@ -121,6 +121,7 @@ async function deliveries(root, id, status = "", notice = null) {
   const end = localInput("end", new Date(now.getTime() + 60000)); // the input drops seconds
   const replay = async (e) => {
     e.preventDefault();
+    if (!window.confirm(t("confirmReplay"))) return;
     const range = { start_time: new Date(start.value).toISOString(), end_time: new Date(end.value).toISOString() };
     /** @type {any} */
     let answer;
