@@ -166,6 +166,7 @@ class ServiceHost:
         self._runtime: Runtime | None = None
         self._not_serving: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stopped = False
         self._task_died = False
 
     @property
@@ -274,7 +275,10 @@ class ServiceHost:
             await self.health.set(name, status)
 
     async def stop(self) -> None:
-        """Drain and stop; safe to call once the host started (or failed half-way)."""
+        """Drain and stop; safe to call once the host started (or failed half-way), and again."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stopping = True
         await self.health.enter_graceful_shutdown()
         if self._ready and self.settings.drain_seconds > 0:

@@ -7,124 +7,12 @@ failing test leaves a screenshot of the page under test-results/<test name>/."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import httpx
-import pytest
-from playwright.async_api import Dialog, Page, Request, async_playwright, expect
+from playwright.async_api import Request, expect
 from standardwebhooks.webhooks import Webhook
 
-from gateway.auth import mint
-from services.ledger.server import SPEC as LEDGER
-from services.mall.server import SPEC as MALL
-from services.rules.server import SPEC as RULES
-from services.webhooks.server import SPEC as WEBHOOKS
-from tests.support.browser import CHROMIUM, screenshot_on_failure
-from tests.support.gateway_calls import AUTH, bearer, gateway_env, operator_keys
-from tests.support.hosts import running, serving_gateway
-from tests.support.receiver import Receiver, receiving
-
-BACKEND = bearer("app-backend", "events:write")
-
-
-@dataclass
-class Console:
-    page: Page
-    http: httpx.AsyncClient
-    url: str
-    receiver: Receiver  # a webhook receiver on loopback, which the suite may deliver to
-    asked: list[str]  # every confirmation the console asked for (each is accepted)
-
-
-@pytest.fixture
-async def console(private_database: str, request: pytest.FixtureRequest) -> AsyncIterator[Console]:
-    hooks = {
-        "WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.1/32",
-        "WEBHOOKS_POLL_SECONDS": "0.1",
-        "WEBHOOKS_RETRY_SECONDS": "0.2",  # one quick retry, then the service gives up
-    }
-    async with (
-        receiving() as receiver,
-        running(WEBHOOKS, private_database, hooks) as webhooks,
-        running(
-            LEDGER, private_database, {"WEBHOOKS_ADDR": f"127.0.0.1:{webhooks.port}"}
-        ) as ledger,
-    ):
-        env = {
-            "LEDGER_ADDR": f"127.0.0.1:{ledger.port}",
-            "WEBHOOKS_ADDR": f"127.0.0.1:{webhooks.port}",
-            "RULES_SETTLE_SECONDS": "0.1",
-            "RULES_ACCOUNTS_PER_DEVICE": "2",  # the second account on a device is reviewed
-        }
-        async with running(RULES, private_database, env) as rules:
-            env["RULES_ADDR"] = f"127.0.0.1:{rules.port}"
-            async with (
-                running(MALL, private_database, env) as mall,
-                serving_gateway(
-                    gateway_env(ledger.port, rules.port, mall.port, webhooks.port)
-                ) as url,
-                httpx.AsyncClient(
-                    base_url=url, timeout=20, event_hooks={"request": [operator_keys]}
-                ) as http,
-                async_playwright() as playwright,
-            ):
-                browser = await playwright.chromium.launch(
-                    executable_path=CHROMIUM, args=["--no-sandbox"]
-                )
-                page = await browser.new_page(
-                    locale="en-US", viewport={"width": 1280, "height": 1000}
-                )
-                errors: list[str] = []
-                page.on("pageerror", lambda error: errors.append(str(error)))
-                asked: list[str] = []
-
-                async def confirm(dialog: Dialog) -> None:
-                    asked.append(dialog.message)
-                    await dialog.accept()
-
-                page.on("dialog", confirm)
-                async with screenshot_on_failure(page, request):
-                    yield Console(page, http, url, receiver, asked)
-                await browser.close()
-                assert not errors, errors  # no script error on any page
-
-
-async def sign_in(console: Console) -> None:
-    page = console.page
-    served = await page.goto(f"{console.url}/console")
-    assert (
-        served is not None and "frame-ancestors 'none'" in served.headers["content-security-policy"]
-    )
-    member = mint(AUTH, "not-an-operator")
-    await page.fill("#token", member)
-    await page.click("#sign-in button[type=submit]")
-    await expect(page.locator("#sign-in-error")).to_have_text(
-        "This token does not carry the admin scope."
-    )
-    await page.fill("#token", mint(AUTH, "ops-alice", ("admin",)))
-    await page.click("#sign-in button[type=submit]")
-    await expect(page.locator("[data-count=reviews]")).to_be_visible()  # the overview
-    # The token lives in the page's memory only: nothing stored, no cookie to ride.
-    kept = await page.evaluate(
-        "localStorage.length + sessionStorage.length + document.cookie.length"
-    )
-    assert kept == 0
-
-
-async def events(console: Console, user: str, kind: str, count: int, **fields: str) -> None:
-    for _ in range(count):
-        reply = await console.http.post(
-            "/v1/events",
-            json={"user_id": user, "type": kind, **fields},
-            headers={**BACKEND, "Idempotency-Key": uuid.uuid4().hex},
-        )
-        assert reply.is_success, reply.text
-
-
-async def kpi(page: Page, name: str) -> str:
-    return (await page.locator(f"[data-kpi={name}] .value").inner_text()).strip()
+from tests.support.console import Console, a_mug_to_ship, events, kpi, sign_in
+from tests.support.gateway_calls import bearer
 
 
 async def test_a_rule_from_draft_to_the_economy_page(console: Console) -> None:
@@ -158,7 +46,7 @@ async def test_a_rule_from_draft_to_the_economy_page(console: Console) -> None:
     await expect(row).to_contain_text("15")  # the draft: 3 likes × 5
 
     # Events arrive through the API; the economy page shows them, in figures and in the chart.
-    await events(console, "member-1", "LIKE", 4)
+    await events(console.http, "member-1", "LIKE", 4)
     await page.click("[data-page=economy]")
     for _ in range(50):
         await page.click("#refresh")
@@ -195,8 +83,8 @@ async def test_reviews_members_and_language(console: Console) -> None:
         json={"kind": "ACTION", "event_type": "SHARE", "enabled": True, "action": {"points": 3}},
         headers=bearer("operator", "admin"),
     )
-    await events(console, "first-on-device", "SHARE", 1, device_id="shared-phone")
-    await events(console, "second-on-device", "SHARE", 1, device_id="shared-phone")
+    await events(console.http, "first-on-device", "SHARE", 1, device_id="shared-phone")
+    await events(console.http, "second-on-device", "SHARE", 1, device_id="shared-phone")
     await sign_in(console)
 
     await page.click("[data-page=reviews]")
@@ -218,23 +106,6 @@ async def test_reviews_members_and_language(console: Console) -> None:
     await page.select_option("#language", "zh-CN")
     await expect(page.locator("[data-page=economy]")).to_have_text("积分经济")
     await expect(page.locator("[data-kpi=available] .label")).to_have_text("可用")
-
-
-async def a_mug_to_ship(http: httpx.AsyncClient) -> None:
-    """A mug in stock (3), and member "buyer" given points and redeeming one: a completed
-    redemption whose shipment is PENDING."""
-    admin = bearer("operator", "admin")
-    mug = {"type": "PHYSICAL", "title": "Mug", "points_price": 50, "stock": 3, "enabled": True}
-    assert (await http.put("/v1/admin/items/mug", json=mug, headers=admin)).is_success
-    gift = {"points": 80, "note": "gift"}
-    adjusted = await http.post("/v1/admin/members/buyer/adjustments", json=gift, headers=admin)
-    assert adjusted.is_success, adjusted.text
-    redeemed = await http.post(
-        "/v1/me/redemptions",
-        json={"item_id": "mug", "shipping_address": "1 Road, Shanghai"},
-        headers={**bearer("buyer"), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert redeemed.json()["status"] == "COMPLETED", redeemed.text
 
 
 async def test_a_shipped_redemption_moves_forward_from_the_mall_page(console: Console) -> None:

@@ -34,14 +34,13 @@ async function route() {
   renderNav(current);
   const root = h("div", { "data-page": current });
   page.replaceChildren(root);
-  if (!Object.hasOwn(PAGES, current)) {
-    root.replaceChildren(notFound());
-    return;
-  }
-  try {
-    await PAGES[current](root, argument ? decodeURIComponent(argument) : undefined);
-  } catch (error) {
-    root.replaceChildren(failure(error, route));
+  if (!Object.hasOwn(PAGES, current)) root.replaceChildren(notFound());
+  else {
+    try {
+      await PAGES[current](root, argument ? decodeURIComponent(argument) : undefined);
+    } catch (error) {
+      root.replaceChildren(failure(error, route));
+    }
   }
   root.dataset.ready = "true";
 }
