@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PYTEST_ARGS ?=
 
-.PHONY: setup protos openapi k8s proto-release image-lock run test unit lint bench bench-check clean clean-data test-tools
+.PHONY: setup protos openapi k8s proto-release image-lock run test unit lint bench bench-check clean clean-data test-tools screenshots
 
 ## setup: virtualenv in .venv with pinned dependencies, generated protobuf code in gen/
 setup: $(VENV)/.installed $(GEN)/.stamp
@@ -100,6 +100,11 @@ image-lock: setup
 ## proto-release: record the protos as released (what `make lint` checks breaking changes against)
 proto-release: node_modules/.installed
 	./node_modules/.bin/buf build -o deploy/protos-release.binpb
+
+## screenshots: the README's console screenshots (docs/console-*.png), taken by the browser test
+## that walks every page
+screenshots: setup test-tools
+	SCREENSHOTS_DIR=docs $(PY) -m pytest -q tests/browser/test_console_operator.py -k every_page
 
 ## bench: benchmarks printing figures against a baseline measured in the same run
 bench: setup test-tools

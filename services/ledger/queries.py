@@ -101,8 +101,11 @@ _FLOWS = """
     coalesce(sum(amount) FILTER (WHERE kind = 'REVERSAL' AND debit_account = 'member'),
              0)::bigint AS reversed
 """
+# Open ends as infinities rather than "$1 IS NULL OR ...": the services keep generic plans,
+# and a generic plan can only use the index on created_at with a plain range.
 _PERIOD = """
-    ($1::timestamptz IS NULL OR created_at >= $1) AND ($2::timestamptz IS NULL OR created_at < $2)
+    created_at >= coalesce($1::timestamptz, '-infinity')
+    AND created_at < coalesce($2::timestamptz, 'infinity')
 """
 
 

@@ -25,9 +25,10 @@ async def issuance(
     conn: Conn, start: datetime | None, end: datetime | None, currency: str
 ) -> Issuance:
     """Points awarded in [start, end) by when they were recorded, as the ledger saw them."""
+    # Infinities for open ends: a generic plan uses the index on created_at only for a range.
     window = """
-        ($1::timestamptz IS NULL OR created_at >= $1)
-        AND ($2::timestamptz IS NULL OR created_at < $2)
+        created_at >= coalesce($1::timestamptz, '-infinity')
+        AND created_at < coalesce($2::timestamptz, 'infinity')
     """
     totals = await conn.fetchrow(
         f"""
@@ -44,8 +45,8 @@ async def issuance(
         """
         SELECT coalesce(sum(amount_minor), 0)::bigint FROM events
         WHERE event_type = 'EVENT_TYPE_PURCHASE' AND currency = $3 AND decision <> 'DENY'
-          AND ($1::timestamptz IS NULL OR recorded_at >= $1)
-          AND ($2::timestamptz IS NULL OR recorded_at < $2)
+          AND recorded_at >= coalesce($1::timestamptz, '-infinity')
+          AND recorded_at < coalesce($2::timestamptz, 'infinity')
         """,
         start,
         end,
