@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Page, ViewportSize, expect
+from playwright.async_api import Locator, Page, ViewportSize, expect
 
 from tests.support.console import ADMIN, BACKEND, Console, a_mug_to_ship, events, sign_in
 from tests.support.gateway_calls import bearer
@@ -314,18 +314,24 @@ async def test_the_review_queue_a_page_at_a_time(console: Console) -> None:
     assert lines[0].split(",")[:2] == ["User", "Event"] and len(lines) == 21, lines[:3]
 
 
+async def new_item(page: Page, item_id: str, title: str, type: str = "PHYSICAL") -> Locator:
+    """The mall page's new-item form, filled in but not saved (5 points each)."""
+    await page.click("button[name=new-item]")
+    form = page.locator("form[name=item]")
+    await form.locator("input[name=item_id]").fill(item_id)
+    await form.locator("input[name=title]").fill(title)
+    await form.locator("select[name=type]").select_option(type)
+    await form.locator("input[name=points_price]").fill("5")
+    return form
+
+
 async def test_the_mall_is_managed_from_its_page(console: Console) -> None:
     page, http = console.page, console.http
     await a_program(console)
     await sign_in(console)
     await ready(page, "mall", console.url)
 
-    await page.click("button[name=new-item]")
-    form = page.locator("form[name=item]")
-    await form.locator("input[name=item_id]").fill("sticker")
-    await form.locator("input[name=title]").fill("Sticker")
-    await form.locator("select[name=type]").select_option("VIRTUAL")
-    await form.locator("input[name=points_price]").fill("5")
+    form = await new_item(page, "sticker", "Sticker", type="VIRTUAL")
     await form.locator("input[name=unlimited_stock]").check()
     await form.locator("button[name=save]").click()
     sticker = page.locator("[data-panel=items] tr", has_text="sticker")
@@ -393,11 +399,7 @@ async def test_a_new_item_saved_twice_is_one_intent(console: Console) -> None:
     )
     await sign_in(console)
     await ready(page, "mall", console.url)
-    await page.click("button[name=new-item]")
-    form = page.locator("form[name=item]")
-    await form.locator("input[name=item_id]").fill("pen")
-    await form.locator("input[name=title]").fill("Pen")
-    await form.locator("input[name=points_price]").fill("5")
+    form = await new_item(page, "pen", "Pen")
     await form.locator("input[name=stock]").fill("4")
     await form.locator("button[name=save]").dblclick()
     await expect(page.locator("[data-panel=items] tr", has_text="pen")).to_have_count(1)
