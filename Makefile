@@ -56,12 +56,13 @@ unit: setup
 
 ## test-tools: Debian's Chromium for the console's browser tests (Playwright drives it; its own
 ## browser download is not reachable everywhere), libfaketime for the test that runs the suite
-## a year ahead, pg_auto_failover and PgBouncer for the failover and pooling tests. Installed
+## a year ahead, pg_auto_failover and PgBouncer for the failover and pooling tests, a Chinese
+## font for the console's screenshots and Chinese pages. Installed
 ## when missing and run as root.
-TEST_PACKAGES = chromium faketime postgresql-15-auto-failover pgbouncer
+TEST_PACKAGES = chromium faketime postgresql-15-auto-failover pgbouncer fonts-wqy-microhei
 test-tools:
 	@{ command -v chromium && command -v faketime && command -v pg_autoctl \
-	   && command -v pgbouncer; } >/dev/null \
+	   && command -v pgbouncer && test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; } >/dev/null \
 		|| { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive \
 		&& { apt-get install -y -q $(TEST_PACKAGES) >/dev/null 2>&1 \
 		     || { apt-get update -q >/dev/null && apt-get install -y -q $(TEST_PACKAGES) >/dev/null; }; }; } \

@@ -3,6 +3,7 @@ when, adjustments with a reason (kept on the ledger transfer), and expiry runs."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -39,6 +40,7 @@ UserId = Annotated[str, Path(min_length=1, max_length=128)]
 
 class MemberPoints(Points):
     user_id: str
+    changed_at: datetime | None = Field(description="when the member's points last moved")
 
 
 class Segment(BaseModel):
@@ -89,20 +91,33 @@ async def segment(
     _: Operator,
     services: Services,
     min_available: Annotated[int, Query(ge=0, le=MAX_POINTS)] = 0,
+    prefix: Annotated[str, Query(max_length=128, description="ids starting with this")] = "",
+    inactive_since: Annotated[
+        IsoDatetime | None, Query(description="points last moved before this")
+    ] = None,
     page_size: ExportPageSize = EXPORT_PAGE_SIZE,
     page_token: PageToken = "",
 ) -> Segment:
-    """Members whose available points are at least `min_available`, paged (export by following
-    `next_page_token` to the end)."""
-    reply = await services.ledger.ListMembers(
-        lpb.ListMembersRequest(
-            min_available=min_available, page_size=page_size, page_token=page_token
-        ),
-        timeout=services.timeout * 5,
+    """Members whose available points are at least `min_available`, optionally by id prefix and
+    inactivity, by id, paged (export by following `next_page_token` to the end; a page may be
+    short, even empty, while more follow)."""
+    request = lpb.ListMembersRequest(
+        min_available=min_available,
+        user_id_prefix=prefix,
+        page_size=page_size,
+        page_token=page_token,
     )
+    if inactive_since is not None:
+        request.changed_before.FromDatetime(inactive_since)
+    reply = await services.ledger.ListMembers(request, timeout=services.timeout * 5)
     return Segment(
         members=[
-            MemberPoints(user_id=m.user_id, **Points.of(m).model_dump()) for m in reply.members
+            MemberPoints(
+                user_id=m.user_id,
+                changed_at=m.changed_time.ToDatetime(UTC) if m.HasField("changed_time") else None,
+                **Points.of(m).model_dump(),
+            )
+            for m in reply.members
         ],
         next_page_token=reply.next_page_token,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,22 +53,32 @@ async def list_transfers(
     )
 
 
+@dataclass(frozen=True)
+class Segment:
+    min_available: int = 0
+    prefix: str = ""
+    changed_before: datetime | None = None
+
+
 async def members_at_least(
-    conn: Conn, min_available: int, after: str, limit: int
+    conn: Conn, segment: Segment, after: str, limit: int
 ) -> tuple[list[str], str | None]:
-    """Members with available >= min_available, by user id, and where the next page starts.
+    """Members of `segment` (available >= its minimum, an id prefix, points last moved before a
+    time), by user id, and where the next page starts.
 
     The stored balance bounds available from above (it also counts pending and unswept
     expired points), so a positive threshold narrows the scan through the index of members
     with a balance (`balance > 0` spelled out, so the planner can use that partial index);
-    the exact check follows. A threshold of 0 lists every member, those at 0 included.
+    the exact check follows. A threshold of 0 lists every member, those at 0 included. A
+    prefix starts the scan at the prefix.
     """
-    narrowed = "balance >= $1 AND balance > 0" if min_available > 0 else "$1::bigint = 0"
+    narrowed = "balance >= $1 AND balance > 0" if segment.min_available > 0 else "$1::bigint = 0"
     rows = await conn.fetch(
         f"""
         WITH candidates AS (
             SELECT user_id FROM members
-            WHERE {narrowed} AND user_id > $2
+            WHERE {narrowed} AND user_id > $2 AND user_id >= $4 AND starts_with(user_id, $4)
+              AND updated_at < coalesce($5::timestamptz, 'infinity')
             ORDER BY user_id LIMIT $3
         )
         SELECT c.user_id,
@@ -80,11 +91,13 @@ async def members_at_least(
                              AND h.deadline_at <= now()), 0) AS available
         FROM candidates c ORDER BY c.user_id
         """,
-        min_available,
+        segment.min_available,
         after,
         limit,
+        segment.prefix,
+        segment.changed_before,
     )
-    matching = [r["user_id"] for r in rows if r["available"] >= min_available]
+    matching = [r["user_id"] for r in rows if r["available"] >= segment.min_available]
     next_after = rows[-1]["user_id"] if len(rows) == limit else None
     return matching, next_after
 

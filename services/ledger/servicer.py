@@ -14,6 +14,7 @@ from services.common.db import Conn, current_time
 from services.common.errors import DomainError, FieldViolation, InvalidArgument
 from services.common.paging import EXPORT, LIST, Pager, encode_token, token_number
 from services.common.timestamps import from_timestamp, to_timestamp
+from services.common.validation import MAX_USER_ID
 from services.ledger import convert, idempotency, queries, validation
 from services.ledger import repository as repo
 from services.ledger import requests_repository as requests_repo
@@ -252,14 +253,18 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> pb.ListMembersResponse:
         checker = validation.Checker()
         checker.require(request.min_available >= 0, "min_available", "must be >= 0")
+        checker.text("user_id_prefix", request.user_id_prefix, MAX_USER_ID, required=False)
         pager = Pager(checker, EXPORT, request.page_size, request.page_token)
         checker.done()
         after = pager.after[0] if pager.after else ""
+        segment = queries.Segment(
+            request.min_available,
+            request.user_id_prefix,
+            from_timestamp(request.changed_before) if request.HasField("changed_before") else None,
+        )
         async with self.pool.acquire() as conn:
             # A scan: the next page starts after the last member scanned, matched or not.
-            users, next_after = await queries.members_at_least(
-                conn, request.min_available, after, pager.limit
-            )
+            users, next_after = await queries.members_at_least(conn, segment, after, pager.limit)
         return pb.ListMembersResponse(
             members=await self._balances(users, 0) if users else [],
             next_page_token=encode_token(next_after) if next_after is not None else "",

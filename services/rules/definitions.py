@@ -13,6 +13,8 @@ from services.common.validation import Checker
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,57}$")  # "rule:" + id stays a valid ledger source
 MAX_POINTS = 10**9
+MAX_NAME = 100  # an operator's name for a rule or campaign
+MAX_DESCRIPTION = 1000
 
 PARAMS_FOR_KIND = {
     pb.RULE_KIND_CHECK_IN: "check_in",
@@ -52,7 +54,14 @@ def check_rule(rule: pb.Rule) -> None:
     which = rule.WhichOneof("params")
     if which is not None:
         _PARAMS_CHECKS[which](c, getattr(rule, which), which)
+    _check_words(c, rule)
     c.done()
+
+
+def _check_words(c: Checker, definition: pb.Rule | pb.Campaign) -> None:
+    """The optional name and description operators give a rule or campaign."""
+    c.text("name", definition.name, MAX_NAME, required=False)
+    c.text("description", definition.description, MAX_DESCRIPTION, required=False)
 
 
 def _positive(c: Checker, field: str, points: int) -> None:
@@ -190,6 +199,7 @@ def expiry(
 
 def check_campaign(campaign: pb.Campaign) -> None:
     c = Checker("campaign")
+    _check_words(c, campaign)
     c.require(valid_name(campaign.campaign_id), "campaign_id", "lower-case letters, digits, '_.-'")
     c.require(
         campaign.HasField("start_time")

@@ -25,14 +25,20 @@ async def test_a_rule_from_draft_to_the_economy_page(console: Console) -> None:
     await page.click("[data-page=config]")
     await page.click("button[name=new]")
     await page.fill("input[name=id]", "like")
-    rule = {"kind": "ACTION", "event_type": "LIKE", "enabled": True, "action": {"points": 0}}
-    await page.fill("textarea[name=definition]", json.dumps(rule))
+    await page.fill("input[name=name]", "Likes")
+    await page.select_option("select[name=kind]", "ACTION")
+    await page.select_option("select[name=event_type]", "LIKE")
+    await page.check("input[name=enabled]")
+    await page.fill("input[name='action.points']", "0")
+    await page.fill("input[name=daily_cap]", "0")  # the template suggests 5
     await page.click("button[name=save]")
     await expect(page.locator("[role=alert]", has_text="rule.action.points")).to_be_visible()
-    rule["action"] = {"points": 2}
-    await page.fill("textarea[name=definition]", json.dumps(rule))
+    await page.fill("input[name='action.points']", "2")
     await page.click("button[name=save]")
-    await expect(page.locator("td", has_text="Action · Like")).to_be_visible()
+    await expect(
+        page.locator("td", has_text="Likes · Action · Like · 2 points each time")
+    ).to_be_visible()
+    rule = {"kind": "ACTION", "event_type": "LIKE", "enabled": True, "action": {"points": 2}}
 
     # Simulate a draft of 5 points a like beside the published 2.
     await page.click("[data-page=simulate]")
@@ -70,10 +76,17 @@ async def test_a_rule_from_draft_to_the_economy_page(console: Console) -> None:
     await expect(replayed).to_contain_text("8")  # today: 4 likes × 2
     await expect(replayed).to_contain_text("20")  # the draft: 4 likes × 5
 
-    # The versions page shows who saved the rule.
+    # An edit in the form; the versions show who saved each, and what changed by field.
     await page.goto(f"{console.url}/console#/config/rules")
-    await page.click("tr:has-text('like') >> text=Versions")
+    await page.click("tr:has-text('Likes') >> text=Edit")
+    await page.fill("input[name='action.points']", "3")
+    await page.click("button[name=save]")
+    await expect(page.locator("td", has_text="3 points each time")).to_be_visible()
+    await page.click("tr:has-text('Likes') >> text=Versions")
     await expect(page.locator("td", has_text="ops-alice").first).to_be_visible()
+    await expect(page.locator(".diff h3")).to_have_text("like: v1 → v2")
+    await expect(page.locator(".diff tbody tr")).to_have_count(1)
+    await expect(page.locator(".diff tbody tr")).to_contain_text("action.points23")
 
 
 async def test_reviews_members_and_language(console: Console) -> None:
@@ -92,9 +105,11 @@ async def test_reviews_members_and_language(console: Console) -> None:
     await page.click("button[name=approve]")
     await expect(page.locator("[data-page=reviews] p.muted")).to_be_visible()  # queue empty
 
-    await page.click("[data-page=member]")
-    await page.fill("input[name=member]", "second-on-device")
-    await page.click("form button[type=submit]")
+    await page.click("[data-page=members]")
+    await page.fill("input[name=prefix]", "second-on")
+    await page.click("button[name=search]")
+    await page.click("a:has-text('second-on-device')")
+    await expect(page.locator("#member-id")).to_have_text("second-on-device")
     await expect(page.locator("[data-kpi=available] .value")).to_have_text("3")
     await page.fill("input[name=points]", "-2")
     await page.fill("input[name=note]", "goodwill correction")

@@ -150,6 +150,7 @@ async def test_every_page_fits_a_phone_and_speaks_both_languages(console: Consol
         "config/budgets",
         "simulate",
         "reviews",
+        "members",
         "member/checker",
         "member/second-on-phone",
         "mall",
@@ -167,7 +168,8 @@ async def test_every_page_fits_a_phone_and_speaks_both_languages(console: Consol
             await ready(page, route, console.url)
             assert await overflow(page) <= 0, (language, size, route, await overflow(page))
             text = await visible_text(page)
-            assert "undefined" not in text and "[object" not in text, (route, text)
+            leaks = ("undefined", "[object", "NaN", "Infinity")
+            assert not [w for w in leaks if w in text] and "null" not in text.split(), (route, text)
             if language == "zh-CN":
                 assert untranslated(text) == [], (route, untranslated(text))
             if shots and (route, language, size["width"]) in SHOTS:
@@ -314,6 +316,31 @@ async def test_the_review_queue_a_page_at_a_time(console: Console) -> None:
     assert lines[0].split(",")[:2] == ["User", "Event"] and len(lines) == 21, lines[:3]
 
 
+async def test_members_are_found_by_prefix_points_and_inactivity(console: Console) -> None:
+    page = console.page
+    await a_program(console)
+    await sign_in(console)
+    await ready(page, "members", console.url)
+    found = page.locator("[data-panel=found] tbody tr")
+    await expect(found).to_have_count(4)  # buyer, checker, first-on-phone, liker: those credited
+    await page.fill("input[name=prefix]", "li")
+    await page.click("button[name=search]")
+    await expect(found).to_have_count(1)
+    await expect(found).to_contain_text("liker")
+    await page.fill("input[name=prefix]", "")
+    await page.fill("input[name=min_available]", "50")
+    await page.click("button[name=search]")
+    await expect(found).to_have_count(0)  # nobody holds 50 available: the list says so
+    await page.fill("input[name=min_available]", "0")
+    await page.fill("input[name=inactive_since]", "2000-01-01")
+    await page.click("button[name=search]")
+    await expect(page.locator("[data-panel=found] p.muted")).to_be_visible()
+    await page.fill("input[name=inactive_since]", "")
+    await page.click("button[name=search]")
+    await page.click("[data-panel=found] a:has-text('checker')")
+    await expect(page.locator("#member-id")).to_have_text("checker")
+
+
 async def new_item(page: Page, item_id: str, title: str, type: str = "PHYSICAL") -> Locator:
     """The mall page's new-item form, filled in but not saved (5 points each)."""
     await page.click("button[name=new-item]")
@@ -349,6 +376,17 @@ async def test_the_mall_is_managed_from_its_page(console: Console) -> None:
     await page.click("[data-panel=lotteries] a", timeout=5000)
     await expect(page.locator("#seed-commitment")).to_have_text(re.compile("^[0-9a-f]{64}$"))
     await expect(page.locator("tr", has_text="big")).to_contain_text("25%")
+
+    # A lottery made from the page (disabled, as the template is), then enabled.
+    await page.click("button[name=new-lottery]")
+    await page.fill("input[name=lottery_id]", "spin")
+    template = json.loads(await page.locator("textarea[name=lottery]").input_value())
+    await page.fill("textarea[name=lottery]", json.dumps({**template, "title": "Spin"}))
+    await page.click("button[name=save-lottery]")
+    spin = page.locator("[data-panel=lotteries] tr", has_text="Spin")
+    await expect(spin).to_contain_text("Off")
+    await spin.locator("button[name=toggle-lottery]").click()
+    await expect(page.locator("[data-panel=lotteries] tr", has_text="Spin")).to_contain_text("On")
 
     # Redemptions filter by status.
     await page.select_option("[data-panel=redemptions] select[name=status]", "FAILED")

@@ -9,19 +9,23 @@ import { economy } from "./pages/economy.js";
 import { health } from "./pages/health.js";
 import { mall } from "./pages/mall.js";
 import { member } from "./pages/member.js";
+import { members } from "./pages/members.js";
 import { overview } from "./pages/overview.js";
 import { reviews } from "./pages/reviews.js";
 import { simulate } from "./pages/simulate.js";
 import { webhooks } from "./pages/webhooks.js";
 
-const PAGES = { overview, economy, config, simulate, reviews, member, mall, webhooks, health };
+const PAGES = { overview, economy, config, simulate, reviews, members, member, mall, webhooks, health };
+// The menu: one member's page opens from Members.
+const MENU = Object.keys(PAGES).filter((name) => name !== "member");
 const page = document.getElementById("page");
 const nav = document.getElementById("nav");
 const signInForm = document.getElementById("sign-in");
 
 function renderNav(current) {
-  nav.replaceChildren(...Object.keys(PAGES).map((name) =>
-    h("a", { href: `#/${name}`, class: name === current ? "active" : "", "data-page": name }, t(name))));
+  const active = current === "member" ? "members" : current;
+  nav.replaceChildren(...MENU.map((name) =>
+    h("a", { href: `#/${name}`, class: name === active ? "active" : "", "data-page": name }, t(name))));
 }
 
 async function route() {

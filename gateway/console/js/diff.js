@@ -1,19 +1,20 @@
 // @ts-check
-// A line diff of two texts (longest common subsequence): what a version changed.
-export function lineDiff(before, after) {
-  const a = before.split("\n"), b = after.split("\n");
-  const lcs = Array.from({ length: a.length + 1 }, () => new Array(b.length + 1).fill(0));
-  for (let i = a.length - 1; i >= 0; i--) {
-    for (let j = b.length - 1; j >= 0; j--) {
-      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
-    }
+// What a version changed, field by field: every leaf of two definitions by its path
+// ("action.points", "event_types[1]"), with its value before and after.
+function leaves(value, path = "", into = new Map()) {
+  if (value !== null && typeof value === "object") {
+    const entries = Array.isArray(value) ? value.map((v, i) => [`[${i}]`, v]) : Object.entries(value).map(([k, v]) => [path ? `.${k}` : k, v]);
+    if (!entries.length) into.set(path, Array.isArray(value) ? "[]" : "{}");
+    for (const [key, v] of entries) leaves(v, `${path}${key}`, into);
+  } else {
+    into.set(path, value === null || value === undefined ? "" : String(value));
   }
-  const lines = [];
-  let i = 0, j = 0;
-  while (i < a.length || j < b.length) {
-    if (i < a.length && j < b.length && a[i] === b[j]) { lines.push([" ", a[i]]); i++; j++; }
-    else if (j < b.length && (i === a.length || lcs[i][j + 1] >= lcs[i + 1][j])) { lines.push(["+", b[j]]); j++; }
-    else { lines.push(["-", a[i]]); i++; }
-  }
-  return lines;
+  return into;
+}
+
+// [[path, before, after]] for each field that differs, in path order; "version" left out.
+export function fieldDiff(before, after) {
+  const a = leaves(before), b = leaves(after);
+  return [...new Set([...a.keys(), ...b.keys()])].filter((path) => path !== "version" && a.get(path) !== b.get(path))
+    .sort().map((path) => [path, a.get(path) ?? "", b.get(path) ?? ""]);
 }

@@ -69,7 +69,7 @@ export function panel(titleKey, load, attributes = {}) {
   const node = h("section", { class: "card", "data-panel": titleKey, ...attributes }, h("h2", {}, t(titleKey)), body);
   async function fill() {
     try {
-      body.replaceChildren(...[await load()].flat());
+      body.replaceChildren(...[await load()].flat(Infinity).filter((part) => part != null && part !== false));
     } catch (error) {
       body.replaceChildren(failure(error, fill));
     }

@@ -7,7 +7,7 @@ const WORDS = {
     signInHelp: "Paste an operator token with the admin scope. It stays in this tab's memory only.",
     notAdmin: "This token does not carry the admin scope.",
     economy: "Economy", config: "Rules & campaigns", simulate: "Simulate", reviews: "Reviews",
-    member: "Member", mall: "Mall", health: "Health",
+    member: "Member", members: "Members", mall: "Mall", health: "Health",
     from: "From", to: "To", refresh: "Refresh",
     liability: "Outstanding liability", issued: "Issued", redeemed: "Redeemed", expired: "Expired",
     reversed: "Reversed", inReview: "In review", breakage: "Breakage rate",
@@ -37,7 +37,7 @@ const WORDS = {
     attempts: "Attempts", date: "Date", eventList: "Events", title_: "Title",
     redemptions: "Redemptions", sagaStep: "Saga step", shipment: "Shipment",
     markSHIPPED: "Mark shipped", markDELIVERED: "Mark delivered",
-    lastExpiryRun: "Last expiry run", lots: "Lots", members: "Members",
+    lastExpiryRun: "Last expiry run", lots: "Lots", membersAffected: "Members",
     replay: "Replay", replayHelp: "or replay the events of the last days (as fresh members):",
     webhooks: "Webhooks", endpoint: "Endpoint", eventTypes: "Event types", subscribe: "Subscribe",
     disabled: "Disabled", rotate: "Rotate secret", previousSecret: "Old secret signs until",
@@ -72,7 +72,21 @@ const WORDS = {
     newItem: "New item", itemId: "Item id", stockUnlimited: "Never runs out",
     perUserLimit: "Per member", description: "Description", pointsPrice: "Points price",
     statusAny: "Any status", prev: "Previous", pageOf: "page",
-    dayShort: "day", weekShort: "week", nextPage: "Next page", deadLettersRules: "Dead letters: rules",
+    dayShort: "day", weekShort: "week", nextPage: "Next page",
+    ruleName: "Name", ruleKind: "Kind", eventType: "Event", pointsEach: "Points each time",
+    streakPoints: "Points by streak day (comma-separated)", cycle: "Start over after the last day",
+    pointsPerStep: "Points per step", stepMinor: "Step (minor units, e.g. 5000 = ¥50)", currency: "Currency",
+    pendingDays: "Days pending (return window)", perItem: "Once per item", perMinutes: "Minutes per step",
+    dailyCap: "Daily cap", weeklyCap: "Weekly cap", monthlyCap: "Monthly cap", lifetimeCap: "Lifetime cap",
+    capGroup: "Cap group", expiryDays: "Points expire after (days)", multiplierPercent: "Multiplier (%)",
+    bonusPoints: "Bonus points", audience: "Audience", newUserDays: "New for (days)", startAt: "Starts",
+    endAt: "Ends", asJson: "Edit as JSON", field: "Field", before: "Before", after: "After",
+    givesAction: "{points} points each time", givesCheckIn: "{low}–{high} points a day, streak of {days}",
+    givesCheckInFlat: "{low} points a day", givesPurchase: "{points} points per {step}",
+    givesTask: "{points} points once", givesTaskPerItem: "{points} points per item",
+    givesOnline: "{points} points per {minutes} min", givesInvite: "{points} points per invitation",
+    capDay: "at most {points} a day", noChange: "No field changed.", idPrefix: "Id starts with", found: "Found", newLottery: "New lottery",
+    minAvailable: "Available at least", inactiveSince: "No change since", lastMoved: "Points last moved", deadLettersRules: "Dead letters: rules",
     deadLettersMall: "Dead letters: mall", gaveUp: "Disabled after repeated failed deliveries",
   },
   "zh-CN": {
@@ -81,7 +95,7 @@ const WORDS = {
     signInHelp: "粘贴带 admin 权限的运营令牌。令牌只保存在本标签页的内存中。",
     notAdmin: "该令牌没有 admin 权限。",
     economy: "积分经济", config: "规则与活动", simulate: "模拟", reviews: "审核",
-    member: "会员", mall: "积分商城", health: "健康",
+    member: "会员", members: "会员", mall: "积分商城", health: "健康",
     from: "从", to: "到", refresh: "刷新",
     liability: "未兑付积分", issued: "发放", redeemed: "兑换", expired: "过期",
     reversed: "冲回", inReview: "审核中", breakage: "沉淀率",
@@ -111,7 +125,7 @@ const WORDS = {
     attempts: "尝试次数", date: "日期", eventList: "事件", title_: "名称",
     redemptions: "兑换记录", sagaStep: "流程步骤", shipment: "发货",
     markSHIPPED: "标记已发货", markDELIVERED: "标记已签收",
-    lastExpiryRun: "最近一次过期处理", lots: "批次", members: "会员数",
+    lastExpiryRun: "最近一次过期处理", lots: "批次", membersAffected: "会员数",
     replay: "回放", replayHelp: "或回放最近几天的真实事件（按新会员计算）：",
     webhooks: "Webhook", endpoint: "接收地址", eventTypes: "事件类型", subscribe: "订阅",
     disabled: "已停用", rotate: "轮换密钥", previousSecret: "旧密钥签名截止",
@@ -145,7 +159,21 @@ const WORDS = {
     newItem: "新建商品", itemId: "商品编号", stockUnlimited: "不限库存",
     perUserLimit: "每人限兑", description: "描述", pointsPrice: "所需积分",
     statusAny: "全部状态", prev: "上一页", pageOf: "页",
-    dayShort: "天", weekShort: "周", nextPage: "下一页", deadLettersRules: "死信：规则服务",
+    dayShort: "天", weekShort: "周", nextPage: "下一页",
+    ruleName: "名称", ruleKind: "类型", eventType: "事件", pointsEach: "每次积分",
+    streakPoints: "连续签到每天的积分（逗号分隔）", cycle: "最后一天后重新开始",
+    pointsPerStep: "每档积分", stepMinor: "每档金额（分，如 5000 = 50 元）", currency: "币种",
+    pendingDays: "待入账天数（退货期）", perItem: "每个项目各一次", perMinutes: "每档分钟数",
+    dailyCap: "每日上限", weeklyCap: "每周上限", monthlyCap: "每月上限", lifetimeCap: "终身上限",
+    capGroup: "上限组", expiryDays: "积分有效期（天）", multiplierPercent: "倍数（%）",
+    bonusPoints: "额外积分", audience: "适用人群", newUserDays: "新用户天数", startAt: "开始",
+    endAt: "结束", asJson: "以 JSON 编辑", field: "字段", before: "修改前", after: "修改后",
+    givesAction: "每次 {points} 积分", givesCheckIn: "每天 {low}–{high} 积分，连续 {days} 天",
+    givesCheckInFlat: "每天 {low} 积分", givesPurchase: "每 {step} 得 {points} 积分",
+    givesTask: "一次性 {points} 积分", givesTaskPerItem: "每项 {points} 积分",
+    givesOnline: "每 {minutes} 分钟 {points} 积分", givesInvite: "每邀请一人 {points} 积分",
+    capDay: "每天最多 {points}", noChange: "没有字段改变。", idPrefix: "编号开头", found: "查询结果", newLottery: "新建抽奖",
+    minAvailable: "可用积分至少", inactiveSince: "此日期后无变动", lastMoved: "积分最近变动", deadLettersRules: "死信：规则服务",
     deadLettersMall: "死信：商城服务", gaveUp: "多次投递失败后被停用",
   },
 };
@@ -202,6 +230,7 @@ const CODES = {
     letter: { OPEN: "Open", RETRIED: "Retried", RESOLVED: "Resolved" },
     delivery: { PENDING: "Waiting", DELIVERED: "Delivered", FAILED: "Failed" },
     blacklist: { USER: "Member", DEVICE: "Device", IP: "IP" },
+    audience: { ALL: "Everyone", NEW_USERS: "New members", UNSPECIFIED: "Everyone" },
   },
   "zh-CN": {
     kind: { CHECK_IN: "签到", ACTION: "互动", PURCHASE: "消费", TASK: "任务", ONLINE_TIME: "在线时长", INVITE: "邀请" },
@@ -250,6 +279,7 @@ const CODES = {
     letter: { OPEN: "待处理", RETRIED: "已重试", RESOLVED: "已解决" },
     delivery: { PENDING: "待投递", DELIVERED: "已送达", FAILED: "失败" },
     blacklist: { USER: "会员", DEVICE: "设备", IP: "IP" },
+    audience: { ALL: "所有会员", NEW_USERS: "新会员", UNSPECIFIED: "所有会员" },
   },
 };
 
@@ -286,6 +316,9 @@ export function setLocale(next) {
 export function getLocale() { return locale; }
 
 export function t(key) { return WORDS[locale][key] ?? WORDS.en[key] ?? key; }
+
+// The words of `key` with each {name} replaced by vars[name].
+export function fill(key, vars) { return t(key).replace(/\{(\w+)\}/g, (_, name) => String(vars[name])); }
 
 // The label of an API code (`field` as in CODES); the code itself when it has none.
 export function label(field, code) {

@@ -108,3 +108,26 @@ async def test_a_malformed_id_is_described_in_words(http: httpx.AsyncClient) -> 
     assert violation["field"] == "path.rule_id"
     assert "lower-case letters" in violation["description"]
     assert "^" not in violation["description"]
+
+
+async def test_members_are_found_by_id_prefix_and_inactivity(
+    http: httpx.AsyncClient, user: str
+) -> None:
+    for suffix in ("a", "b"):
+        gift = {"points": 7, "note": "segment"}
+        url = f"/v1/admin/members/{user}-{suffix}/adjustments"
+        await ok(await http.post(url, json=gift, headers=ADMIN))
+    found = await ok(await http.get(f"/v1/admin/segments?prefix={user}-", headers=ADMIN))
+    assert [(m["user_id"], m["available"]) for m in found["members"]] == [
+        (f"{user}-a", 7),
+        (f"{user}-b", 7),
+    ]
+    assert all(m["changed_at"] for m in found["members"])
+    paged = await ok(
+        await http.get(f"/v1/admin/segments?prefix={user}-&page_size=1", headers=ADMIN)
+    )
+    assert [m["user_id"] for m in paged["members"]] == [f"{user}-a"] and paged["next_page_token"]
+    idle = f"/v1/admin/segments?prefix={user}-&inactive_since=2020-01-01T00:00:00Z"
+    assert (await ok(await http.get(idle, headers=ADMIN)))["members"] == []
+    too_long = await http.get(f"/v1/admin/segments?prefix={'x' * 129}", headers=ADMIN)
+    assert_error(too_long, 400, "INVALID_ARGUMENT")

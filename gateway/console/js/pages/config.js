@@ -2,9 +2,10 @@
 // Rules, campaigns, tiers, cap groups and budgets: list, edit (the API's validation messages
 // shown as they come), enable or disable, and every version with a diff between two.
 import { api, get } from "../api.js";
-import { lineDiff } from "../diff.js";
+import { fieldDiff } from "../diff.js";
+import { definitionForm, FORMS } from "../forms.js";
 import { card, confirmed, errorText, h, notFound, table } from "../dom.js";
-import { label, money, number, percent, t, when } from "../i18n.js";
+import { fill, label, money, number, percent, t, when } from "../i18n.js";
 
 // kind: [list path, list field, id field, versioned, a template for a new one]
 const KINDS = {
@@ -26,15 +27,19 @@ function unwrap(kind, item) { return kind === "budgets" ? item.budget : item; }
 // What the edit form shows: the definition as listed (a cap group's rules are not its own).
 function editable(kind, v) { return kind === "cap-groups" ? { daily_cap: v.daily_cap } : v; }
 
+// Rules and campaigns edit as a form (or as JSON, on request); the rest as JSON.
 function editor(kind, id, value, done) {
   const [path] = KINDS[kind];
   const idInput = h("input", { name: "id", value: id, placeholder: t("id"), disabled: id !== "" });
   const text = h("textarea", { rows: 14, name: "definition" }, JSON.stringify(value, null, 2));
+  const [form, definition] = FORMS[kind] ? definitionForm(kind, value) : [null, null];
+  const raw = h("details", { open: !form, ontoggle: () => { if (form && raw.open) text.value = JSON.stringify(definition(), null, 2); } },
+    h("summary", {}, t("asJson")), text);
   const message = h("p", { class: "error", role: "alert" });
   async function save() {
     message.className = "error";
     try {
-      const body = JSON.parse(text.value);
+      const body = form && !raw.open ? definition() : JSON.parse(text.value);
       const key = idInput.value.trim();
       await api("PUT", `${path}/${encodeURIComponent(key)}`, body);
       message.className = "ok";
@@ -44,7 +49,7 @@ function editor(kind, id, value, done) {
       message.textContent = errorText(error);
     }
   }
-  return card(id ? "edit" : "new", h("div", { class: "row" }, idInput), text,
+  return card(id ? "edit" : "new", h("div", { class: "row" }, h("label", {}, t("id"), idInput)), form, raw,
     h("div", { class: "row" }, h("button", { onclick: save, name: "save" }, t("save"))), message);
 }
 
@@ -57,9 +62,10 @@ async function versions(kind, id, target) {
   const older = pick("older", Math.min(1, list.length - 1)), newer = pick("newer", 0);
   const shown = h("div", { class: "diff" });
   function compare() {
-    const text = (i) => JSON.stringify(list[i][field], null, 2);
-    shown.replaceChildren(...lineDiff(text(older.value), text(newer.value)).map(([mark, line]) =>
-      h("pre", { class: mark === "+" ? "add" : mark === "-" ? "del" : "" }, `${mark} ${line}`)));
+    const [a, b] = [list[older.value], list[newer.value]];
+    shown.replaceChildren(h("h3", {}, `${id}: v${a.version} → v${b.version}`), fieldDiff(a[field], b[field]).length
+      ? table([["field", ([path]) => path], ["before", ([, was]) => was], ["after", ([, , now]) => now]], fieldDiff(a[field], b[field]), `${id}-diff`)
+      : h("p", { class: "muted" }, t("noChange")));
   }
   target.replaceChildren(card("versions",
     table([["version", (v) => v.version, "num"], ["who", (v) => v.actor || "—"], ["when", (v) => when(v.created_at)]], list),
@@ -106,12 +112,27 @@ export async function config(root, kind = "rules") {
   await load();
 }
 
-// What it gives at a glance, in the operator's words.
+// What a rule gives, in the operator's words ("5–30 points a day, streak of 7").
+function gives(rule) {
+  const p = rule[{ ACTION: "action", CHECK_IN: "check_in", PURCHASE: "purchase", TASK: "task", ONLINE_TIME: "online_time", INVITE: "invite" }[rule.kind]] || {};
+  if (rule.kind === "CHECK_IN") {
+    const streak = p.streak_points || [];
+    const [low, high] = [Math.min(...streak), Math.max(...streak)].map(number);
+    return low === high ? fill("givesCheckInFlat", { low }) : fill("givesCheckIn", { low, high, days: streak.length });
+  }
+  if (rule.kind === "PURCHASE") return fill("givesPurchase", { points: number(p.points), step: money({ amount_minor: p.per_amount_minor, currency: p.currency }) });
+  if (rule.kind === "TASK") return fill(p.per_item ? "givesTaskPerItem" : "givesTask", { points: number(p.points) });
+  if (rule.kind === "ONLINE_TIME") return fill("givesOnline", { points: number(p.points), minutes: number(p.per_minutes) });
+  return fill(rule.kind === "INVITE" ? "givesInvite" : "givesAction", { points: number(p.points) });
+}
+
+// What it is at a glance, in the operator's words.
 function summary(kind, item, v) {
   const off = v.enabled === false ? ` · ${t("off")}` : "";
   const perDay = (n) => `≤${number(n)} ${t("perDayShort")}`;
-  if (kind === "rules") return `${label("kind", v.kind)} · ${label("event", v.event_type)}${v.daily_cap ? ` · ${perDay(v.daily_cap)}` : ""}${off}`;
-  if (kind === "campaigns") return `${(v.event_types || []).map((e) => label("event", e)).join(", ")} · ${v.multiplier_percent ? `${v.multiplier_percent}%` : `+${number(v.bonus_points)}`}${off}`;
+  const named = v.name ? `${v.name} · ` : "";
+  if (kind === "rules") return `${named}${label("kind", v.kind)} · ${label("event", v.event_type)} · ${gives(v)}${v.daily_cap ? ` · ${fill("capDay", { points: number(v.daily_cap) })}` : ""}${off}`;
+  if (kind === "campaigns") return `${named}${(v.event_types || []).map((e) => label("event", e)).join(", ")} · ${v.multiplier_percent ? `${v.multiplier_percent}%` : `+${number(v.bonus_points)}`} · ${when(v.start_at)} – ${when(v.end_at)}${off}`;
   if (kind === "tiers") return `${v.name} · ≥${number(v.min_points_12m)} · ${v.multiplier_percent}%`;
   if (kind === "cap-groups") return `${perDay(v.daily_cap)} · ${(v.rule_ids || []).join(", ")}`;
   const limit = [v.points_limit ? number(v.points_limit) : "", v.money_limit?.amount_minor ? money(v.money_limit) : ""].filter(Boolean).join(" · ");

@@ -18,7 +18,7 @@ async function expiry() {
   const run = (await get(`/v1/admin/reports/ledger?start=${encodeURIComponent(new Date().toISOString())}`)).last_expiry_run;
   if (!run) return h("p", { class: "muted" }, t("none"));
   return table([["when", (r) => when(r.finish_at)], ["expired", (r) => number(r.points_expired), "num"],
-    ["lots", (r) => number(r.lots_expired), "num"], ["members", (r) => number(r.members_affected), "num"],
+    ["lots", (r) => number(r.lots_expired), "num"], ["membersAffected", (r) => number(r.members_affected), "num"],
     ["id", (r) => r.request_id]], [run], "expiry-run");
 }
 

@@ -114,17 +114,57 @@ async function lotteryDetail(lotteryId) {
     ["remaining", (p) => (p.unlimited_stock ? t("unlimited") : number(p.stock)), "num"]], l.prizes, `lottery-${lotteryId}`)];
 }
 
-function lotteries(lotteryId) {
-  return panel("lotteries", async () => [table([
-    ["id", (l) => h("a", { href: `#/mall/${encodeURIComponent(l.lottery_id)}` }, l.lottery_id)], ["title_", (l) => l.title],
-    ["pointsPerDraw", (l) => number(l.points_per_draw), "num"],
-    ["enabledState", (l) => t(l.enabled ? "on" : "off")],
-  ], (await get("/v1/admin/lotteries?page_size=500")).lotteries, "lotteries"),
-  lotteryId ? card("lottery", await lotteryDetail(lotteryId).catch((error) => failure(error))) : null]);
+const LOTTERY = { title: "", points_per_draw: 10, daily_draws_per_user: 0, enabled: false, no_prize_weight: 1,
+  prizes: [{ prize_id: "p1", kind: "POINTS", points: 50, weight: 1, stock: 10 }] };
+
+// A lottery's definition as JSON (its prize table is a list): create, edit, enable, disable.
+function lotteryEditor(lottery, message, done) {
+  const id = h("input", { name: "lottery_id", value: lottery?.lottery_id ?? "", disabled: Boolean(lottery), placeholder: t("lotteryId") });
+  const { lottery_id: _, ...definition } = lottery ?? LOTTERY;
+  const text = h("textarea", { name: "lottery", rows: 10 }, JSON.stringify(definition, null, 2));
+  const save = async () => {
+    try {
+      await api("PUT", `/v1/admin/lotteries/${encodeURIComponent(id.value.trim())}`, JSON.parse(text.value));
+      await done();
+    } catch (error) {
+      message.replaceChildren(failure(error));
+    }
+  };
+  return h("div", {}, h("label", {}, t("lotteryId"), id), text, h("button", { name: "save-lottery", onclick: save }, t("save")));
+}
+
+function lotteries(target, lotteryId) {
+  return panel("lotteries", async () => {
+    const list = (await get("/v1/admin/lotteries?page_size=500")).lotteries;
+    const message = h("div"), editor = h("div");
+    const reload = () => show(target, lotteries(target, lotteryId));
+    const edit = (l) => editor.replaceChildren(lotteryEditor(l, message, reload));
+    const toggle = async (l) => {
+      try {
+        const { lottery_id: _, ...body } = l;
+        await api("PUT", `/v1/admin/lotteries/${encodeURIComponent(l.lottery_id)}`, { ...body, enabled: !l.enabled });
+        await reload();
+      } catch (error) {
+        message.replaceChildren(failure(error));
+      }
+    };
+    return [h("button", { class: "secondary", name: "new-lottery", onclick: () => edit(null) }, t("newLottery")), editor, message,
+      table([
+        ["id", (l) => h("a", { href: `#/mall/${encodeURIComponent(l.lottery_id)}` }, l.lottery_id)], ["title_", (l) => l.title],
+        ["pointsPerDraw", (l) => number(l.points_per_draw), "num"],
+        ["enabledState", (l) => t(l.enabled ? "on" : "off")],
+        ["", (l) => h("span", { class: "row" },
+          h("button", { class: "secondary", name: "edit-lottery", onclick: () => edit(l) }, t("edit")),
+          h("button", { class: "secondary", name: "toggle-lottery", onclick: l.enabled ? confirmed("confirmDisable", () => toggle(l)) : () => toggle(l) },
+            t(l.enabled ? "disable" : "enable")))],
+      ], list, "lotteries"),
+      lotteryId ? card("lottery", await lotteryDetail(lotteryId).catch((error) => failure(error))) : null];
+  });
 }
 
 export async function mall(root, lotteryId = "") {
-  const itemsBox = h("div"), redemptionsBox = h("div");
-  await show(root, itemsBox, redemptionsBox, lotteries(lotteryId));
-  await Promise.all([show(itemsBox, items(itemsBox)), show(redemptionsBox, redemptions(redemptionsBox))]);
+  const itemsBox = h("div"), redemptionsBox = h("div"), lotteriesBox = h("div");
+  await show(root, itemsBox, redemptionsBox, lotteriesBox);
+  await Promise.all([show(itemsBox, items(itemsBox)), show(redemptionsBox, redemptions(redemptionsBox)),
+    show(lotteriesBox, lotteries(lotteriesBox, lotteryId))]);
 }

@@ -54,7 +54,7 @@ async function ending() {
 async function expiry() {
   const run = (await get(`/v1/admin/reports/ledger?start=${encodeURIComponent(new Date().toISOString())}`)).last_expiry_run;
   if (!run) return h("p", { class: "muted" }, t("none"));
-  return h("p", {}, `${when(run.finish_at)} · ${t("expired")}: ${number(run.points_expired)} · ${t("members")}: ${number(run.members_affected)}`);
+  return h("p", {}, `${when(run.finish_at)} · ${t("expired")}: ${number(run.points_expired)} · ${t("membersAffected")}: ${number(run.members_affected)}`);
 }
 
 export async function overview(root) {
