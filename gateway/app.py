@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from gateway import console, errors, examples
+from gateway import console, errors, examples, roles
 from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.limits import EdgeGuard
@@ -62,8 +62,14 @@ def _document(app: FastAPI) -> dict[str, Any]:
             }
         }
         for path, operations in document["paths"].items():
-            for operation in operations.values():
+            for method, operation in operations.items():
                 operation["security"] = [] if path in PUBLIC else [{"bearer": []}]
+                if path.startswith("/v1/admin/"):
+                    allowed = sorted(roles.ALLOWED[roles.need(method.upper(), path)])
+                    operation["x-roles"] = allowed
+                    operation["description"] = (
+                        f"{operation.get('description', '')}\n\nRoles: {', '.join(allowed)}."
+                    ).lstrip()
         examples.annotate(document)
         app.openapi_schema = document
     return app.openapi_schema

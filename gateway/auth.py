@@ -17,6 +17,7 @@ from typing import Any
 import jwt
 from fastapi import Request
 
+from gateway import roles
 from gateway.errors import HttpError
 from gateway.settings import AuthSettings
 from services.common.validation import MAX_USER_ID, identifier_problem
@@ -28,6 +29,7 @@ SCOPES = ("admin", "events:write")
 class Principal:
     user_id: str
     scopes: frozenset[str]
+    roles: frozenset[str] = frozenset()  # an operator's (gateway/roles.py)
 
 
 class Authenticator:
@@ -82,17 +84,31 @@ class Authenticator:
             raise HttpError(401, "INVALID_TOKEN", "the token's sub must be a user id")
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
-        return Principal(subject, scopes)
+        return Principal(
+            subject, scopes, roles.roles_of(claims.get(self.settings.roles_claim), scopes)
+        )
+
+
+async def _caller(request: Request) -> Principal:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # not verified at the edge yet (requests without a body)
+        authenticator: Authenticator = request.app.state.authenticator
+        principal = await authenticator.verify(request.headers.get("authorization"))
+    return principal
+
+
+async def operator(request: Request) -> Principal:
+    """A FastAPI dependency for admin routes: the caller, whose roles allow the route."""
+    principal = await _caller(request)
+    roles.check(request, principal.roles)
+    return principal
 
 
 def requires(scope: str | None = None) -> Callable[[Request], Awaitable[Principal]]:
     """A FastAPI dependency: the caller, who must hold `scope` when one is named."""
 
     async def dependency(request: Request) -> Principal:
-        principal: Principal | None = getattr(request.state, "principal", None)
-        if principal is None:  # not verified at the edge yet (requests without a body)
-            authenticator: Authenticator = request.app.state.authenticator
-            principal = await authenticator.verify(request.headers.get("authorization"))
+        principal = await _caller(request)
         if scope is not None and scope not in principal.scopes:
             raise HttpError(
                 403, "MISSING_SCOPE", f"this route needs the {scope!r} scope", {"scope": scope}
@@ -103,13 +119,19 @@ def requires(scope: str | None = None) -> Callable[[Request], Awaitable[Principa
 
 
 def mint(
-    settings: AuthSettings, subject: str, scopes: tuple[str, ...] = (), ttl_seconds: int = 3600
+    settings: AuthSettings,
+    subject: str,
+    scopes: tuple[str, ...] = (),
+    ttl_seconds: int = 3600,
+    roles: tuple[str, ...] = (),
 ) -> str:
     """A token for development and tests (HS256 only: RS256 needs the private key)."""
     now = int(time.time())
     claims: dict[str, object] = {"sub": subject, "iat": now, "exp": now + ttl_seconds}
     if scopes:
         claims["scope"] = " ".join(scopes)
+    if roles:
+        claims[settings.roles_claim] = list(roles)
     if settings.issuer:
         claims["iss"] = settings.issuer
     if settings.audience:

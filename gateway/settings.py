@@ -34,6 +34,8 @@ class AuthSettings:
     # A token whose `kid` is not in the cached key set (the provider rotated its key) fetches
     # the set again at once, but not more often than this, so bogus kids cannot flood it.
     jwks_refresh_seconds: float = 10.0
+    roles_claim: str = "roles"  # the claim naming an operator's roles (gateway/roles.py)
+    adjustment_limit: int = 1000  # points an operator may adjust at once; finance any amount
 
     @classmethod
     def from_env(cls, env: Env, environment: str) -> AuthSettings:
@@ -60,6 +62,8 @@ class AuthSettings:
             audience=env.optional("GATEWAY_JWT_AUDIENCE"),
             jwks_url=jwks_url if algorithm in ASYMMETRIC else None,
             jwks_refresh_seconds=env.number("GATEWAY_JWKS_REFRESH_SECONDS", 10.0, minimum=0.0),
+            roles_claim=env.text("GATEWAY_ROLES_CLAIM", "roles"),
+            adjustment_limit=env.integer("GATEWAY_ADJUSTMENT_LIMIT", 1000, minimum=0),
         )
 
 

@@ -1,7 +1,8 @@
 """Mint a token for development and tests (HS256, the gateway's own secret).
 
     python -m gateway.token alice                       # a member
-    python -m gateway.token ops --scope admin           # an operator
+    python -m gateway.token ops --scope admin           # an operator (the admin role)
+    python -m gateway.token ana --role finance          # an operator with one role
     python -m gateway.token crm --scope events:write --ttl 3600
 
 Uses GATEWAY_JWT_SECRET (or the development secret under POINTS_ENV=development). In
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gateway import roles
 from gateway.auth import SCOPES, mint
 from gateway.settings import GatewaySettings
 from services.common.settings import SettingsError
@@ -30,6 +32,13 @@ def main(argv: list[str]) -> int:
         choices=SCOPES,
         default=[],
         help="a scope to grant (repeatable): admin, events:write",
+    )
+    parser.add_argument(
+        "--role",
+        action="append",
+        choices=roles.ROLES,
+        default=[],
+        help="an operator role to grant (repeatable): viewer, operator, finance, admin",
     )
     parser.add_argument(
         "--ttl", type=int, default=24 * 3600, help="seconds until it expires (default: a day)"
@@ -51,7 +60,8 @@ def main(argv: list[str]) -> int:
         print("only HS256 tokens can be minted here; use your identity provider", file=sys.stderr)
         return 2
     scopes = tuple(dict.fromkeys([*args.scope, *args.scopes]))
-    print(mint(settings.auth, args.user_id, scopes, ttl_seconds=args.ttl))
+    granted = tuple(dict.fromkeys(args.role))
+    print(mint(settings.auth, args.user_id, scopes, ttl_seconds=args.ttl, roles=granted))
     return 0
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, StrictInt
 
-from gateway.auth import requires
+from gateway import auth, roles
 from gateway.backends import Backends
 from gateway.dialect import from_json, model_for, to_json
 from gateway.models import IsoDatetime
@@ -28,12 +28,17 @@ from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(requires("admin"))])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(auth.operator)])
 Services = Annotated[Backends, Depends(backends)]
 Name = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,57}$")]
 
 
 Json = dict[str, Any]
+NEEDS_WORDS = (
+    "read; program (rules, campaigns, tiers, cap groups, reviews, the mall, blacklists, dead "
+    "letters); adjust (member adjustments); simulate; finance (budgets, expiry runs, the "
+    "audit, adjustments of any size); admin (webhooks)"
+)
 # The caller's Idempotency-Key, sent as the admin RPC's request_id: the same key and body
 # answer the same result, the same key with another body 422.
 Idem = Annotated[str, Depends(idempotency_key)]
@@ -64,6 +69,26 @@ else:
     ItemIn = _body(mpb.Item)
     LotteryIn = _body(mpb.Lottery)
     SimulationIn = _body(rpb.SimulateEventsRequest)
+
+
+class Session(BaseModel):
+    user_id: str
+    roles: list[str] = Field(description="the caller's roles (viewer, operator, finance, admin)")
+    can: list[str] = Field(description="what the roles allow beyond reading: " + NEEDS_WORDS)
+    adjustment_limit: int | None = Field(description="most points adjusted at once; null: any")
+
+
+@router.get("/me", response_model=Session)
+async def session(principal: Operator, request: Request) -> Session:
+    """Who the caller is to the console: their roles and what those allow."""
+    limit = request.app.state.authenticator.settings.adjustment_limit
+    can = sorted(need for need, allowed in roles.ALLOWED.items() if principal.roles & allowed)
+    return Session(
+        user_id=principal.user_id,
+        roles=sorted(principal.roles),
+        can=can,
+        adjustment_limit=None if "finance" in can else limit,
+    )
 
 
 @router.get("/rules", response_model=_typed(rpb.ListRulesResponse))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
-from gateway.auth import Principal, requires
+from gateway.auth import Principal, operator
 from gateway.backends import Backends
 from services.common.paging import EXPORT, LIST
 
@@ -62,4 +62,4 @@ async def idempotency_key(
 
 
 # The operator calling an admin route (scope `admin`): named in what they change.
-Operator = Annotated[Principal, Depends(requires("admin"))]
+Operator = Annotated[Principal, Depends(operator)]

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from gateway.auth import requires
+from gateway.auth import operator
 from gateway.backends import Backends
 from gateway.dialect import model_for, to_json
 from gateway.routes.common import PAGE_SIZE, PageSize, PageToken, backends, idempotency_key
@@ -20,7 +20,7 @@ from loyalty.rules.v1 import rules_pb2 as rpb
 router = APIRouter(
     prefix="/v1/admin/dead-letters",
     tags=["admin"],
-    dependencies=[Depends(requires("admin"))],
+    dependencies=[Depends(operator)],
 )
 Services = Annotated[Backends, Depends(backends)]
 Idem = Annotated[str, Depends(idempotency_key)]

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
+from gateway import roles
 from gateway.backends import Backends
 from gateway.dialect import model_for
 from gateway.models import Expiring, History, IsoDatetime, Points, Wallet
@@ -178,10 +179,18 @@ async def member_events(
 
 @router.post("/members/{user_id}/adjustments", response_model=Adjustment)
 async def adjust(
-    user_id: UserId, body: AdjustmentIn, operator: Operator, key: Key, services: Services
+    user_id: UserId,
+    body: AdjustmentIn,
+    operator: Operator,
+    key: Key,
+    services: Services,
+    request: Request,
 ) -> Adjustment:
     """Credit (points > 0) or debit (points < 0) a member by hand, with a reason. The transfer
-    (kind ADJUSTMENT) names the operator and the note, in the member's history too."""
+    (kind ADJUSTMENT) names the operator and the note, in the member's history too. The
+    operator role adjusts up to GATEWAY_ADJUSTMENT_LIMIT points at once; finance any amount."""
+    limit = request.app.state.authenticator.settings.adjustment_limit
+    roles.check_adjustment(operator.roles, body.points, limit)
     metadata = {"operator": operator.user_id, "note": body.note}
     if body.points > 0:
         credited = await services.ledger.Credit(

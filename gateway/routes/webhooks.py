@@ -8,16 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from gateway.auth import requires
+from gateway.auth import operator
 from gateway.backends import Backends
 from gateway.dialect import model_for, to_json
 from gateway.models import IsoDatetime
 from gateway.routes.common import PAGE_SIZE, PageSize, PageToken, backends, idempotency_key
 from loyalty.webhooks.v1 import webhooks_pb2 as pb
 
-router = APIRouter(
-    prefix="/v1/admin/webhooks", tags=["admin"], dependencies=[Depends(requires("admin"))]
-)
+router = APIRouter(prefix="/v1/admin/webhooks", tags=["admin"], dependencies=[Depends(operator)])
 Services = Annotated[Backends, Depends(backends)]
 Idem = Annotated[str, Depends(idempotency_key)]
 Id = Annotated[str, Path(pattern=r"^[0-9]{1,18}$")]

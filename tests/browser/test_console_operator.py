@@ -19,7 +19,15 @@ from typing import Any
 
 from playwright.async_api import Locator, Page, ViewportSize, expect
 
-from tests.support.console import ADMIN, BACKEND, Console, a_mug_to_ship, events, sign_in
+from tests.support.console import (
+    ADMIN,
+    BACKEND,
+    Console,
+    a_mug_to_ship,
+    events,
+    sign_in,
+    sign_in_as,
+)
 from tests.support.gateway_calls import bearer
 
 # Upper-case words that are not codes: acronyms a Chinese operator reads as they are.
@@ -245,6 +253,11 @@ async def test_errors_are_shown_where_they_happen_and_in_words(console: Console)
         "no lottery no-such-lottery"
     )
     await expect(page.locator("[data-panel=items] tbody tr")).to_have_count(2)
+    await page.select_option("#language", "zh-CN")  # the refusal in Chinese words
+    await ready(page, "mall/no-such-lottery", console.url)
+    lottery = page.locator("[data-panel=lotteries] [role=alert]")
+    await expect(lottery).to_contain_text("没有这个抽奖活动。")
+    await page.select_option("#language", "en")
 
     # A validation error: each field once, in words, never a regular expression.
     await ready(page, "config/rules", console.url)
@@ -442,3 +455,39 @@ async def test_a_new_item_saved_twice_is_one_intent(console: Console) -> None:
     await form.locator("button[name=save]").dblclick()
     await expect(page.locator("[data-panel=items] tr", has_text="pen")).to_have_count(1)
     assert len(set(sent)) == 1 and all(sent), sent
+
+
+async def test_each_role_sees_what_it_may_do(console: Console) -> None:
+    page = console.page
+    await a_program(console)
+    # role: (adjusts, edits rules, edits budgets, manages webhooks)
+    expected = {
+        "viewer": (False, False, False, False),
+        "operator": (True, True, False, False),
+        "finance": (True, False, True, False),
+        "admin": (True, True, True, True),
+    }
+    for role, (adjusts, rules, budgets, hooks) in expected.items():
+        await sign_in_as(console, role)
+        await ready(page, "member/checker", console.url)
+        await expect(page.locator("button[name=adjust]")).to_be_visible(visible=adjusts)
+        await ready(page, "config/rules", console.url)
+        await expect(page.locator("button[name=new]")).to_be_visible(visible=rules)
+        await ready(page, "config/budgets", console.url)
+        await expect(page.locator("button[name=new]")).to_be_visible(visible=budgets)
+        await ready(page, "webhooks", console.url)
+        await expect(page.locator("button[name=rotate]")).to_be_visible(visible=hooks)
+
+    # An operator's adjustment above the limit is refused, in words; finance's goes through.
+    for role, outcome in (("operator", "needs the finance role"), ("finance", "")):
+        await sign_in_as(console, role)
+        await ready(page, "member/checker", console.url)
+        await page.fill("input[name=points]", "5000")
+        await page.fill("input[name=note]", "large goodwill")
+        await page.click("button[name=adjust]")
+        if outcome:
+            await expect(page.locator("[role=alert]", has_text=outcome)).to_be_visible()
+        else:
+            await expect(page.locator("td", has_text="large goodwill")).to_contain_text(
+                "ops-finance"
+            )

@@ -105,7 +105,7 @@ async def sign_in(console: Console) -> None:
     await page.fill("#token", member)
     await page.click("#sign-in button[type=submit]")
     await expect(page.locator("#sign-in-error")).to_have_text(
-        "This token does not carry the admin scope."
+        "This token carries no operator role."
     )
     await page.fill("#token", mint(AUTH, "ops-alice", ("admin",)))
     await page.click("#sign-in button[type=submit]")
@@ -115,6 +115,17 @@ async def sign_in(console: Console) -> None:
         "localStorage.length + sessionStorage.length + document.cookie.length"
     )
     assert kept == 0
+
+
+async def sign_in_as(console: Console, role: str) -> None:
+    """Signed in as `ops-<role>`, holding that one role (the claim an identity provider sends)."""
+    page = console.page
+    await page.goto(f"{console.url}/console")
+    if await page.locator("#sign-out").is_visible():
+        await page.click("#sign-out")
+    await page.fill("#token", mint(AUTH, f"ops-{role}", roles=(role,)))
+    await page.click("#sign-in button[type=submit]")
+    await expect(page.locator("[data-count=reviews]")).to_be_visible()
 
 
 async def events(http: httpx.AsyncClient, user: str, kind: str, count: int, **fields: str) -> None:

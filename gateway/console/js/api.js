@@ -15,14 +15,13 @@ export function signIn(value) { token = value.trim(); }
 export function signOut() { token = ""; }
 export function signedIn() { return token !== ""; }
 
-// The token's scopes, read from its payload (the gateway verifies it on every call).
-export function scopes() {
-  try {
-    const payload = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-    return String(payload.scope || "").split(" ");
-  } catch {
-    return [];
-  }
+// What the signed-in operator may do (GET /v1/admin/me): their roles, and the needs beyond
+// reading they allow ("program", "adjust", "finance", "admin"). Pages hide what is not allowed.
+export let session = { user_id: "", roles: [], can: [], adjustment_limit: null };
+
+export function setSession(next) {
+  session = next;
+  for (const need of ["program", "adjust", "simulate", "finance", "admin"]) document.body.classList.toggle(`can-${need}`, next.can.includes(need));
 }
 
 // One Idempotency-Key per intent (method, path and body): a retry of the same change, after a

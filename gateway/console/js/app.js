@@ -1,8 +1,8 @@
 // @ts-check
 // The console's shell: sign-in, navigation (#/page/argument), language, and each page's
 // errors shown in place of the page.
-import { scopes, signIn, signOut, signedIn } from "./api.js";
-import { failure, h, notFound } from "./dom.js";
+import { get, setSession, signIn, signOut, signedIn } from "./api.js";
+import { errorText, failure, h, notFound } from "./dom.js";
 import { setLocale, t } from "./i18n.js";
 import { config } from "./pages/config.js";
 import { economy } from "./pages/economy.js";
@@ -51,12 +51,14 @@ async function route() {
 
 const tokenInput = /** @type {HTMLInputElement} */ (document.getElementById("token"));
 
-signInForm.addEventListener("submit", (event) => {
+signInForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   signIn(tokenInput.value);
-  if (!scopes().includes("admin")) {
+  try {
+    setSession(await get("/v1/admin/me"));
+  } catch (error) {
     signOut();
-    document.getElementById("sign-in-error").textContent = t("notAdmin");
+    document.getElementById("sign-in-error").textContent = error.status === 403 ? t("notAdmin") : errorText(error);
     return;
   }
   tokenInput.value = "";

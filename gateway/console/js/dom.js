@@ -1,7 +1,7 @@
 // @ts-check
 // Building the page from data without ever parsing data as HTML (member ids, notes and
 // reasons come from users).
-import { getLocale, statusText, t } from "./i18n.js";
+import { getLocale, reasonWords, statusText, t } from "./i18n.js";
 
 // A handler that runs once at a time: while its work is in flight the buttons it belongs to
 // are disabled, so a double click cannot send a change twice.
@@ -94,7 +94,7 @@ export function confirmed(questionKey, action) {
 export function problemText(status, problem) {
   const violations = problem.violations || [];
   const own = violations.length || status >= 500 ? "" : problem.detail || "";
-  const headline = own && getLocale() === "en" ? [own] : [statusText(status), own];
+  const headline = own && getLocale() === "en" ? [own] : [reasonWords(problem.reason) || statusText(status), own];
   return [...headline, ...violations.map((v) => `${v.field}: ${v.description}`)].filter(Boolean).join("\n");
 }
 

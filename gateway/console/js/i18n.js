@@ -4,8 +4,8 @@ const WORDS = {
   en: {
     title: "Points console", language: "Language", signIn: "Sign in", signOut: "Sign out",
     signInTitle: "Sign in",
-    signInHelp: "Paste an operator token with the admin scope. It stays in this tab's memory only.",
-    notAdmin: "This token does not carry the admin scope.",
+    signInHelp: "Paste an operator token (with a role: viewer, operator, finance or admin). It stays in this tab's memory only.",
+    notAdmin: "This token carries no operator role.",
     economy: "Economy", config: "Rules & campaigns", simulate: "Simulate", reviews: "Reviews",
     member: "Member", members: "Members", mall: "Mall", health: "Health",
     from: "From", to: "To", refresh: "Refresh",
@@ -92,8 +92,8 @@ const WORDS = {
   "zh-CN": {
     title: "积分运营后台", language: "语言", signIn: "登录", signOut: "退出",
     signInTitle: "登录",
-    signInHelp: "粘贴带 admin 权限的运营令牌。令牌只保存在本标签页的内存中。",
-    notAdmin: "该令牌没有 admin 权限。",
+    signInHelp: "粘贴运营令牌（须带角色：viewer、operator、finance 或 admin）。令牌只保存在本标签页的内存中。",
+    notAdmin: "该令牌没有运营角色。",
     economy: "积分经济", config: "规则与活动", simulate: "模拟", reviews: "审核",
     member: "会员", members: "会员", mall: "积分商城", health: "健康",
     from: "从", to: "到", refresh: "刷新",
@@ -303,6 +303,19 @@ const STATUS = {
   },
 };
 
+// The API's stable reasons, in Chinese (English pages show the API's own detail instead).
+const REASONS_ZH = {
+  INSUFFICIENT_POINTS: "积分不足。", IDEMPOTENCY_KEY_REUSED: "同一请求键已用于另一请求。",
+  REQUEST_IN_PROGRESS: "同一请求仍在处理中，请稍后重试。", SHIPMENT_NOT_UPDATABLE: "发货状态不能这样变更。",
+  OUT_OF_STOCK: "库存不足。", USER_LIMIT_REACHED: "已达每人限兑数量。", ITEM_NOT_FOUND: "没有这个商品。",
+  LOTTERY_NOT_FOUND: "没有这个抽奖活动。", REDEMPTION_NOT_FOUND: "没有这条兑换记录。",
+  REVIEW_NOT_FOUND: "该事件不在审核队列中（可能已被处理）。", SUBSCRIPTION_NOT_FOUND: "没有这个 Webhook 订阅。",
+  DELIVERY_NOT_FOUND: "没有这条投递记录。", ENDPOINT_NOT_ALLOWED: "不允许投递到这个地址。",
+  MISSING_TOKEN: "请先登录。", INVALID_TOKEN: "登录凭证无效，请重新登录。", TOKEN_EXPIRED: "登录已过期，请重新登录。",
+  MISSING_SCOPE: "当前账号无权执行此操作。", DEPENDENCY_UNAVAILABLE: "有服务暂不可用，请稍后重试。",
+  AMOUNT_EXCEEDS_REVERSIBLE: "金额超过可冲回的数量。", DEAD_LETTER_NOT_OPEN: "该死信已处理。",
+};
+
 let locale = "en";
 
 export function setLocale(next) {
@@ -341,6 +354,9 @@ export function reasonText(text) {
   if (code !== "DELIVERY_GAVE_UP") return text || "";
   return locale === "en" ? `${t("gaveUp")}: ${rest}` : t("gaveUp");
 }
+
+// What an API refusal means, in the page's language: the reason's words in Chinese, else none.
+export function reasonWords(reason) { return locale === "zh-CN" ? REASONS_ZH[reason] ?? "" : ""; }
 
 export function statusText(status) { return STATUS[locale][status] ?? STATUS.en[status] ?? `HTTP ${status}`; }
 

@@ -20,3 +20,15 @@ def test_refuses_unknown_scopes_and_explains_usage(capsys: pytest.CaptureFixture
         token.main(["--help"])
     assert exited.value.code == 0
     assert "--scope" in capsys.readouterr().out
+
+
+def test_mints_an_operator_with_roles(capsys: pytest.CaptureFixture[str]) -> None:
+    assert token.main(["ana", "--role", "finance", "--role", "viewer"]) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), DEV_SECRET, algorithms=["HS256"])
+    assert (claims["sub"], claims["roles"], "scope" in claims) == (
+        "ana",
+        ["finance", "viewer"],
+        False,
+    )
+    with pytest.raises(SystemExit):
+        token.main(["ana", "--role", "superuser"])

@@ -80,6 +80,7 @@ export async function config(root, kind = "rules") {
     return;
   }
   const [path, listField, idField, versioned, template] = KINDS[kind];
+  const needs = kind === "budgets" ? "finance" : "program"; // what changing this kind takes
   const side = h("div");
   const tabs = h("div", { class: "row tabs" }, Object.keys(KINDS).map((k) =>
     h("a", { href: `#/config/${k}`, class: k === kind ? "active" : "" }, t(TITLES[k]))));
@@ -97,16 +98,16 @@ export async function config(root, kind = "rules") {
     };
     root.replaceChildren(tabs, card(TITLES[kind],
       h("div", { class: "row" }, h("button", {
-        class: "secondary", name: "new", onclick: () => side.replaceChildren(editor(kind, "", template, load)),
+        class: "secondary", name: "new", "data-needs": needs, onclick: () => side.replaceChildren(editor(kind, "", template, load)),
       }, t("new"))),
       table([
         ["id", ([, v]) => v[idField]],
         ["definition", ([item, v]) => summary(kind, item, v)],
         ["version", ([, v]) => v.version ?? "", "num"],
         ["", ([, v]) => h("span", { class: "row" },
-          h("button", { class: "secondary", onclick: () => side.replaceChildren(editor(kind, v[idField], editable(kind, v), load)) }, t("edit")),
+          h("button", { class: "secondary", "data-needs": needs, onclick: () => side.replaceChildren(editor(kind, v[idField], editable(kind, v), load)) }, t("edit")),
           versioned ? h("button", { class: "secondary", onclick: () => versions(kind, v[idField], side) }, t("versions")) : null,
-          "enabled" in v ? h("button", { class: "secondary", name: "toggle", onclick: v.enabled ? confirmed("confirmDisable", () => toggle(v)) : () => toggle(v) }, t(v.enabled ? "disable" : "enable")) : null)],
+          "enabled" in v ? h("button", { class: "secondary", name: "toggle", "data-needs": needs, onclick: v.enabled ? confirmed("confirmDisable", () => toggle(v)) : () => toggle(v) }, t(v.enabled ? "disable" : "enable")) : null)],
       ], rows, kind), message), side);
   }
   await load();

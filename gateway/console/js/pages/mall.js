@@ -54,7 +54,7 @@ function items(target) {
     };
     const edit = (i) => editor.replaceChildren(itemForm(i, message, reload));
     return [
-      h("button", { class: "secondary", name: "new-item", onclick: () => edit(null) }, t("newItem")), editor, message,
+      h("button", { class: "secondary", name: "new-item", "data-needs": "program", onclick: () => edit(null) }, t("newItem")), editor, message,
       table([
         ["id", (i) => i.item_id], ["title_", (i) => i.title], ["type", (i) => label("itemType", i.type)],
         ["price", (i) => number(i.points_price), "num"], ["stock", stockText, "num"],
@@ -62,8 +62,8 @@ function items(target) {
         ["cashPart", (i) => (i.cash_price?.amount_minor ? money(i.cash_price) : "—"), "num"],
         ["enabledState", (i) => h("span", { class: i.enabled ? "ok" : "muted" }, t(i.enabled ? "on" : "off"))],
         ["", (i) => h("span", { class: "row" },
-          h("button", { class: "secondary", name: "edit", onclick: () => edit(i) }, t("edit")),
-          h("button", { class: "secondary", name: "toggle", onclick: i.enabled ? confirmed("confirmDisable", () => toggle(i)) : () => toggle(i) },
+          h("button", { class: "secondary", name: "edit", "data-needs": "program", onclick: () => edit(i) }, t("edit")),
+          h("button", { class: "secondary", name: "toggle", "data-needs": "program", onclick: i.enabled ? confirmed("confirmDisable", () => toggle(i)) : () => toggle(i) },
             t(i.enabled ? "disable" : "enable")))],
       ], list, "items"),
     ];
@@ -99,7 +99,7 @@ function redemptions(target, status = "") {
       ["shippingAddress", (r) => r.shipping_address || ""],
       ["when", (r) => when(r.created_at)],
       ["", (r) => (NEXT[r.shipment_status] && r.status === "COMPLETED"
-        ? h("button", { class: "secondary", onclick: () => ship(r) }, t(`mark${NEXT[r.shipment_status]}`)) : "")],
+        ? h("button", { class: "secondary", "data-needs": "program", onclick: () => ship(r) }, t(`mark${NEXT[r.shipment_status]}`)) : "")],
     ], list, "redemptions")];
   });
 }
@@ -148,14 +148,14 @@ function lotteries(target, lotteryId) {
         message.replaceChildren(failure(error));
       }
     };
-    return [h("button", { class: "secondary", name: "new-lottery", onclick: () => edit(null) }, t("newLottery")), editor, message,
+    return [h("button", { class: "secondary", name: "new-lottery", "data-needs": "program", onclick: () => edit(null) }, t("newLottery")), editor, message,
       table([
         ["id", (l) => h("a", { href: `#/mall/${encodeURIComponent(l.lottery_id)}` }, l.lottery_id)], ["title_", (l) => l.title],
         ["pointsPerDraw", (l) => number(l.points_per_draw), "num"],
         ["enabledState", (l) => t(l.enabled ? "on" : "off")],
         ["", (l) => h("span", { class: "row" },
-          h("button", { class: "secondary", name: "edit-lottery", onclick: () => edit(l) }, t("edit")),
-          h("button", { class: "secondary", name: "toggle-lottery", onclick: l.enabled ? confirmed("confirmDisable", () => toggle(l)) : () => toggle(l) },
+          h("button", { class: "secondary", name: "edit-lottery", "data-needs": "program", onclick: () => edit(l) }, t("edit")),
+          h("button", { class: "secondary", name: "toggle-lottery", "data-needs": "program", onclick: l.enabled ? confirmed("confirmDisable", () => toggle(l)) : () => toggle(l) },
             t(l.enabled ? "disable" : "enable")))],
       ], list, "lotteries"),
       lotteryId ? card("lottery", await lotteryDetail(lotteryId).catch((error) => failure(error))) : null];

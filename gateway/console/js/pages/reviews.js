@@ -68,7 +68,7 @@ export async function reviews(root) {
         ["reasons", signals], ["points", (r) => number(r.points), "num"],
         ["recorded", (r) => when(r.record_at || r.recorded_at)],
       ], reply.reviews, "reviews"),
-      h("div", { class: "row" },
+      h("div", { class: "row", "data-needs": "program" },
         h("button", { onclick: () => decide("approve"), name: "approve" }, t("approve")),
         h("button", { class: "secondary", onclick: confirmed("confirmReject", () => decide("reject")), name: "reject" }, t("reject"))),
       pages, message));

@@ -65,7 +65,7 @@ export async function simulate(root) {
     card("events", h("div", { class: "row" }, h("label", {}, t("usersLabel"), users), "×", h("label", {}, t("timesLabel"), times), h("button", {
       class: "secondary", onclick: () => { events.value = JSON.stringify(generated(+users.value, +times.value), null, 2); },
     }, t("generate"))), events),
-    h("div", { class: "row" }, h("button", { onclick: () => run(false), name: "run" }, t("run")),
-      t("replayHelp"), h("label", {}, t("daysLabel"), days), h("button", { class: "secondary", onclick: () => run(true), name: "replay" }, t("replay"))),
+    h("div", { class: "row" }, h("button", { onclick: () => run(false), name: "run", "data-needs": "simulate" }, t("run")),
+      t("replayHelp"), h("label", {}, t("daysLabel"), days), h("button", { class: "secondary", onclick: () => run(true), name: "replay", "data-needs": "simulate" }, t("replay"))),
     result);
 }

@@ -74,10 +74,10 @@ async function list(root, notice) {
       ["pending", (s) => number(s.pending_deliveries), "num"],
       ["previousSecret", (s) => (s.previous_secret_expires_at ? when(s.previous_secret_expires_at) : "—")],
       ["", (s) => h("div", { class: "row" },
-        h("button", { class: "secondary", name: "toggle", onclick: s.enabled ? confirmed("confirmDisable", () => toggle(s)) : () => toggle(s) }, t(s.enabled ? "disable" : "enable")),
-        h("button", { class: "secondary", name: "rotate", onclick: confirmed("confirmRotate", () => rotate(s)) }, t("rotate")))],
+        h("button", { class: "secondary", name: "toggle", "data-needs": "admin", onclick: s.enabled ? confirmed("confirmDisable", () => toggle(s)) : () => toggle(s) }, t(s.enabled ? "disable" : "enable")),
+        h("button", { class: "secondary", name: "rotate", "data-needs": "admin", onclick: confirmed("confirmRotate", () => rotate(s)) }, t("rotate")))],
     ], subscriptions, "webhooks"), message),
-    card("new", editor(null, message, (answer) => reload(secretNotice(answer.secret)))));
+    h("div", { "data-needs": "admin" }, card("new", editor(null, message, (answer) => reload(secretNotice(answer.secret))))));
 }
 
 const STATUSES = ["", "PENDING", "DELIVERED", "FAILED"];
@@ -111,7 +111,7 @@ async function deliveries(root, id, status = "", notice = null) {
       ["code", (d) => d.last_status_code || "—", "num"], ["latency", (d) => `${number(d.last_latency_ms)} ms`, "num"],
       ["answer", (d) => d.last_error || d.last_response],
       ["delivered", (d) => (d.status === "PENDING" ? `${t("next")}: ${when(d.next_attempt_at)}` : when(d.deliver_at))],
-      ["", (d) => h("button", { class: "secondary", name: "redeliver", onclick: () => attempt(message,
+      ["", (d) => h("button", { class: "secondary", name: "redeliver", "data-needs": "admin", onclick: () => attempt(message,
         () => api("POST", `${BASE}/deliveries/${d.delivery_id}/redeliver`)).then((ok) => ok && again()) }, t("redeliver"))],
     ], loaded, `deliveries-${id}`));
   }
@@ -132,9 +132,9 @@ async function deliveries(root, id, status = "", notice = null) {
   root.replaceChildren(
     card(null, h("h2", {}, `${t("webhooks")} · ${subscription.subscription_id}`),
       h("p", {}, state(subscription), ` · ${t("pending")}: ${number(subscription.pending_deliveries)}`),
-      editor(subscription, message, () => again(h("p", { class: "ok", role: "status" }, t("saved"))))),
+      h("div", { "data-needs": "admin" }, editor(subscription, message, () => again(h("p", { class: "ok", role: "status" }, t("saved")))))),
     card("deliveries", notice ?? "", h("div", { class: "row" }, h("label", {}, t("status"), " ", filter)), rows, more,
-      h("form", { class: "row", onsubmit: replay }, t("replayWindow"), start, end,
+      h("form", { class: "row", onsubmit: replay, "data-needs": "admin" }, t("replayWindow"), start, end,
         h("button", { type: "submit", name: "replay" }, t("replay")))),
     message);
   await page();

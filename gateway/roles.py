@@ -1,0 +1,112 @@
+"""Operators' roles, and what each admin route needs.
+
+A token names its roles in a claim (`roles` by default, `GATEWAY_ROLES_CLAIM`): a list, or a
+space-separated string, as identity providers issue them. The `admin` scope of earlier
+tokens counts as the admin role.
+
+- viewer: reads everything;
+- operator: also rules, campaigns, tiers, cap groups, simulations, reviews, the mall,
+  blacklists, dead letters, and member adjustments up to `GATEWAY_ADJUSTMENT_LIMIT` points;
+- finance: also budgets, expiry runs, the ledger's audit, simulations, and adjustments of any
+  size;
+- admin: everything (webhooks included).
+
+Every admin route's need is declared here, in one table: a GET reads unless it is listed. The
+OpenAPI document shows each operation's roles (`x-roles`), and a test holds every route to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from fastapi import Request
+
+from gateway.errors import HttpError
+
+ROLES = ("viewer", "operator", "finance", "admin")
+# Who may do what, beyond reading.
+ALLOWED: Mapping[str, frozenset[str]] = {
+    "read": frozenset(ROLES),
+    "program": frozenset({"operator", "admin"}),
+    "finance": frozenset({"finance", "admin"}),
+    "adjust": frozenset({"operator", "finance", "admin"}),
+    "simulate": frozenset({"operator", "finance", "admin"}),  # changes nothing, costs CPU
+    "admin": frozenset({"admin"}),
+}
+# (method, route) -> need, for every admin route that does more than read.
+NEEDS: Mapping[tuple[str, str], str] = {
+    ("GET", "/v1/admin/audit"): "finance",
+    ("POST", "/v1/admin/blacklist"): "program",
+    ("DELETE", "/v1/admin/blacklist/{kind}/{value}"): "program",
+    ("PUT", "/v1/admin/budgets/{budget_id}"): "finance",
+    ("DELETE", "/v1/admin/budgets/{budget_id}"): "finance",
+    ("PUT", "/v1/admin/campaigns/{campaign_id}"): "program",
+    ("PUT", "/v1/admin/cap-groups/{name}"): "program",
+    ("POST", "/v1/admin/dead-letters/resolve"): "program",
+    ("POST", "/v1/admin/dead-letters/retry"): "program",
+    ("POST", "/v1/admin/expiry-runs"): "finance",
+    ("PUT", "/v1/admin/items/{item_id}"): "program",
+    ("PUT", "/v1/admin/lotteries/{lottery_id}"): "program",
+    ("POST", "/v1/admin/lotteries/{lottery_id}/seed-rotations"): "program",
+    ("POST", "/v1/admin/members/{user_id}/adjustments"): "adjust",
+    ("POST", "/v1/admin/reviews/{user_id}/{event_id}/{decision}"): "program",
+    ("PUT", "/v1/admin/rules/{rule_id}"): "program",
+    ("POST", "/v1/admin/simulations"): "simulate",
+    ("PUT", "/v1/admin/tiers/{tier_id}"): "program",
+    ("POST", "/v1/admin/users/{user_id}/redemptions/{redemption_id}/shipment"): "program",
+    ("POST", "/v1/admin/webhooks/deliveries/{delivery_id}/redeliver"): "admin",
+    ("POST", "/v1/admin/webhooks/subscriptions"): "admin",
+    ("PUT", "/v1/admin/webhooks/subscriptions/{subscription_id}"): "admin",
+    ("POST", "/v1/admin/webhooks/subscriptions/{subscription_id}/replay"): "admin",
+    ("POST", "/v1/admin/webhooks/subscriptions/{subscription_id}/secret"): "admin",
+}
+
+
+def roles_of(claim: object, scopes: Iterable[str]) -> frozenset[str]:
+    """The known roles a token's claim names (a list or a space-separated string), with the
+    admin role for the `admin` scope."""
+    named = claim.split() if isinstance(claim, str) else claim if isinstance(claim, list) else []
+    found = {role for role in named if isinstance(role, str) and role in ROLES}
+    if "admin" in scopes:
+        found.add("admin")
+    return frozenset(found)
+
+
+def need(method: str, route: str) -> str:
+    """What a route needs: declared in NEEDS, else reading for a GET. A change not declared
+    needs the admin role, so a new route is never open by omission."""
+    return NEEDS.get((method, route), "read" if method == "GET" else "admin")
+
+
+def check(request: Request, roles: frozenset[str]) -> None:
+    """Refuses the request unless `roles` allow its route (403 MISSING_SCOPE without any
+    operator role, MISSING_ROLE with the wrong one)."""
+    if not roles:
+        raise HttpError(
+            403,
+            "MISSING_SCOPE",
+            "this route is for operators: a role (viewer, operator, finance or admin) or the "
+            "'admin' scope",
+            {"scope": "admin"},
+        )
+    route = request.scope["route"].path
+    needed = need(request.method, route)
+    allowed = ALLOWED[needed]
+    if not roles & allowed:
+        raise HttpError(
+            403,
+            "MISSING_ROLE",
+            f"this route needs one of the roles {', '.join(sorted(allowed))}",
+            {"roles": ",".join(sorted(allowed))},
+        )
+
+
+def check_adjustment(roles: frozenset[str], points: int, limit: int) -> None:
+    """An operator adjusts at most `limit` points at once; finance and admin any amount."""
+    if abs(points) > limit and not roles & ALLOWED["finance"]:
+        raise HttpError(
+            403,
+            "ADJUSTMENT_NEEDS_FINANCE",
+            f"an operator adjusts at most {limit} points at once: this one needs the finance role",
+            {"limit": str(limit)},
+        )
