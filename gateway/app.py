@@ -15,6 +15,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from gateway import console, errors, examples, roles
+from gateway.audit import AuditTrail
 from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.limits import EdgeGuard
@@ -137,6 +138,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return Readiness(status="ready", backends=statuses, degraded=degraded)
 
     app.openapi = lambda: _document(app)  # type: ignore[method-assign]
+    # Inside the edge: operators' changes are recorded in the audit log before they answer.
+    app.add_middleware(AuditTrail, backends=services)
     # Outermost: limits and authentication before anything reads the request.
     app.add_middleware(EdgeGuard, limits=settings.limits, authenticator=authenticator)
     # Server spans for every request, continuing a caller's `traceparent`, and the

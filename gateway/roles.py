@@ -7,8 +7,8 @@ tokens counts as the admin role.
 - viewer: reads everything;
 - operator: also rules, campaigns, tiers, cap groups, simulations, reviews, the mall,
   blacklists, dead letters, and member adjustments up to `GATEWAY_ADJUSTMENT_LIMIT` points;
-- finance: also budgets, expiry runs, the ledger's audit, simulations, and adjustments of any
-  size;
+- finance: also budgets, expiry runs, the ledger's audit, the audit log, simulations, and
+  adjustments of any size;
 - admin: everything (webhooks included).
 
 Every admin route's need is declared here, in one table: a GET reads unless it is listed. The
@@ -36,6 +36,7 @@ ALLOWED: Mapping[str, frozenset[str]] = {
 # (method, route) -> need, for every admin route that does more than read.
 NEEDS: Mapping[tuple[str, str], str] = {
     ("GET", "/v1/admin/audit"): "finance",
+    ("GET", "/v1/admin/audit-log"): "finance",
     ("POST", "/v1/admin/blacklist"): "program",
     ("DELETE", "/v1/admin/blacklist/{kind}/{value}"): "program",
     ("PUT", "/v1/admin/budgets/{budget_id}"): "finance",

@@ -7,6 +7,8 @@
     points stats [--from --to]       liability and the period's flows
     points export transfers|members|lots [--from --to] [--format csv|jsonl] [--output FILE]
     points import balances FILE.csv [--import-id ID] [--source migration]
+    points audit-log export [--format csv|jsonl] [--output FILE]   the operators' audit log
+    points audit-log verify          its hash chain; exits 1 naming the entries that break it
     points token USER [--scope admin]
 
 Database commands read DATABASE_URL; ledger commands call the ledger at LEDGER_ADDR.
@@ -15,6 +17,7 @@ Database commands read DATABASE_URL; ledger commands call the ledger at LEDGER_A
 from __future__ import annotations
 
 import asyncio
+import csv
 import importlib
 import json
 import re
@@ -52,6 +55,8 @@ from services.common.settings import Env, SettingsError, peer_address
 from services.common.timestamps import to_timestamp
 from services.ledger import queries
 from services.ledger.config import ExpiryPolicy, LedgerConfig
+from services.webhooks import audit_repository
+from services.webhooks.audit import Verifier
 
 # Every service's wiring, in the catalog's order: the order a deploy migrates.
 SPECS: tuple[ServiceSpec, ...] = tuple(
@@ -208,6 +213,76 @@ def export(
 
     count = run(work)
     click.echo(f"{count} {table} rows", err=True)
+
+
+@main.group("audit-log", help="The operators' audit log (the webhooks service's schema).")
+def audit_log_group() -> None:
+    pass
+
+
+AUDIT_PAGE = 1000
+
+
+async def _audit_entries(write: Callable[[dict[str, Any]], None]) -> Verifier:
+    """Every entry of the audit log in order, to `write`, checked against the hash chain."""
+    conn = await asyncpg.connect(
+        database_url(), server_settings={"search_path": "webhooks", "TimeZone": "UTC"}
+    )
+    verifier = Verifier()
+    try:
+        async with conn.transaction(readonly=True, isolation="repeatable_read"):
+            after = 0
+            while rows := await audit_repository.every(conn, after, AUDIT_PAGE):
+                for row in rows:
+                    entry = dict(row)
+                    verifier.feed(entry)
+                    write(entry)
+                after = rows[-1]["seq"]
+    finally:
+        await conn.close()
+    return verifier
+
+
+@audit_log_group.command(
+    "export",
+    help="Every entry, oldest first, as CSV (with a header) or JSON lines; the hash chain is "
+    "checked on the way and a break is reported (exit 1).",
+)
+@click.option("--format", "form", type=click.Choice(["csv", "jsonl"]), default="csv")
+@click.option("--output", type=click.File("w"), default="-", help="file (default: stdout)")
+def audit_log_export(form: str, output: IO[str]) -> None:
+    writer = csv.DictWriter(
+        output, fieldnames=[c.strip() for c in audit_repository.COLUMNS.split(",")]
+    )
+    if form == "csv":
+        writer.writeheader()
+
+    def write(entry: dict[str, Any]) -> None:
+        record = {k: plain(v) for k, v in entry.items()}
+        if form == "csv":
+            writer.writerow({**record, "roles": " ".join(entry["roles"])})
+        else:
+            output.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    _report(run(lambda: _audit_entries(write)))
+
+
+@audit_log_group.command(
+    "verify",
+    help="Check the whole log's hash chain: exit 0 when it holds, 1 naming what breaks it.",
+)
+def audit_log_verify() -> None:
+    _report(run(lambda: _audit_entries(lambda _: None)))
+
+
+def _report(verifier: Verifier) -> None:
+    for problem in verifier.problems:
+        click.echo(f"audit log: {problem}", err=True)
+    click.echo(
+        f"{verifier.seq} entries, chain {'broken' if verifier.problems else 'intact'}", err=True
+    )
+    if verifier.problems:
+        sys.exit(1)
 
 
 @main.group("import", help="Load data from another system.")

@@ -27,6 +27,7 @@ from gateway.routes.common import (
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
 from loyalty.rules.v1 import rules_pb2 as rpb
+from loyalty.webhooks.v1 import webhooks_pb2 as wpb
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(auth.operator)])
 Services = Annotated[Backends, Depends(backends)]
@@ -511,6 +512,28 @@ async def issuance_report(
     if end is not None:
         request.time_range.end_time.FromDatetime(end)
     return to_json(await services.rules.GetIssuanceReport(request, timeout=services.timeout * 5))
+
+
+@router.get("/audit-log", response_model=_typed(wpb.ListAuditResponse))
+async def audit_log(
+    services: Services,
+    actor: Annotated[str, Query(max_length=128, description="one operator's entries")] = "",
+    text: Annotated[str, Query(max_length=200, description="in the route or bodies")] = "",
+    start: IsoDatetime | None = None,
+    end: IsoDatetime | None = None,
+    page_size: PageSize = PAGE_SIZE,
+    page_token: PageToken = "",
+) -> Json:
+    """The operators' audit log, newest first: who changed what (route, request and answer),
+    when and from where. Append-only and hash-chained (`points audit-log verify`)."""
+    request = wpb.ListAuditRequest(
+        actor=actor, text=text, page_size=page_size, page_token=page_token
+    )
+    if start is not None:
+        request.time_range.start_time.FromDatetime(start)
+    if end is not None:
+        request.time_range.end_time.FromDatetime(end)
+    return to_json(await services.webhooks.ListAudit(request, timeout=services.timeout))
 
 
 @router.get("/audit", response_model=_typed(lpb.AuditResponse))

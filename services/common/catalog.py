@@ -77,7 +77,7 @@ MALL = Service(
         "lottery.won",
     ),
 )
-WEBHOOKS = Service("webhooks", 50054, webhooks_pb2, "WebhooksService")
+WEBHOOKS = Service("webhooks", 50054, webhooks_pb2, "WebhooksService", ("audit.recorded",))
 SERVICES = (LEDGER, RULES, MALL, WEBHOOKS)
 BY_NAME = {s.name: s for s in SERVICES}
 

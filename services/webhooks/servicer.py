@@ -13,6 +13,7 @@ from services.common.idempotency import RequestLog, idempotent_admin
 from services.common.paging import LIST, Pager
 from services.common.timestamps import from_timestamp, to_timestamp
 from services.common.validation import Checker
+from services.webhooks import audit
 from services.webhooks.config import WebhooksConfig
 from services.webhooks.subscriptions import Subscriptions
 
@@ -65,6 +66,7 @@ def delivery_of(row: Record) -> pb.Delivery:
 class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
     def __init__(self, pool: asyncpg.Pool, config: WebhooksConfig) -> None:
         self.subscriptions = Subscriptions(pool, config)
+        self.audit = audit.AuditLog(pool)
         self.requests = RequestLog(pool)
 
     async def PublishEvents(
@@ -119,6 +121,25 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         page, token = pager.page(rows, lambda r: [str(r["delivery_id"])])
         return pb.ListDeliveriesResponse(
             deliveries=[delivery_of(r) for r in page], next_page_token=token
+        )
+
+    async def RecordAudit(
+        self, request: pb.RecordAuditRequest, context: Context
+    ) -> pb.RecordAuditResponse:
+        return pb.RecordAuditResponse(entry=audit.entry_of(await self.audit.record(request.entry)))
+
+    async def ListAudit(
+        self, request: pb.ListAuditRequest, context: Context
+    ) -> pb.ListAuditResponse:
+        c = Checker()
+        c.text("actor", request.actor, 128, required=False)
+        c.text("text", request.text, 200, required=False)
+        pager = Pager(c, LIST, request.page_size, request.page_token)
+        c.done()
+        rows = await self.audit.page(request, pager)
+        page, token = pager.page(rows, lambda r: [str(r["seq"])])
+        return pb.ListAuditResponse(
+            entries=[audit.entry_of(r) for r in page], next_page_token=token
         )
 
     @idempotent_admin(pb.RedeliverResponse)

@@ -4,6 +4,7 @@
 import { get, setSession, signIn, signOut, signedIn } from "./api.js";
 import { errorText, failure, h, notFound } from "./dom.js";
 import { setLocale, t } from "./i18n.js";
+import { audit } from "./pages/audit.js";
 import { config } from "./pages/config.js";
 import { economy } from "./pages/economy.js";
 import { health } from "./pages/health.js";
@@ -15,7 +16,9 @@ import { reviews } from "./pages/reviews.js";
 import { simulate } from "./pages/simulate.js";
 import { webhooks } from "./pages/webhooks.js";
 
-const PAGES = { overview, economy, config, simulate, reviews, members, member, mall, webhooks, health };
+const PAGES = { overview, economy, config, simulate, reviews, members, member, mall, webhooks, audit, health };
+// Pages only some roles see (the API refuses the others anyway).
+const NEEDS = { audit: "finance" };
 // The menu: one member's page opens from Members.
 const MENU = Object.keys(PAGES).filter((name) => name !== "member");
 const page = document.getElementById("page");
@@ -25,7 +28,7 @@ const signInForm = document.getElementById("sign-in");
 function renderNav(current) {
   const active = current === "member" ? "members" : current;
   nav.replaceChildren(...MENU.map((name) =>
-    h("a", { href: `#/${name}`, class: name === active ? "active" : "", "data-page": name }, t(name))));
+    h("a", { href: `#/${name}`, class: name === active ? "active" : "", "data-page": name, "data-needs": NEEDS[name] }, t(name))));
 }
 
 async function route() {
