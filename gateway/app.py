@@ -22,6 +22,7 @@ from gateway.limits import EdgeGuard
 from gateway.models import Problem, Readiness
 from gateway.routes import (
     admin,
+    approvals,
     checkout,
     coupons,
     dead_letters,
@@ -41,6 +42,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 PUBLIC = ("/healthz", "/readyz")
+ROUTES = (me, mall, checkout, coupons, events, admin, members, dead_letters, webhooks, approvals)
 
 
 def _document(app: FastAPI) -> dict[str, Any]:
@@ -105,9 +107,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.sse_keepalive_seconds = settings.sse_keepalive_seconds
     errors.install(app)
     console.install(app)
-    routers = (me, mall, checkout, coupons, events, admin, members, dead_letters, webhooks)
-    for router in (module.router for module in routers):
-        app.include_router(router)
+    for module in ROUTES:
+        app.include_router(module.router)
 
     async def backend_status(name: str) -> str:
         stub = health_pb2_grpc.HealthStub(services.channels[name])

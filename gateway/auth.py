@@ -30,6 +30,7 @@ class Principal:
     user_id: str
     scopes: frozenset[str]
     roles: frozenset[str] = frozenset()  # an operator's (gateway/roles.py)
+    approved: bool = False  # carrying out an approved change (gateway/approvals.py)
 
 
 class Authenticator:

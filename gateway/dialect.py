@@ -23,11 +23,48 @@ from typing import Annotated, Any, Literal
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import BaseModel, Field, StrictBool, StrictInt, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    create_model,
+)
 
 from gateway.errors import HttpError
 
 _TIMESTAMP = "google.protobuf.Timestamp"
+
+_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_only(value: object) -> object:
+    """Pydantic would also read numbers (and numeric strings) as Unix times; we take only
+    what the OpenAPI document promises: RFC 3339 date-times."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_8601.match(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-11-25T08:00:00Z")
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    """Times the backends can carry (protobuf Timestamps), with a zone."""
+    if value.tzinfo is None:
+        raise ValueError("must carry a time zone offset, e.g. Z or +08:00")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not 1970 <= utc.year <= 9998:
+        raise ValueError("must be between 1970 and 9998")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_range)]
+
 _PAST = {"create": "created", "update": "updated", "expire": "expires", "mature": "matures"}
 _FLOAT_TYPES = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 _INT_RANGES = {
@@ -247,7 +284,7 @@ def _scalar_type(field: Any, request: bool) -> Any:
     if field.enum_type is not None:
         return Literal[tuple(short_names(field.enum_type))]
     if _is_timestamp(field):
-        return datetime
+        return IsoDatetime if request else datetime
     if field.message_type is not None:
         return model_for(field.message_type, request=request)
     if field.type == FieldDescriptor.TYPE_BOOL:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt
 
-from gateway.dialect import enumerated, short_name
+from gateway.dialect import IsoDatetime, enumerated, short_name
 from gateway.errors import REASONS
 from loyalty.ledger.v1 import ledger_pb2 as lpb
 from loyalty.mall.v1 import mall_pb2 as mpb
@@ -16,34 +15,6 @@ from loyalty.rules.v1 import rules_pb2 as rpb
 
 # A problem's reason: one of the enumerated reasons (a string in Python, an enum in the OpenAPI).
 Reason = Annotated[str, Field(json_schema_extra={"enum": list(REASONS)})]
-
-_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-
-
-def _iso_only(value: object) -> object:
-    """Pydantic would also read numbers (and numeric strings) as Unix times; we take only
-    what the OpenAPI document promises: RFC 3339 date-times."""
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not _ISO_8601.match(value):
-        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-11-25T08:00:00Z")
-    return value
-
-
-def _in_range(value: datetime) -> datetime:
-    """Times the backends can carry (protobuf Timestamps), with a zone."""
-    if value.tzinfo is None:
-        raise ValueError("must carry a time zone offset, e.g. Z or +08:00")
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of range") from None
-    if not 1970 <= utc.year <= 9998:
-        raise ValueError("must be between 1970 and 9998")
-    return value
-
-
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_range)]
 
 
 class Points(BaseModel):

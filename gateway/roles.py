@@ -6,10 +6,10 @@ tokens counts as the admin role.
 
 - viewer: reads everything;
 - operator: also rules, campaigns, tiers, cap groups, simulations, reviews, the mall,
-  blacklists, dead letters, and member adjustments up to `GATEWAY_ADJUSTMENT_LIMIT` points;
-- finance: also budgets, expiry runs, the ledger's audit, the audit log, simulations, and
-  adjustments of any size;
-- admin: everything (webhooks included).
+  blacklists, dead letters, and member adjustments (large ones wait for approval);
+- finance: also adjustments, budgets, expiry runs, the ledger's audit, the audit log,
+  simulations, and deciding approvals (gateway/approvals.py);
+- admin: everything (webhooks included, and deciding approvals).
 
 Every admin route's need is declared here, in one table: a GET reads unless it is listed. The
 OpenAPI document shows each operation's roles (`x-roles`), and a test holds every route to it.
@@ -32,11 +32,13 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "adjust": frozenset({"operator", "finance", "admin"}),
     "simulate": frozenset({"operator", "finance", "admin"}),  # changes nothing, costs CPU
     "admin": frozenset({"admin"}),
+    "decide": frozenset({"finance", "admin"}),  # approvals: each names finance or admin
 }
 # (method, route) -> need, for every admin route that does more than read.
 NEEDS: Mapping[tuple[str, str], str] = {
     ("GET", "/v1/admin/audit"): "finance",
     ("GET", "/v1/admin/audit-log"): "finance",
+    ("POST", "/v1/admin/approvals/{approval_id}/{decision}"): "decide",
     ("POST", "/v1/admin/blacklist"): "program",
     ("DELETE", "/v1/admin/blacklist/{kind}/{value}"): "program",
     ("PUT", "/v1/admin/budgets/{budget_id}"): "finance",
@@ -99,15 +101,4 @@ def check(request: Request, roles: frozenset[str]) -> None:
             "MISSING_ROLE",
             f"this route needs one of the roles {', '.join(sorted(allowed))}",
             {"roles": ",".join(sorted(allowed))},
-        )
-
-
-def check_adjustment(roles: frozenset[str], points: int, limit: int) -> None:
-    """An operator adjusts at most `limit` points at once; finance and admin any amount."""
-    if abs(points) > limit and not roles & ALLOWED["finance"]:
-        raise HttpError(
-            403,
-            "ADJUSTMENT_NEEDS_FINANCE",
-            f"an operator adjusts at most {limit} points at once: this one needs the finance role",
-            {"limit": str(limit)},
         )

@@ -35,7 +35,7 @@ class AuthSettings:
     # the set again at once, but not more often than this, so bogus kids cannot flood it.
     jwks_refresh_seconds: float = 10.0
     roles_claim: str = "roles"  # the claim naming an operator's roles (gateway/roles.py)
-    adjustment_limit: int = 1000  # points an operator may adjust at once; finance any amount
+    adjustment_limit: int = 1000  # points an adjustment moves without a second person
 
     @classmethod
     def from_env(cls, env: Env, environment: str) -> AuthSettings:

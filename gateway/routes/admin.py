@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, StrictInt
 
-from gateway import auth, roles
+from gateway import auth, risky, roles
 from gateway.backends import Backends
-from gateway.dialect import from_json, model_for, to_json
-from gateway.models import IsoDatetime
+from gateway.dialect import IsoDatetime, from_json, model_for, to_json
 from gateway.routes.common import (
     PAGE_SIZE,
+    WAITS,
     Operator,
     PageSize,
     PageToken,
@@ -38,7 +38,7 @@ Json = dict[str, Any]
 NEEDS_WORDS = (
     "read; program (rules, campaigns, tiers, cap groups, reviews, the mall, blacklists, dead "
     "letters); adjust (member adjustments); simulate; finance (budgets, expiry runs, the "
-    "audit, adjustments of any size); admin (webhooks)"
+    "audits); decide (approvals); admin (webhooks)"
 )
 # The caller's Idempotency-Key, sent as the admin RPC's request_id: the same key and body
 # answer the same result, the same key with another body 422.
@@ -76,7 +76,9 @@ class Session(BaseModel):
     user_id: str
     roles: list[str] = Field(description="the caller's roles (viewer, operator, finance, admin)")
     can: list[str] = Field(description="what the roles allow beyond reading: " + NEEDS_WORDS)
-    adjustment_limit: int | None = Field(description="most points adjusted at once; null: any")
+    adjustment_limit: int = Field(
+        description="most points adjusted at once without a second person"
+    )
 
 
 @router.get("/me", response_model=Session)
@@ -88,7 +90,7 @@ async def session(principal: Operator, request: Request) -> Session:
         user_id=principal.user_id,
         roles=sorted(principal.roles),
         can=can,
-        adjustment_limit=None if "finance" in can else limit,
+        adjustment_limit=limit,
     )
 
 
@@ -98,11 +100,20 @@ async def list_rules(services: Services) -> Json:
     return to_json(await services.rules.ListRules(rpb.ListRulesRequest(), timeout=services.timeout))
 
 
-@router.put("/rules/{rule_id}", response_model=_typed(rpb.Rule))
+@router.put("/rules/{rule_id}", response_model=_typed(rpb.Rule), responses=WAITS)
 async def put_rule(
-    rule_id: Name, services: Services, idem: Idem, rule: RuleIn, operator: Operator
-) -> Json:
-    """Create or replace a rule (a new version when it changes)."""
+    rule_id: Name,
+    services: Services,
+    idem: Idem,
+    rule: RuleIn,
+    operator: Operator,
+    request: Request,
+) -> Any:
+    """Create or replace a rule (a new version when it changes). One that, replayed over the
+    last week's events, costs more than the program in force waits for approval (202)."""
+    draft = _parse(rule, rpb.Rule(rule_id=rule_id))
+    if (pending := await risky.costlier(request, operator, draft)) is not None:
+        return pending
     return await _upsert(
         services.rules.UpsertRule,
         rpb.UpsertRuleRequest,
@@ -180,11 +191,20 @@ async def list_campaigns(services: Services) -> Json:
     )
 
 
-@router.put("/campaigns/{campaign_id}", response_model=_typed(rpb.Campaign))
+@router.put("/campaigns/{campaign_id}", response_model=_typed(rpb.Campaign), responses=WAITS)
 async def put_campaign(
-    campaign_id: Name, services: Services, idem: Idem, campaign: CampaignIn, operator: Operator
-) -> Json:
-    """Create or replace a campaign (a time-boxed multiplier or bonus)."""
+    campaign_id: Name,
+    services: Services,
+    idem: Idem,
+    campaign: CampaignIn,
+    operator: Operator,
+    request: Request,
+) -> Any:
+    """Create or replace a campaign (a time-boxed multiplier or bonus). One that raises the
+    last week's replayed cost waits for approval (202)."""
+    draft = _parse(campaign, rpb.Campaign(campaign_id=campaign_id))
+    if (pending := await risky.costlier(request, operator, draft)) is not None:
+        return pending
     return await _upsert(
         services.rules.UpsertCampaign,
         rpb.UpsertCampaignRequest,
@@ -237,11 +257,19 @@ async def list_budgets(services: Services) -> Json:
     )
 
 
-@router.put("/budgets/{budget_id}", response_model=_typed(rpb.Budget))
+@router.put("/budgets/{budget_id}", response_model=_typed(rpb.Budget), responses=WAITS)
 async def put_budget(
-    budget_id: Name, services: Services, idem: Idem, budget: BudgetIn, operator: Operator
-) -> Json:
-    """Create or replace a points budget."""
+    budget_id: Name,
+    services: Services,
+    idem: Idem,
+    budget: BudgetIn,
+    operator: Operator,
+    request: Request,
+) -> Any:
+    """Create or replace a points budget. Raising a limit waits for approval (202)."""
+    new = _parse(budget, rpb.Budget(budget_id=budget_id))
+    if (pending := await risky.raised(request, operator, budget_id, new)) is not None:
+        return pending
     return await _upsert(
         services.rules.UpsertBudget,
         rpb.UpsertBudgetRequest,
@@ -254,9 +282,15 @@ async def put_budget(
     )
 
 
-@router.delete("/budgets/{budget_id}", response_model=_typed(rpb.DeleteBudgetResponse))
-async def delete_budget(budget_id: Name, services: Services, idem: Idem) -> Json:
-    """Delete a budget: awards are no longer limited by it."""
+@router.delete(
+    "/budgets/{budget_id}", response_model=_typed(rpb.DeleteBudgetResponse), responses=WAITS
+)
+async def delete_budget(
+    budget_id: Name, services: Services, idem: Idem, operator: Operator, request: Request
+) -> Any:
+    """Delete a budget: awards are no longer limited by it. Waits for approval (202)."""
+    if (pending := await risky.raised(request, operator, budget_id, None)) is not None:
+        return pending
     reply = await services.rules.DeleteBudget(
         rpb.DeleteBudgetRequest(budget_id=budget_id, request_id=idem),
         timeout=services.admin_timeout,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 
 from gateway.auth import Principal, operator
 from gateway.backends import Backends
+from gateway.dialect import model_for
+from loyalty.webhooks.v1 import webhooks_pb2 as wpb
 from services.common.paging import EXPORT, LIST
 
 
@@ -63,3 +65,8 @@ async def idempotency_key(
 
 # The operator calling an admin route (scope `admin`): named in what they change.
 Operator = Annotated[Principal, Depends(operator)]
+
+# A risky change's answer while it waits for a second person (gateway/approvals.py).
+WAITS: dict[int | str, dict[str, Any]] = {
+    202: {"model": model_for(wpb.Approval.DESCRIPTOR), "description": "waits for approval"}
+}

@@ -9,13 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
-from gateway import roles
+from gateway import approvals
 from gateway.backends import Backends
-from gateway.dialect import model_for
-from gateway.models import Expiring, History, IsoDatetime, Points, Wallet
+from gateway.dialect import IsoDatetime, model_for
+from gateway.models import Expiring, History, Points, Wallet
 from gateway.routes.common import (
     EXPORT_PAGE_SIZE,
     PAGE_SIZE,
+    WAITS,
     ExportPageSize,
     Operator,
     PageSize,
@@ -177,7 +178,11 @@ async def member_events(
     return await events_of(user_id, services, page_size, page_token)
 
 
-@router.post("/members/{user_id}/adjustments", response_model=Adjustment)
+@router.post(
+    "/members/{user_id}/adjustments",
+    response_model=Adjustment,
+    responses=WAITS,
+)
 async def adjust(
     user_id: UserId,
     body: AdjustmentIn,
@@ -187,10 +192,15 @@ async def adjust(
     request: Request,
 ) -> Adjustment:
     """Credit (points > 0) or debit (points < 0) a member by hand, with a reason. The transfer
-    (kind ADJUSTMENT) names the operator and the note, in the member's history too. The
-    operator role adjusts up to GATEWAY_ADJUSTMENT_LIMIT points at once; finance any amount."""
+    (kind ADJUSTMENT) names the operator and the note, in the member's history too. Above
+    GATEWAY_ADJUSTMENT_LIMIT points it waits for a second person (finance or admin): 202 with
+    the approval."""
     limit = request.app.state.authenticator.settings.adjustment_limit
-    roles.check_adjustment(operator.roles, body.points, limit)
+    if abs(body.points) > limit:
+        reason = f"an adjustment of more than {limit} points"
+        detail = {"member": user_id, "points": body.points, "limit": limit}
+        if (pending := await approvals.ask(request, operator, reason, detail)) is not None:
+            return pending  # type: ignore[return-value]
     metadata = {"operator": operator.user_id, "note": body.note}
     if body.points > 0:
         credited = await services.ledger.Credit(

@@ -10,8 +10,7 @@ from pydantic import BaseModel, Field
 
 from gateway.auth import operator
 from gateway.backends import Backends
-from gateway.dialect import model_for, to_json
-from gateway.models import IsoDatetime
+from gateway.dialect import IsoDatetime, model_for, to_json
 from gateway.routes.common import PAGE_SIZE, PageSize, PageToken, backends, idempotency_key
 from loyalty.webhooks.v1 import webhooks_pb2 as pb
 

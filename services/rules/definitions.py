@@ -14,6 +14,7 @@ from services.common.validation import Checker
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,57}$")  # "rule:" + id stays a valid ledger source
 MAX_POINTS = 10**9
 MAX_NAME = 100  # an operator's name for a rule or campaign
+MAX_EXPIRY_DAYS = 36_500
 MAX_DESCRIPTION = 1000
 
 PARAMS_FOR_KIND = {
@@ -48,6 +49,8 @@ def check_rule(rule: pb.Rule) -> None:
     )
     for name in ("daily_cap", "weekly_cap", "monthly_cap", "lifetime_cap", "expiry_days"):
         c.require(getattr(rule, name) >= 0, name, "must be >= 0")
+    # A lot's expiry must be a date the ledger can store (and a program can mean).
+    c.require(rule.expiry_days <= MAX_EXPIRY_DAYS, "expiry_days", "at most 36500 (100 years)")
     c.require(
         not rule.cap_group or valid_name(rule.cap_group), "cap_group", "must be a cap group name"
     )

@@ -10,7 +10,10 @@ from asyncpg import Record
 from services.common.db import Conn
 
 DELIVERIES_CHANNEL = "points_deliveries"  # notified when deliveries are queued
-_MATCHES = "(e.type = ANY(s.event_types) OR '*' = ANY(s.event_types))"
+# '*' is every event of the program; the operators' audit trail goes only to those naming it.
+_MATCHES = (
+    "(e.type = ANY(s.event_types) OR ('*' = ANY(s.event_types) AND e.type <> 'audit.recorded'))"
+)
 _SUBSCRIPTION = """
     SELECT s.*, (SELECT count(*) FROM deliveries d
                  WHERE d.subscription_id = s.subscription_id AND d.status = 'PENDING')

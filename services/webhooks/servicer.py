@@ -13,7 +13,7 @@ from services.common.idempotency import RequestLog, idempotent_admin
 from services.common.paging import LIST, Pager
 from services.common.timestamps import from_timestamp, to_timestamp
 from services.common.validation import Checker
-from services.webhooks import audit
+from services.webhooks import approvals, audit
 from services.webhooks.config import WebhooksConfig
 from services.webhooks.subscriptions import Subscriptions
 
@@ -67,6 +67,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
     def __init__(self, pool: asyncpg.Pool, config: WebhooksConfig) -> None:
         self.subscriptions = Subscriptions(pool, config)
         self.audit = audit.AuditLog(pool)
+        self.approvals = approvals.Approvals(pool)
         self.requests = RequestLog(pool)
 
     async def PublishEvents(
@@ -141,6 +142,44 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         return pb.ListAuditResponse(
             entries=[audit.entry_of(r) for r in page], next_page_token=token
         )
+
+    async def RequestApproval(
+        self, request: pb.RequestApprovalRequest, context: Context
+    ) -> pb.RequestApprovalResponse:
+        row = await self.approvals.ask(request.approval)
+        return pb.RequestApprovalResponse(approval=approvals.approval_of(row))
+
+    async def ListApprovals(
+        self, request: pb.ListApprovalsRequest, context: Context
+    ) -> pb.ListApprovalsResponse:
+        c = Checker()
+        pager = Pager(c, LIST, request.page_size, request.page_token)
+        c.done()
+        rows = await self.approvals.page(request.status, pager)
+        page, token = pager.page(rows, lambda r: [str(r["approval_id"])])
+        return pb.ListApprovalsResponse(
+            approvals=[approvals.approval_of(r) for r in page], next_page_token=token
+        )
+
+    async def GetApproval(
+        self, request: pb.GetApprovalRequest, context: Context
+    ) -> pb.GetApprovalResponse:
+        row = await self.approvals.get(request.approval_id)
+        return pb.GetApprovalResponse(approval=approvals.approval_of(row))
+
+    async def DecideApproval(
+        self, request: pb.DecideApprovalRequest, context: Context
+    ) -> pb.DecideApprovalResponse:
+        row = await self.approvals.decide(request.approval_id, request.approve, request.decided_by)
+        return pb.DecideApprovalResponse(approval=approvals.approval_of(row))
+
+    async def RecordApprovalResult(
+        self, request: pb.RecordApprovalResultRequest, context: Context
+    ) -> pb.RecordApprovalResultResponse:
+        row = await self.approvals.finish(
+            request.approval_id, request.result_status, request.result_json
+        )
+        return pb.RecordApprovalResultResponse(approval=approvals.approval_of(row))
 
     @idempotent_admin(pb.RedeliverResponse)
     async def Redeliver(

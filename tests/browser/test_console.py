@@ -81,6 +81,17 @@ async def test_a_rule_from_draft_to_the_economy_page(console: Console) -> None:
     await page.click("tr:has-text('Likes') >> text=Edit")
     await page.fill("input[name='action.points']", "3")
     await page.click("button[name=save]")
+    # Replayed over the week's likes it costs more: it waits for a second person.
+    await expect(page.locator("#notice")).to_contain_text("Sent for approval")
+    second = bearer("second-admin", "admin")
+    pending = (await console.http.get("/v1/admin/approvals?status=PENDING", headers=second)).json()
+    [approval] = pending["approvals"]
+    assert approval["author"] == "ops-alice" and "raises the cost" in approval["reason"]
+    url = f"/v1/admin/approvals/{approval['approval_id']}/approve"
+    done = (await console.http.post(url, headers=second)).json()
+    assert (done["status"], done["result_status"]) == ("DONE", 200), done
+    await page.goto(f"{console.url}/console#/overview")
+    await page.goto(f"{console.url}/console#/config/rules")
     await expect(page.locator("td", has_text="3 points each time")).to_be_visible()
     await page.click("tr:has-text('Likes') >> text=Versions")
     await expect(page.locator("td", has_text="ops-alice").first).to_be_visible()

@@ -209,13 +209,19 @@ async def test_a_program_runs_end_to_end_over_http(http: httpx.AsyncClient) -> N
     assert (again.status_code, again.json()["reason"]) == (409, "COUPON_ALREADY_USED")
 
     # Points as cash: 100 points = 1 yuan, at most 50 % of the order, in steps of 100.
-    await ok(
+    gift = await ok(
         http.post(
             f"/v1/admin/members/{alice}/adjustments",
             json={"points": 6000, "note": "launch gift"},
             headers=ADMIN,
         )
     )
+    # Above the limit: a second person approves it (see test_gateway_approvals.py).
+    decide = f"/v1/admin/approvals/{gift['approval_id']}/approve"
+    approved = await ok(
+        http.post(decide, headers={**bearer("cfo", "admin"), "Idempotency-Key": "gift"})
+    )
+    assert (approved["status"], approved["result_status"]) == ("DONE", 200)
     quote = await ok(
         http.post(
             "/v1/checkout/quote",

@@ -1,4 +1,5 @@
 // @ts-check
+import { t } from "./i18n.js";
 // The gateway's public HTTP API, called with the operator's token. The token lives in this
 // module's memory only: never in storage or a cookie another site could ride.
 let token = "";
@@ -54,7 +55,15 @@ export async function api(method, path, body) {
   const data = text ? JSON.parse(text) : {};
   if (method !== "GET" && settled(reply, data)) keys.delete(intent);
   if (!reply.ok) throw new ApiError(reply.status, data);
+  if (reply.status === 202) notify(t("sentForApproval"), `#/approvals`);
   return data;
 }
 
 export const get = (path) => api("GET", path);
+
+// A notice above the page (a change sent for approval), with a link to follow it.
+function notify(text, href) {
+  const box = document.getElementById("notice");
+  box.replaceChildren(text, " ", Object.assign(document.createElement("a"), { href, textContent: t("open") }));
+  box.hidden = false;
+}

@@ -4,6 +4,7 @@
 import { get, setSession, signIn, signOut, signedIn } from "./api.js";
 import { errorText, failure, h, notFound } from "./dom.js";
 import { setLocale, t } from "./i18n.js";
+import { approvals } from "./pages/approvals.js";
 import { audit } from "./pages/audit.js";
 import { config } from "./pages/config.js";
 import { economy } from "./pages/economy.js";
@@ -16,7 +17,7 @@ import { reviews } from "./pages/reviews.js";
 import { simulate } from "./pages/simulate.js";
 import { webhooks } from "./pages/webhooks.js";
 
-const PAGES = { overview, economy, config, simulate, reviews, members, member, mall, webhooks, audit, health };
+const PAGES = { overview, economy, config, simulate, reviews, members, member, mall, approvals, webhooks, audit, health };
 // Pages only some roles see (the API refuses the others anyway).
 const NEEDS = { audit: "finance" };
 // The menu: one member's page opens from Members.
@@ -36,6 +37,7 @@ async function route() {
     page.replaceChildren(signInForm);
     return;
   }
+  document.getElementById("notice").hidden = true; // a notice belongs to the page it came on
   const [name, argument] = location.hash.replace(/^#\//, "").split("/");
   const current = name ? name : "overview";
   renderNav(current);

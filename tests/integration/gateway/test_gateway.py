@@ -387,8 +387,12 @@ async def test_event_batch_and_review_admin(http: httpx.AsyncClient, user: str) 
     assert stored.status_code == 200, stored.text
     listed = (await http.get("/v1/admin/budgets", headers=admin)).json()["budgets"]
     assert f"b-{user[-8:]}" in {b["budget"]["budget_id"] for b in listed}
-    deleted = await http.delete(f"/v1/admin/budgets/b-{user[-8:]}", headers=admin)
-    assert deleted.json() == {"deleted": True}
+    # Removing a limit waits for a second person (see test_gateway_approvals.py).
+    asked = await http.delete(f"/v1/admin/budgets/b-{user[-8:]}", headers=admin)
+    assert asked.status_code == 202, asked.text
+    decide = f"/v1/admin/approvals/{asked.json()['approval_id']}/approve"
+    deleted = await http.post(decide, headers=bearer("second-operator", "admin"))
+    assert json.loads(deleted.json()["result_json"]) == {"deleted": True}
     listed = (await http.get("/v1/admin/budgets", headers=admin)).json()["budgets"]
     assert f"b-{user[-8:]}" not in {b["budget"]["budget_id"] for b in listed}
     reviews = await http.get("/v1/admin/reviews", headers=admin)

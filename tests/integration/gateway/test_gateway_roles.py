@@ -60,7 +60,7 @@ async def test_every_admin_route_answers_each_role_as_documented(
     assert checked >= 5 * 50  # every route, five callers
 
 
-async def test_an_operator_adjusts_up_to_the_limit_and_finance_beyond(
+async def test_a_large_adjustment_waits_for_a_second_person(
     http: httpx.AsyncClient, user: str
 ) -> None:
     url = f"/v1/admin/members/{user}/adjustments"
@@ -68,17 +68,53 @@ async def test_an_operator_adjusts_up_to_the_limit_and_finance_beyond(
         url, json={"points": 1000, "note": "goodwill"}, headers=token("operator")
     )
     assert small.is_success, small.text
-    large = await http.post(url, json={"points": 1001, "note": "big"}, headers=token("operator"))
-    assert_error(large, 403, "ADJUSTMENT_NEEDS_FINANCE")
-    assert large.json()["metadata"] == {"limit": "1000"}
-    done = await http.post(url, json={"points": 1001, "note": "big"}, headers=token("finance"))
-    assert done.is_success, done.text
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    asked = await http.post(
+        url, json={"points": 5000, "note": "big"}, headers={**token("operator"), **key}
+    )
+    assert asked.status_code == 202, asked.text
+    approval = asked.json()
+    assert (approval["status"], approval["needs"], approval["author"]) == (
+        "PENDING",
+        "finance",
+        "who-operator",
+    )
+    again = await http.post(
+        url, json={"points": 5000, "note": "big"}, headers={**token("operator"), **key}
+    )
+    assert again.json()["approval_id"] == approval["approval_id"]  # the same intent, once
+    balance = (await http.get(f"/v1/admin/members/{user}", headers=token("viewer"))).json()
+    assert balance["points"]["available"] == 1000  # nothing moved yet
+
+    decide = f"/v1/admin/approvals/{approval['approval_id']}"
+    refused = await http.post(f"{decide}/approve", headers={**token("operator"), **key})
+    assert (refused.status_code, refused.json()["reason"]) == (403, "MISSING_ROLE")
+    finance = {"Authorization": f"Bearer {mint(AUTH, 'fin-1', roles=('finance',))}"}
+    for _ in range(2):  # approved, then the same approval again: carried out once
+        done = await http.post(f"{decide}/approve", headers={**finance, "Idempotency-Key": "a1"})
+        assert done.is_success, done.text
+        assert (done.json()["status"], done.json()["decided_by"]) == ("DONE", "fin-1")
+        assert done.json()["result_status"] == 200
+    balance = (await http.get(f"/v1/admin/members/{user}", headers=token("viewer"))).json()
+    assert balance["points"]["available"] == 6000
+    late = await http.post(f"{decide}/reject", headers={**finance, "Idempotency-Key": "a2"})
+    assert_error(late, 409, "APPROVAL_DECIDED")
+
+    # Finance's own large adjustment waits for someone else too.
+    own = await http.post(
+        url, json={"points": -2000, "note": "fix"}, headers={**finance, "Idempotency-Key": "f1"}
+    )
+    assert own.status_code == 202
+    mine = f"/v1/admin/approvals/{own.json()['approval_id']}/approve"
+    assert_error(
+        await http.post(mine, headers={**finance, "Idempotency-Key": "f2"}), 409, "SELF_APPROVAL"
+    )
+    pending = (await http.get("/v1/admin/approvals?status=PENDING", headers=token("viewer"))).json()
+    assert own.json()["approval_id"] in [a["approval_id"] for a in pending["approvals"]]
+
     me = (await http.get("/v1/admin/me", headers=token("operator"))).json()
     assert (me["roles"], me["adjustment_limit"]) == (["operator"], 1000)
     assert me["can"] == ["adjust", "program", "read", "simulate"]
-    assert (await http.get("/v1/admin/me", headers=token("finance"))).json()[
-        "adjustment_limit"
-    ] is None
     # The admin scope of earlier tokens is the admin role.
     legacy = (await http.get("/v1/admin/me", headers=bearer("ops", "admin"))).json()
     assert legacy["roles"] == ["admin"]

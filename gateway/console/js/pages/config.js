@@ -41,9 +41,9 @@ function editor(kind, id, value, done) {
     try {
       const body = form && !raw.open ? definition() : JSON.parse(text.value);
       const key = idInput.value.trim();
-      await api("PUT", `${path}/${encodeURIComponent(key)}`, body);
+      const answer = await api("PUT", `${path}/${encodeURIComponent(key)}`, body);
       message.className = "ok";
-      message.textContent = t("saved");
+      message.textContent = t(answer.approval_id ? "sentForApproval" : "saved");
       await done();
     } catch (error) {
       message.textContent = errorText(error);
