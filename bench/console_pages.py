@@ -32,9 +32,12 @@ PAGES = [
     "config/budgets",
     "simulate",
     "reviews",
+    "members",
     "member/member-42",
     "mall",
+    "approvals",
     "webhooks",
+    "audit",
     "health",
 ]
 LOADED = "#page > div[data-ready]"

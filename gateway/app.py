@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from gateway import console, errors, examples, roles
+from gateway import console, errors, examples, oidc, roles
 from gateway.audit import AuditTrail
 from gateway.auth import Authenticator
 from gateway.backends import Backends
@@ -102,11 +102,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         servers=[{"url": "/", "description": "the gateway serving this document"}],
     )
     app.state.backends = services
-    authenticator = Authenticator(settings.auth)
+    authenticator = Authenticator(settings.auth, settings.oidc)
     app.state.authenticator = authenticator
     app.state.sse_keepalive_seconds = settings.sse_keepalive_seconds
     errors.install(app)
     console.install(app)
+    oidc.install(app, settings)
     for module in ROUTES:
         app.include_router(module.router)
 

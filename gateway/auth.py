@@ -16,13 +16,16 @@ from typing import Any
 
 import jwt
 from fastapi import Request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import cookie_parser
 
 from gateway import roles
 from gateway.errors import HttpError
-from gateway.settings import AuthSettings
+from gateway.settings import AuthSettings, OidcSettings
 from services.common.validation import MAX_USER_ID, identifier_problem
 
 SCOPES = ("admin", "events:write")
+SESSION_COOKIE = "points_session"  # an operator's console session (gateway/oidc.py)
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,33 @@ class Principal:
     approved: bool = False  # carrying out an approved change (gateway/approvals.py)
 
 
-class Authenticator:
-    def __init__(self, settings: AuthSettings) -> None:
+class Sessions:
+    """The operator's session cookie: signed, with its own end."""
+
+    def __init__(self, settings: OidcSettings) -> None:
         self.settings = settings
+        self._signer = URLSafeTimedSerializer(settings.session_secret, salt="points-session")
+
+    def issue(self, subject: str, roles: list[str]) -> str:
+        ends = int(time.time()) + self.settings.session_seconds
+        return self._signer.dumps({"sub": subject, "roles": roles, "exp": ends})
+
+    def read(self, cookie: str) -> dict[str, Any]:
+        """The session's claims; 401 when the cookie is forged or its session ended."""
+        try:
+            claims: dict[str, Any] = self._signer.loads(cookie)
+        except BadSignature:
+            raise HttpError(401, "INVALID_TOKEN", "the session cookie is not valid") from None
+        if claims.get("exp", 0) <= time.time():
+            raise HttpError(401, "TOKEN_EXPIRED", "the session has ended: sign in again")
+        return claims
+
+
+class Authenticator:
+    def __init__(self, settings: AuthSettings, oidc: OidcSettings | None = None) -> None:
+        self.settings = settings
+        # Console sessions exist only where operators sign in with an identity provider.
+        self.sessions = Sessions(oidc) if oidc is not None and oidc.issuer else None
         self._jwks = (
             jwt.PyJWKClient(
                 settings.jwks_url,
@@ -62,7 +89,12 @@ class Authenticator:
             raise HttpError(401, "INVALID_TOKEN", f"the token is not valid: {exc}") from None
         return found.key
 
-    async def verify(self, header: str | None) -> Principal:
+    async def verify(self, header: str | None, cookies: str | None = None) -> Principal:
+        """The caller of a bearer token, else of a console session cookie."""
+        session = cookie_parser(cookies or "").get(SESSION_COOKIE)
+        if not header and session and self.sessions is not None:
+            claims = self.sessions.read(session)
+            return Principal(claims["sub"], frozenset(), roles.roles_of(claims["roles"], ()))
         if not header or not header.lower().startswith("bearer "):
             raise HttpError(401, "MISSING_TOKEN", "an Authorization: Bearer token is required")
         token = header[7:].strip()
@@ -94,7 +126,9 @@ async def _caller(request: Request) -> Principal:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # not verified at the edge yet (requests without a body)
         authenticator: Authenticator = request.app.state.authenticator
-        principal = await authenticator.verify(request.headers.get("authorization"))
+        principal = await authenticator.verify(
+            request.headers.get("authorization"), request.headers.get("cookie")
+        )
     return principal
 
 

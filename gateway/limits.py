@@ -62,8 +62,10 @@ class EdgeGuard:
             )
         if scope["method"] in BODY_METHODS and scope["path"].startswith("/v1/"):
             authorization = next((v for k, v in headers if k == b"authorization"), None)
+            cookie = next((v for k, v in headers if k == b"cookie"), None)
             principal = await self.authenticator.verify(
-                authorization.decode("latin-1") if authorization is not None else None
+                authorization.decode("latin-1") if authorization is not None else None,
+                cookie.decode("latin-1") if cookie is not None else None,
             )
             scope.setdefault("state", {})["principal"] = principal
         length = next((v for k, v in headers if k == b"content-length"), None)

@@ -67,6 +67,47 @@ class AuthSettings:
         )
 
 
+# Signs the console's session cookies in development only (gateway/oidc.py).
+DEV_SESSION_SECRET = "points-development-session-secret-not-for-production"
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    issuer: str | None
+    client_id: str
+    client_secret: str
+    redirect_url: str
+    session_secret: str
+    session_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Env, development: bool) -> OidcSettings:
+        issuer = env.optional("GATEWAY_OIDC_ISSUER")
+        default_secret = DEV_SESSION_SECRET if development else ""
+        settings = cls(
+            issuer=issuer.rstrip("/") if issuer else None,
+            client_id=env.optional("GATEWAY_OIDC_CLIENT_ID") or "",
+            client_secret=env.optional("GATEWAY_OIDC_CLIENT_SECRET") or "",
+            redirect_url=env.optional("GATEWAY_OIDC_REDIRECT_URL") or "",
+            session_secret=env.optional("GATEWAY_SESSION_SECRET") or default_secret,
+            session_seconds=env.integer("GATEWAY_SESSION_SECONDS", 8 * 3600, minimum=60),
+        )
+        if not issuer:
+            return settings
+        if not (settings.client_id and settings.client_secret and settings.redirect_url):
+            raise SettingsError(
+                "GATEWAY_OIDC_ISSUER needs GATEWAY_OIDC_CLIENT_ID, GATEWAY_OIDC_CLIENT_SECRET "
+                "and GATEWAY_OIDC_REDIRECT_URL"
+            )
+        if len(settings.session_secret) < 32:
+            raise SettingsError("GATEWAY_SESSION_SECRET must be at least 32 characters")
+        return settings
+
+    @property
+    def secure(self) -> bool:
+        return self.redirect_url.startswith("https://")
+
+
 @dataclass(frozen=True)
 class EdgeLimits:
     """What the gateway reads from a client before refusing it."""
@@ -98,6 +139,7 @@ class GatewaySettings:
     # How long a member's check-in, tier and redemptions are reused while their points stand
     # still (gateway/wallet_parts.py); 0 fetches them for every wallet.
     wallet_parts_seconds: float
+    oidc: OidcSettings  # operators' sign-in with the company's identity provider
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -115,6 +157,7 @@ class GatewaySettings:
             forwarded_allow_ips=env.text("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
             access_log=env.choice("GATEWAY_ACCESS_LOG", "OFF", ("OFF", "ON")) == "ON",
             wallet_parts_seconds=env.number("GATEWAY_WALLET_PARTS_SECONDS", 10.0, minimum=0.0),
+            oidc=OidcSettings.from_env(env, telemetry.environment == "development"),
             limits=EdgeLimits(
                 max_header_bytes=env.integer(
                     "GATEWAY_MAX_HEADER_BYTES", 16_384, minimum=1024, maximum=1_048_576

@@ -5,7 +5,7 @@ webhook receiver. Helpers sign in and feed events the way an app would."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -41,7 +41,9 @@ class Console:
 
 @asynccontextmanager
 async def console_suite(
-    private_database: str, request: pytest.FixtureRequest
+    private_database: str,
+    request: pytest.FixtureRequest,
+    gateway: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Console]:
     """The whole suite and a browser page on it; fails the test on any script error."""
     hooks = {
@@ -67,7 +69,10 @@ async def console_suite(
             async with (
                 running(MALL, private_database, env) as mall,
                 serving_gateway(
-                    gateway_env(ledger.port, rules.port, mall.port, webhooks.port)
+                    {
+                        **gateway_env(ledger.port, rules.port, mall.port, webhooks.port),
+                        **(gateway or {}),
+                    }
                 ) as url,
                 httpx.AsyncClient(
                     base_url=url, timeout=20, event_hooks={"request": [operator_keys]}

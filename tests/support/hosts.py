@@ -106,7 +106,7 @@ async def serving_gateway(env: Mapping[str, str]) -> AsyncIterator[str]:
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
 
-    port = free_port()
+    port = int(env.get("GATEWAY_PORT") or free_port())  # a test may need it known beforehand
     settings = GatewaySettings.from_env({**env, "GATEWAY_PORT": str(port)})
     server = uvicorn.Server(
         uvicorn.Config(

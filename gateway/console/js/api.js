@@ -12,9 +12,15 @@ export class ApiError extends Error {
   }
 }
 
+// Signed in by a pasted token (development), or by the company's identity provider: then the
+// gateway's HttpOnly session cookie, which this page never reads, carries the sign-in.
+let cookieSession = false;
+
 export function signIn(value) { token = value.trim(); }
-export function signOut() { token = ""; }
-export function signedIn() { return token !== ""; }
+export function signOut() { token = ""; cookieSession = false; }
+export function signedIn() { return token !== "" || cookieSession; }
+export function useCookieSession() { cookieSession = true; }
+export function byCookie() { return cookieSession; }
 
 // What the signed-in operator may do (GET /v1/admin/me): their roles, and the needs beyond
 // reading they allow ("program", "adjust", "finance", "admin"). Pages hide what is not allowed.
@@ -45,12 +51,14 @@ function settled(reply, data) {
 }
 
 export async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${token}` };
+  /** @type {Record<string, string>} */
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const intent = `${method} ${path}\n${payload ?? ""}`;
   if (method !== "GET") headers["Idempotency-Key"] = keyFor(intent);
-  const reply = await fetch(path, { method, headers, body: payload, credentials: "omit" });
+  // A pasted token goes alone; a session cookie only ever to this origin.
+  const reply = await fetch(path, { method, headers, body: payload, credentials: cookieSession ? "same-origin" : "omit" });
   const text = await reply.text();
   const data = text ? JSON.parse(text) : {};
   if (method !== "GET" && settled(reply, data)) keys.delete(intent);

@@ -1,7 +1,7 @@
 // @ts-check
 // The console's shell: sign-in, navigation (#/page/argument), language, and each page's
 // errors shown in place of the page.
-import { get, setSession, signIn, signOut, signedIn } from "./api.js";
+import { api, byCookie, get, setSession, signIn, signOut, signedIn, useCookieSession } from "./api.js";
 import { errorText, failure, h, notFound } from "./dom.js";
 import { setLocale, t } from "./i18n.js";
 import { approvals } from "./pages/approvals.js";
@@ -56,28 +56,48 @@ async function route() {
 
 const tokenInput = /** @type {HTMLInputElement} */ (document.getElementById("token"));
 
-signInForm.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  signIn(tokenInput.value);
+// Who the credentials are (GET /v1/admin/me); false, with the reason shown, when they are not
+// an operator's.
+async function start() {
   try {
     setSession(await get("/v1/admin/me"));
   } catch (error) {
     signOut();
     document.getElementById("sign-in-error").textContent = error.status === 403 ? t("notAdmin") : errorText(error);
-    return;
+    return false;
   }
-  tokenInput.value = "";
   nav.hidden = false;
   document.getElementById("sign-out").hidden = false;
   route();
+  return true;
+}
+
+signInForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  signIn(tokenInput.value);
+  if (await start()) tokenInput.value = "";
 });
 
-document.getElementById("sign-out").addEventListener("click", () => {
+document.getElementById("sign-out").addEventListener("click", async () => {
+  const provider = byCookie() ? await api("POST", "/console/auth/logout", {}).catch(() => ({})) : {};
   signOut();
   nav.hidden = true;
   document.getElementById("sign-out").hidden = true;
-  route();
+  if (provider.end_session_url) location.assign(provider.end_session_url);
+  else route();
 });
+
+// With an identity provider: its button, the session cookie tried first, and the token box
+// for development only.
+async function signInOptions() {
+  const options = await fetch("/console/auth/config").then((r) => r.json()).catch(() => ({ oidc: false, paste: true }));
+  document.getElementById("oidc").hidden = !options.oidc;
+  document.getElementById("paste").hidden = !options.paste;
+  if (!options.oidc) return;
+  useCookieSession();
+  const before = document.getElementById("sign-in-error").textContent;
+  if (!(await start()) && before === "") document.getElementById("sign-in-error").textContent = "";
+}
 
 const language = /** @type {HTMLSelectElement} */ (document.getElementById("language"));
 language.value = navigator.language?.startsWith("zh") ? "zh-CN" : "en";
@@ -85,3 +105,4 @@ language.addEventListener("change", () => { setLocale(language.value); route(); 
 setLocale(language.value);
 window.addEventListener("hashchange", route);
 route();
+signInOptions();

@@ -115,3 +115,12 @@ export function notFound() {
   return card(null, h("p", { role: "alert", class: "error", id: "not-found" }, t("notFound")),
     h("a", { href: "#/overview" }, t("overview")));
 }
+
+// Previous and next buttons over cursor pages: `tokens` holds the token of each page shown so
+// far (the first ""), `index` the one on screen; `load(i)` shows page i.
+export function pages(tokens, index, nextToken, load) {
+  return h("div", { class: "row" },
+    index > 0 ? h("button", { class: "secondary", name: "previous", onclick: () => load(index - 1) }, t("prev")) : null,
+    `${t("pageOf")} ${index + 1}`,
+    nextToken ? h("button", { class: "secondary", name: "next", onclick: () => { tokens[index + 1] = nextToken; return load(index + 1); } }, t("nextPage")) : null);
+}

@@ -3,6 +3,7 @@
 const WORDS = {
   en: {
     title: "Points console", language: "Language", signIn: "Sign in", signOut: "Sign out",
+    signInCompany: "Sign in with your company account",
     signInTitle: "Sign in",
     signInHelp: "Paste an operator token (with a role: viewer, operator, finance or admin). It stays in this tab's memory only.",
     notAdmin: "This token carries no operator role.",
@@ -95,6 +96,7 @@ const WORDS = {
   },
   "zh-CN": {
     title: "积分运营后台", language: "语言", signIn: "登录", signOut: "退出",
+    signInCompany: "使用公司账号登录",
     signInTitle: "登录",
     signInHelp: "粘贴运营令牌（须带角色：viewer、operator、finance 或 admin）。令牌只保存在本标签页的内存中。",
     notAdmin: "该令牌没有运营角色。",

@@ -3,7 +3,7 @@
 // answer's status, from where), found by operator and by text, a page at a time; each entry's
 // request and answer on demand. Finance and admin only.
 import { get } from "../api.js";
-import { card, h, panel, show, table } from "../dom.js";
+import { card, h, pages, panel, show, table } from "../dom.js";
 import { number, t, when } from "../i18n.js";
 
 const PAGE = 100;
@@ -27,10 +27,7 @@ export async function audit(root) {
       ["action", (e) => e.action], ["target", bodies], ["status", (e) => e.status, "num"],
       ["from_", (e) => [e.ip, e.user_agent].filter(Boolean).join(" · ")],
     ], reply.entries, "audit-log"),
-    h("div", { class: "row" },
-      index > 0 ? h("button", { class: "secondary", name: "previous", onclick: () => load(index - 1) }, t("prev")) : null,
-      `${t("pageOf")} ${index + 1}`,
-      reply.next_page_token ? h("button", { class: "secondary", name: "next", onclick: () => { tokens.push(reply.next_page_token); return load(index + 1); } }, t("nextPage")) : null)];
+    pages(tokens, index, reply.next_page_token, load)];
   }));
   await show(root, card("auditLog", h("form", { class: "row", onsubmit: () => load(0) },
     h("label", {}, t("who"), actor), h("label", {}, t("search"), text),

@@ -2,7 +2,7 @@
 // Members: find them by id prefix, by points available and by inactivity (points that have
 // not moved since a date), a page at a time; each opens the member's page.
 import { get } from "../api.js";
-import { card, h, panel, show, table } from "../dom.js";
+import { card, h, pages, panel, show, table } from "../dom.js";
 import { number, t, when } from "../i18n.js";
 
 const PAGE = 100;
@@ -26,10 +26,7 @@ export async function members(root) {
       ["available", (m) => number(m.available), "num"], ["pending", (m) => number(m.pending), "num"],
       ["held", (m) => number(m.held), "num"], ["lastMoved", (m) => when(m.changed_at)],
     ], reply.members, "members"),
-    h("div", { class: "row" },
-      index > 0 ? h("button", { class: "secondary", name: "previous", onclick: () => load(index - 1) }, t("prev")) : null,
-      `${t("pageOf")} ${index + 1}`,
-      reply.next_page_token ? h("button", { class: "secondary", name: "next", onclick: () => { tokens.push(reply.next_page_token); return load(index + 1); } }, t("nextPage")) : null)];
+    pages(tokens, index, reply.next_page_token, load)];
   }));
   await show(root, card("members",
     h("form", { class: "row", onsubmit: () => load(0) },

@@ -2,7 +2,7 @@
 // The review queue: events decided REVIEW with their signals (naming the device or IP they
 // share), how many wait in all, a page at a time; approved or rejected in bulk.
 import { api, get } from "../api.js";
-import { card, confirmed, errorText, h, show, table } from "../dom.js";
+import { card, confirmed, errorText, h, pages, show, table } from "../dom.js";
 import { label, number, t, when } from "../i18n.js";
 
 const PAGE = 100;
@@ -52,10 +52,6 @@ export async function reviews(root) {
         message.textContent = errorText(error);
       }
     };
-    const pages = h("div", { class: "row" },
-      index > 0 ? h("button", { class: "secondary", name: "previous", onclick: () => load(index - 1) }, t("prev")) : null,
-      `${t("pageOf")} ${index + 1}`,
-      reply.next_page_token ? h("button", { class: "secondary", name: "next", onclick: () => { tokens.push(reply.next_page_token); return load(); } }, t("nextPage")) : null);
     message.textContent = "";
     await show(root, card("reviews",
       h("p", {}, h("strong", { id: "review-total" }, number(reply.total_size)), ` ${t("waitingTotal")}`),
@@ -71,7 +67,7 @@ export async function reviews(root) {
       h("div", { class: "row", "data-needs": "program" },
         h("button", { onclick: () => decide("approve"), name: "approve" }, t("approve")),
         h("button", { class: "secondary", onclick: confirmed("confirmReject", () => decide("reject")), name: "reject" }, t("reject"))),
-      pages, message));
+      pages(tokens, index, reply.next_page_token, load), message));
   }
   await load();
 }
