@@ -47,7 +47,7 @@ const WORDS = {
     delivered: "Delivered", next: "Next attempt", redeliver: "Redeliver", all: "All",
     replayWindow: "Deliver again every event between", queued: "Deliveries queued",
     disabledWebhooks: "Webhooks the service disabled",
-    overview: "Needs attention", notFound: "No such page.", loading: "Loading…",
+    overview: "Overview", notFound: "No such page.", loading: "Loading…",
     backendDown: "This part could not load:", retry: "Retry",
     reviewBacklog: "Reviews waiting", failingWebhooks: "Webhooks failing or disabled",
     budgetsNear: "Budgets at 80 % or more of their limit", lowStock: "Items low on stock (10 or fewer)",

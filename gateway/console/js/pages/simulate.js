@@ -5,13 +5,14 @@ import { api } from "../api.js";
 import { card, errorText, h, table } from "../dom.js";
 import { money, number, t } from "../i18n.js";
 
-// Each member checks in once a day, ending today, so streaks build as they would.
+// Each member checks in once a day, 24 hours apart and the last a minute ago (never in the
+// future, whatever the hour), so streaks build as they would.
 function generated(users, checkIns) {
   const events = [];
-  const today = Date.parse(`${new Date().toISOString().slice(0, 10)}T09:00:00Z`);
+  const last = Date.now() - 60000;
   for (let u = 0; u < users; u++) {
     for (let c = 0; c < checkIns; c++) {
-      const occurred = new Date(today - (checkIns - 1 - c) * 86400000).toISOString();
+      const occurred = new Date(last - (checkIns - 1 - c) * 86400000).toISOString();
       events.push({ event_id: `sim-${u}-${c}`, user_id: `sim-user-${u}`, type: "CHECK_IN", occurred_at: occurred });
     }
   }
