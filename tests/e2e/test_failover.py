@@ -39,7 +39,10 @@ from tests.support.suite import Suite, define_program_and_sticker, running_suite
 CLIENTS = 32
 STOCK = 400
 PRICE = 7
-SERVICE_AGAIN_WITHIN = 30.0  # seconds from the kill to the first write acknowledged again
+# Seconds from the kill to the first write acknowledged again: a bound, not a goal (the time
+# is printed). pg_auto_failover usually promotes in 10-20 s; a second failover right after the
+# old primary rejoined took 54 s once on a loaded machine.
+SERVICE_AGAIN_WITHIN = 120.0
 
 pytestmark = [
     pytest.mark.slow,
@@ -90,7 +93,8 @@ class Record:
 async def _until_answered(call: Callable[[], Awaitable[Any]]) -> Any:
     """The answer, retrying UNAVAILABLE with the same request (a cut transaction); None for a
     refusal (FAILED_PRECONDITION: not enough points, out of stock)."""
-    for _ in range(400):
+    give_up = time.monotonic() + SERVICE_AGAIN_WITHIN
+    while time.monotonic() < give_up:
         try:
             return await call()
         except grpc.aio.AioRpcError as exc:
@@ -99,7 +103,7 @@ async def _until_answered(call: Callable[[], Awaitable[Any]]) -> Any:
                 return None
             assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), exc
             await asyncio.sleep(0.1)
-    raise AssertionError("no answer in 40 s")
+    raise AssertionError(f"no answer in {SERVICE_AGAIN_WITHIN:.0f} s")
 
 
 async def _client(n: int, suite: Suite, record: Record, stop: asyncio.Event) -> None:
