@@ -22,13 +22,11 @@ from fastapi.responses import JSONResponse
 from starlette.types import Message
 
 from gateway import roles
+from gateway.audit import MAX_BODY
 from gateway.auth import Principal
 from gateway.backends import Backends
 from gateway.dialect import to_json
-from gateway.errors import HttpError
 from loyalty.webhooks.v1 import webhooks_pb2 as pb
-
-MAX_BODY = 16 * 1024
 
 
 async def ask(
@@ -62,14 +60,7 @@ async def ask(
 
 
 def check_decider(principal: Principal, approval: pb.Approval) -> None:
-    allowed = roles.ALLOWED[approval.needs]
-    if not principal.roles & allowed:
-        raise HttpError(
-            403,
-            "MISSING_ROLE",
-            f"approval {approval.approval_id} needs one of the roles {', '.join(sorted(allowed))}",
-            {"roles": ",".join(sorted(allowed))},
-        )
+    roles.require(principal.roles, approval.needs, f"approval {approval.approval_id}")
 
 
 async def carry_out(request: Request, approver: Principal, approval: pb.Approval) -> pb.Approval:

@@ -24,7 +24,7 @@ from gateway.backends import Backends
 from loyalty.webhooks.v1 import webhooks_pb2 as pb
 
 log = logging.getLogger(__name__)
-MAX_BODY = 16 * 1024  # characters of each body kept (the log's limit)
+MAX_BODY = 16 * 1024  # characters of each body kept (the log's limit; approvals' too)
 _failures = metrics.get_meter("points.gateway").create_counter(
     "points.audit.failures", description="operators' changes the audit log could not record"
 )
@@ -62,9 +62,13 @@ class AuditTrail:
         self.backends = backends
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = _header(scope, b"idempotency-key") if scope["type"] == "http" else ""
-        audited = key and scope["method"] != "GET" and scope["path"].startswith("/v1/admin/")
-        if not audited:
+        changes = (
+            scope["type"] == "http"
+            and scope["method"] != "GET"
+            and scope["path"].startswith("/v1/admin/")
+        )  # cheap first: a member's request never looks at its headers here
+        key = _header(scope, b"idempotency-key") if changes else ""
+        if not key:
             await self.app(scope, receive, send)
             return
         asked: list[bytes] = []

@@ -91,10 +91,11 @@ class Authenticator:
 
     async def verify(self, header: str | None, cookies: str | None = None) -> Principal:
         """The caller of a bearer token, else of a console session cookie."""
-        session = cookie_parser(cookies or "").get(SESSION_COOKIE)
-        if not header and session and self.sessions is not None:
-            claims = self.sessions.read(session)
-            return Principal(claims["sub"], frozenset(), roles.roles_of(claims["roles"], ()))
+        if not header and cookies and self.sessions is not None:
+            session = cookie_parser(cookies).get(SESSION_COOKIE)
+            if session:
+                claims = self.sessions.read(session)
+                return Principal(claims["sub"], frozenset(), roles.roles_of(claims["roles"], ()))
         if not header or not header.lower().startswith("bearer "):
             raise HttpError(401, "MISSING_TOKEN", "an Authorization: Bearer token is required")
         token = header[7:].strip()

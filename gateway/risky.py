@@ -14,6 +14,7 @@ from gateway import approvals
 from gateway.auth import Principal
 from gateway.backends import Backends
 from gateway.dialect import to_json
+from loyalty.common.v1 import common_pb2
 from loyalty.rules.v1 import rules_pb2 as rpb
 
 REPLAY_DAYS = 7
@@ -47,7 +48,7 @@ async def costlier(
         "cost_before": to_json(before),
         "cost_after": to_json(after),
         "cost_increase": to_json(
-            type(after)(
+            common_pb2.Money(
                 amount_minor=after.amount_minor - before.amount_minor, currency=after.currency
             )
         ),

@@ -92,13 +92,16 @@ def check(request: Request, roles: frozenset[str]) -> None:
             "'admin' scope",
             {"scope": "admin"},
         )
-    route = request.scope["route"].path
-    needed = need(request.method, route)
+    require(roles, need(request.method, request.scope["route"].path), "this route")
+
+
+def require(roles: frozenset[str], needed: str, what: str) -> None:
+    """403 MISSING_ROLE unless `roles` meet `needed` (a key of ALLOWED); `what` is refused."""
     allowed = ALLOWED[needed]
     if not roles & allowed:
         raise HttpError(
             403,
             "MISSING_ROLE",
-            f"this route needs one of the roles {', '.join(sorted(allowed))}",
+            f"{what} needs one of the roles {', '.join(sorted(allowed))}",
             {"roles": ",".join(sorted(allowed))},
         )

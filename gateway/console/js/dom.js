@@ -124,3 +124,9 @@ export function pages(tokens, index, nextToken, load) {
     `${t("pageOf")} ${index + 1}`,
     nextToken ? h("button", { class: "secondary", name: "next", onclick: () => { tokens[index + 1] = nextToken; return load(index + 1); } }, t("nextPage")) : null);
 }
+
+// Enable or disable something live: disabling asks first (it stops applying at once).
+export function toggleButton(enabled, name, needs, toggle) {
+  return h("button", { class: "secondary", name, "data-needs": needs, onclick: enabled ? confirmed("confirmDisable", toggle) : toggle },
+    t(enabled ? "disable" : "enable"));
+}

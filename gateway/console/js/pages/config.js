@@ -4,7 +4,7 @@
 import { api, get } from "../api.js";
 import { fieldDiff } from "../diff.js";
 import { definitionForm, FORMS } from "../forms.js";
-import { card, confirmed, errorText, h, notFound, table } from "../dom.js";
+import { card, errorText, h, notFound, table, toggleButton } from "../dom.js";
 import { fill, label, money, number, percent, t, when } from "../i18n.js";
 
 // kind: [list path, list field, id field, versioned, a template for a new one]
@@ -107,7 +107,7 @@ export async function config(root, kind = "rules") {
         ["", ([, v]) => h("span", { class: "row" },
           h("button", { class: "secondary", "data-needs": needs, onclick: () => side.replaceChildren(editor(kind, v[idField], editable(kind, v), load)) }, t("edit")),
           versioned ? h("button", { class: "secondary", onclick: () => versions(kind, v[idField], side) }, t("versions")) : null,
-          "enabled" in v ? h("button", { class: "secondary", name: "toggle", "data-needs": needs, onclick: v.enabled ? confirmed("confirmDisable", () => toggle(v)) : () => toggle(v) }, t(v.enabled ? "disable" : "enable")) : null)],
+          "enabled" in v ? toggleButton(v.enabled, "toggle", needs, () => toggle(v)) : null)],
       ], rows, kind), message), side);
   }
   await load();

@@ -3,7 +3,7 @@
 // ship them and the next shipment step, and every lottery with its prizes, odds, remaining
 // stock and the published commitment to its seed. Each part loads on its own.
 import { api, get } from "../api.js";
-import { card, confirmed, failure, h, panel, show, table } from "../dom.js";
+import { card, failure, h, panel, show, table, toggleButton } from "../dom.js";
 import { label, money, number, percent, t, when } from "../i18n.js";
 
 const ITEM_TYPES = ["PHYSICAL", "VIRTUAL", "COUPON", "POINTS_PLUS_CASH"];
@@ -63,8 +63,7 @@ function items(target) {
         ["enabledState", (i) => h("span", { class: i.enabled ? "ok" : "muted" }, t(i.enabled ? "on" : "off"))],
         ["", (i) => h("span", { class: "row" },
           h("button", { class: "secondary", name: "edit", "data-needs": "program", onclick: () => edit(i) }, t("edit")),
-          h("button", { class: "secondary", name: "toggle", "data-needs": "program", onclick: i.enabled ? confirmed("confirmDisable", () => toggle(i)) : () => toggle(i) },
-            t(i.enabled ? "disable" : "enable")))],
+          toggleButton(i.enabled, "toggle", "program", () => toggle(i)))],
       ], list, "items"),
     ];
   });
@@ -155,8 +154,7 @@ function lotteries(target, lotteryId) {
         ["enabledState", (l) => t(l.enabled ? "on" : "off")],
         ["", (l) => h("span", { class: "row" },
           h("button", { class: "secondary", name: "edit-lottery", "data-needs": "program", onclick: () => edit(l) }, t("edit")),
-          h("button", { class: "secondary", name: "toggle-lottery", "data-needs": "program", onclick: l.enabled ? confirmed("confirmDisable", () => toggle(l)) : () => toggle(l) },
-            t(l.enabled ? "disable" : "enable")))],
+          toggleButton(l.enabled, "toggle-lottery", "program", () => toggle(l)))],
       ], list, "lotteries"),
       lotteryId ? card("lottery", await lotteryDetail(lotteryId).catch((error) => failure(error))) : null];
   });

@@ -2,7 +2,7 @@
 // Webhooks: subscriptions (create, edit, enable or disable, rotate the secret) and each one's
 // delivery log (status, attempts, answer, latency; redeliver one, replay a window).
 import { api, get } from "../api.js";
-import { card, confirmed, errorText, h, table } from "../dom.js";
+import { card, confirmed, errorText, h, table, toggleButton } from "../dom.js";
 import { label, number, reasonText, t, when } from "../i18n.js";
 
 const BASE = "/v1/admin/webhooks";
@@ -74,7 +74,7 @@ async function list(root, notice) {
       ["pending", (s) => number(s.pending_deliveries), "num"],
       ["previousSecret", (s) => (s.previous_secret_expires_at ? when(s.previous_secret_expires_at) : "—")],
       ["", (s) => h("div", { class: "row" },
-        h("button", { class: "secondary", name: "toggle", "data-needs": "admin", onclick: s.enabled ? confirmed("confirmDisable", () => toggle(s)) : () => toggle(s) }, t(s.enabled ? "disable" : "enable")),
+        toggleButton(s.enabled, "toggle", "admin", () => toggle(s)),
         h("button", { class: "secondary", name: "rotate", "data-needs": "admin", onclick: confirmed("confirmRotate", () => rotate(s)) }, t("rotate")))],
     ], subscriptions, "webhooks"), message),
     h("div", { "data-needs": "admin" }, card("new", editor(null, message, (answer) => reload(secretNotice(answer.secret))))));
