@@ -18,6 +18,7 @@ SELECT create_reference_table('rules.tiers');
 SELECT create_reference_table('rules.blacklist');
 SELECT create_reference_table('rules.config_generation');
 SELECT create_reference_table('rules.config_versions');
+SELECT create_reference_table('rules.experiments');
 SELECT create_reference_table('mall.items');
 SELECT create_reference_table('mall.lotteries');
 SELECT create_reference_table('mall.lottery_prizes');
@@ -45,6 +46,7 @@ SELECT create_distributed_table('rules.referrals', 'user_id', colocate_with => '
 SELECT create_distributed_table('rules.invite_rewards', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('rules.user_tiers', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('rules.tier_changes', 'user_id', colocate_with => 'ledger.members');
+SELECT create_distributed_table('rules.experiment_assignments', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('rules.dead_letters', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('rules.requests', 'user_id', colocate_with => 'ledger.members');
 SELECT create_distributed_table('rules.outbox', 'member_id', colocate_with => 'ledger.members');

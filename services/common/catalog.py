@@ -62,7 +62,14 @@ RULES = Service(
     50052,
     rules_pb2,
     "RulesService",
-    ("tier.changed", "review.opened", "review.decided", "budget.exhausted"),
+    (
+        "tier.changed",
+        "review.opened",
+        "review.decided",
+        "budget.exhausted",
+        "experiment.started",
+        "experiment.concluded",
+    ),
 )
 MALL = Service(
     "mall",

@@ -77,3 +77,7 @@ class LedgerClient(PeerClient["ledger_pb2_grpc.LedgerServiceAsyncStub"]):
     async def get_balance(self, user_id: str) -> lpb.Balance:
         reply = await self.call(self.stub.GetBalance, lpb.GetBalanceRequest(user_id=user_id))
         return reply.balance
+
+    async def find_spenders(self, request: lpb.FindSpendersRequest) -> set[str]:
+        reply = await self.call(self.stub.FindSpenders, request)
+        return set(reply.user_ids)

@@ -53,6 +53,26 @@ async def list_transfers(
     )
 
 
+async def spenders(
+    conn: Conn, user_ids: list[str], since: list[datetime], end: datetime | None
+) -> set[str]:
+    """The members who spent (a spend or a captured hold) in [their since, end)."""
+    rows = await conn.fetch(
+        """
+        SELECT k.user_id FROM unnest($1::text[], $2::timestamptz[]) AS k(user_id, since)
+        WHERE EXISTS (
+            SELECT 1 FROM transfers t
+            WHERE t.user_id = k.user_id AND t.kind IN ('SPEND', 'CAPTURE')
+              AND t.created_at >= k.since AND t.created_at < coalesce($3, 'infinity')
+        )
+        """,
+        user_ids,
+        since,
+        end,
+    )
+    return {r["user_id"] for r in rows}
+
+
 @dataclass(frozen=True)
 class Segment:
     min_available: int = 0

@@ -27,6 +27,7 @@ from services.ledger.watch import BalanceWatchers
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_BATCH = 5000
 MAX_RECENT = 50  # transfers a GetBalance may carry
+MAX_SPENDERS = 5000  # members a FindSpenders may ask about
 SYSTEM_SCOPE = ""  # requests not tied to one member (expiry runs) use this user id
 
 
@@ -331,6 +332,24 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             members_checked=members,
             lots_checked=lots,
         )
+
+    async def FindSpenders(
+        self, request: pb.FindSpendersRequest, context: Context
+    ) -> pb.FindSpendersResponse:
+        checker = validation.Checker()
+        count = len(request.user_ids)
+        checker.require(0 < count <= MAX_SPENDERS, "user_ids", f"must hold 1 to {MAX_SPENDERS}")
+        checker.require(
+            len(request.since_times) == count, "since_times", "must hold one time per user id"
+        )
+        for index, user_id in enumerate(request.user_ids):
+            checker.user_id(user_id, f"user_ids[{index}]")
+        checker.done()
+        since = [from_timestamp(t) for t in request.since_times]
+        end = from_timestamp(request.end_time) if request.HasField("end_time") else None
+        async with self.pool.acquire() as conn:
+            found = await queries.spenders(conn, list(request.user_ids), since, end)
+        return pb.FindSpendersResponse(user_ids=[u for u in request.user_ids if u in found])
 
 
 async def _recorded_expiry(

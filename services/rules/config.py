@@ -28,6 +28,8 @@ class RulesConfig:
     max_multiplier_percent: int  # campaigns stack up to this combined multiplier
     currency: str  # the program's currency, for costs and issuance ratios
     points_per_major_unit: int  # the point value: e.g. 100 points = 1 yuan
+    # How often experiments past their end or budget conclude, and adaptive ones reallocate.
+    experiment_seconds: float = 3600.0
 
     def cost(self, points: int) -> common_pb2.Money:
         """What points cost at the program's point value."""
@@ -55,6 +57,7 @@ class RulesConfig:
             ),
             currency=env.text("RULES_CURRENCY", "CNY"),
             points_per_major_unit=env.integer("RULES_POINTS_PER_MAJOR_UNIT", 100, minimum=1),
+            experiment_seconds=env.number("RULES_EXPERIMENT_SECONDS", 3600.0, minimum=0.1),
         )
 
 

@@ -269,6 +269,9 @@ class Evaluator:
         earner = claim.earner or event.user_id
         earning = Earning(earner, day, grant)
         keys = await self._limit(conn, program, rule, earning, occasion.state, award)
+        decided = program.decider(award)
+        if decided is not None:
+            award.experiment_id, award.arm_id = decided
         if award.points == 0:
             award.reason = "CAPPED"
             return award

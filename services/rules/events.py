@@ -15,6 +15,7 @@ from services.common.idempotency import fingerprint, key_reused
 from services.common.paging import Pager, token_time
 from services.common.timestamps import from_timestamp
 from services.common.validation import MAX_REQUEST_ID, MAX_USER_ID, Checker
+from services.rules import experiments
 from services.rules.config import RulesConfig
 from services.rules.evaluator import BudgetContention, Evaluator, Occasion
 from services.rules.event_state import asked_for, open_event
@@ -149,7 +150,12 @@ class Events:
             when = self.occurred_at(event, opened.now, prefix)
             occasion = Occasion(event, when, opened.now, opened.signals, opened.state)
             program = await self.programs.at(conn, opened.generation)
-            response = await self.evaluator.evaluate(conn, program, occasion, lock_budgets)
+            arms = await experiments.assign(conn, program, opened.state, when)
+            member_program = program.for_member(arms)
+            response = await self.evaluator.evaluate(conn, member_program, occasion, lock_budgets)
+            response.assignments.extend(
+                pb.ArmAssignment(experiment_id=e, arm_id=a) for e, a in sorted(arms.items())
+            )
             opened.state.save_event(event, when, print_, response)
             await opened.state.flush(conn)
             return response

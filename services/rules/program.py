@@ -9,13 +9,16 @@ against the configuration of its own moment without reading it again for every e
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.db import Conn
+from services.rules import experiment_design
 from services.rules.repository import program as program_repo
+
+ArmKey = tuple[tuple[str, str], ...]  # (experiment_id, arm_id) pairs, by experiment id
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,10 @@ class Program:
     campaigns: list[pb.Campaign] = field(default_factory=list)  # enabled, by campaign id
     budgets: list[pb.Budget] = field(default_factory=list)  # by budget id
     tiers: list[pb.Tier] = field(default_factory=list)  # lowest threshold first
+    experiments: list[pb.Experiment] = field(default_factory=list)  # running, by id
+    # In a member's view: "rule:<id>" or "campaign:<id>" -> the (experiment, arm) that decided it.
+    decided_by: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _views: dict[ArmKey, Program] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     async def load(cls, conn: Conn) -> Program:
@@ -42,7 +49,62 @@ class Program:
             campaigns=[pb.Campaign.FromString(d) for d in row["campaigns"]],
             budgets=[pb.Budget.FromString(d) for d in row["budgets"]],
             tiers=[pb.Tier.FromString(d) for d in row["tiers"]],
+            experiments=[pb.Experiment.FromString(d) for d in row["experiments"]],
         )
+
+    def for_member(self, assignments: Mapping[str, str]) -> Program:
+        """The program a member of these arms ({experiment_id: arm_id}) earns by: a treatment's
+        drafts in place of the rules and campaigns of their ids, a holdout without anything the
+        experiment tests. Running experiments never test the same rule or campaign, so the
+        overlays do not interfere. Built once per combination of arms."""
+        key = tuple(sorted(assignments.items()))
+        if not key:
+            return self
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = self._overlay(key)
+        return view
+
+    def _overlay(self, key: ArmKey) -> Program:
+        rules = {r.rule_id: r for by_type in self.rules.values() for r in by_type}
+        campaigns = {c.campaign_id: c for c in self.campaigns}
+        decided: dict[str, tuple[str, str]] = {}
+        experiments = {e.experiment_id: e for e in self.experiments}
+        for experiment_id, arm_id in key:
+            experiment = experiments.get(experiment_id)
+            arm = (
+                next((a for a in experiment.arms if a.arm_id == arm_id), None)
+                if experiment
+                else None
+            )
+            if experiment is None or arm is None:
+                continue
+            rule_ids, campaign_ids = experiment_design.tested(experiment)
+            decided.update(dict.fromkeys([f"rule:{i}" for i in rule_ids], (experiment_id, arm_id)))
+            decided.update({f"campaign:{i}": (experiment_id, arm_id) for i in campaign_ids})
+            if arm.role == pb.ARM_ROLE_HOLDOUT:
+                for rule_id in rule_ids:
+                    rules.pop(rule_id, None)
+                for campaign_id in campaign_ids:
+                    campaigns.pop(campaign_id, None)
+            rules.update({r.rule_id: r for r in arm.rules})
+            campaigns.update({c.campaign_id: c for c in arm.campaigns})
+        by_type: dict[int, list[pb.Rule]] = defaultdict(list)
+        for rule_id in sorted(rules):
+            if rules[rule_id].enabled:
+                by_type[rules[rule_id].event_type].append(rules[rule_id])
+        return replace(
+            self,
+            rules=dict(by_type),
+            campaigns=[campaigns[i] for i in sorted(campaigns) if campaigns[i].enabled],
+            decided_by=decided,
+            _views={},
+        )
+
+    def decider(self, award: pb.Award) -> tuple[str, str] | None:
+        """The (experiment, arm) that decided an award: its rule's or a campaign's."""
+        keys = [f"rule:{award.rule_id}", *(f"campaign:{c}" for c in award.campaign_ids)]
+        return next((self.decided_by[k] for k in keys if k in self.decided_by), None)
 
     def cap_group_list(self) -> list[pb.CapGroup]:
         """Every cap group by name, with the enabled rules that share it."""

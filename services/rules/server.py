@@ -39,6 +39,14 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             at_start=True,
         )
     )
+    runtime.every(
+        Job(
+            "experiments",
+            config.experiment_seconds,
+            servicer.experiments.tick,
+            once_across_replicas=True,
+        )
+    )
     idempotency.keep_requests(runtime)
     runtime.sample(measures.sampled(runtime.pool, servicer.evaluator))
     relay.install(runtime, "rules")

@@ -18,9 +18,10 @@ from services.common.timestamps import from_timestamp, to_timestamp
 from services.common.validation import Checker, require_user_id
 from services.rules import risk
 from services.rules.config import RulesConfig
-from services.rules.configuration import Configuration
+from services.rules.configuration import Configuration, check_actor
 from services.rules.evaluator import Evaluator
 from services.rules.events import Events
+from services.rules.experiments import Experiments
 from services.rules.member_status import member_status
 from services.rules.program import ProgramCache
 from services.rules.reports import Reports
@@ -91,6 +92,7 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         self.configuration = Configuration(pool, self.evaluator, self.programs)
         self.reviews = Reviews(pool, self.evaluator, self.programs, settlement)
         self.reports = Reports(pool, config, self.events)
+        self.experiments = Experiments(pool, config, settlement.ledger)
         self.dead_letters = dead_letters
         self.requests = RequestLog(pool)
 
@@ -248,6 +250,63 @@ class RulesServicer(DeadLetterRpcs, pb_grpc.RulesServiceServicer):
         self, request: pb.SimulateEventsRequest, context: Context
     ) -> pb.SimulateEventsResponse:
         return await self.reports.simulate(request)
+
+    # --- experiments ----------------------------------------------------------------------
+
+    @idempotent_admin(pb.UpsertExperimentResponse)
+    async def UpsertExperiment(
+        self, request: pb.UpsertExperimentRequest, context: Context
+    ) -> pb.UpsertExperimentResponse:
+        check_actor(request.actor)
+        stored = await self.experiments.save(request.experiment)
+        return pb.UpsertExperimentResponse(experiment=stored)
+
+    @idempotent_admin(pb.StartExperimentResponse)
+    async def StartExperiment(
+        self, request: pb.StartExperimentRequest, context: Context
+    ) -> pb.StartExperimentResponse:
+        check_actor(request.actor)
+        started = await self.experiments.start(request.experiment_id)
+        return pb.StartExperimentResponse(experiment=started)
+
+    @idempotent_admin(pb.ConcludeExperimentResponse)
+    async def ConcludeExperiment(
+        self, request: pb.ConcludeExperimentRequest, context: Context
+    ) -> pb.ConcludeExperimentResponse:
+        check_actor(request.actor)
+        return await self.experiments.conclude(
+            request.experiment_id, request.promote_arm_id, request.actor
+        )
+
+    async def GetExperiment(
+        self, request: pb.GetExperimentRequest, context: Context
+    ) -> pb.GetExperimentResponse:
+        return await self.experiments.get(request.experiment_id)
+
+    async def ListExperiments(
+        self, request: pb.ListExperimentsRequest, context: Context
+    ) -> pb.ListExperimentsResponse:
+        return pb.ListExperimentsResponse(experiments=await self.experiments.every())
+
+    async def ListAssignments(
+        self, request: pb.ListAssignmentsRequest, context: Context
+    ) -> pb.ListAssignmentsResponse:
+        pager = _pager(request.page_size, request.page_token)
+        after = pager.after[0] if pager.after else ""
+        rows = await self.experiments.assignments(request.experiment_id, after, pager.fetch)
+        page, token = pager.page(rows, lambda r: [r["user_id"]])
+        return pb.ListAssignmentsResponse(
+            assignments=[
+                pb.ArmAssignment(
+                    experiment_id=request.experiment_id,
+                    arm_id=r["arm_id"],
+                    user_id=r["user_id"],
+                    assign_time=to_timestamp(r["assigned_at"]),
+                )
+                for r in page
+            ],
+            next_page_token=token,
+        )
 
     # --- reviews --------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ def award_row(
         "campaign_shares": list(award.campaign_shares),
         "tier_points": award.tier_points,
         "occurred_at": occurred_at,
+        "experiment_id": award.experiment_id,
+        "arm_id": award.arm_id,
     }
 
 

@@ -185,10 +185,11 @@ async def write_effects(conn: Conn, effects: Effects) -> dict[str, int] | None:
         ), awarded AS (
             INSERT INTO awards (user_id, event_id, rule_id, rule_version, points,
                                 campaign_points, campaign_ids, order_id, matures_at, expires_at,
-                                review, campaign_shares, tier_points, occurred_at, traceparent)
+                                review, campaign_shares, tier_points, occurred_at, traceparent,
+                                experiment_id, arm_id)
             SELECT user_id, event_id, rule_id, rule_version, points, campaign_points,
                    campaign_ids, order_id, matures_at, expires_at, review, campaign_shares,
-                   tier_points, occurred_at, traceparent
+                   tier_points, occurred_at, traceparent, experiment_id, arm_id
             FROM jsonb_populate_recordset(NULL::awards, $13::jsonb)
         ), announced AS (
             INSERT INTO outbox (type, member_id, data)

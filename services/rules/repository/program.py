@@ -21,8 +21,8 @@ async def all_rules(conn: Conn) -> list[pb.Rule]:
 
 
 async def program_snapshot(conn: Conn) -> Record:
-    """Every enabled rule, cap group, campaign, budget and tier with the configuration's
-    generation, in one statement (one snapshot)."""
+    """Every enabled rule, cap group, campaign, budget and tier, and the running experiments,
+    with the configuration's generation, in one statement (one snapshot)."""
     row = await conn.fetchrow(
         """
         SELECT (SELECT generation FROM config_generation) AS generation,
@@ -33,7 +33,9 @@ async def program_snapshot(conn: Conn) -> Record:
                      ORDER BY campaign_id) AS campaigns,
                ARRAY(SELECT definition FROM budgets ORDER BY budget_id) AS budgets,
                ARRAY(SELECT definition FROM tiers
-                     ORDER BY min_points_12m, tier_id) AS tiers
+                     ORDER BY min_points_12m, tier_id) AS tiers,
+               ARRAY(SELECT definition FROM experiments WHERE status = 'RUNNING'
+                     ORDER BY experiment_id) AS experiments
         """
     )
     assert row is not None
