@@ -63,7 +63,8 @@ async def spenders(
         WHERE EXISTS (
             SELECT 1 FROM transfers t
             WHERE t.user_id = k.user_id AND t.kind IN ('SPEND', 'CAPTURE')
-              AND t.created_at >= k.since AND t.created_at < coalesce($3, 'infinity')
+              AND t.created_at >= k.since
+              AND t.created_at < coalesce($3::timestamptz, 'infinity')
         )
         """,
         user_ids,
