@@ -27,6 +27,7 @@ from gateway.routes import (
     coupons,
     dead_letters,
     events,
+    experiments,
     mall,
     me,
     members,
@@ -42,7 +43,19 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 PUBLIC = ("/healthz", "/readyz")
-ROUTES = (me, mall, checkout, coupons, events, admin, members, dead_letters, webhooks, approvals)
+ROUTES = (
+    me,
+    mall,
+    checkout,
+    coupons,
+    events,
+    admin,
+    experiments,
+    members,
+    dead_letters,
+    webhooks,
+    approvals,
+)
 
 
 def _document(app: FastAPI) -> dict[str, Any]:

@@ -103,6 +103,37 @@ REQUESTS: dict[str, Any] = {
             {"event_id": "s-2", "user_id": "u-1001", "type": "LIKE"},
         ],
     },
+    "RulesExperimentIn": {
+        "name": "Likes x2",
+        "description": "Do members like more when a like earns twice the points?",
+        "arms": [
+            {"arm_id": "a", "name": "Today's program", "role": "CONTROL", "share_bp": 4500},
+            {
+                "arm_id": "b",
+                "name": "2 points a like",
+                "role": "TREATMENT",
+                "share_bp": 4500,
+                "rules": [
+                    {
+                        "rule_id": "like",
+                        "kind": "ACTION",
+                        "event_type": "LIKE",
+                        "action": {"points": 2},
+                        "daily_cap": 10,
+                        "enabled": True,
+                    }
+                ],
+            },
+            {"arm_id": "h", "name": "Holdout", "role": "HOLDOUT", "share_bp": 1000},
+        ],
+        "audience": "ALL",
+        "end_at": SHOWN_UNTIL,
+        "primary_metric": "EVENTS",
+        "event_types": ["LIKE"],
+        "confidence_percent": 95,
+        "min_days": 14,
+        "min_members": 500,
+    },
     "BlacklistEntry": {"kind": "USER", "value": "u-666", "reason": "scripted sign-ups"},
     "AdjustmentIn": {"points": 500, "note": "goodwill for a late delivery"},
 }
@@ -168,6 +199,16 @@ BY_NAME: dict[str, Any] = {
     "lifetime_expired": 300,
     "lifetime_reversed": 0,
     "cash_due_minor": 0,
+    "experiment_id": "like-x2",
+    "arm_id": "b",
+    "share_bp": 4500,
+    # An experiment's figures.
+    "mean": 4.2,
+    "difference": 0.8,
+    "low": 0.3,
+    "high": 1.3,
+    "p_value": 0.002,
+    "relative": 0.19,
     # Composite values, where a generated one would read oddly.
     "metadata": {"order_id": "order-20261125-0001"},
     "backends": {"ledger": "SERVING", "rules": "SERVING", "mall": "SERVING"},
@@ -221,6 +262,9 @@ def _by_type(schema: JSON, document: JSON, name: str, seen: tuple[str, ...]) -> 
         return schema["default"]
     if kind == "integer":
         return _integer(schema, name)
+    if kind == "number":
+        known = BY_NAME.get(name)
+        return known if isinstance(known, float) else 0.5
     if kind == "boolean":
         return name in ("enabled", "valid", "ok")
     if kind == "string":

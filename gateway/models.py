@@ -224,6 +224,11 @@ class Award(BaseModel):
     tier_points: int = Field(description="of `campaign_points`, added by the tier multiplier")
     in_review: bool = Field(description="waits for an operator (decision REVIEW)")
     beneficiary_user_id: str = Field(description="who gets the points (the referrer, invites)")
+    experiment_id: str = Field(
+        description="the experiment whose arm decided the award (its rule or a campaign is "
+        "under test); empty when none did"
+    )
+    arm_id: str = Field(description="the member's arm of `experiment_id`")
 
     @classmethod
     def of(cls, award: rpb.Award) -> Award:
@@ -245,6 +250,8 @@ class Award(BaseModel):
             tier_points=award.tier_points,
             in_review=award.in_review,
             beneficiary_user_id=award.beneficiary_user_id,
+            experiment_id=award.experiment_id,
+            arm_id=award.arm_id,
         )
 
 
@@ -257,6 +264,10 @@ class EventResult(BaseModel):
     awards: list[Award]
     referral: str = Field(description="what became of the event's referrer_id (invitations)")
     new_tier_id: str = Field(description="the tier the user moved to, if the event moved them")
+    arms: dict[str, str] = Field(
+        description="the member's arm of each running experiment they take part in, by "
+        "experiment id (an app may show the arm's variant)"
+    )
 
     @classmethod
     def of(cls, response: rpb.RecordEventResponse) -> EventResult:
@@ -269,6 +280,7 @@ class EventResult(BaseModel):
             awards=[Award.of(a) for a in response.awards],
             referral=response.referral,
             new_tier_id=response.new_tier_id,
+            arms={a.experiment_id: a.arm_id for a in response.assignments},
         )
 
 

@@ -5,11 +5,12 @@ space-separated string, as identity providers issue them. The `admin` scope of e
 tokens counts as the admin role.
 
 - viewer: reads everything;
-- operator: also rules, campaigns, tiers, cap groups, simulations, reviews, the mall,
-  blacklists, dead letters, and member adjustments (large ones wait for approval);
+- operator: also rules, campaigns, tiers, cap groups, experiments, simulations, reviews, the
+  mall, blacklists, dead letters, and member adjustments (large ones wait for approval);
 - finance: also adjustments, budgets, expiry runs, the ledger's audit, the audit log,
   simulations, and deciding approvals (gateway/approvals.py);
-- admin: everything (webhooks included, and deciding approvals).
+- admin: everything (webhooks and promoting an experiment's arm included, and deciding
+  approvals).
 
 Every admin route's need is declared here, in one table: a GET reads unless it is listed. The
 OpenAPI document shows each operation's roles (`x-roles`), and a test holds every route to it.
@@ -48,6 +49,11 @@ NEEDS: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/admin/dead-letters/resolve"): "program",
     ("POST", "/v1/admin/dead-letters/retry"): "program",
     ("POST", "/v1/admin/expiry-runs"): "finance",
+    ("PUT", "/v1/admin/experiments/{experiment_id}"): "program",
+    ("POST", "/v1/admin/experiments/{experiment_id}/start"): "program",
+    ("POST", "/v1/admin/experiments/{experiment_id}/conclude"): "program",
+    # Promotion changes rules for everyone without the cost check of PUT /rules: admin only.
+    ("POST", "/v1/admin/experiments/{experiment_id}/promote"): "admin",
     ("PUT", "/v1/admin/items/{item_id}"): "program",
     ("PUT", "/v1/admin/lotteries/{lottery_id}"): "program",
     ("POST", "/v1/admin/lotteries/{lottery_id}/seed-rotations"): "program",

@@ -77,7 +77,10 @@ def welch(arm: Sequence[float], control: Sequence[float], confidence: float) -> 
         return Comparison(difference, difference, difference, certain)
     test = stats.ttest_ind(arm, control, equal_var=False)
     interval = test.confidence_interval(confidence_level=confidence)
-    return Comparison(difference, float(interval.low), float(interval.high), float(test.pvalue))
+    found = Comparison(difference, float(interval.low), float(interval.high), float(test.pvalue))
+    if not all(math.isfinite(v) for v in (found.low, found.high, found.p_value)):
+        return Comparison(difference, difference, difference, 1.0)  # JSON has no NaN
+    return found
 
 
 def holm(p_values: Sequence[float], alpha: float) -> list[bool]:

@@ -42,6 +42,7 @@ SHOTS = {
     ("economy", "en", 1440),
     ("mall", "zh-CN", 390),
     ("member/checker", "zh-CN", 390),
+    ("experiments/likes", "en", 1440),
 }
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1440, "height": 900}
@@ -125,6 +126,35 @@ async def a_program(console: Console) -> str:
     return str(subscription["subscription"]["subscription_id"])
 
 
+async def an_experiment(console: Console) -> None:
+    """Experiment "likes" running: a like worth 4 for half the members; 16 members liking."""
+    arms = [
+        {"arm_id": "a", "name": "Today", "role": "CONTROL", "share_bp": 4000},
+        {
+            "arm_id": "b",
+            "role": "TREATMENT",
+            "share_bp": 4000,
+            "rules": [
+                {
+                    "rule_id": "like",
+                    "kind": "ACTION",
+                    "event_type": "LIKE",
+                    "action": {"points": 4},
+                    "daily_cap": 10,
+                    "enabled": True,
+                }
+            ],
+        },
+        {"arm_id": "h", "role": "HOLDOUT", "share_bp": 2000},
+    ]
+    draft = {"name": "Likes x2", "arms": arms, "end_at": soon(14), "event_types": ["LIKE"]}
+    http = console.http
+    await ok(http.put("/v1/admin/experiments/likes", json=draft, headers=ADMIN))
+    await ok(http.post("/v1/admin/experiments/likes/start", headers=ADMIN))
+    for n in range(16):
+        await events(http, f"fan-{n}", "LIKE", 1 + n % 3)
+
+
 async def ready(page: Page, route: str, url: str) -> None:
     await page.goto(f"{url}/console#/{route}")
     await expect(page.locator("#page > div[data-ready]")).to_be_attached()
@@ -148,6 +178,7 @@ def untranslated(text: str) -> list[str]:
 async def test_every_page_fits_a_phone_and_speaks_both_languages(console: Console) -> None:
     page = console.page
     subscription = await a_program(console)
+    await an_experiment(console)
     await sign_in(console)
     routes = [
         "overview",
@@ -158,6 +189,8 @@ async def test_every_page_fits_a_phone_and_speaks_both_languages(console: Consol
         "config/cap-groups",
         "config/budgets",
         "simulate",
+        "experiments",
+        "experiments/likes",
         "reviews",
         "members",
         "member/checker",

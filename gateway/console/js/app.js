@@ -8,6 +8,7 @@ import { approvals } from "./pages/approvals.js";
 import { audit } from "./pages/audit.js";
 import { config } from "./pages/config.js";
 import { economy } from "./pages/economy.js";
+import { experiments } from "./pages/experiments.js";
 import { health } from "./pages/health.js";
 import { mall } from "./pages/mall.js";
 import { member } from "./pages/member.js";
@@ -17,7 +18,7 @@ import { reviews } from "./pages/reviews.js";
 import { simulate } from "./pages/simulate.js";
 import { webhooks } from "./pages/webhooks.js";
 
-const PAGES = { overview, economy, config, simulate, reviews, members, member, mall, approvals, webhooks, audit, health };
+const PAGES = { overview, economy, config, simulate, experiments, reviews, members, member, mall, approvals, webhooks, audit, health };
 // Pages only some roles see (the API refuses the others anyway).
 const NEEDS = { audit: "finance" };
 // The menu: one member's page opens from Members.

@@ -52,3 +52,24 @@ export function lineChart(days, series, unit) {
     series.map(([name], s) => h("span", {}, h("i", { class: `series-${s % COLORS.length}` }), name)));
   return [h("div", { class: "chart-wrap" }, chart), legend];
 }
+
+// Differences with their intervals, one row per arm: a dot at the difference, a bar from low
+// to high, and the zero line (an interval across it says "no difference shown").
+// `rows`: [{name, difference, low, high, significant}].
+export function intervalChart(rows, unit) {
+  const width = Math.max(300, Math.min(700, (document.getElementById("page")?.clientWidth ?? 700) - 40));
+  const left = 90, right = 16, row = 28, top = 22, height = top + row * rows.length + 24;
+  const reach = Math.max(1e-9, ...rows.flatMap((r) => [Math.abs(r.low), Math.abs(r.high)]));
+  const x = (v) => left + ((v + reach) * (width - left - right)) / (2 * reach);
+  const y = (i) => top + row * i + row / 2;
+  return h("div", { class: "chart-wrap" }, svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": unit },
+    svg("text", { x: 4, y: 14, "font-size": 12, fill: "#5b6476" }, unit),
+    svg("line", { x1: x(0), y1: top - 4, x2: x(0), y2: height - 20, stroke: "#9aa3b2", "stroke-dasharray": "3 3" }),
+    ...[-reach, 0, reach].map((v) => svg("text", { x: x(v), y: height - 6, "font-size": 11, "text-anchor": "middle", fill: "#5b6476" }, number(Math.round(v * 100) / 100 || 0))),
+    ...rows.flatMap((r, i) => [
+      svg("text", { x: left - 8, y: y(i) + 4, "font-size": 12, "text-anchor": "end", fill: "#1d2330" }, r.name),
+      svg("line", { x1: x(r.low), y1: y(i), x2: x(r.high), y2: y(i), stroke: r.significant ? COLORS[4] : COLORS[0], "stroke-width": 3 }),
+      svg("circle", { cx: x(r.difference), cy: y(i), r: 5, fill: r.significant ? COLORS[4] : COLORS[0] },
+        svg("title", {}, `${r.name}: ${number(r.difference)} [${number(r.low)}, ${number(r.high)}]`)),
+    ])));
+}

@@ -93,6 +93,17 @@ const WORDS = {
     approvalREJECTED: "Rejected", sentForApproval: "Sent for approval: a second person (finance or admin) decides.", action: "Action", target: "Target", from_: "From",
     minAvailable: "Available at least", inactiveSince: "No change since", lastMoved: "Points last moved", deadLettersRules: "Dead letters: rules",
     deadLettersMall: "Dead letters: mall", gaveUp: "Disabled after repeated failed deliveries",
+    experiments: "Experiments", experiment: "Experiment", newExperiment: "New experiment", experimentId: "Experiment id",
+    arms: "Arms", arm: "Arm", adaptive: "Adaptive", yes: "Yes", no: "No", share: "Share", changes: "What it changes",
+    holdoutMeans: "nothing it tests", controlMeans: "the program in force", startExperiment: "Start",
+    concludeExperiment: "Conclude", confirmConclude: "Conclude this experiment? Every member earns by the program again.",
+    confirmPromote: "Promote this arm? Its draft rules and campaigns become new versions for every member, and the experiment ends.",
+    promoteArm: "Promote arm {arm}", mean: "Mean per member", significant: "Significant",
+    differenceFromControl: "Difference from the control, with its interval", noResultsYet: "No results yet: the experiment has not started.",
+    enoughData: "Enough data: the experiment has run long enough with enough members in every arm.",
+    notEnoughData: "Too early to decide: {days} days run (at least {minDays}), and every arm needs {members} members.",
+    primaryMetric: "Decided by", confidenceOf: "{n}% confidence", costPerActive: "Cost per extra active member",
+    armOf: "arm {arm} of {experiment}", armRoleHead: "Role",
   },
   "zh-CN": {
     title: "积分运营后台", language: "语言", signIn: "登录", signOut: "退出",
@@ -185,6 +196,17 @@ const WORDS = {
     approvalREJECTED: "已驳回", sentForApproval: "已提交审批：需由另一位财务或管理员决定。", action: "操作", target: "对象", from_: "来源",
     minAvailable: "可用积分至少", inactiveSince: "此日期后无变动", lastMoved: "积分最近变动", deadLettersRules: "死信：规则服务",
     deadLettersMall: "死信：商城服务", gaveUp: "多次投递失败后被停用",
+    experiments: "实验", experiment: "实验", newExperiment: "新建实验", experimentId: "实验编号",
+    arms: "实验组", arm: "组", adaptive: "自适应分配", yes: "是", no: "否", share: "分配比例", changes: "改动内容",
+    holdoutMeans: "不享受所测规则", controlMeans: "现行方案", startExperiment: "开始",
+    concludeExperiment: "结束实验", confirmConclude: "确定结束该实验？所有会员将恢复按现行方案获得积分。",
+    confirmPromote: "确定推广该组？其草稿规则和活动将作为新版本对所有会员生效，实验随之结束。",
+    promoteArm: "推广 {arm} 组", mean: "人均值", significant: "显著",
+    differenceFromControl: "与对照组的差异及置信区间", noResultsYet: "暂无结果：实验尚未开始。",
+    enoughData: "数据已足够：实验时长和每组人数都已达到要求。",
+    notEnoughData: "尚不能下结论：已运行 {days} 天（至少 {minDays} 天），且每组需要 {members} 名会员。",
+    primaryMetric: "主要指标", confidenceOf: "置信度 {n}%", costPerActive: "每增加一名活跃会员的成本",
+    armOf: "实验 {experiment} 的 {arm} 组", armRoleHead: "角色",
   },
 };
 
@@ -241,6 +263,12 @@ const CODES = {
     delivery: { PENDING: "Waiting", DELIVERED: "Delivered", FAILED: "Failed" },
     blacklist: { USER: "Member", DEVICE: "Device", IP: "IP" },
     audience: { ALL: "Everyone", NEW_USERS: "New members", UNSPECIFIED: "Everyone" },
+    experimentStatus: { DRAFT: "Draft", RUNNING: "Running", CONCLUDED: "Concluded" },
+    armRole: { CONTROL: "Control", TREATMENT: "Treatment", HOLDOUT: "Holdout" },
+    metric: {
+      ACTIVE_DAYS: "Active days per member", EVENTS: "Events per member", RETENTION_7D: "7-day retention",
+      RETENTION_30D: "30-day retention", REDEMPTION: "Redemption rate", POINTS: "Points per member",
+    },
   },
   "zh-CN": {
     kind: { CHECK_IN: "签到", ACTION: "互动", PURCHASE: "消费", TASK: "任务", ONLINE_TIME: "在线时长", INVITE: "邀请" },
@@ -290,6 +318,12 @@ const CODES = {
     delivery: { PENDING: "待投递", DELIVERED: "已送达", FAILED: "失败" },
     blacklist: { USER: "会员", DEVICE: "设备", IP: "IP" },
     audience: { ALL: "所有会员", NEW_USERS: "新会员", UNSPECIFIED: "所有会员" },
+    experimentStatus: { DRAFT: "草稿", RUNNING: "进行中", CONCLUDED: "已结束" },
+    armRole: { CONTROL: "对照组", TREATMENT: "实验组", HOLDOUT: "保留组" },
+    metric: {
+      ACTIVE_DAYS: "人均活跃天数占比", EVENTS: "人均事件数", RETENTION_7D: "7 日留存",
+      RETENTION_30D: "30 日留存", REDEMPTION: "兑换率", POINTS: "人均积分",
+    },
   },
 };
 

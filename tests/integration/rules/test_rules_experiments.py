@@ -22,6 +22,7 @@ from services.rules.experiment_design import arm_for
 from tests.support.events import program_events
 from tests.support.rules_calls import PROGRAM, RulesStub, define_program, event
 
+
 @pytest.fixture(scope="module", autouse=True)
 async def program(rules: RulesStub) -> None:
     await define_program(rules)
@@ -108,7 +109,6 @@ async def test_a_known_uplift_is_found_within_its_interval(rules: RulesStub) -> 
     assert sum(r.members for r in results.values()) == len(members)
     uplift = next(m for m in results["b"].metrics if m.metric == pb.METRIC_EVENTS)
     true_uplift = LIKES["b"] - LIKES["a"]
-    print("uplift", uplift)
     assert uplift.low < true_uplift < uplift.high and uplift.low > 0 and uplift.significant
     same = next(m for m in results["h"].metrics if m.metric == pb.METRIC_EVENTS)
     assert same.low < 0 < same.high and not same.significant
@@ -153,9 +153,9 @@ async def test_assignment_stays_when_shares_change_and_conclusion_promotes(
         finally:
             await rules.UpsertRule(pb.UpsertRuleRequest(rule=stored_rule("share")))
     started = await program_events(database_url, "rules", "experiment.started")
-    concluded = await program_events(database_url, "rules", "experiment.concluded")
+    ended = await program_events(database_url, "rules", "experiment.concluded")
     assert any(e["data"]["experiment_id"] == experiment_id for e in started)
-    (mine,) = [e["data"] for e in concluded if e["data"]["experiment_id"] == experiment_id]
+    (mine,) = [e["data"] for e in ended if e["data"]["experiment_id"] == experiment_id]
     assert mine["reason"] == "OPERATOR" and mine["promoted_arm_id"] == "b"
     assert sum(mine["members"].values()) == 1
 

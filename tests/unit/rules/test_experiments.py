@@ -144,7 +144,6 @@ def test_an_a_a_experiment_finds_no_difference_in_95_percent_of_seeded_runs() ->
         experiment.arms[0].share_bp = experiment.arms[1].share_bp = 5000
         found = experiment_stats.results(experiment, outcomes, UNTIL, cost)
         clean += not any(m.significant for arm in found.arms for m in arm.metrics)
-    print("A/A runs without a difference:", clean)
     assert clean >= 190, clean
 
 

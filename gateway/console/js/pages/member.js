@@ -5,7 +5,7 @@
 // with a reason; blacklist and unblacklist. An id never seen is "not found", not a zero balance.
 import { api, get } from "../api.js";
 import { card, confirmed, errorText, h, table } from "../dom.js";
-import { cutBy, day, label, number, t, when } from "../i18n.js";
+import { cutBy, day, fill, label, number, t, when } from "../i18n.js";
 
 function explain(transfer) {
   const m = transfer.metadata || {};
@@ -31,6 +31,7 @@ function award(a) {
   if (a.reason) parts.push(`· ${label("award", a.reason)}`);
   if (a.pending) parts.push(`· ${t("pendingUntil")} ${when(a.matures_at)}`);
   if (a.in_review) parts.push(`· ${t("inReviewShort")}`);
+  if (a.experiment_id) parts.push(`· ${fill("armOf", { arm: a.arm_id, experiment: a.experiment_id })}`);
   return parts.join(" ");
 }
 
