@@ -7,6 +7,7 @@
     points stats [--from --to]       liability and the period's flows
     points export transfers|members|lots [--from --to] [--format csv|jsonl] [--output FILE]
     points import balances FILE.csv [--import-id ID] [--source migration]
+    points experiments export ID [--format csv|jsonl] [--output FILE]
     points audit-log export [--format csv|jsonl] [--output FILE]   the operators' audit log
     points audit-log verify          its hash chain; exits 1 naming the entries that break it
     points token USER [--scope admin]
@@ -39,6 +40,7 @@ from google.protobuf.message import Message
 from gateway import token as gateway_token
 from loyalty.ledger.v1 import ledger_pb2 as pb
 from loyalty.ledger.v1 import ledger_pb2_grpc
+from loyalty.rules.v1 import rules_pb2, rules_pb2_grpc
 from services.balance_import import (
     BalanceImport,
     Checkpoint,
@@ -79,14 +81,24 @@ def database_url() -> str:
 DEADLINE = 600.0  # seconds: an expiry or an audit of a large ledger takes minutes
 
 
-async def ledger_call(method: str, request: Message) -> Any:
-    """One call to the ledger (LEDGER_ADDR); a refusal or an outage is a clean exit."""
-    async with grpc.aio.insecure_channel(peer_address("ledger")) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+STUBS: dict[str, Any] = {
+    "ledger": ledger_pb2_grpc.LedgerServiceStub,
+    "rules": rules_pb2_grpc.RulesServiceStub,
+}
+
+
+async def peer_call(service: str, method: str, request: Message) -> Any:
+    """One call to a service (<SERVICE>_ADDR); a refusal or an outage is a clean exit."""
+    async with grpc.aio.insecure_channel(peer_address(service)) as channel:
+        stub = STUBS[service](channel)
         try:
             return await getattr(stub, method)(request, timeout=DEADLINE)
         except grpc.aio.AioRpcError as exc:
-            raise click.ClickException(f"ledger: {exc.code().name}: {exc.details()}") from None
+            raise click.ClickException(f"{service}: {exc.code().name}: {exc.details()}") from None
+
+
+async def ledger_call(method: str, request: Message) -> Any:
+    return await peer_call("ledger", method, request)
 
 
 def echo_json(message: Message) -> None:
@@ -283,6 +295,61 @@ def _report(verifier: Verifier) -> None:
     )
     if verifier.problems:
         sys.exit(1)
+
+
+@main.group("experiments", help="Experiments on rules and campaigns (the rules service).")
+def experiments_group() -> None:
+    pass
+
+
+@experiments_group.command(
+    "export",
+    help="Every member assigned to EXPERIMENT_ID, by member id, with their arm, its role and "
+    "when they were assigned: CSV (with a header) or JSON lines, for a data team. Calls the "
+    "rules service at RULES_ADDR.",
+)
+@click.argument("experiment_id")
+@click.option("--format", "form", type=click.Choice(["csv", "jsonl"]), default="csv")
+@click.option("--output", type=click.File("w"), default="-", help="file (default: stdout)")
+def experiments_export(experiment_id: str, form: str, output: IO[str]) -> None:
+    columns = ["experiment_id", "user_id", "arm_id", "role", "assigned_at"]
+    writer = csv.DictWriter(output, fieldnames=columns)
+    if form == "csv":
+        writer.writeheader()
+
+    async def work() -> int:
+        found = await peer_call("rules", "ListExperiments", rules_pb2.ListExperimentsRequest())
+        experiment = next((e for e in found.experiments if e.experiment_id == experiment_id), None)
+        if experiment is None:
+            raise click.ClickException(f"rules: no experiment {experiment_id!r}")
+        roles = {
+            a.arm_id: rules_pb2.ArmRole.Name(a.role).removeprefix("ARM_ROLE_")
+            for a in experiment.arms
+        }
+        count, token = 0, ""
+        while True:
+            request = rules_pb2.ListAssignmentsRequest(
+                experiment_id=experiment_id, page_size=500, page_token=token
+            )
+            page = await peer_call("rules", "ListAssignments", request)
+            for a in page.assignments:
+                row = {
+                    "experiment_id": experiment_id,
+                    "user_id": a.user_id,
+                    "arm_id": a.arm_id,
+                    "role": roles.get(a.arm_id, ""),
+                    "assigned_at": a.assign_time.ToJsonString(),
+                }
+                if form == "csv":
+                    writer.writerow(row)
+                else:
+                    output.write(json.dumps(row) + "\n")
+            count += len(page.assignments)
+            token = page.next_page_token
+            if not token:
+                return count
+
+    click.echo(f"{run(work)} assignments", err=True)
 
 
 @main.group("import", help="Load data from another system.")

@@ -8,6 +8,8 @@ its experiment before it ends (the other tests' members must earn by the program
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,8 +19,10 @@ import numpy as np
 import pytest
 
 from loyalty.rules.v1 import rules_pb2 as pb
+from services.common.server import ServiceHost
 from services.common.timestamps import to_timestamp
 from services.rules.experiment_design import arm_for
+from tests.support.cli import points
 from tests.support.events import program_events
 from tests.support.rules_calls import PROGRAM, RulesStub, define_program, event
 
@@ -76,7 +80,9 @@ async def running(rules: RulesStub, draft: pb.Experiment) -> AsyncIterator[pb.Ex
             )
 
 
-async def test_a_known_uplift_is_found_within_its_interval(rules: RulesStub) -> None:
+async def test_a_known_uplift_is_found_within_its_interval(
+    rules: RulesStub, rules_host: ServiceHost
+) -> None:
     rng = np.random.default_rng(30)
     async with running(rules, experiment("like-x2")) as started:
         members = [f"exp-like-{i:03d}" for i in range(240)]
@@ -114,6 +120,14 @@ async def test_a_known_uplift_is_found_within_its_interval(rules: RulesStub) -> 
     assert same.low < 0 < same.high and not same.significant
     assert results["b"].points > results["a"].points > 0 and results["h"].points == 0
     assert found.results.days == 6 and found.results.enough_data
+    # The data team's export: every member, with the arm they earned by.
+    code, out, err = await points(
+        "experiments", "export", "like-x2", RULES_ADDR=f"127.0.0.1:{rules_host.port}"
+    )
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and err.strip() == f"{len(members)} assignments"
+    assert {r["user_id"]: r["arm_id"] for r in rows} == arms
+    assert {r["role"] for r in rows} == {"CONTROL", "TREATMENT", "HOLDOUT"}
 
 
 async def test_assignment_stays_when_shares_change_and_conclusion_promotes(
