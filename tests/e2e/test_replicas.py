@@ -32,11 +32,13 @@ from loyalty.webhooks.v1 import webhooks_pb2_grpc
 from services.common.peers import open_channel
 from services.common.settings import peer_address
 from services.common.timestamps import to_timestamp
+from services.rules.experiment_design import arm_for
 from tests.integration.ledger import test_ledger_concurrency as ledger_cases
 from tests.integration.mall import test_mall_lottery as lottery_cases
 from tests.integration.mall import test_mall_redemptions as mall_cases
 from tests.integration.rules import test_rules_awards as award_cases
 from tests.integration.rules import test_rules_campaigns as campaign_cases
+from tests.integration.rules import test_rules_experiments as experiment_cases
 from tests.support.databases import fresh_database
 from tests.support.gateway_calls import bearer, operator_keys
 from tests.support.ledger_calls import audit_clean, balance, credit, in_seconds, rid
@@ -164,6 +166,31 @@ async def test_the_concurrency_cases_hold_exactly_over_two_replicas(cluster: Clu
     ):
         for replica in (0, 1):
             assert await calls(cluster.suite, name, replica, method) > 10, (name, replica)
+
+
+async def test_experiment_assignment_is_exact_over_two_replicas(cluster: Cluster) -> None:
+    """Members' events spread over both rules replicas at once: each member is assigned once,
+    to the arm the documented hash gives, and every answer and award agrees."""
+    rules = cluster.rules
+    draft = experiment_cases.experiment(f"rep-{uuid.uuid4().hex[:8]}", "like", 2)
+    before = [await calls(cluster.suite, "rules", r, "RulesService/RecordEvent") for r in (0, 1)]
+    async with experiment_cases.running(rules, draft) as started:
+        members = [user() for _ in range(40)]
+        replies = await asyncio.gather(
+            *(rules.RecordEvent(event(m, rpb.EVENT_TYPE_LIKE)) for m in members for _ in range(4))
+        )
+        assigned = await rules.ListAssignments(
+            rpb.ListAssignmentsRequest(experiment_id=draft.experiment_id, page_size=500)
+        )
+    expected = {m: arm_for(started, m) for m in members}
+    assert {a.user_id: a.arm_id for a in assigned.assignments} == expected
+    assert len(assigned.assignments) == len(members)
+    for member, reply in zip([m for m in members for _ in range(4)], replies, strict=True):
+        assert [a.arm_id for a in reply.assignments] == [expected[member]]
+        for award in reply.awards:
+            assert (award.experiment_id, award.arm_id) == (draft.experiment_id, expected[member])
+    after = [await calls(cluster.suite, "rules", r, "RulesService/RecordEvent") for r in (0, 1)]
+    assert all(a - b >= 20 for a, b in zip(after, before, strict=True)), (before, after)
 
 
 async def calls(suite: Suite, name: str, replica: int, method: str) -> float:
