@@ -2,13 +2,16 @@
 a budget active (`rules_event`). Services run as separate processes.
 
 Goal (issue 13): >= 0.25 of the rules service's health RPC x32 on the same process. Both
-tracing profiles; CPU and round trips per event.
+tracing profiles; CPU and round trips per event. With BENCH_EXPERIMENT=1, an experiment on the
+rule runs meanwhile (two arms, the same points), to measure what assignment adds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -60,6 +63,9 @@ async def measure(sink: SpanSink, profile: str) -> None:
             )
         )
 
+        if os.environ.get("BENCH_EXPERIMENT") == "1":
+            await an_experiment(rules)
+
         async def check(client: int, i: int) -> None:
             await health.Check(health_pb2.HealthCheckRequest())
 
@@ -80,6 +86,28 @@ async def measure(sink: SpanSink, profile: str) -> None:
         )
         measured.round_trips = await round_trips(sink, profile, record, CLIENTS)
     report("rules_event", profile, measured)
+
+
+async def an_experiment(rules: rules_pb2_grpc.RulesServiceAsyncStub) -> None:
+    """Half the members in a treatment whose like is worth what the program's is."""
+    same = pb.Rule(
+        rule_id="like",
+        kind=pb.RULE_KIND_ACTION,
+        event_type=pb.EVENT_TYPE_LIKE,
+        enabled=True,
+        action=pb.ActionParams(points=1),
+        daily_cap=1_000_000,
+    )
+    experiment = pb.Experiment(
+        experiment_id="bench",
+        arms=[
+            pb.Arm(arm_id="a", role=pb.ARM_ROLE_CONTROL, share_bp=5000),
+            pb.Arm(arm_id="b", role=pb.ARM_ROLE_TREATMENT, share_bp=5000, rules=[same]),
+        ],
+    )
+    experiment.end_time.FromDatetime(datetime.now(UTC) + timedelta(days=1))
+    await rules.UpsertExperiment(pb.UpsertExperimentRequest(experiment=experiment))
+    await rules.StartExperiment(pb.StartExperimentRequest(experiment_id="bench"))
 
 
 if __name__ == "__main__":
