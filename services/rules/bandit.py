@@ -38,7 +38,8 @@ class ArmFigures:
 def win_rates(arms: Sequence[ArmFigures], rng: np.random.Generator) -> list[float]:
     """How often each arm's sampled metric per point is the best."""
     means = np.array([a.mean for a in arms])
-    errors = np.array([np.sqrt((a.variance or 1.0) / max(a.members, 1)) for a in arms])
+    # An arm of fewer than two members is unknown (a wide prior); otherwise its standard error.
+    errors = np.array([np.sqrt(a.variance / a.members) if a.members >= 2 else 1.0 for a in arms])
     costs = np.array([max(a.points_per_member, 1.0) for a in arms])
     draws = rng.normal(means, errors, size=(DRAWS, len(arms))) / costs
     wins = np.bincount(np.argmax(draws, axis=1), minlength=len(arms))

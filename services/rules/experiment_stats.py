@@ -9,6 +9,7 @@ so that an A/A experiment reports any difference at all in at most (100 - confid
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,7 +76,11 @@ def welch(arm: Sequence[float], control: Sequence[float], confidence: float) -> 
     if len(arm) < 2 or len(control) < 2 or (np.var(arm) == 0 and np.var(control) == 0):
         certain = 0.0 if difference and len(arm) >= 2 and len(control) >= 2 else 1.0
         return Comparison(difference, difference, difference, certain)
-    test = stats.ttest_ind(arm, control, equal_var=False)
+    with warnings.catch_warnings():
+        # One side may hold identical values (a rate of 0 or 1): Welch's t is still defined,
+        # but scipy warns of precision loss in that side's variance.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        test = stats.ttest_ind(arm, control, equal_var=False)
     interval = test.confidence_interval(confidence_level=confidence)
     found = Comparison(difference, float(interval.low), float(interval.high), float(test.pvalue))
     if not all(math.isfinite(v) for v in (found.low, found.high, found.p_value)):
