@@ -58,7 +58,7 @@ def shares(
     holdout = [a for a in arms if a.role == pb.ARM_ROLE_HOLDOUT]
     competing = [a for a in arms if a.role != pb.ARM_ROLE_HOLDOUT]
     kept = floor_bp if holdout else 0
-    spread = BASIS - kept - KEEP_BP * len(competing)
+    spread = max(0, BASIS - kept - KEEP_BP * len(competing))  # a high floor leaves none
     weights = [KEEP_BP + rate * spread for rate in win_rates(competing, rng)]
     result = dict(zip([a.arm_id for a in competing], _whole(weights, BASIS - kept), strict=True))
     if holdout:

@@ -358,6 +358,8 @@ const REASONS_ZH = {
   MISSING_TOKEN: "请先登录。", INVALID_TOKEN: "登录凭证无效，请重新登录。", TOKEN_EXPIRED: "登录已过期，请重新登录。",
   MISSING_SCOPE: "当前账号无权执行此操作。", DEPENDENCY_UNAVAILABLE: "有服务暂不可用，请稍后重试。",
   AMOUNT_EXCEEDS_REVERSIBLE: "金额超过可冲回的数量。", DEAD_LETTER_NOT_OPEN: "该死信已处理。",
+  EXPERIMENT_NOT_FOUND: "没有这个实验。", EXPERIMENT_NOT_DRAFT: "实验已开始，不能再修改或重新开始。",
+  EXPERIMENT_OVERLAP: "另一个进行中的实验正在测试相同的规则或活动。", EXPERIMENT_NOT_RUNNING: "该实验不在进行中。",
 };
 
 let locale = "en";
