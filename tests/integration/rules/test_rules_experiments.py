@@ -130,6 +130,28 @@ async def test_a_known_uplift_is_found_within_its_interval(
     assert {r["role"] for r in rows} == {"CONTROL", "TREATMENT", "HOLDOUT"}
 
 
+async def test_an_a_a_experiment_finds_no_difference(rules: RulesStub) -> None:
+    """Two arms earning alike, members behaving alike: no metric differs (the statistics'
+    false-positive rate over 200 seeded runs is in tests/unit/rules/test_experiments.py)."""
+    draft = experiment("like-aa", points=1)
+    del draft.arms[2]
+    draft.arms[0].share_bp = draft.arms[1].share_bp = 5000
+    rng = np.random.default_rng(31)
+    async with running(rules, draft):
+        members = [f"exp-aa-{i:03d}" for i in range(200)]
+        likes = [
+            event(m, pb.EVENT_TYPE_LIKE, days_ago=float(rng.uniform(0, 5.5))).event
+            for m in members
+            for _ in range(1 + int(rng.poisson(3.0)))
+        ]
+        for at in range(0, len(likes), 500):
+            await rules.RecordEvents(pb.RecordEventsRequest(events=likes[at : at + 500]))
+        found = await rules.GetExperiment(pb.GetExperimentRequest(experiment_id="like-aa"))
+    (other,) = [a for a in found.results.arms if a.arm_id == "b"]
+    assert other.members > 50 and all(m.p_value > 0 for m in other.metrics)
+    assert not [m.metric for m in other.metrics if m.significant]
+
+
 async def test_assignment_stays_when_shares_change_and_conclusion_promotes(
     rules: RulesStub, database_url: str
 ) -> None:
