@@ -25,7 +25,8 @@ KEEP_BP = 200  # each competing arm keeps 2 % of new members
 
 @dataclass(frozen=True)
 class ArmFigures:
-    """What the bandit knows of an arm: its primary metric and its cost, per member."""
+    """What the bandit knows of an arm, per member: its primary metric, and its cost (the
+    points awarded by what the experiment tests)."""
 
     arm_id: str
     role: pb.ArmRole.ValueType

@@ -38,8 +38,9 @@ class Outcome:
     events: int
     active_days: int
     last_at: datetime | None
-    points: int
+    points: int  # every award's
     spent: bool
+    tested_points: int = 0  # of `points`, awarded by the rules and campaigns under test
 
 
 def value(outcome: Outcome, metric: Metric, until: datetime) -> float | None:
@@ -125,7 +126,12 @@ def results(
     started = experiment.start_time.ToDatetime().replace(tzinfo=until.tzinfo)
     days = max(0, (until - started).days)
     enough = days >= experiment.min_days and all(r.members >= experiment.min_members for r in arms)
-    out = pb.ExperimentResults(arms=arms, days=days, enough_data=enough)
+    out = pb.ExperimentResults(
+        arms=arms,
+        days=days,
+        enough_data=enough,
+        budget_used_points=sum(o.tested_points for o in outcomes),
+    )
     out.as_of_time.FromDatetime(until)
     return out
 

@@ -198,6 +198,7 @@ class Experiments:
                 r["last_at"],
                 r["points"],
                 r["user_id"] in spenders,
+                r["tested_points"],
             )
             for r in rows
         ]
@@ -238,7 +239,7 @@ class Experiments:
         if not (experiment.adaptive or experiment.budget_points):
             return
         outcomes = await self.outcomes(experiment, now)
-        spent = sum(o.points for o in outcomes)
+        spent = sum(o.tested_points for o in outcomes)
         if experiment.budget_points and spent >= experiment.budget_points:
             await self.conclude(experiment.experiment_id, "", "", reason="BUDGET")
         elif experiment.adaptive and outcomes:
@@ -284,7 +285,7 @@ def _reallocation(
                 len(values),
                 float(np.mean(values)) if values else 0.0,
                 float(np.var(values, ddof=1)) if len(values) > 1 else 0.0,
-                sum(o.points for o in members) / len(members) if members else 0.0,
+                sum(o.tested_points for o in members) / len(members) if members else 0.0,
             )
         )
     start, end = experiment_design.window(experiment)

@@ -104,6 +104,7 @@ const WORDS = {
     notEnoughData: "Too early to decide: {days} days run (at least {minDays}), and every arm needs {members} members.",
     primaryMetric: "Decided by", confidenceOf: "{n}% confidence", costPerActive: "Cost per extra active member",
     armOf: "arm {arm} of {experiment}", armRoleHead: "Role",
+    budgetUsed: "Budget: {used} of {limit} points awarded by what it tests.",
   },
   "zh-CN": {
     title: "积分运营后台", language: "语言", signIn: "登录", signOut: "退出",
@@ -207,6 +208,7 @@ const WORDS = {
     notEnoughData: "尚不能下结论：已运行 {days} 天（至少 {minDays} 天），且每组需要 {members} 名会员。",
     primaryMetric: "主要指标", confidenceOf: "置信度 {n}%", costPerActive: "每增加一名活跃会员的成本",
     armOf: "实验 {experiment} 的 {arm} 组", armRoleHead: "角色",
+    budgetUsed: "预算：所测规则和活动已发放 {used} 积分，上限 {limit}。",
   },
 };
 

@@ -101,13 +101,15 @@ async def member_outcomes(
 ) -> list[Record]:
     """Per assigned member, from assignment until `until`: events of `event_types` (all when
     empty), days active (in the program's time zone), the last event, and points awarded
-    (neither rejected in review nor taken back by a refund). Denied events do not count."""
+    (neither rejected in review nor taken back by a refund), in all and by what the experiment
+    tests. Denied events do not count."""
     return list(
         await conn.fetch(
             """
             SELECT a.user_id, a.arm_id, a.assigned_at, coalesce(e.counted, 0) AS events,
                    coalesce(e.days, 0) AS active_days, e.last_at,
-                   coalesce(w.points, 0)::bigint AS points
+                   coalesce(w.points, 0)::bigint AS points,
+                   coalesce(w.tested, 0)::bigint AS tested_points
             FROM experiment_assignments a
             LEFT JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE cardinality($2::text[]) = 0
@@ -119,7 +121,9 @@ async def member_outcomes(
                   AND ev.occurred_at >= a.assigned_at AND ev.occurred_at < $3
             ) e ON true
             LEFT JOIN LATERAL (
-                SELECT sum(aw.points) AS points FROM awards aw
+                SELECT sum(aw.points) AS points,
+                       sum(aw.points) FILTER (WHERE aw.experiment_id = $1) AS tested
+                FROM awards aw
                 WHERE aw.user_id = a.user_id AND aw.review <> 'REJECTED'
                   AND aw.reversed_by IS NULL
                   AND coalesce(aw.occurred_at, aw.created_at) >= a.assigned_at

@@ -119,6 +119,8 @@ async def test_a_known_uplift_is_found_within_its_interval(
     same = next(m for m in results["h"].metrics if m.metric == pb.METRIC_EVENTS)
     assert same.low < 0 < same.high and not same.significant
     assert results["b"].points > results["a"].points > 0 and results["h"].points == 0
+    # Likes are all these members did: every point came from the rule under test.
+    assert found.results.budget_used_points == sum(r.points for r in results.values())
     assert found.results.days == 6 and found.results.enough_data
     # The data team's export: every member, with the arm they earned by.
     code, out, err = await points(

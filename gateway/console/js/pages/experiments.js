@@ -124,6 +124,7 @@ function detail(root, experimentId) {
         ["costPerActive", (a) => (byArm[a.arm_id]?.cost_per_incremental_active ? money(byArm[a.arm_id].cost_per_incremental_active) : "—"), "num"],
       ], experiment.arms, "arms"),
       h("p", { id: "verdict" }, verdict),
+      experiment.budget_points ? h("p", { id: "budget" }, fill("budgetUsed", { used: number(results?.budget_used_points ?? 0), limit: number(experiment.budget_points) })) : null,
       results?.arms?.length ? results.arms[0].metrics.map((m) => metricCard(m.metric, experiment, results)) : null];
   });
 }
