@@ -121,7 +121,8 @@ async def promote_arm(
     experiment_id: ExperimentId, body: Promotion, services: Services, idem: Idem, caller: Operator
 ) -> Json:
     """Stop the experiment and make the arm's drafts new versions of their rules and campaigns,
-    for every member."""
+    for every member. An arm that is not one of its TREATMENTs is refused (400, field
+    `promote_arm_id`)."""
     return await _conclude(services, experiment_id, body.arm_id, idem, caller.user_id)
 
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from loyalty.rules.v1 import rules_pb2 as pb
-from services.rules.experiment_design import BASIS
+from services.rules.experiment_design import BASIS, KEEP_BP
 
 DRAWS = 4000
-KEEP_BP = 200  # each competing arm keeps 2 % of new members
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ MAX_ARMS = 10
 DEFAULT_CONFIDENCE = 95
 DEFAULT_MIN_DAYS = 7
 DEFAULT_MIN_MEMBERS = 100
+KEEP_BP = 200  # an adaptive experiment's least share for each arm that competes
 
 
 def bucket(experiment_id: str, user_id: str) -> int:
@@ -72,6 +73,9 @@ def with_defaults(experiment: pb.Experiment) -> pb.Experiment:
     stored.min_members = stored.min_members or DEFAULT_MIN_MEMBERS
     stored.primary_metric = stored.primary_metric or pb.METRIC_EVENTS
     stored.audience = stored.audience or pb.AUDIENCE_ALL
+    holdout = role_of(stored, pb.ARM_ROLE_HOLDOUT)
+    if stored.adaptive and holdout is not None and not stored.holdout_floor_bp:
+        stored.holdout_floor_bp = holdout.share_bp  # the bandit keeps what was asked for
     return stored
 
 
@@ -109,7 +113,12 @@ def check_experiment(experiment: pb.Experiment) -> None:
     )
     c.require(0 <= experiment.min_days <= 365, "min_days", "must be 0 to 365")
     c.require(0 <= experiment.min_members <= 10**6, "min_members", "must be 0 to 1000000")
-    c.require(0 <= experiment.holdout_floor_bp <= BASIS, "holdout_floor_bp", "must be 0 to 10000")
+    competing = sum(a.role != pb.ARM_ROLE_HOLDOUT for a in experiment.arms)
+    c.require(
+        0 <= experiment.holdout_floor_bp <= BASIS - KEEP_BP * competing,
+        "holdout_floor_bp",
+        f"must leave every other arm {KEEP_BP} (0 to {BASIS - KEEP_BP * competing})",
+    )
     c.points("budget_points", experiment.budget_points, zero_allowed=True)
     _check_arms(c, experiment)
     c.done()

@@ -100,6 +100,7 @@ class Experiments:
         """Start a draft: members are assigned from its start (now unless set) on."""
         _check_id(experiment_id)
         async with self.pool.acquire() as conn, conn.transaction():
+            await repo.lock_starts(conn)
             experiment = await self._locked(conn, experiment_id)
             if experiment.status != pb.EXPERIMENT_STATUS_DRAFT:
                 raise FailedPrecondition("EXPERIMENT_NOT_DRAFT", "the experiment has started")

@@ -8,7 +8,7 @@ from datetime import datetime
 from asyncpg import Record
 
 from loyalty.rules.v1 import rules_pb2 as pb
-from services.common.db import Conn
+from services.common.db import Conn, lock_for_transaction
 
 STATUS = {
     pb.EXPERIMENT_STATUS_DRAFT: "DRAFT",
@@ -25,6 +25,12 @@ async def find(conn: Conn, experiment_id: str, *, lock: bool = False) -> pb.Expe
         experiment_id,
     )
     return None if definition is None else pb.Experiment.FromString(definition)
+
+
+async def lock_starts(conn: Conn) -> None:
+    """Serialise starting experiments, for this transaction: the check that no running one
+    tests the same rule sees every start before it."""
+    await lock_for_transaction(conn, "points.rules.experiment-starts")
 
 
 async def save(conn: Conn, experiment: pb.Experiment) -> None:

@@ -7,6 +7,7 @@ its experiment before it ends (the other tests' members must earn by the program
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
@@ -196,6 +197,26 @@ async def test_assignment_stays_when_shares_change_and_conclusion_promotes(
     (mine,) = [e["data"] for e in ended if e["data"]["experiment_id"] == experiment_id]
     assert mine["reason"] == "OPERATOR" and mine["promoted_arm_id"] == "b"
     assert sum(mine["members"].values()) == 1
+
+
+async def test_of_two_overlapping_experiments_started_at_once_one_runs(rules: RulesStub) -> None:
+    drafts = [experiment(f"race-{uuid.uuid4().hex[:8]}", "share", 3) for _ in range(2)]
+    for draft in drafts:
+        await rules.UpsertExperiment(pb.UpsertExperimentRequest(experiment=draft))
+    starts = await asyncio.gather(
+        *(
+            rules.StartExperiment(pb.StartExperimentRequest(experiment_id=d.experiment_id))
+            for d in drafts
+        ),
+        return_exceptions=True,
+    )
+    refused = [s for s in starts if isinstance(s, grpc.aio.AioRpcError)]
+    (started,) = [s for s in starts if isinstance(s, pb.StartExperimentResponse)]
+    await rules.ConcludeExperiment(
+        pb.ConcludeExperimentRequest(experiment_id=started.experiment.experiment_id)
+    )
+    assert len(refused) == 1 and refused[0].code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already tests share" in str(refused[0].details())
 
 
 async def test_bad_experiments_are_refused_by_field(rules: RulesStub) -> None:

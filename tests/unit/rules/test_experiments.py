@@ -13,7 +13,7 @@ from loyalty.common.v1 import common_pb2
 from loyalty.rules.v1 import rules_pb2 as pb
 from services.common.errors import InvalidArgument
 from services.rules import bandit, experiment_stats
-from services.rules.experiment_design import BASIS, arm_for, check_experiment
+from services.rules.experiment_design import BASIS, arm_for, check_experiment, with_defaults
 from services.rules.experiment_stats import Outcome, holm, welch
 from services.rules.program import Program
 
@@ -184,3 +184,13 @@ def test_the_bandit_never_allocates_beyond_the_budget() -> None:
     assert projected <= left and shares["h"] == 1000 and sum(shares.values()) == BASIS
     unbounded = bandit.shares(arms, 1000, np.random.default_rng(2), None, to_come)
     assert shares["b"] < unbounded["b"]
+
+
+def test_an_adaptive_holdout_keeps_its_share_unless_told_and_leaves_room() -> None:
+    experiment = like_x2()
+    experiment.adaptive = True
+    assert with_defaults(experiment).holdout_floor_bp == 1000
+    experiment.holdout_floor_bp = 9700  # the control and the treatment need 2 % each
+    with pytest.raises(InvalidArgument) as refused:
+        check_experiment(experiment)
+    assert [v.field for v in refused.value.violations] == ["experiment.holdout_floor_bp"]
