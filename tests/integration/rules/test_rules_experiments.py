@@ -219,6 +219,19 @@ async def test_of_two_overlapping_experiments_started_at_once_one_runs(rules: Ru
     assert "already tests share" in str(refused[0].details())
 
 
+async def test_an_experiment_for_new_members_leaves_the_others_alone(rules: RulesStub) -> None:
+    old = f"exp-old-{uuid.uuid4().hex[:8]}"
+    await rules.RecordEvent(event(old, pb.EVENT_TYPE_CHECK_IN))
+    draft = experiment(f"new-{uuid.uuid4().hex[:8]}", "share", 3)
+    draft.audience = pb.AUDIENCE_NEW_USERS
+    draft.ClearField("start_time")  # from the start on
+    async with running(rules, draft):
+        before = await rules.RecordEvent(event(old, pb.EVENT_TYPE_SHARE))
+        newcomer = await rules.RecordEvent(event(f"{old}-new", pb.EVENT_TYPE_SHARE))
+    assert not before.assignments
+    assert [a.experiment_id for a in newcomer.assignments] == [draft.experiment_id]
+
+
 async def test_bad_experiments_are_refused_by_field(rules: RulesStub) -> None:
     draft = experiment("bad-one")
     draft.arms[0].share_bp = 10
