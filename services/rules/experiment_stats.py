@@ -61,6 +61,11 @@ def value(outcome: Outcome, metric: Metric, until: datetime) -> float | None:
     return float(outcome.points)
 
 
+def values_of(members: Sequence[Outcome], metric: Metric, until: datetime) -> list[float]:
+    """The members' values of `metric`, leaving out those not counted."""
+    return [v for o in members if (v := value(o, metric, until)) is not None]
+
+
 @dataclass(frozen=True)
 class Comparison:
     difference: float
@@ -110,7 +115,7 @@ def results(
     intervals, and its cost per incremental active member against the holdout."""
     by_arm = {a.arm_id: [o for o in outcomes if o.arm_id == a.arm_id] for a in experiment.arms}
     values = {
-        (arm_id, m): [v for o in members if (v := value(o, m, until)) is not None]
+        (arm_id, m): values_of(members, m, until)
         for arm_id, members in by_arm.items()
         for m in METRICS
     }

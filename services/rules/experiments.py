@@ -181,14 +181,17 @@ class Experiments:
                 raise _not_found(experiment_id)
             return await repo.assignments(conn, experiment_id, after_user, fetch)
 
-    async def outcomes(self, experiment: pb.Experiment, until: datetime) -> list[Outcome]:
-        """What each assigned member did from assignment until `until`."""
+    async def outcomes(
+        self, experiment: pb.Experiment, until: datetime, spenders: bool = True
+    ) -> list[Outcome]:
+        """What each assigned member did from assignment until `until`; who spent points is
+        asked of the ledger only with `spenders`."""
         types = [pb.EventType.Name(t) for t in experiment.event_types]
         async with self.pool.acquire() as conn:
             rows = await repo.member_outcomes(
                 conn, experiment.experiment_id, types, until, self.config.zone.key
             )
-        spenders = await self._spenders(rows, until)
+        spent = await self._spenders(rows, until) if spenders else set()
         return [
             Outcome(
                 r["user_id"],
@@ -198,7 +201,7 @@ class Experiments:
                 r["active_days"],
                 r["last_at"],
                 r["points"],
-                r["user_id"] in spenders,
+                r["user_id"] in spent,
                 r["tested_points"],
             )
             for r in rows
@@ -239,7 +242,9 @@ class Experiments:
             return
         if not (experiment.adaptive or experiment.budget_points):
             return
-        outcomes = await self.outcomes(experiment, now)
+        # The ledger is asked who spent only when the bandit decides by it.
+        by_redemption = experiment.adaptive and experiment.primary_metric == pb.METRIC_REDEMPTION
+        outcomes = await self.outcomes(experiment, now, spenders=by_redemption)
         spent = sum(o.tested_points for o in outcomes)
         if experiment.budget_points and spent >= experiment.budget_points:
             await self.conclude(experiment.experiment_id, "", "", reason="BUDGET")
@@ -274,11 +279,7 @@ def _reallocation(
     figures = []
     for arm in experiment.arms:
         members = [o for o in outcomes if o.arm_id == arm.arm_id]
-        values = [
-            v
-            for o in members
-            if (v := experiment_stats.value(o, experiment.primary_metric, now)) is not None
-        ]
+        values = experiment_stats.values_of(members, experiment.primary_metric, now)
         figures.append(
             bandit.ArmFigures(
                 arm.arm_id,

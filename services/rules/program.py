@@ -72,16 +72,13 @@ class Program:
         experiments = {e.experiment_id: e for e in self.experiments}
         for experiment_id, arm_id in key:
             experiment = experiments.get(experiment_id)
-            arm = (
-                next((a for a in experiment.arms if a.arm_id == arm_id), None)
-                if experiment
-                else None
-            )
+            arms = experiment.arms if experiment is not None else []
+            arm = next((a for a in arms if a.arm_id == arm_id), None)
             if experiment is None or arm is None:
                 continue
             rule_ids, campaign_ids = experiment_design.tested(experiment)
-            decided.update(dict.fromkeys([f"rule:{i}" for i in rule_ids], (experiment_id, arm_id)))
-            decided.update({f"campaign:{i}": (experiment_id, arm_id) for i in campaign_ids})
+            tested = [f"rule:{i}" for i in rule_ids] + [f"campaign:{i}" for i in campaign_ids]
+            decided.update(dict.fromkeys(tested, (experiment_id, arm_id)))
             if arm.role == pb.ARM_ROLE_HOLDOUT:
                 for rule_id in rule_ids:
                     rules.pop(rule_id, None)
